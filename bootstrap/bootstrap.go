@@ -1,0 +1,19 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ersmesh/ersmesh/mesh"
+)
+
+// New starts a bootstrap node. cfg.Server is forced on: a bootstrap node
+// exists to answer DHT queries.
+func New(ctx context.Context, cfg mesh.Config) (*mesh.Node, error) {
+	cfg.Server = true
+	n, err := mesh.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start bootstrap node: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,130 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/ersmesh/ersmesh/bridge/socketio"
+)
+
+// ersHandler turns Socket.IO events into ERS behaviour. It is the Bridge
+// seen through the socketio.Handler interface.
+type ersHandler Bridge
+
+// iceServerJSON is an RTCIceServer for the stunservers/turnservers events.
+// Legacy ERS players read "url", current ones "urls"; send both.
+type iceServerJSON struct {
+	URL        string   `json:"url,omitempty"`
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+func (h *ersHandler) Connect(s *socketio.Socket) {
+	b := (*Bridge)(h)
+	v := &viewer{b: b, sock: s}
+	b.mu.Lock()
+	b.views[s.ID()] = v
+	b.mu.Unlock()
+	stun := []iceServerJSON{}
+	for _, is := range b.iceServers() {
+		stun = append(stun, iceServerJSON{URL: is.URLs[0], URLs: is.URLs})
+	}
+	// Both lists must reach the player before any offer: it builds its
+	// RTCPeerConnection from them.
+	s.Emit("stunservers", stun)
+	s.Emit("turnservers", []iceServerJSON{})
+	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
+}
+
+func (h *ersHandler) Disconnect(s *socketio.Socket, err error) {
+	b := (*Bridge)(h)
+	b.mu.Lock()
+	v := b.views[s.ID()]
+	delete(b.views, s.ID())
+	b.mu.Unlock()
+	if v != nil {
+		v.leave("viewer disconnected")
+	}
+	b.log.Debug("viewer disconnected", "sid", s.ID(), "err", err)
+}
+
+func (h *ersHandler) Event(s *socketio.Socket, name string, args []json.RawMessage, ack socketio.AckFunc) error {
+	b := (*Bridge)(h)
+	b.mu.Lock()
+	v := b.views[s.ID()]
+	b.mu.Unlock()
+	if v == nil {
+		return errors.New("socket is not connected")
+	}
+	switch name {
+	case "join":
+		return v.join(args, ack)
+	case "message":
+		return v.message(args)
+	case "leave":
+		v.leave("viewer left")
+		return nil
+	case "create", "shareScreen", "unshareScreen", "trace":
+		// signalmaster events a viewer of a device has no use for; ERS
+		// players may still send them, so accept them quietly.
+		if ack != nil {
+			ack(nil)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown event %q", truncate(name, 64))
+}
+
+// joinData is the second argument of join: {token, streamName, transport}.
+type joinData struct {
+	Token      string `json:"token"`
+	StreamName string `json:"streamName"`
+	Transport  string `json:"transport"`
+}
+
+// parseJoin reads join(roomName, [data]); plain signalmaster clients send
+// only the room name.
+func parseJoin(args []json.RawMessage) (room string, data joinData, err error) {
+	if len(args) == 0 {
+		return "", data, errors.New("join needs a room name")
+	}
+	if err := json.Unmarshal(args[0], &room); err != nil {
+		return "", data, errors.New("join: the room name must be a string")
+	}
+	if len(args) > 1 && len(args[1]) > 0 && args[1][0] == '{' {
+		if err := json.Unmarshal(args[1], &data); err != nil {
+			return "", data, fmt.Errorf("join: bad data object: %v", err)
+		}
+	}
+	return room, data, nil
+}
+
+// ersMessage is the ERS "message" event, both ways.
+type ersMessage struct {
+	To          string          `json:"to,omitempty"`
+	From        string          `json:"from,omitempty"`
+	SID         string          `json:"sid,omitempty"`
+	Broadcaster string          `json:"broadcaster,omitempty"`
+	RoomType    string          `json:"roomType,omitempty"`
+	Type        string          `json:"type"`
+	Payload     json.RawMessage `json:"payload,omitempty"`
+	Prefix      string          `json:"prefix,omitempty"`
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// roomDescription is the join ack's second argument.
+func roomDescription(deviceID string) map[string]any {
+	clients := map[string]any{}
+	if deviceID != "" {
+		clients[deviceID] = map[string]bool{"video": true, "audio": false, "screen": false}
+	}
+	return map[string]any{"clients": clients}
+}

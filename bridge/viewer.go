@@ -1,0 +1,313 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+// joinTimeout bounds finding the room, reaching its device and hearing its
+// accept, so a viewer never waits on a dead device for long.
+const joinTimeout = 15 * time.Second
+
+// viewer is one browser socket. Its current device session is replaced on
+// every join and ended on leave or disconnect.
+type viewer struct {
+	b    *Bridge
+	sock *socketio.Socket
+
+	mu  sync.Mutex
+	cur *deviceSession
+}
+
+func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
+	room, data, err := parseJoin(args)
+	if err != nil {
+		if ack != nil {
+			ack(err.Error())
+		}
+		return nil
+	}
+	if ack == nil {
+		// Without an ack the player could not learn who serves the room.
+		ack = func(...any) error { return nil }
+	}
+	ds := &deviceSession{v: v, room: room, data: data, ack: ack, done: make(chan struct{})}
+	ds.log = v.b.log.With("sid", v.sock.ID(), "room", room)
+	ds.ctx, ds.cancel = context.WithCancel(v.b.ctx)
+
+	b := v.b
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ds.cancel()
+		return errors.New("bridge is shutting down")
+	}
+	b.wg.Add(1)
+	b.mu.Unlock()
+
+	v.mu.Lock()
+	prev := v.cur
+	v.cur = ds
+	v.mu.Unlock()
+	if prev != nil {
+		prev.end("viewer joined again")
+	}
+	go ds.run()
+	return nil
+}
+
+func (v *viewer) message(args []json.RawMessage) error {
+	if len(args) == 0 {
+		return errors.New("message needs an argument")
+	}
+	var m ersMessage
+	if err := json.Unmarshal(args[0], &m); err != nil {
+		return errors.New("message: the argument must be an object")
+	}
+	v.mu.Lock()
+	ds := v.cur
+	v.mu.Unlock()
+	if ds == nil {
+		return errors.New("message: join a room first")
+	}
+	return ds.forward(&m)
+}
+
+func (v *viewer) leave(reason string) {
+	v.mu.Lock()
+	ds := v.cur
+	v.cur = nil
+	v.mu.Unlock()
+	if ds != nil {
+		ds.end(reason)
+	}
+}
+
+// deviceSession is one join: the stream to the room's device and the
+// goroutine that relays the device's messages to the browser.
+type deviceSession struct {
+	v    *viewer
+	room string
+	data joinData
+	ack  socketio.AckFunc
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex // guards conn and device, set once the device accepted
+	conn   *signal.Conn
+	device string
+	reason string // why the viewer side ended the session
+}
+
+// end stops the session from the viewer's side without waiting: the run
+// goroutine says goodbye to the device and exits.
+func (ds *deviceSession) end(reason string) {
+	ds.mu.Lock()
+	if ds.reason == "" {
+		ds.reason = reason
+	}
+	conn := ds.conn
+	ds.mu.Unlock()
+	ds.cancel()
+	if conn != nil {
+		conn.Interrupt()
+	}
+}
+
+// forward relays a browser message to the device.
+func (ds *deviceSession) forward(m *ersMessage) error {
+	ds.mu.Lock()
+	conn, device := ds.conn, ds.device
+	ds.mu.Unlock()
+	if conn == nil {
+		return errors.New("message: no device has accepted this viewer yet")
+	}
+	if m.To != "" && m.To != device {
+		return fmt.Errorf("message: unknown recipient %q", truncate(m.To, 64))
+	}
+	sm := &signal.Message{Kind: signal.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}
+	if err := sm.Validate(); err != nil {
+		return fmt.Errorf("message: %w", err)
+	}
+	if err := conn.Send(sm); err != nil {
+		ds.log.Info("device stream broke while forwarding", "err", err)
+		ds.end("device stream broke")
+	}
+	return nil
+}
+
+func (ds *deviceSession) run() {
+	defer ds.v.b.wg.Done()
+	defer close(ds.done)
+	defer ds.cancel()
+	conn, device, ok := ds.connect()
+	if !ok {
+		return
+	}
+	defer conn.Close()
+	stopPings := ds.pings(conn)
+	defer stopPings()
+	ds.relay(conn, device)
+}
+
+// connect finds the device, opens the stream, sends the join and acks the
+// browser with the device's answer.
+func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
+	b := ds.v.b
+	ctx, cancel := context.WithTimeout(ds.ctx, joinTimeout)
+	defer cancel()
+	info, err := b.cfg.Resolver.Resolve(ctx, ds.room)
+	if errors.Is(err, mesh.ErrNotFound) {
+		ds.log.Debug("no device in room")
+		ds.ack(nil, roomDescription(""))
+		return nil, "", false
+	}
+	if err != nil {
+		if ds.ctx.Err() == nil {
+			ds.log.Info("room lookup failed", "err", err)
+			ds.ack(fmt.Sprintf("cannot join room %q: %v", truncate(ds.room, 140), err))
+		}
+		return nil, "", false
+	}
+	// Devices behind NAT are reached through a relay; signalling is small
+	// and may use such limited connections.
+	sctx := network.WithAllowLimitedConn(ctx, "ersmesh signalling")
+	if err := b.cfg.Host.Connect(sctx, info); err != nil {
+		return ds.unreachable(err)
+	}
+	st, err := b.cfg.Host.NewStream(sctx, info.ID, signal.ProtocolID)
+	if err != nil {
+		return ds.unreachable(err)
+	}
+	conn := signal.NewConn(st)
+	ds.mu.Lock()
+	ds.conn = conn
+	ds.mu.Unlock()
+	if ds.ctx.Err() != nil { // ended while we connected; end() may have missed conn
+		conn.Reset()
+		return nil, "", false
+	}
+	err = conn.Send(&signal.Message{
+		Kind:       signal.KindJoin,
+		Session:    ds.v.sock.ID(),
+		Room:       ds.room,
+		Stream:     ds.data.StreamName,
+		Transport:  ds.data.Transport,
+		Token:      ds.data.Token,
+		ICEServers: b.iceServers(),
+	})
+	if err != nil {
+		conn.Reset()
+		return ds.unreachable(err)
+	}
+	reply, err := conn.Recv(signal.JoinTimeout)
+	if err != nil {
+		conn.Reset()
+		return ds.unreachable(err)
+	}
+	switch reply.Kind {
+	case signal.KindAccept:
+	case signal.KindReject:
+		ds.log.Info("device refused viewer", "reason", reply.Reason)
+		ds.ack(reply.Reason)
+		conn.Close()
+		return nil, "", false
+	default:
+		conn.Reset()
+		return ds.unreachable(fmt.Errorf("device answered the join with %q", reply.Kind))
+	}
+	device := info.ID.String()
+	ds.mu.Lock()
+	ds.device = device
+	ds.mu.Unlock()
+	ds.log.Info("viewer joined device", "device", device, "stream", ds.data.StreamName)
+	ds.ack(nil, roomDescription(device))
+	return conn, device, true
+}
+
+// unreachable answers a join whose device could not be reached as an empty
+// room, as ERS did: the player retries, and by then the record may be fresh.
+func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
+	if ds.ctx.Err() != nil {
+		return nil, "", false
+	}
+	ds.log.Info("device unreachable", "err", err)
+	ds.v.b.cfg.Resolver.Forget(ds.room)
+	ds.ack(nil, roomDescription(""))
+	return nil, "", false
+}
+
+func (ds *deviceSession) pings(conn *signal.Conn) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(signal.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// relay forwards the device's messages to the browser until either side ends.
+func (ds *deviceSession) relay(conn *signal.Conn, device string) {
+	sock := ds.v.sock
+	for {
+		m, err := conn.Recv(signal.IdleTimeout)
+		if err != nil {
+			if errors.Is(err, signal.ErrInterrupted) || ds.ctx.Err() != nil {
+				ds.mu.Lock()
+				reason := ds.reason
+				ds.mu.Unlock()
+				if reason == "" {
+					reason = "bridge shutting down"
+					sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+				}
+				conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: reason})
+				return
+			}
+			ds.log.Info("device stream ended", "err", err)
+			sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+			return
+		}
+		switch m.Kind {
+		case signal.KindSignal:
+			err = sock.Emit("message", ersMessage{
+				From: device, To: sock.ID(), SID: m.SID, Broadcaster: device,
+				RoomType: "video", Type: m.Type, Payload: m.Payload, Prefix: "webkit",
+			})
+			if err != nil { // the browser is gone; Disconnect ends this session
+				return
+			}
+		case signal.KindLeave:
+			ds.log.Info("device ended the session", "reason", m.Reason)
+			sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+			return
+		case signal.KindPing:
+		default:
+			ds.log.Debug("unexpected message from device", "kind", m.Kind)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/ersmesh/ersmesh/bootstrap"
+	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/media"
+)
+
+// Config of a demo. Zero values give what `ersmesh demo` runs.
+type Config struct {
+	Addr   string // bridge HTTP address; default 127.0.0.1:4545
+	Room   string // default "demo"
+	Stream string // default "sample"
+	Logger *slog.Logger
+}
+
+// Demo is a running mesh of three roles.
+type Demo struct {
+	URL string // the player page for the demo room
+
+	bootstrap *mesh.Node
+	bridgeN   *mesh.Node
+	deviceN   *mesh.Node
+	bridge    *bridge.Bridge
+	device    *node.Device
+	serving   bool
+	serveErr  chan error
+}
+
+var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
+
+// Start brings the demo up and returns once the room can be played.
+func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:4545"
+	}
+	if cfg.Room == "" {
+		cfg.Room = "demo"
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = "sample"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Demo{serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	d.bootstrap, err = bootstrap.New(ctx, mesh.Config{ListenAddrs: loopback, Logger: cfg.Logger.With("role", "bootstrap")})
+	if err != nil {
+		return nil, err
+	}
+	boot := d.bootstrap.Addrs()
+
+	d.bridgeN, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot, Server: true, Logger: cfg.Logger.With("role", "bridge")})
+	if err != nil {
+		return nil, fmt.Errorf("start bridge node: %w", err)
+	}
+	// On one machine the device is as reachable as any server: let it serve
+	// the DHT too, as a publicly reachable device would.
+	d.deviceN, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot, Server: true, Logger: cfg.Logger.With("role", "device")})
+	if err != nil {
+		return nil, fmt.Errorf("start device node: %w", err)
+	}
+
+	stream, err := media.NewSampleStream(cfg.Stream, cfg.Logger.With("role", "device"))
+	if err != nil {
+		return nil, err
+	}
+	d.device, err = node.New(ctx, node.Config{
+		Mesh:            d.deviceN,
+		Rooms:           []string{cfg.Room},
+		Streams:         map[string]*media.Stream{cfg.Stream: stream},
+		IncludeLoopback: true,
+		Logger:          cfg.Logger.With("role", "device"),
+	})
+	if err != nil {
+		stream.Close()
+		return nil, fmt.Errorf("start device: %w", err)
+	}
+
+	d.bridge, err = bridge.New(bridge.Config{
+		Host:     d.bridgeN.Host(),
+		Resolver: mesh.NewResolver(d.bridgeN, mesh.ResolverOptions{}),
+		Logger:   cfg.Logger.With("role", "bridge"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("bridge cannot listen on %s: %w", cfg.Addr, err)
+	}
+	d.serving = true
+	go func() { d.serveErr <- d.bridge.Serve(l) }()
+
+	q := url.Values{"room": {cfg.Room}, "stream": {cfg.Stream}}
+	d.URL = "http://" + l.Addr().String() + "/?" + q.Encode()
+	return d, nil
+}
+
+// BootstrapAddrs are the demo's bootstrap multiaddrs, for a second device or
+// bridge started by hand.
+func (d *Demo) BootstrapAddrs() []multiaddr.Multiaddr { return d.bootstrap.Addrs() }
+
+// Close stops every role, newest first, and waits for each.
+func (d *Demo) Close() error {
+	var errs []error
+	if d.bridge != nil {
+		errs = append(errs, d.bridge.Close())
+		if d.serving {
+			errs = append(errs, <-d.serveErr)
+		}
+	}
+	if d.device != nil {
+		errs = append(errs, d.device.Close())
+	}
+	for _, n := range []*mesh.Node{d.deviceN, d.bridgeN, d.bootstrap} {
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

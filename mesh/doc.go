@@ -1,0 +1,14 @@
+// Package mesh owns ersmesh's libp2p side that every role shares: the host
+// and its persisted identity, the private Kademlia DHT (protocol prefix
+// "/ersmesh", room records only), publishing a device's rooms in it, and
+// resolving rooms to devices for bridges.
+//
+// It knows nothing of signalling, media or HTTP: the device, the bridge and
+// the bootstrap role build on Node and register their own protocols on
+// Node.Host. What a room name and a room record are is the room package's
+// business; mesh only puts records in the DHT and gets them out.
+//
+// Lifetimes: a Node owns every goroutine it starts, including those of its
+// Publishers and Resolvers, and Node.Close stops and waits for all of them
+// before it closes the DHT and the host.
+package mesh

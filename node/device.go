@@ -1,0 +1,160 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/room"
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+// DefaultRecordTTL is how long a room record stays valid: short, so that a
+// camera that goes offline vanishes from lookups within minutes.
+const DefaultRecordTTL = 2 * time.Minute
+
+// Config is what a device serves and how.
+type Config struct {
+	Mesh      *mesh.Node
+	Rooms     []string                 // room names to publish (open "name" or owned "name@peerID")
+	Streams   map[string]*media.Stream // by stream name; the device owns and closes them
+	RecordTTL time.Duration            // default DefaultRecordTTL
+	// IncludeLoopback offers 127.0.0.1 candidates too: needed when device and
+	// browser share a machine with no other interface (the demo, tests).
+	IncludeLoopback bool
+	Logger          *slog.Logger
+}
+
+// Device serves rooms to viewers.
+type Device struct {
+	cfg       Config
+	log       *slog.Logger
+	api       *webrtc.API
+	rooms     map[string]bool
+	publisher *mesh.Publisher
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and the WaitGroup's Add against Close's Wait
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New validates cfg, publishes the rooms and starts accepting viewers.
+func New(ctx context.Context, cfg Config) (*Device, error) {
+	if cfg.Mesh == nil {
+		return nil, errors.New("device needs a mesh node")
+	}
+	if len(cfg.Rooms) == 0 {
+		return nil, errors.New("device needs at least one room")
+	}
+	if len(cfg.Streams) == 0 {
+		return nil, errors.New("device needs at least one stream")
+	}
+	if cfg.RecordTTL <= 0 {
+		cfg.RecordTTL = DefaultRecordTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rooms := make(map[string]bool, len(cfg.Rooms))
+	for _, r := range cfg.Rooms {
+		name, err := room.ParseName(r)
+		if err != nil {
+			return nil, err
+		}
+		if owner, ok := name.Owner(); ok && owner != cfg.Mesh.ID() {
+			return nil, fmt.Errorf("room %q is owned by %s, not by this device (%s)", r, owner, cfg.Mesh.ID())
+		}
+		rooms[name.String()] = true
+	}
+	api, err := newWebRTCAPI(cfg.IncludeLoopback)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	// The handler goes in before the rooms are published, so that no bridge
+	// that finds a room meets a device that does not answer yet.
+	cfg.Mesh.Host().SetStreamHandler(signal.ProtocolID, d.handleStream)
+	d.publisher, err = cfg.Mesh.Publish(ctx, cfg.Rooms, cfg.RecordTTL)
+	if err != nil {
+		cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
+		d.cancel()
+		return nil, fmt.Errorf("publish rooms: %w", err)
+	}
+	d.log.Info("device serving", "peer", cfg.Mesh.ID(), "rooms", cfg.Rooms, "streams", streamNames(cfg.Streams))
+	return d, nil
+}
+
+func newWebRTCAPI(includeLoopback bool) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	// NACK responder, RTCP sender reports and TWCC: what a browser expects
+	// of a sender on a lossy network.
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	// Browsers hide their host candidates behind mDNS names; resolve them
+	// (but do not publish our own as mDNS: bridges and browsers elsewhere
+	// could not resolve them).
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
+	se.SetIncludeLoopbackCandidate(includeLoopback)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+func (d *Device) handleStream(s network.Stream) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		s.Reset()
+		return
+	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	defer d.wg.Done()
+	sess := &session{dev: d, conn: signal.NewConn(s), bridge: s.Conn().RemotePeer()}
+	sess.run()
+}
+
+// Close stops publishing (the records then expire), ends every viewer
+// session, waits for them and closes the streams.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
+	err := d.publisher.Close()
+	d.cancel()
+	d.wg.Wait()
+	for _, s := range d.cfg.Streams {
+		s.Close()
+	}
+	return err
+}
+
+func streamNames(m map[string]*media.Stream) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	return names
+}

@@ -1,0 +1,251 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
+
+// testMesh is a bootstrap, a device serving room "lobby" and a bare host
+// standing in for a bridge: it opens signalling streams itself, so the test
+// sees every message the device sends.
+type testMesh struct {
+	bridge *mesh.Node
+	device *mesh.Node
+	dev    *Device
+}
+
+func newTestMesh(t *testing.T) *testMesh {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { boot.Close() })
+	addrs := []multiaddr.Multiaddr(boot.Addrs())
+	tm := &testMesh{}
+	tm.bridge, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.bridge.Close() })
+	tm.device, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.device.Close() })
+	stream, err := media.NewSampleStream("cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.dev, err = New(ctx, Config{
+		Mesh: tm.device, Rooms: []string{"lobby"},
+		Streams:         map[string]*media.Stream{"cam": stream},
+		IncludeLoopback: true,
+	})
+	if err != nil {
+		stream.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.dev.Close() })
+	return tm
+}
+
+// open starts a signalling session as a bridge would.
+func (tm *testMesh) open(t *testing.T, join *signal.Message) *signal.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := mesh.NewResolver(tm.bridge, mesh.ResolverOptions{})
+	info, err := r.Resolve(ctx, join.Room)
+	if err != nil {
+		t.Fatalf("resolve %q: %v", join.Room, err)
+	}
+	if info.ID != tm.device.ID() {
+		t.Fatalf("room resolved to %s, want the device %s", info.ID, tm.device.ID())
+	}
+	if err := tm.bridge.Host().Connect(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tm.bridge.Host().NewStream(network.WithAllowLimitedConn(ctx, "test"), info.ID, signal.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := signal.NewConn(s)
+	t.Cleanup(func() { c.Reset() })
+	if err := c.Send(join); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDeviceRefusesWhatItDoesNotServe(t *testing.T) {
+	tm := newTestMesh(t)
+	for _, tc := range []struct {
+		join *signal.Message
+		want string
+	}{
+		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam`},
+		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "cam", Transport: "fmp4"}, `transport "fmp4" is not supported`},
+	} {
+		c := tm.open(t, tc.join)
+		m, err := c.Recv(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Kind != signal.KindReject || !strings.Contains(m.Reason, tc.want) {
+			t.Errorf("join %+v: got %s %q, want a reject containing %q", tc.join, m.Kind, m.Reason, tc.want)
+		}
+	}
+}
+
+func TestDeviceRefusesGarbageStream(t *testing.T) {
+	tm := newTestMesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tm.bridge.Host().Connect(ctx, tm.device.Host().Peerstore().PeerInfo(tm.device.ID())); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tm.bridge.Host().NewStream(ctx, tm.device.ID(), signal.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	// A frame announcing 1 GiB: the device must drop the stream, not allocate.
+	s.Write([]byte{0x80, 0x80, 0x80, 0x80, 0x04})
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bufio.NewReader(s).ReadByte(); err == nil {
+		t.Fatal("device answered a garbage frame instead of resetting the stream")
+	}
+}
+
+// TestViewerReceivesVideo runs the EMS flow against the device with a real
+// pion viewer: join, offer from the device, answer, trickled candidates,
+// then H.264 RTP arrives.
+func TestViewerReceivesVideo(t *testing.T) {
+	tm := newTestMesh(t)
+	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "viewer1", Room: "lobby", Stream: "cam", Transport: "srtp"})
+	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
+		t.Fatalf("join: %v %+v", err, m)
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	gotPackets := make(chan int, 1)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if tr.Codec().MimeType != webrtc.MimeTypeH264 {
+			t.Errorf("track codec %s, want H.264", tr.Codec().MimeType)
+		}
+		n := 0
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			if n++; n == 100 {
+				gotPackets <- n
+			}
+		}
+	})
+	var sid string
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		payload, _ := json.Marshal(map[string]any{"candidate": cand.ToJSON()})
+		c.Send(&signal.Message{Kind: signal.KindSignal, Type: "candidate", SID: sid, Payload: payload})
+	})
+
+	sawOffer := false
+	deadline := time.After(15 * time.Second)
+	msgs := make(chan *signal.Message)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := c.Recv(20 * time.Second)
+			if err != nil {
+				return
+			}
+			msgs <- m
+		}
+	}()
+	for {
+		select {
+		case <-deadline:
+			t.Fatal("no video within 15 s")
+		case n := <-gotPackets:
+			t.Logf("received %d RTP packets", n)
+			c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
+			pc.Close()
+			for range msgs {
+			}
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatal("device closed the session early")
+			}
+			if m.Kind != signal.KindSignal {
+				continue
+			}
+			switch m.Type {
+			case "offer":
+				sawOffer = true
+				sid = m.SID
+				var offer webrtc.SessionDescription
+				if err := json.Unmarshal(m.Payload, &offer); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(offer.SDP, "a=sendonly") || !strings.Contains(offer.SDP, "H264") {
+					t.Fatalf("offer is not a sendonly H.264 offer:\n%s", offer.SDP)
+				}
+				if err := pc.SetRemoteDescription(offer); err != nil {
+					t.Fatal(err)
+				}
+				answer, err := pc.CreateAnswer(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pc.SetLocalDescription(answer); err != nil {
+					t.Fatal(err)
+				}
+				payload, _ := json.Marshal(answer)
+				c.Send(&signal.Message{Kind: signal.KindSignal, Type: "answer", SID: sid, Payload: payload})
+			case "candidate":
+				if !sawOffer {
+					t.Fatal("candidate arrived before the offer")
+				}
+				var p struct {
+					Candidate webrtc.ICECandidateInit `json:"candidate"`
+				}
+				if err := json.Unmarshal(m.Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				if err := pc.AddICECandidate(p.Candidate); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,11 @@
+// Package node is the device: the EMS side of ersmesh. It publishes the
+// device's rooms in the mesh, accepts signalling streams from bridges
+// (protocol signal.ProtocolID), and for each viewer creates a pion
+// PeerConnection, sends the offer and streams media to the browser peer to
+// peer.
+//
+// It owns viewer sessions and their PeerConnections. Media sources live in
+// package media; the libp2p host and DHT in package mesh; the wire format in
+// package signal. It must not speak to browsers directly: every byte of
+// signalling goes through a bridge.
+package node

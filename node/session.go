@@ -1,0 +1,284 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+// session is one viewer: one signalling stream from a bridge and one
+// PeerConnection. Its run goroutine (the stream handler's) owns both.
+type session struct {
+	dev    *Device
+	conn   *signal.Conn
+	bridge peer.ID
+	log    *slog.Logger
+
+	sid string // the WebRTC session id the player echoes in its messages
+
+	mu        sync.Mutex // guards offerSent and pending: candidates found before the offer went out
+	offerSent bool
+	pending   []*signal.Message
+}
+
+// sessionSID returns a random id for the ERS message "sid" field.
+func sessionSID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+func (s *session) run() {
+	s.log = s.dev.log.With("bridge", s.bridge)
+	join, err := s.conn.Recv(signal.JoinTimeout)
+	if err != nil {
+		s.log.Warn("signalling stream without a valid join", "err", err)
+		s.conn.Reset()
+		return
+	}
+	if join.Kind != signal.KindJoin {
+		s.log.Warn("signalling stream did not start with a join", "kind", join.Kind)
+		s.conn.Reset()
+		return
+	}
+	s.log = s.log.With("session", join.Session, "room", join.Room, "stream", join.Stream)
+	stream, err := s.admit(join)
+	if err != nil {
+		s.log.Info("viewer refused", "reason", err)
+		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: err.Error()})
+		s.conn.Close()
+		return
+	}
+
+	// From here on, the device's context ending (Close) must unblock Recv.
+	stop := context.AfterFunc(s.dev.ctx, func() {
+		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "device shutting down"})
+		s.conn.Reset()
+	})
+	defer stop()
+
+	pc, err := s.newPeerConnection(join, stream)
+	if err != nil {
+		s.log.Error("create peer connection", "err", err)
+		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: "device could not create a peer connection"})
+		s.conn.Close()
+		return
+	}
+	defer pc.Close()
+	if err := s.conn.Send(&signal.Message{Kind: signal.KindAccept}); err != nil {
+		s.log.Warn("send accept", "err", err)
+		s.conn.Reset()
+		return
+	}
+	s.log.Info("viewer joined", "transport", "srtp")
+
+	pingDone := make(chan struct{})
+	pingStop := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		t := time.NewTicker(signal.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-pingStop:
+				return
+			case <-t.C:
+				if s.conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(pingStop); <-pingDone }()
+
+	if err := s.offer(pc); err != nil {
+		s.log.Error("send offer", "err", err)
+		s.conn.Reset()
+		return
+	}
+	for {
+		m, err := s.conn.Recv(signal.IdleTimeout)
+		if err != nil {
+			s.log.Info("viewer session ended", "err", err)
+			s.conn.Reset()
+			return
+		}
+		switch m.Kind {
+		case signal.KindLeave:
+			s.log.Info("viewer left", "reason", m.Reason)
+			s.conn.Close()
+			return
+		case signal.KindPing:
+		case signal.KindSignal:
+			if err := s.apply(pc, m); err != nil {
+				// One bad message from a viewer ends only that viewer's session.
+				s.log.Warn("bad signalling message from viewer", "type", m.Type, "err", err)
+				s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error()})
+				s.conn.Close()
+				return
+			}
+		default:
+			s.log.Warn("unexpected message", "kind", m.Kind)
+		}
+	}
+}
+
+// admit decides whether this device serves the join, and with which stream.
+func (s *session) admit(join *signal.Message) (*media.Stream, error) {
+	if !s.dev.rooms[join.Room] {
+		return nil, fmt.Errorf("room %q is not served by this device", join.Room)
+	}
+	switch join.Transport {
+	case "", "srtp":
+	default:
+		return nil, fmt.Errorf("transport %q is not supported by this device yet; use srtp", join.Transport)
+	}
+	streams := s.dev.cfg.Streams
+	if join.Stream == "" && len(streams) == 1 {
+		for _, st := range streams {
+			return st, nil
+		}
+	}
+	if st, ok := streams[join.Stream]; ok {
+		return st, nil
+	}
+	names := streamNames(streams)
+	sort.Strings(names)
+	return nil, fmt.Errorf("stream %q not found; this device serves: %s", join.Stream, strings.Join(names, ", "))
+}
+
+func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) (*webrtc.PeerConnection, error) {
+	var servers []webrtc.ICEServer
+	for _, is := range join.ICEServers {
+		servers = append(servers, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	}
+	pc, err := s.dev.api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
+	if err != nil {
+		return nil, err
+	}
+	// Sendonly, as EMS offers it: the device never receives media.
+	tr, err := pc.AddTransceiverFromTrack(stream.Track(), webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("add video track: %w", err)
+	}
+	sender := tr.Sender()
+	// RTCP must be read for the interceptors (NACK, reports) to see it; the
+	// loop ends when the PeerConnection closes.
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := sender.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	s.sid = sessionSID()
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		payload, err := json.Marshal(map[string]any{"candidate": c.ToJSON()})
+		if err != nil {
+			return
+		}
+		s.sendCandidate(&signal.Message{Kind: signal.KindSignal, Type: "candidate", SID: s.sid, Payload: payload})
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		s.log.Info("peer connection", "state", st.String())
+		if st == webrtc.PeerConnectionStateFailed {
+			// The viewer is unreachable: end the session so the bridge tells
+			// the player, which can join again.
+			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection failed"})
+			s.conn.Reset()
+		}
+	})
+	return pc, nil
+}
+
+// sendCandidate sends a local candidate, or holds it until the offer has
+// gone out: ERS players may drop a candidate that arrives before the offer.
+func (s *session) sendCandidate(m *signal.Message) {
+	s.mu.Lock()
+	if !s.offerSent {
+		s.pending = append(s.pending, m)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.conn.Send(m)
+}
+
+func (s *session) offer(pc *webrtc.PeerConnection) error {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	payload, err := json.Marshal(pc.LocalDescription())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "offer", SID: s.sid, Payload: payload}); err != nil {
+		return err
+	}
+	s.offerSent = true
+	for _, m := range s.pending {
+		if err := s.conn.Send(m); err != nil {
+			return err
+		}
+	}
+	s.pending = nil
+	return nil
+}
+
+// apply handles one signalling message from the viewer.
+func (s *session) apply(pc *webrtc.PeerConnection, m *signal.Message) error {
+	switch m.Type {
+	case "answer":
+		var sd webrtc.SessionDescription
+		if err := json.Unmarshal(m.Payload, &sd); err != nil {
+			return fmt.Errorf("answer payload: %w", err)
+		}
+		if sd.Type != webrtc.SDPTypeAnswer {
+			return fmt.Errorf("answer payload has type %q", sd.Type)
+		}
+		if err := pc.SetRemoteDescription(sd); err != nil {
+			return fmt.Errorf("apply answer: %w", err)
+		}
+	case "candidate":
+		var p struct {
+			Candidate *webrtc.ICECandidateInit `json:"candidate"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			return fmt.Errorf("candidate payload: %w", err)
+		}
+		if p.Candidate == nil || p.Candidate.Candidate == "" {
+			return nil // end of candidates
+		}
+		if err := pc.AddICECandidate(*p.Candidate); err != nil {
+			// A candidate we cannot use (an unresolvable mDNS name, an
+			// address family we lack) is not a reason to end the session.
+			s.log.Debug("ignore remote candidate", "candidate", p.Candidate.Candidate, "err", err)
+		}
+	case "connectivityError", "mute", "unmute":
+		s.log.Debug("viewer event", "type", m.Type)
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+// Package web holds the browser side of ersmesh: the player page and its
+// JavaScript (a small Socket.IO 0.9 client and the ERS player), embedded in
+// the binary and served as static files.
+//
+// The files are plain ES modules with no build step: what is in static/ is
+// exactly what a browser runs. The page speaks the ERS protocol (see
+// docs/protocol.md) to the bridge that served it, or to the bridge named by
+// its options; it owns no server state and knows nothing of the mesh.
+package web

@@ -1,0 +1,60 @@
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"path"
+)
+
+//go:embed static
+var static embed.FS
+
+// FS returns the player's static files, rooted at the static folder
+// (index.html, ersmesh.js, socketio.js, player.css).
+func FS() fs.FS {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // "static" is a valid path by construction
+	}
+	return sub
+}
+
+// contentTypes pins the types of the files we ship. The mime package would
+// otherwise consult the host's mime.types, which on some systems still maps
+// .js to application/x-javascript.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	".ico":  "image/x-icon",
+	".json": "application/json",
+}
+
+// Handler serves the static files at the root: "/" is index.html, so
+// "/?room=frontdoor" opens the player. Every answer carries
+// Cache-Control: no-cache, so that browsers revalidate the player after an
+// upgrade instead of mixing old and new modules.
+func Handler() http.Handler {
+	files := http.FileServerFS(FS())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		name := r.URL.Path
+		if name == "" || name[len(name)-1] == '/' {
+			name += "index.html"
+		}
+		if ct, ok := contentTypes[path.Ext(name)]; ok {
+			h.Set("Content-Type", ct)
+		}
+		files.ServeHTTP(w, r)
+	})
+}

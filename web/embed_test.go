@@ -1,0 +1,67 @@
+package web
+
+import (
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		path, status, ctype, contains string
+	}{
+		{"/", "200 OK", "text/html; charset=utf-8", `<video id="video" autoplay muted playsinline>`},
+		{"/?room=frontdoor&stream=sample", "200 OK", "text/html; charset=utf-8", `import { Player } from './ersmesh.js'`},
+		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends EventTarget"},
+		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
+		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
+		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
+	} {
+		res, err := http.Get(srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != tc.status {
+			t.Errorf("GET %s: status %q, want %q", tc.path, res.Status, tc.status)
+		}
+		if got := res.Header.Get("Content-Type"); got != tc.ctype {
+			t.Errorf("GET %s: Content-Type %q, want %q", tc.path, got, tc.ctype)
+		}
+		if res.StatusCode == http.StatusOK {
+			if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+				t.Errorf("GET %s: Cache-Control %q, want no-cache", tc.path, got)
+			}
+		}
+		if !strings.Contains(string(body), tc.contains) {
+			t.Errorf("GET %s: body lacks %q", tc.path, tc.contains)
+		}
+	}
+
+	res, err := http.Post(srv.URL+"/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /: status %d, want 405", res.StatusCode)
+	}
+}
+
+func TestFS(t *testing.T) {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "player.css"} {
+		if _, err := fs.Stat(FS(), name); err != nil {
+			t.Errorf("FS lacks %s: %v", name, err)
+		}
+	}
+}
