@@ -35,8 +35,10 @@ func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
 	if err != nil {
 		if ack != nil {
 			ack(err.Error())
+			return nil
 		}
-		return nil
+		// No callback to tell: an error packet is the only way to say it.
+		return err
 	}
 	if ack == nil {
 		// Without an ack the player could not learn who serves the room.
