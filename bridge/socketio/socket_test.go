@@ -170,7 +170,9 @@ func TestHeartbeat(t *testing.T) {
 		send(t, c, "2::")
 		beats++
 	}
-	if beats < 10 {
+	// At a 50 ms interval 24 are due; a loaded machine may delay some,
+	// but a server that stopped beating would give 1 or 2.
+	if beats < 5 {
 		t.Errorf("%d heartbeats in 1.2 s at a 50 ms interval", beats)
 	}
 	if n := e.srv.Len(); n != 1 {
@@ -183,7 +185,7 @@ func TestHeartbeat(t *testing.T) {
 	if d := e.rec.nextDisconnect(t); d.sid != s.ID() || !errors.Is(d.err, ErrIdleTimeout) {
 		t.Errorf("disconnect %s %v, want ErrIdleTimeout", d.sid, d.err)
 	}
-	if el := time.Since(start); el < 300*time.Millisecond || el > 3*time.Second {
+	if el := time.Since(start); el < 300*time.Millisecond || el > 10*time.Second {
 		t.Errorf("dropped after %v of silence, want about 400 ms", el)
 	}
 	if err := s.Emit("late"); !errors.Is(err, ErrClosed) {
@@ -302,14 +304,11 @@ func TestSlowClient(t *testing.T) {
 	start := time.Now()
 	sent := 0
 	for ; sent < 10000; sent++ {
-		before := time.Now()
+		// Were Emit to block on the client, which never reads, this loop
+		// would never end and the test would time out: no clock needed,
+		// which a loaded machine would make flaky.
 		if err = slowSock.Emit("blob", blob); err != nil {
 			break
-		}
-		// Encoding takes a little CPU time; blocking on the client,
-		// which never reads, would take forever.
-		if d := time.Since(before); d > time.Second {
-			t.Fatalf("Emit blocked for %v", d)
 		}
 	}
 	if !errors.Is(err, ErrSlowClient) {
@@ -358,7 +357,8 @@ func TestServerClose(t *testing.T) {
 	if err := e.srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// Generous: this checks that Close is bounded, not how fast it is.
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Close took %v", d)
 	}
 	if got := slowDisconnects.Load(); got != n {
@@ -391,7 +391,7 @@ func TestServerCloseUnresponsive(t *testing.T) {
 	e.connect()
 	start := time.Now()
 	e.srv.Close()
-	if d := time.Since(start); d > e.srv.closeGrace+2*time.Second {
+	if d := time.Since(start); d > e.srv.closeGrace+8*time.Second {
 		t.Errorf("Close took %v", d)
 	}
 	if d := e.rec.nextDisconnect(t); !errors.Is(d.err, ErrServerClosed) {
