@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/signal"
 	"github.com/ersmesh/ersmesh/web"
@@ -34,17 +35,48 @@ type Config struct {
 	// STUNServers are handed to browsers and devices, e.g. "stun:stun.example.org:3478".
 	STUNServers []string
 	Socket      socketio.Config
-	Logger      *slog.Logger
+	// Limits guards the ERS endpoint: connections per address and subnet,
+	// the handshake rate, allowed page origins.
+	Limits limit.Config
+	// Rates bounds each socket's events; zero fields take their defaults.
+	Rates  Rates
+	Logger *slog.Logger
+}
+
+// Rates are per-socket event rates (events per second). Kinesis Video
+// allows 5 offers and 20 candidates a second per connection; ours are no
+// looser. A negative rate turns that limit off.
+type Rates struct {
+	// Joins: ERS players rejoin about once a second while a room is empty,
+	// so the burst lets a page start fast and the rate paces the loop.
+	Joins float64 // default 1, burst 5
+	// Messages other than candidates (answers, offers, mute, ...).
+	Messages float64 // default 5, burst 5
+	// Candidates: a browser trickles a burst of them at the start.
+	Candidates float64 // default 20, burst 40
+}
+
+func (r Rates) withDefaults() Rates {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&r.Joins, 1)
+	def(&r.Messages, 5)
+	def(&r.Candidates, 20)
+	return r
 }
 
 // Bridge serves browsers over HTTP. Create it with New, serve it with Serve
 // (or mount Handler), stop it with Close.
 type Bridge struct {
-	cfg Config
-	log *slog.Logger
-	sio *socketio.Server
-	mux *http.ServeMux
-	srv *http.Server
+	cfg  Config
+	log  *slog.Logger
+	sio  *socketio.Server
+	gate *limit.Gate
+	mux  *http.ServeMux
+	srv  *http.Server
 
 	ctx    context.Context // ends at Close; parent of every session
 	cancel context.CancelFunc
@@ -65,11 +97,15 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.Socket.Logger == nil {
 		cfg.Socket.Logger = cfg.Logger
 	}
+	cfg.Rates = cfg.Rates.withDefaults()
 	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.sio = socketio.NewServer(cfg.Socket, (*ersHandler)(b))
+	b.gate = limit.NewGate(cfg.Limits, func(reason string, r *http.Request) {
+		b.log.Info("refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+	})
 	b.mux = http.NewServeMux()
-	b.mux.Handle("/socket.io/", b.sio)
+	b.mux.Handle("/socket.io/", b.gate.Wrap(b.sio))
 	b.mux.Handle("/", web.Handler())
 	return b, nil
 }
@@ -85,8 +121,12 @@ func (b *Bridge) Serve(l net.Listener) error {
 		return http.ErrServerClosed
 	}
 	b.srv = &http.Server{
-		Handler:           b.mux,
+		Handler: b.mux,
+		// No slowloris: headers must arrive promptly, and an idle
+		// keep-alive connection is let go. WebSockets, once upgraded, are
+		// timed by the Socket.IO heartbeat instead.
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 	}
@@ -113,10 +153,16 @@ func (b *Bridge) Close() error {
 	b.cancel()
 	err := b.sio.Close()
 	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Requests in flight get a moment to finish; connections that never
+		// sent a request (which Shutdown would wait on for 5 s) and anything
+		// slower are then cut.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if serr := srv.Shutdown(ctx); serr != nil && err == nil {
-			err = fmt.Errorf("stop HTTP server: %w", serr)
+		if serr := srv.Shutdown(ctx); serr != nil {
+			b.log.Debug("HTTP connections cut at shutdown", "err", serr)
+			if cerr := srv.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("stop HTTP server: %w", cerr)
+			}
 		}
 	}
 	b.wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 )
 
@@ -23,7 +24,12 @@ type iceServerJSON struct {
 
 func (h *ersHandler) Connect(s *socketio.Socket) {
 	b := (*Bridge)(h)
-	v := &viewer{b: b, sock: s}
+	v := &viewer{
+		b: b, sock: s,
+		joins:      limit.NewRate(b.cfg.Rates.Joins, 5),
+		messages:   limit.NewRate(b.cfg.Rates.Messages, 5),
+		candidates: limit.NewRate(b.cfg.Rates.Candidates, 40),
+	}
 	b.mu.Lock()
 	b.views[s.ID()] = v
 	b.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
@@ -24,12 +25,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startMesh runs a bootstrap, a bridge and a device serving room "demo"
 // (stream "sample"), each its own libp2p host, and returns the bridge's base
 // URL.
-func startMesh(t *testing.T) string {
+func startMesh(t *testing.T) string { return startTuned(t, nil) }
+
+// startTuned is startMesh with the bridge's config adjusted by tune.
+func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: log})
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: log, TuneBridge: tune})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,17 +312,17 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 	if err := c.Emit(ctx, "leave"); err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan struct{})
-	var once atomic.Bool
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if (s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected) && once.CompareAndSwap(false, true) {
-			close(closed)
+	for {
+		switch pc.ConnectionState() {
+		case webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
+		default:
+			if ctx.Err() != nil {
+				t.Fatalf("the device did not end the session after leave; state %s", pc.ConnectionState())
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
-	})
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		t.Fatalf("the device did not end the session after leave; state %s", pc.ConnectionState())
+		break
 	}
 	c.Close()
 	<-readDone

@@ -11,10 +11,14 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signal"
 )
+
+// maxJoinDelay bounds how long a join over the rate is held back.
+const maxJoinDelay = 3 * time.Second
 
 // joinTimeout bounds finding the room, reaching its device and hearing its
 // accept, so a viewer never waits on a dead device for long.
@@ -25,6 +29,9 @@ const joinTimeout = 15 * time.Second
 type viewer struct {
 	b    *Bridge
 	sock *socketio.Socket
+
+	// Event rates; each is used only from the socket's read goroutine.
+	joins, messages, candidates *limit.Rate
 
 	mu  sync.Mutex
 	cur *deviceSession
@@ -44,7 +51,16 @@ func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
 		// Without an ack the player could not learn who serves the room.
 		ack = func(...any) error { return nil }
 	}
-	ds := &deviceSession{v: v, room: room, data: data, ack: ack, done: make(chan struct{})}
+	// A player rejoining faster than the rate is answered late, not with
+	// an error: ERS players loop on an empty room and must keep looping,
+	// just slower. Far beyond the rate it gets the empty room at once and
+	// costs no lookup.
+	delay, ok := v.joins.Delay(maxJoinDelay)
+	if !ok {
+		ack(nil, roomDescription(""))
+		return nil
+	}
+	ds := &deviceSession{v: v, room: room, data: data, ack: ack, delay: delay, done: make(chan struct{})}
 	ds.log = v.b.log.With("sid", v.sock.ID(), "room", room)
 	ds.ctx, ds.cancel = context.WithCancel(v.b.ctx)
 
@@ -77,6 +93,13 @@ func (v *viewer) message(args []json.RawMessage) error {
 	if err := json.Unmarshal(args[0], &m); err != nil {
 		return errors.New("message: the argument must be an object")
 	}
+	if m.Type == "candidate" {
+		if !v.candidates.Allow() {
+			return fmt.Errorf("message: rate limited: more than %g candidates a second; this one was dropped", v.b.cfg.Rates.Candidates)
+		}
+	} else if !v.messages.Allow() {
+		return fmt.Errorf("message: rate limited: more than %g messages a second; this one was dropped", v.b.cfg.Rates.Messages)
+	}
 	v.mu.Lock()
 	ds := v.cur
 	v.mu.Unlock()
@@ -99,11 +122,12 @@ func (v *viewer) leave(reason string) {
 // deviceSession is one join: the stream to the room's device and the
 // goroutine that relays the device's messages to the browser.
 type deviceSession struct {
-	v    *viewer
-	room string
-	data joinData
-	ack  socketio.AckFunc
-	log  *slog.Logger
+	v     *viewer
+	room  string
+	data  joinData
+	ack   socketio.AckFunc
+	delay time.Duration // held back this long first: the join rate
+	log   *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -156,6 +180,15 @@ func (ds *deviceSession) run() {
 	defer ds.v.b.wg.Done()
 	defer close(ds.done)
 	defer ds.cancel()
+	if ds.delay > 0 {
+		t := time.NewTimer(ds.delay)
+		select {
+		case <-t.C:
+		case <-ds.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	conn, device, ok := ds.connect()
 	if !ok {
 		return

@@ -23,6 +23,9 @@ type Config struct {
 	Room   string // default "demo"
 	Stream string // default "sample"
 	Logger *slog.Logger
+	// TuneBridge, if set, adjusts the bridge's config before it starts:
+	// limits and timeouts for tests and load runs.
+	TuneBridge func(*bridge.Config)
 }
 
 // Demo is a running mesh of three roles.
@@ -94,11 +97,15 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		return nil, fmt.Errorf("start device: %w", err)
 	}
 
-	d.bridge, err = bridge.New(bridge.Config{
+	bcfg := bridge.Config{
 		Host:     d.bridgeN.Host(),
 		Resolver: mesh.NewResolver(d.bridgeN, mesh.ResolverOptions{}),
 		Logger:   cfg.Logger.With("role", "bridge"),
-	})
+	}
+	if cfg.TuneBridge != nil {
+		cfg.TuneBridge(&bcfg)
+	}
+	d.bridge, err = bridge.New(bcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
@@ -206,6 +207,10 @@ func runBridge(args []string) error {
 	httpAddr := fs.String("http", bridge.DefaultAddr, "HTTP `address` for the player page and the ERS protocol")
 	var stun listFlag
 	fs.Var(&stun, "stun", "STUN server `url` handed to browsers and devices, e.g. stun:stun.example.org:3478 (repeatable)")
+	var origins listFlag
+	fs.Var(&origins, "allowed-origin", "page `origin` (https://example.org) allowed to use the ERS endpoint (repeatable; default any, as ERS)")
+	perIP := fs.Int("max-conns-per-ip", 64, "concurrent viewer sockets from one IP address (-1: no cap)")
+	perSubnet := fs.Int("max-conns-per-subnet", 512, "concurrent viewer sockets from one /24 or IPv6 /48 (-1: no cap)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -228,6 +233,7 @@ func runBridge(args []string) error {
 		Host:        n.Host(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
+		Limits:      limit.Config{PerIP: *perIP, PerSubnet: *perSubnet, AllowedOrigins: origins},
 		Logger:      log,
 	})
 	if err != nil {
