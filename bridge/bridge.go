@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/signal"
@@ -39,8 +42,15 @@ type Config struct {
 	// the handshake rate, allowed page origins.
 	Limits limit.Config
 	// Rates bounds each socket's events; zero fields take their defaults.
-	Rates  Rates
-	Logger *slog.Logger
+	Rates Rates
+	// Access holds ERS viewer tokens and allowed rooms; nil: any viewer
+	// may join any room.
+	Access *access.Store
+	// AdminAllow lists who may use the admin endpoint; nil: loopback.
+	AdminAllow []netip.Prefix
+	// Version is reported by the admin endpoint.
+	Version string
+	Logger  *slog.Logger
 }
 
 // Rates are per-socket event rates (events per second). Kinesis Video
@@ -71,12 +81,13 @@ func (r Rates) withDefaults() Rates {
 // Bridge serves browsers over HTTP. Create it with New, serve it with Serve
 // (or mount Handler), stop it with Close.
 type Bridge struct {
-	cfg  Config
-	log  *slog.Logger
-	sio  *socketio.Server
-	gate *limit.Gate
-	mux  *http.ServeMux
-	srv  *http.Server
+	cfg     Config
+	log     *slog.Logger
+	sio     *socketio.Server
+	gate    *limit.Gate
+	mux     *http.ServeMux
+	servers []*http.Server // guarded by mu
+	access  *access.Store
 
 	ctx    context.Context // ends at Close; parent of every session
 	cancel context.CancelFunc
@@ -98,7 +109,10 @@ func New(cfg Config) (*Bridge, error) {
 		cfg.Socket.Logger = cfg.Logger
 	}
 	cfg.Rates = cfg.Rates.withDefaults()
-	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer)}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access}
+	if b.access == nil {
+		b.access = access.NewStore(false)
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.sio = socketio.NewServer(cfg.Socket, (*ersHandler)(b))
 	b.gate = limit.NewGate(cfg.Limits, func(reason string, r *http.Request) {
@@ -113,15 +127,25 @@ func New(cfg Config) (*Bridge, error) {
 // Handler serves the player page and the ERS endpoint.
 func (b *Bridge) Handler() http.Handler { return b.mux }
 
-// Serve answers HTTP on l until Close.
-func (b *Bridge) Serve(l net.Listener) error {
+// Serve answers HTTP on l until Close: the player page and the ERS
+// endpoint.
+func (b *Bridge) Serve(l net.Listener) error { return b.serve(l, b.mux) }
+
+// ServeAdmin answers the ERS-style admin commands (package admin) on l
+// until Close; only Config.AdminAllow addresses are served.
+func (b *Bridge) ServeAdmin(l net.Listener) error {
+	return b.serve(l, admin.Handler(b.access, b.cfg.Version, b.cfg.AdminAllow, b.log))
+}
+
+func (b *Bridge) serve(l net.Listener, h http.Handler) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		l.Close()
 		return http.ErrServerClosed
 	}
-	b.srv = &http.Server{
-		Handler: b.mux,
+	srv := &http.Server{
+		Handler: h,
 		// No slowloris: headers must arrive promptly, and an idle
 		// keep-alive connection is let go. WebSockets, once upgraded, are
 		// timed by the Socket.IO heartbeat instead.
@@ -130,7 +154,7 @@ func (b *Bridge) Serve(l net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 	}
-	srv := b.srv
+	b.servers = append(b.servers, srv)
 	b.mu.Unlock()
 	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -148,22 +172,22 @@ func (b *Bridge) Close() error {
 		return nil
 	}
 	b.closed = true
-	srv := b.srv
+	servers := b.servers
 	b.mu.Unlock()
 	b.cancel()
 	err := b.sio.Close()
-	if srv != nil {
+	for _, srv := range servers {
 		// Requests in flight get a moment to finish; connections that never
 		// sent a request (which Shutdown would wait on for 5 s) and anything
 		// slower are then cut.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		if serr := srv.Shutdown(ctx); serr != nil {
 			b.log.Debug("HTTP connections cut at shutdown", "err", serr)
 			if cerr := srv.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("stop HTTP server: %w", cerr)
 			}
 		}
+		cancel()
 	}
 	b.wg.Wait()
 	return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -60,6 +61,13 @@ func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
 		ack(nil, roomDescription(""))
 		return nil
 	}
+	// Tokens bind to the client's address, not its socket: ERS players
+	// open a new socket for every rejoin.
+	if err := v.b.access.Check(room, data.Token, v.clientID()); err != nil {
+		v.b.log.Info("join refused", "sid", v.sock.ID(), "room", room, "reason", err)
+		ack(err.Error())
+		return nil
+	}
 	ds := &deviceSession{v: v, room: room, data: data, ack: ack, delay: delay, done: make(chan struct{})}
 	ds.log = v.b.log.With("sid", v.sock.ID(), "room", room)
 	ds.ctx, ds.cancel = context.WithCancel(v.b.ctx)
@@ -83,6 +91,15 @@ func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
 	}
 	go ds.run()
 	return nil
+}
+
+// clientID is the viewer's IP address.
+func (v *viewer) clientID() string {
+	host, _, err := net.SplitHostPort(v.sock.RemoteAddr())
+	if err != nil {
+		return v.sock.RemoteAddr()
+	}
+	return host
 }
 
 func (v *viewer) message(args []json.RawMessage) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	ossignal "os/signal"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/mesh"
@@ -211,8 +214,23 @@ func runBridge(args []string) error {
 	fs.Var(&origins, "allowed-origin", "page `origin` (https://example.org) allowed to use the ERS endpoint (repeatable; default any, as ERS)")
 	perIP := fs.Int("max-conns-per-ip", 64, "concurrent viewer sockets from one IP address (-1: no cap)")
 	perSubnet := fs.Int("max-conns-per-subnet", 512, "concurrent viewer sockets from one /24 or IPv6 /48 (-1: no cap)")
+	adminAddr := fs.String("admin", admin.DefaultAddr, "`address` of the ERS-style admin endpoint (empty: none)")
+	var adminAllow, allowedRooms listFlag
+	fs.Var(&adminAllow, "admin-allow", "client `prefix` (10.0.0.0/8) or address allowed to use the admin endpoint (repeatable; default loopback)")
+	tokens := fs.Bool("tokens", false, "require an ERS viewer token on every join (add them with the admin command addToken)")
+	fs.Var(&allowedRooms, "allowed-room", "`room` viewers may join (repeatable; default any; the admin commands addRoom/delRoom edit the list)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	allow, err := parsePrefixes(adminAllow)
+	if err != nil {
+		return fmt.Errorf("--admin-allow: %w", err)
+	}
+	store := access.NewStore(*tokens)
+	for _, r := range allowedRooms {
+		if err := store.AddRoom(r); err != nil {
+			return fmt.Errorf("--allowed-room %q: %w", r, err)
+		}
 	}
 	log, err := newLogger(mf.logLevel)
 	if err != nil {
@@ -234,6 +252,9 @@ func runBridge(args []string) error {
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
 		Limits:      limit.Config{PerIP: *perIP, PerSubnet: *perSubnet, AllowedOrigins: origins},
+		Access:      store,
+		AdminAllow:  allow,
+		Version:     versionString(),
 		Logger:      log,
 	})
 	if err != nil {
@@ -244,17 +265,51 @@ func runBridge(args []string) error {
 		return fmt.Errorf("--http %s: %w", *httpAddr, err)
 	}
 	log.Info("bridge serving", "http", l.Addr().String(), "peer", n.ID())
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- b.Serve(l) }()
+	serving := 1
+	if *adminAddr != "" {
+		al, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			b.Close()
+			<-serveErr
+			return fmt.Errorf("--admin %s: %w", *adminAddr, err)
+		}
+		log.Info("admin endpoint", "http", al.Addr().String())
+		go func() { serveErr <- b.ServeAdmin(al) }()
+		serving++
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		b.Close()
+		for range serving - 1 {
+			<-serveErr
+		}
 		return err
 	}
 	err = b.Close()
-	<-serveErr
+	for range serving {
+		<-serveErr
+	}
 	return err
+}
+
+// parsePrefixes reads addresses and prefixes ("10.0.0.0/8", "192.0.2.7").
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func runDevice(args []string) error {
@@ -319,13 +374,17 @@ func runVersion(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-	}
-	fmt.Println("ersmesh", v)
+	fmt.Println("ersmesh", versionString())
 	return nil
+}
+
+// versionString is the link-time version, else the module's, else "devel".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
