@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -191,4 +192,37 @@ func (p *PipeSource) Run(ctx context.Context, w Writer) error {
 		}
 		w.WriteVideo(VideoFrame{AU: au, PTS: time.Duration(n) * p.FrameDuration, Duration: p.FrameDuration})
 	}
+}
+
+// OpenStreams opens every --stream value (NAME=SOURCE; a bare NAME serves
+// the sample clip). A bad source is logged, naming it, and skipped, so the
+// others still serve; none at all is an error.
+func OpenStreams(flags []string, stdin io.Reader, log *slog.Logger) (map[string]*Stream, error) {
+	if len(flags) == 0 {
+		flags = []string{"sample=sample:"}
+	}
+	streams := map[string]*Stream{}
+	for _, f := range flags {
+		if !strings.Contains(f, "=") {
+			f += "=sample:"
+		}
+		name, source, err := ParseStreamFlag(f)
+		if err == nil && streams[name] != nil {
+			err = fmt.Errorf("--stream %q: stream %q is given twice", f, name)
+		}
+		var src Source
+		if err == nil {
+			src, err = Open(source, stdin)
+		}
+		if err != nil {
+			log.Error("stream not served", "stream", name, "err", err)
+			continue
+		}
+		streams[name] = NewStream(name, src, log)
+		log.Info("stream", "name", name, "source", src.String())
+	}
+	if len(streams) == 0 {
+		return nil, errors.New("no stream could be opened (see the errors above)")
+	}
+	return streams, nil
 }
