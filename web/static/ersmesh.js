@@ -78,6 +78,9 @@ export class Player extends EventTarget {
     this.deviceId = '';       // the device's id in the room (the key of the join ack's clients)
     this.peerConnection = null;
     this.note = '';           // what the device said it cannot send, from its offer
+    // performance.now() of the last join and of the first frame shown after
+    // it: join-to-first-frame is what a viewer waits (docs/benchmarks.md).
+    this.timing = { join: 0, firstFrame: 0 };
     this._mse = null;         // the fmp4 transport's MSE player
 
     this._socket = null;
@@ -200,6 +203,7 @@ export class Player extends EventTarget {
       return;
     }
     const gen = ++this._joinGen;
+    this.timing = { join: performance.now(), firstFrame: 0 };
     log(`joining room "${this.room}" for stream "${this.stream}"`);
     s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport },
       (err, desc) => this._joined(gen, err, desc));
@@ -306,6 +310,10 @@ export class Player extends EventTarget {
       const { candidate, sdpMid, sdpMLineIndex } = e.candidate;
       this._send('candidate', { candidate: { candidate, sdpMid, sdpMLineIndex } });
     };
+    const timing = this.timing;
+    this.video.requestVideoFrameCallback?.(() => {
+      if (!timing.firstFrame) timing.firstFrame = performance.now();
+    });
     this.note = sessionInfo(sdp);
     if (this.note) log('device note:', this.note);
     pc.ondatachannel = (e) => {
