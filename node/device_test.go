@@ -104,7 +104,7 @@ func TestDeviceRefusesWhatItDoesNotServe(t *testing.T) {
 		want string
 	}{
 		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam`},
-		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "cam", Transport: "fmp4"}, `transport "fmp4" is not supported`},
+		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope", Transport: "fmp4"}, `stream "nope" not found; this device serves: cam`},
 	} {
 		c := tm.open(t, tc.join)
 		m, err := c.Recv(5 * time.Second)

@@ -28,6 +28,11 @@ type session struct {
 
 	sid string // the WebRTC session id the player echoes in its messages
 
+	// note is told to the viewer in the offer (srtp without audio, say).
+	note string
+	// detach ends the media delivery to this viewer (see fmp4.go, srtp.go).
+	detach func()
+
 	mu        sync.Mutex // guards offerSent and pending: candidates found before the offer went out
 	offerSent bool
 	pending   []*signal.Message
@@ -76,13 +81,16 @@ func (s *session) run() {
 		s.conn.Close()
 		return
 	}
-	defer pc.Close()
+	defer func() {
+		pc.Close()
+		s.detach()
+	}()
 	if err := s.conn.Send(&signal.Message{Kind: signal.KindAccept}); err != nil {
 		s.log.Warn("send accept", "err", err)
 		s.conn.Reset()
 		return
 	}
-	s.log.Info("viewer joined", "transport", "srtp")
+	s.log.Info("viewer joined", "transport", transportOf(join))
 
 	pingDone := make(chan struct{})
 	pingStop := make(chan struct{})
@@ -141,9 +149,9 @@ func (s *session) admit(join *signal.Message) (*media.Stream, error) {
 		return nil, fmt.Errorf("room %q is not served by this device", join.Room)
 	}
 	switch join.Transport {
-	case "", "srtp":
+	case "", "srtp", "fmp4":
 	default:
-		return nil, fmt.Errorf("transport %q is not supported by this device yet; use srtp", join.Transport)
+		return nil, fmt.Errorf("transport %q is not supported by this device; use fmp4 or srtp", join.Transport)
 	}
 	streams := s.dev.cfg.Streams
 	if join.Stream == "" && len(streams) == 1 {
@@ -168,23 +176,15 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 	if err != nil {
 		return nil, err
 	}
-	// Sendonly, as EMS offers it: the device never receives media.
-	tr, err := pc.AddTransceiverFromTrack(stream.Track(), webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if transportOf(join) == "fmp4" {
+		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log)
+	} else {
+		s.note, s.detach, err = attachSRTP(pc, stream, s.log)
+	}
 	if err != nil {
 		pc.Close()
-		return nil, fmt.Errorf("add video track: %w", err)
+		return nil, err
 	}
-	sender := tr.Sender()
-	// RTCP must be read for the interceptors (NACK, reports) to see it; the
-	// loop ends when the PeerConnection closes.
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := sender.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
 	s.sid = sessionSID()
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
@@ -229,7 +229,9 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return err
 	}
-	payload, err := json.Marshal(pc.LocalDescription())
+	sd := *pc.LocalDescription()
+	sd.SDP = withSessionInfo(sd.SDP, s.note)
+	payload, err := json.Marshal(sd)
 	if err != nil {
 		return err
 	}
@@ -281,4 +283,32 @@ func (s *session) apply(pc *webrtc.PeerConnection, m *signal.Message) error {
 		s.log.Debug("viewer event", "type", m.Type)
 	}
 	return nil
+}
+
+// transportOf is the join's transport: EMS players send "fmp4" or "srtp";
+// older ones send none and get srtp, the only transport they know.
+func transportOf(join *signal.Message) string {
+	if join.Transport == "fmp4" {
+		return "fmp4"
+	}
+	return "srtp"
+}
+
+// withSessionInfo adds note to an SDP as its session information line
+// ("i=", RFC 8866 §5.4), right after the session name: browsers ignore it,
+// our player shows it.
+func withSessionInfo(sdp, note string) string {
+	if note == "" {
+		return sdp
+	}
+	i := strings.Index(sdp, "\r\ns=")
+	if i < 0 {
+		return sdp
+	}
+	j := strings.Index(sdp[i+2:], "\r\n")
+	if j < 0 {
+		return sdp
+	}
+	at := i + 2 + j + 2
+	return sdp[:at] + "i=" + strings.NewReplacer("\r", " ", "\n", " ").Replace(note) + "\r\n" + sdp[at:]
 }

@@ -20,6 +20,7 @@ func TestHandler(t *testing.T) {
 		{"/?room=frontdoor&stream=sample", "200 OK", "text/html; charset=utf-8", `import { Player } from './ersmesh.js'`},
 		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends EventTarget"},
 		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
+		{"/fmp4.js", "200 OK", "text/javascript; charset=utf-8", "export class Demuxer"},
 		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
 		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
 	} {

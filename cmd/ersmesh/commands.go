@@ -318,7 +318,8 @@ func runDevice(args []string) error {
 	mf.register(fs, "device")
 	var rooms listFlag
 	fs.Var(&rooms, "room", "room `name` to publish: name, or name@<this device's peer ID> for an owned room (repeatable)")
-	streamName := fs.String("stream", "sample", "stream `name` viewers ask for (serves the built-in sample clip)")
+	var streamFlags listFlag
+	fs.Var(&streamFlags, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 Annex-B file[,audio=file.aac][,fps=N], - for stdin, rtsp://..., or rtp://host:port,sdp=file.sdp; a bare NAME serves the sample clip")
 	ttl := fs.Duration("record-ttl", node.DefaultRecordTTL, "how long a room record stays valid; republished at a third of it")
 	server := fs.Bool("dht-server", false, "serve the DHT (only when this device is publicly reachable)")
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
@@ -346,7 +347,7 @@ func runDevice(args []string) error {
 		return err
 	}
 	defer n.Close()
-	stream, err := media.NewSampleStream(*streamName, log)
+	streams, err := media.OpenStreams(streamFlags, os.Stdin, log)
 	if err != nil {
 		return err
 	}
@@ -355,13 +356,15 @@ func runDevice(args []string) error {
 	d, err := node.New(pubCtx, node.Config{
 		Mesh:            n,
 		Rooms:           rooms,
-		Streams:         map[string]*media.Stream{*streamName: stream},
+		Streams:         streams,
 		RecordTTL:       *ttl,
 		IncludeLoopback: *loopbackCands,
 		Logger:          log,
 	})
 	if err != nil {
-		stream.Close()
+		for _, s := range streams {
+			s.Close()
+		}
 		return err
 	}
 	fmt.Printf("device %s serving rooms %s\n", n.ID(), strings.Join(rooms, ", "))

@@ -281,7 +281,7 @@ func (d *fakeDevice) close() {
 func TestPlayerFlow(t *testing.T) {
 	fb := newFakeBridge(t, time.Minute)
 	ctx := New(t, ExposeLocalIPs())
-	if err := Navigate(ctx, fb.url+"/?room=frontdoor&stream=cam&token=tk1"); err != nil {
+	if err := Navigate(ctx, fb.url+"/?room=frontdoor&stream=cam&token=tk1&transport=srtp"); err != nil {
 		t.Fatal(err)
 	}
 	c := fb.accept(t)

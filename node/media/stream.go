@@ -6,103 +6,552 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 )
 
-// H264Codec is what a Stream's track announces: Constrained Baseline with
-// packetization mode 1, which every WebRTC browser decodes.
+// H264Codec is what a Stream's video tracks announce: Constrained Baseline
+// with packetization mode 1, which every WebRTC browser decodes.
 var H264Codec = webrtc.RTPCodecCapability{
 	MimeType:    webrtc.MimeTypeH264,
 	ClockRate:   90000,
 	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 }
 
-// Stream is one named video stream of a device. Its single pacing goroutine
-// writes every frame once to a shared track; pion packetizes it once and
-// sends the packets to every PeerConnection the track is added to.
+// Limits of the per-stream caches and per-viewer queues. They bound memory
+// whatever the source sends and however slow a viewer is.
+const (
+	maxGOPFrames = 300      // frames kept since the last keyframe (10 s at 30 fps)
+	maxGOPBytes  = 16 << 20 // bytes kept since the last keyframe
+	viewerQueue  = maxGOPFrames + 64
+	rtpMTU       = 1200 // leaves room for SRTP, TURN and IPv6 headers in 1500
+	clockRate    = 90000
+)
+
+// Frame is one video frame prepared once for every viewer: packetized for
+// RTP and muxed into an fMP4 segment in the EMS record framing. Its slices
+// are shared by all viewers and never modified after the frame is made.
+type Frame struct {
+	Key bool
+	TS  uint32        // RTP timestamp, 90 kHz
+	RTP []*rtp.Packet // payloads shared; viewers copy the header
+	EMS []byte        // BEGIN..END records; nil while the fMP4 init is unknown
+}
+
+func (f *Frame) size() int {
+	n := len(f.EMS)
+	for _, p := range f.RTP {
+		n += len(p.Payload) + 12
+	}
+	return n
+}
+
+// Writer takes a source's frames. Stream implements it; a source calls it
+// from one goroutine.
+type Writer interface {
+	// SetAudio announces the audio track; call it before the first frame.
+	SetAudio(AudioFormat)
+	WriteVideo(VideoFrame)
+	WriteAudio(AudioFrame)
+}
+
+// Source produces a stream's frames. Run calls w until ctx ends or the
+// source fails; it returns nil only when the source ended on its own (the
+// end of a pipe). String names the source for logs and errors.
+type Source interface {
+	Run(ctx context.Context, w Writer) error
+	String() string
+}
+
+// Stream is one named stream of a device: one goroutine reads its source,
+// and each frame is packetized and muxed once and handed to every viewer.
+// It keeps the current GOP so that a new viewer starts on a keyframe at once.
 type Stream struct {
-	name  string
-	track *webrtc.TrackLocalStaticSample
-	log   *slog.Logger
+	name string
+	src  Source
+	log  *slog.Logger
+
+	mu         sync.Mutex // guards everything below; held per frame and per (un)subscribe
+	audio      *AudioFormat
+	audioTrack *webrtc.TrackLocalStaticSample // Opus, PCMU or PCMA for srtp viewers
+	sps, pps   []byte
+	mux        *fmp4Muxer
+	moov       []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
+	pending    []AudioFrame
+	gop        []*Frame
+	gopBytes   int
+	gopFull    bool // the GOP outgrew the cache: new viewers wait for the next keyframe
+	packetizer rtp.Packetizer
+	lastPTS    time.Duration
+	lastDur    time.Duration
+	base       time.Duration // added to the source's PTS, so restarts continue the clock
+	rebase     bool
+	nextPTS    time.Duration
+	fsubs      map[*FMP4Viewer]struct{}
+	rsubs      map[*RTPViewer]struct{}
+	frames     atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
 }
 
-// NewSampleStream starts a stream that loops the built-in clip forever.
-// RTP timestamps keep advancing across loops (each sample carries its
-// duration), so to a viewer the loop is one continuous stream.
-func NewSampleStream(name string, log *slog.Logger) (*Stream, error) {
-	aus, err := SampleClip()
-	if err != nil {
-		return nil, err
-	}
-	return newLoopStream(name, aus, SampleFrameDuration, log)
-}
-
-func newLoopStream(name string, aus []AccessUnit, frame time.Duration, log *slog.Logger) (*Stream, error) {
-	if len(aus) == 0 {
-		return nil, errors.New("no frames to stream")
-	}
+// NewStream starts reading src. A source that fails is restarted with a
+// backoff (a camera that dropped comes back); one that ends ends the stream.
+func NewStream(name string, src Source, log *slog.Logger) *Stream {
 	if log == nil {
 		log = slog.Default()
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(H264Codec, "video", "ersmesh-"+name)
-	if err != nil {
-		return nil, fmt.Errorf("create video track for stream %q: %w", name, err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Stream{name: name, track: track, log: log, cancel: cancel, done: make(chan struct{})}
-	frames := make([][]byte, len(aus))
-	for i, au := range aus {
-		frames[i] = au.AnnexB()
+	s := &Stream{
+		name: name, src: src, log: log.With("stream", name, "source", src.String()),
+		fsubs: map[*FMP4Viewer]struct{}{}, rsubs: map[*RTPViewer]struct{}{},
+		cancel: cancel, done: make(chan struct{}),
+		packetizer: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), clockRate),
 	}
-	go s.loop(ctx, frames, frame)
-	return s, nil
+	go s.run(ctx)
+	return s
+}
+
+// NewSampleStream starts a stream that loops the built-in clip (H.264 and
+// AAC) forever.
+func NewSampleStream(name string, log *slog.Logger) (*Stream, error) {
+	src, err := NewSampleSource()
+	if err != nil {
+		return nil, err
+	}
+	return NewStream(name, src, log), nil
+}
+
+func (s *Stream) run(ctx context.Context) {
+	defer close(s.done)
+	backoff := 500 * time.Millisecond
+	for {
+		s.mu.Lock()
+		s.rebase = true
+		s.mu.Unlock()
+		started := time.Now()
+		err := s.src.Run(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			s.log.Info("source ended")
+			return
+		}
+		if time.Since(started) > 30*time.Second {
+			backoff = 500 * time.Millisecond
+		}
+		s.log.Warn("source failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
 }
 
 // Name is the stream name viewers ask for.
 func (s *Stream) Name() string { return s.name }
 
-// Track is the shared video track to add to each viewer's PeerConnection.
-func (s *Stream) Track() *webrtc.TrackLocalStaticSample { return s.track }
+// Source names the stream's source.
+func (s *Stream) Source() string { return s.src.String() }
 
-func (s *Stream) loop(ctx context.Context, frames [][]byte, frame time.Duration) {
-	defer close(s.done)
-	// Pace against an absolute schedule so that jitter in one tick does not
-	// accumulate into drift.
-	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
+// Frames counts the video frames the stream has handled.
+func (s *Stream) Frames() uint64 { return s.frames.Load() }
+
+// Audio is the stream's audio format, nil if it has none (or none yet).
+func (s *Stream) Audio() *AudioFormat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.audio
+}
+
+// AudioTrack is the shared audio track for srtp viewers, nil when the
+// stream has no audio a WebRTC track can carry (none, or AAC).
+func (s *Stream) AudioTrack() *webrtc.TrackLocalStaticSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.audioTrack
+}
+
+// SetAudio implements Writer.
+func (s *Stream) SetAudio(f AudioFormat) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audio != nil {
+		if s.audio.Codec != f.Codec || s.audio.SampleRate != f.SampleRate || s.audio.Channels != f.Channels {
+			s.log.Warn("source changed its audio format; keeping the first for viewers", "was", s.audio.Codec, "now", f.Codec)
 		}
-		data := frames[n%len(frames)]
-		if err := s.track.WriteSample(pionmedia.Sample{Data: data, Duration: frame}); err != nil {
-			s.log.Warn("write video frame", "stream", s.name, "err", err)
+		return
+	}
+	s.audio = &f
+	var c webrtc.RTPCodecCapability
+	switch f.Codec {
+	case AudioOpus:
+		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	case AudioPCMU:
+		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}
+	case AudioPCMA:
+		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}
+	case AudioAAC:
+		s.log.Info("audio is AAC: fmp4 viewers hear it; srtp viewers get video only, since WebRTC media tracks cannot carry AAC")
+		return
+	default:
+		return
+	}
+	t, err := webrtc.NewTrackLocalStaticSample(c, "audio", "ersmesh-"+s.name)
+	if err != nil {
+		s.log.Error("create audio track", "err", err)
+		return
+	}
+	s.audioTrack = t
+}
+
+// WriteAudio implements Writer.
+func (s *Stream) WriteAudio(a AudioFrame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audio == nil {
+		return
+	}
+	if s.audioTrack != nil {
+		dur := time.Duration(a.Samples) * time.Second / time.Duration(max(s.audio.SampleRate, 1))
+		if err := s.audioTrack.WriteSample(pionmedia.Sample{Data: a.Data, Duration: dur}); err != nil {
+			s.log.Debug("write audio", "err", err)
 		}
-		next := start.Add(time.Duration(n+1) * frame)
-		wait := time.Until(next)
-		if wait < -time.Second {
-			// We were stalled (a suspended machine, a debugger): start a new
-			// schedule rather than bursting the missed frames.
-			start, n = time.Now(), -1
-			wait = frame
+	}
+	if s.audio.Codec == AudioAAC && s.mux != nil && s.mux.hasAudio {
+		// Bounded: audio without video for a long time is dropped.
+		if len(s.pending) < 256 {
+			s.pending = append(s.pending, a)
 		}
-		timer.Reset(wait)
 	}
 }
 
-// Close stops the stream and waits for its goroutine.
+// WriteVideo implements Writer: the per-frame work, done once for all viewers.
+func (s *Stream) WriteVideo(v VideoFrame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rebase {
+		// A (re)started source counts from zero again: continue our clock.
+		s.base = s.nextPTS - v.PTS
+		s.rebase = false
+	}
+	pts := v.PTS + s.base
+	if pts < s.lastPTS {
+		pts = s.lastPTS + time.Millisecond
+	}
+	dur := v.Duration
+	if dur <= 0 {
+		if d := pts - s.lastPTS; s.frames.Load() > 0 && d > 0 && d < time.Second {
+			dur = d
+		} else if s.lastDur > 0 {
+			dur = s.lastDur
+		} else {
+			dur = time.Second / 30
+		}
+	}
+	s.lastPTS, s.lastDur, s.nextPTS = pts, dur, pts+dur
+	s.frames.Add(1)
+
+	nalus := make([][]byte, 0, len(v.AU.NALUs))
+	for _, n := range v.AU.NALUs {
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			if s.sps == nil {
+				s.sps = n
+			}
+		case h264.NALUTypePPS:
+			if s.pps == nil {
+				s.pps = n
+			}
+		case h264.NALUTypeAccessUnitDelimiter:
+			continue
+		}
+		nalus = append(nalus, n)
+	}
+	if len(nalus) == 0 {
+		return
+	}
+	if s.mux == nil && v.AU.IDR && s.sps != nil && s.pps != nil {
+		s.startMux()
+	}
+
+	f := &Frame{Key: v.AU.IDR, TS: uint32(int64(pts) * clockRate / int64(time.Second))}
+	f.RTP = s.packetizer.Packetize(annexB(nalus), 0)
+	for _, p := range f.RTP {
+		p.Timestamp = f.TS
+	}
+	if s.mux != nil {
+		ems, err := s.mux.segment(nalus, v.AU.IDR, pts, dur, s.pending)
+		s.pending = s.pending[:0]
+		if err != nil {
+			s.log.Warn("fMP4 mux", "err", err)
+		} else {
+			f.EMS = ems
+		}
+	}
+
+	if f.Key {
+		clear(s.gop)
+		s.gop, s.gopBytes, s.gopFull = s.gop[:0], 0, false
+	}
+	if !s.gopFull {
+		if len(s.gop) >= maxGOPFrames || s.gopBytes+f.size() > maxGOPBytes {
+			s.gopFull = true
+			clear(s.gop)
+			s.gop, s.gopBytes = s.gop[:0], 0
+		} else if len(s.gop) > 0 || f.Key {
+			s.gop = append(s.gop, f)
+			s.gopBytes += f.size()
+		}
+	}
+
+	for v := range s.fsubs {
+		v.push(s, f)
+	}
+	for v := range s.rsubs {
+		v.write(s, f)
+	}
+}
+
+func (s *Stream) startMux() {
+	var aac *AudioFormat
+	if s.audio != nil && s.audio.Codec == AudioAAC && s.audio.AAC != nil {
+		aac = s.audio
+	} else if s.audio != nil {
+		s.log.Info("fmp4 viewers get video only: the audio codec is not AAC", "audio", s.audio.Codec)
+	}
+	m, moov, err := newFMP4Muxer(s.sps, s.pps, aac)
+	if err != nil {
+		s.log.Error("cannot build the fMP4 init segment; fmp4 viewers get nothing", "err", err)
+		return
+	}
+	s.mux, s.moov = m, moov
+}
+
+func annexB(nalus [][]byte) []byte {
+	n := 0
+	for _, u := range nalus {
+		n += 4 + len(u)
+	}
+	out := make([]byte, 0, n)
+	for _, u := range nalus {
+		out = append(out, 0, 0, 0, 1)
+		out = append(out, u...)
+	}
+	return out
+}
+
+// Close stops the source, waits for its goroutine and ends every viewer's
+// queue.
 func (s *Stream) Close() error {
 	s.once.Do(s.cancel)
 	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v := range s.fsubs {
+		v.close()
+	}
+	clear(s.fsubs)
+	clear(s.rsubs)
 	return nil
+}
+
+// ErrClosed is returned when subscribing to a closed stream.
+var ErrClosed = errors.New("stream closed")
+
+func (s *Stream) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Chunk is one piece of an fmp4 viewer's byte stream: the MOOV record, or
+// one frame's segment records.
+type Chunk struct {
+	Data []byte
+	Key  bool // a MOOV or a keyframe's segment: a skipping viewer resumes here
+}
+
+// FMP4Viewer receives a stream's EMS records. C holds at most viewerQueue
+// chunks; when it is full the viewer skips to the next keyframe rather than
+// holding the stream up.
+type FMP4Viewer struct {
+	C        <-chan Chunk
+	c        chan Chunk
+	sentMoov bool
+	waitKey  bool
+	dropped  atomic.Uint64
+	closed   bool
+}
+
+// Dropped counts frames skipped because the viewer's queue was full.
+func (v *FMP4Viewer) Dropped() uint64 { return v.dropped.Load() }
+
+func (v *FMP4Viewer) close() {
+	if !v.closed {
+		v.closed = true
+		close(v.c)
+	}
+}
+
+// push queues f (under the stream's lock), first the MOOV if not sent yet.
+func (v *FMP4Viewer) push(s *Stream, f *Frame) {
+	if f.EMS == nil {
+		return
+	}
+	if !v.sentMoov {
+		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true}) {
+			return
+		}
+		v.sentMoov = true
+	}
+	if v.waitKey && !f.Key {
+		v.dropped.Add(1)
+		return
+	}
+	if !v.offer(Chunk{Data: f.EMS, Key: f.Key}) {
+		v.waitKey = true
+		v.dropped.Add(1)
+		return
+	}
+	v.waitKey = false
+}
+
+func (v *FMP4Viewer) offer(c Chunk) bool {
+	select {
+	case v.c <- c:
+		return true
+	default:
+		return false
+	}
+}
+
+// SubscribeFMP4 adds an fmp4 viewer. Its queue starts with the MOOV record
+// and the current GOP, so the viewer's first frame is a keyframe at once.
+func (s *Stream) SubscribeFMP4() (*FMP4Viewer, error) {
+	c := make(chan Chunk, viewerQueue)
+	v := &FMP4Viewer{C: c, c: c}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	if s.moov != nil && !s.gopFull {
+		for _, f := range s.gop {
+			v.push(s, f)
+		}
+	}
+	s.fsubs[v] = struct{}{}
+	return v, nil
+}
+
+// UnsubscribeFMP4 removes v and closes its queue.
+func (s *Stream) UnsubscribeFMP4(v *FMP4Viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.fsubs, v)
+	v.close()
+}
+
+// RTPViewer is one srtp viewer's video: its own track, so that it gets its
+// own sequence numbers, a burst of the current GOP when its track is bound,
+// and no frame before a keyframe.
+type RTPViewer struct {
+	track   *boundTrack
+	seq     uint16
+	started bool
+	errs    int
+}
+
+// Track is the viewer's video track, for its PeerConnection.
+func (v *RTPViewer) Track() webrtc.TrackLocal { return v.track }
+
+// boundTrack notices when pion binds the track (negotiation done, SRTP up):
+// packets written before that go nowhere.
+type boundTrack struct {
+	*webrtc.TrackLocalStaticRTP
+	bound atomic.Bool
+}
+
+func (t *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	p, err := t.TrackLocalStaticRTP.Bind(c)
+	if err == nil {
+		t.bound.Store(true)
+	}
+	return p, err
+}
+
+// SubscribeRTP adds an srtp viewer.
+func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
+	t, err := webrtc.NewTrackLocalStaticRTP(H264Codec, "video", "ersmesh-"+s.name)
+	if err != nil {
+		return nil, fmt.Errorf("create video track: %w", err)
+	}
+	v := &RTPViewer{track: &boundTrack{TrackLocalStaticRTP: t}, seq: uint16(time.Now().UnixNano())}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	s.rsubs[v] = struct{}{}
+	return v, nil
+}
+
+// UnsubscribeRTP removes v.
+func (s *Stream) UnsubscribeRTP(v *RTPViewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.rsubs, v)
+}
+
+// write sends f to the viewer (under the stream's lock). The first time the
+// track is bound it sends the cached GOP first, with timestamps squeezed
+// just before f's, so the browser decodes them at once and shows f on time.
+func (v *RTPViewer) write(s *Stream, f *Frame) {
+	if !v.track.bound.Load() {
+		return
+	}
+	if !v.started {
+		gop := s.gop
+		if s.gopFull || len(gop) == 0 || gop[len(gop)-1] != f {
+			if !f.Key {
+				return // nothing decodable yet: wait for a keyframe
+			}
+			gop = []*Frame{f}
+		}
+		v.started = true
+		n := len(gop) - 1
+		for i, g := range gop[:n] {
+			v.send(s, g, f.TS-uint32(n-i))
+		}
+	}
+	v.send(s, f, f.TS)
+}
+
+func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
+	for _, p := range f.RTP {
+		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
+		pkt.SequenceNumber = v.seq
+		pkt.Timestamp = ts
+		v.seq++
+		if err := v.track.WriteRTP(&pkt); err != nil {
+			// A closing PeerConnection: the session removes the viewer.
+			if v.errs++; v.errs == 1 {
+				s.log.Debug("write video", "err", err)
+			}
+		}
+	}
 }

@@ -1,8 +1,13 @@
 // The ersmesh player: joins an ERS room through a bridge and plays the
 // device's WebRTC stream in a <video>. It follows the flow of EvoStream's
-// HTML5 player (ERS-PROTOCOL.md §4, SRTP transport): the device offers, the
-// browser answers, candidates trickle both ways as ERS "message" events.
+// HTML5 player (ERS-PROTOCOL.md §4): the device offers, the browser
+// answers, candidates trickle both ways as ERS "message" events. Media comes
+// as fragmented MP4 over data channels (transport "fmp4", the EMS default,
+// H.264 and AAC) or as WebRTC tracks (transport "srtp").
 import { Socket } from './socketio.js';
+import { Demuxer, MsePlayer } from './fmp4.js';
+
+export const TRANSPORTS = ['fmp4', 'srtp'];
 
 // Stages, in the order a successful session passes them; "waiting" (no
 // device in the room) and "error" are off the happy path.
@@ -28,6 +33,14 @@ export function stripBadFmtp(sdp) {
 
 // iceServersFrom turns stunservers/turnservers entries into RTCIceServers;
 // legacy ERS servers send "url" where current ones send "urls".
+// sessionInfo returns the offer's session-level "i=" line (RFC 8866 §5.4),
+// where the device explains what it cannot send (AAC audio over srtp).
+export function sessionInfo(sdp) {
+  const head = sdp.split(/\r?\nm=/)[0];
+  const m = /^i=(.*)$/m.exec(head);
+  return m ? m[1].trim() : '';
+}
+
 export function iceServersFrom(list) {
   if (!Array.isArray(list)) return [];
   const out = [];
@@ -44,12 +57,14 @@ export function iceServersFrom(list) {
 
 // Player plays one room. Its events: "stage" ({detail: {stage, message}}),
 // and EvoStream's joinedRoom, createdPeer, checkingPeer, connectedPeer,
-// disconnectedPeer, connectfailedPeer, closePeer, playerstarted.
+// disconnectedPeer, connectfailedPeer, closePeer, channelOpen,
+// channelClose, playerstarted.
 export class Player extends EventTarget {
-  constructor({ bridge = location.origin, room, stream = 'sample', token = '', transport = 'srtp', video } = {}) {
+  constructor({ bridge = location.origin, room, stream = 'sample', token = '', transport = 'fmp4', video } = {}) {
     super();
     if (!room) throw new Error('ersmesh: a room name is needed');
-    if (transport !== 'srtp') throw new Error(`ersmesh: transport "${transport}" is not supported (only "srtp")`);
+    transport = transport || 'fmp4';
+    if (!TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4 or srtp)`);
     if (!(video instanceof HTMLVideoElement)) throw new Error('ersmesh: a <video> element is needed');
     this.bridge = new URL(bridge, location.href).origin;
     this.room = room;
@@ -62,6 +77,11 @@ export class Player extends EventTarget {
     this.message = '';
     this.deviceId = '';       // the device's id in the room (the key of the join ack's clients)
     this.peerConnection = null;
+    this.note = '';           // what the device said it cannot send, from its offer
+    // performance.now() of the last join and of the first frame shown after
+    // it: join-to-first-frame is what a viewer waits (docs/benchmarks.md).
+    this.timing = { join: 0, firstFrame: 0 };
+    this._mse = null;         // the fmp4 transport's MSE player
 
     this._socket = null;
     this._stun = [];
@@ -79,7 +99,7 @@ export class Player extends EventTarget {
 
     this._onPlaying = () => {
       if (!this.peerConnection) return;
-      this._setStage('playing', '');
+      this._setStage('playing', this.note);
       if (!this._started) {
         this._started = true;
         this._emit('playerstarted');
@@ -183,6 +203,7 @@ export class Player extends EventTarget {
       return;
     }
     const gen = ++this._joinGen;
+    this.timing = { join: performance.now(), firstFrame: 0 };
     log(`joining room "${this.room}" for stream "${this.stream}"`);
     s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport },
       (err, desc) => this._joined(gen, err, desc));
@@ -289,6 +310,20 @@ export class Player extends EventTarget {
       const { candidate, sdpMid, sdpMLineIndex } = e.candidate;
       this._send('candidate', { candidate: { candidate, sdpMid, sdpMLineIndex } });
     };
+    const timing = this.timing;
+    this.video.requestVideoFrameCallback?.(() => {
+      if (!timing.firstFrame) timing.firstFrame = performance.now();
+    });
+    this.note = sessionInfo(sdp);
+    if (this.note) log('device note:', this.note);
+    pc.ondatachannel = (e) => {
+      if (pc !== this.peerConnection) return;
+      if (this.transport !== 'fmp4') {
+        log('ignoring data channel', e.channel.label, 'on transport', this.transport);
+        return;
+      }
+      this._onChannel(pc, e.channel);
+    };
     pc.ontrack = (e) => {
       if (pc !== this.peerConnection) return;
       // Offers without msid give tracks with no stream: gather them in one.
@@ -319,6 +354,60 @@ export class Player extends EventTarget {
       // one's failure counts.
       if (pc === this.peerConnection) this._peerFailed(`Cannot answer the device's offer: ${err.message}`);
     }
+  }
+
+  // _onChannel runs the fmp4 transport's two channels: the request on
+  // emsCommandChannel, the records on emsStreamChannel.
+  _onChannel(pc, ch) {
+    ch.onopen = () => this._emit('channelOpen', { label: ch.label });
+    ch.onclose = () => this._emit('channelClose', { label: ch.label });
+    if (ch.label === 'emsCommandChannel') {
+      const request = () => ch.send(JSON.stringify({ type: 'fmp4Request', payload: { name: this.stream } }));
+      if (ch.readyState === 'open') request();
+      else ch.addEventListener('open', request, { once: true });
+      ch.onmessage = (e) => {
+        if (pc !== this.peerConnection || typeof e.data !== 'string' || e.data.length > 65536) return;
+        let cmd;
+        try { cmd = JSON.parse(e.data); } catch { log('bad command from the device'); return; }
+        if (cmd?.type === 'fmp4Response') {
+          const p = cmd.payload ?? {};
+          log('fmp4Response', p.status, p.description ?? '');
+          if (p.status !== 'SUCCESS') this._fail(`The device cannot send stream "${this.stream}": ${p.description || 'no reason given'}`);
+        } else if (cmd?.type === 'metadata') {
+          this._emit('metadata', cmd.payload ?? {});
+        }
+      };
+    } else if (ch.label === 'emsStreamChannel') {
+      ch.binaryType = 'arraybuffer';
+      const demux = new Demuxer({
+        onInit: ({ codecs, init }) => {
+          this._mse?.close();
+          this._mse = new MsePlayer(this.video, log);
+          try {
+            this._mse.init(codecs, init);
+          } catch (err) {
+            this._fail(`Cannot play the stream: ${err.message}`);
+          }
+        },
+        onSegment: (seg) => this._mse?.append(seg),
+      });
+      ch.onmessage = (e) => {
+        if (pc !== this.peerConnection) return;
+        try {
+          demux.feed(e.data);
+        } catch (err) {
+          ch.onmessage = null;
+          this._peerFailed(`The device sent a broken stream (${err.message})`);
+        }
+      };
+    }
+  }
+
+  // _fail stops the player with an explanation: retrying cannot help.
+  _fail(why) {
+    clearTimeout(this._timer);
+    this._closePeer();
+    this._setStage('error', why);
   }
 
   _onCandidate(msg) {
@@ -384,8 +473,10 @@ export class Player extends EventTarget {
     this._peerUp = false;
     if (!pc) return;
     this.peerConnection = null;
-    pc.onicecandidate = pc.ontrack = pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
+    pc.onicecandidate = pc.ontrack = pc.ondatachannel = pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
     pc.close();
+    this._mse?.close();
+    this._mse = null;
     this.video.srcObject = null;
     this._emit('closePeer', { id: this.deviceId });
   }

@@ -1,0 +1,58 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/ersmesh/ersmesh/internal/browsertest"
+)
+
+// BenchmarkJoinToFirstFrame measures, in headless Chromium, the time from
+// the player's join to the first video frame it shows, over the whole demo
+// (Socket.IO bridge, libp2p, device, ICE/DTLS, then media), for each
+// transport. Each sub-benchmark makes at least 20 joins and reports the
+// median and the 95th percentile.
+func BenchmarkJoinToFirstFrame(b *testing.B) {
+	for _, transport := range []string{"fmp4", "srtp"} {
+		b.Run(transport, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			br := browsertest.New(b)
+			runs := max(b.N, 20)
+			var times []float64
+			b.ResetTimer()
+			for i := range runs {
+				if err := browsertest.Navigate(br, "about:blank"); err != nil {
+					b.Fatal(err)
+				}
+				if err := browsertest.Navigate(br, d.URL+"&transport="+transport); err != nil {
+					b.Fatal(err)
+				}
+				browsertest.WaitFor(br, b, 20*time.Second, `window.ersPlayer && ersPlayer.timing.firstFrame > 0`)
+				ms, err := browsertest.Eval[float64](br, `ersPlayer.timing.firstFrame - ersPlayer.timing.join`)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i > 0 { // the first run warms up the page cache and the DHT lookup
+					times = append(times, ms)
+				}
+			}
+			b.StopTimer()
+			sort.Float64s(times)
+			b.ReportMetric(times[len(times)/2], "ms-median")
+			b.ReportMetric(times[(len(times)*95+99)/100-1], "ms-p95")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("%s join to first frame over %d runs (ms): %s", transport, len(times), fmt.Sprint(times))
+		})
+	}
+}

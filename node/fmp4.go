@@ -1,0 +1,216 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/node/media"
+)
+
+// The fmp4 transport of EMS (ERS-PROTOCOL.md §4-5): no media tracks; the
+// device offers two data channels, the player asks for a stream by name on
+// the command channel and receives fragmented MP4 in the EMS record framing
+// on the stream channel. It carries AAC, which WebRTC media tracks cannot.
+const (
+	commandChannelLabel = "emsCommandChannel"
+	streamChannelLabel  = "emsStreamChannel"
+
+	// emsFailText is the text EMS answers a failed fmp4Request with.
+	emsFailText = "Requested stream could not be sent!"
+
+	// maxCommandSize caps one command channel message from the viewer.
+	maxCommandSize = 4 << 10
+	// dcChunk is the largest data channel message we send: a size every
+	// SCTP stack takes (records may span messages, §5).
+	dcChunk = 16 << 10
+	// maxBuffered is how much may wait in a viewer's data channel before
+	// it skips to the next keyframe: a slow viewer loses frames, the
+	// device's memory stays bounded, and the other viewers never wait.
+	maxBuffered = 1 << 20
+)
+
+// fmp4Command is a message on emsCommandChannel, both directions.
+type fmp4Command struct {
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type fmp4Response struct {
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	Description string `json:"description"`
+}
+
+// fmp4Viewer is one viewer's fmp4 delivery. The pion callbacks start its
+// sender goroutine; detach ends it and waits.
+type fmp4Viewer struct {
+	log     *slog.Logger
+	streams map[string]*media.Stream
+	cmd     *webrtc.DataChannel
+	data    *webrtc.DataChannel
+	open    chan struct{} // closed when the stream channel opens
+	quit    chan struct{} // closed by detach
+
+	mu       sync.Mutex // guards requested, detached and sub
+	detached bool
+	sub      *media.FMP4Viewer
+	stream   *media.Stream
+	wg       sync.WaitGroup
+}
+
+// attachFMP4 adds the EMS data channels to pc. They are created before the
+// offer, so the offer carries them (an SCTP m-line) and no media tracks.
+func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger) (func(), error) {
+	ordered := true
+	cmd, err := pc.CreateDataChannel(commandChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", commandChannelLabel, err)
+	}
+	data, err := pc.CreateDataChannel(streamChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", streamChannelLabel, err)
+	}
+	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, open: make(chan struct{}), quit: make(chan struct{})}
+	var openOnce sync.Once
+	data.OnOpen(func() { openOnce.Do(func() { close(v.open) }) })
+	cmd.OnMessage(v.onCommand)
+	return v.detach, nil
+}
+
+func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
+	if len(m.Data) > maxCommandSize {
+		v.log.Warn("fmp4: oversized command from viewer", "bytes", len(m.Data))
+		return
+	}
+	var c fmp4Command
+	if err := json.Unmarshal(m.Data, &c); err != nil {
+		v.log.Warn("fmp4: malformed command from viewer", "err", err)
+		return
+	}
+	if c.Type != "fmp4Request" {
+		v.log.Debug("fmp4: ignoring command", "type", c.Type)
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(c.Payload, &req); err != nil {
+		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " The request has no stream name."})
+		return
+	}
+	st, ok := v.streams[req.Name]
+	if !ok {
+		names := make([]string, 0, len(v.streams))
+		for n := range v.streams {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		v.log.Info("fmp4: viewer asked for an unknown stream", "name", req.Name)
+		v.respond(fmp4Response{Name: req.Name, Status: "FAIL",
+			Description: fmt.Sprintf("%s Stream %q is not served by this device; it serves: %s.", emsFailText, req.Name, strings.Join(names, ", "))})
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.detached {
+		return
+	}
+	if v.sub != nil {
+		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: emsFailText + " A stream is already being sent on this connection."})
+		return
+	}
+	sub, err := st.SubscribeFMP4()
+	if err != nil {
+		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: fmt.Sprintf("%s %v.", emsFailText, err)})
+		return
+	}
+	v.sub, v.stream = sub, st
+	v.respond(fmp4Response{Name: req.Name, Status: "SUCCESS", Description: "Stream " + req.Name + " started"})
+	v.log.Info("fmp4: streaming", "name", req.Name)
+	v.wg.Add(1)
+	go v.send(sub)
+}
+
+func (v *fmp4Viewer) respond(r fmp4Response) {
+	b, _ := json.Marshal(map[string]any{"type": "fmp4Response", "payload": r})
+	if err := v.cmd.SendText(string(b)); err != nil {
+		v.log.Debug("fmp4: send response", "err", err)
+	}
+}
+
+// send copies the viewer's queue to the stream channel. It skips to the
+// next keyframe whenever the channel's buffer is over maxBuffered.
+func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
+	defer v.wg.Done()
+	waitKey := false
+	skipped := 0
+	for c := range sub.C {
+		select {
+		case <-v.open:
+		default:
+			// The stream channel is not open yet: keep only what a
+			// decoder can start from.
+			if !c.Key {
+				waitKey = true
+				continue
+			}
+			select {
+			case <-v.open:
+			case <-v.quit:
+				return
+			}
+		}
+		if waitKey && !c.Key {
+			skipped++
+			continue
+		}
+		if v.data.BufferedAmount() > maxBuffered {
+			if !waitKey {
+				v.log.Info("fmp4: viewer is slow; skipping to the next keyframe", "buffered", v.data.BufferedAmount())
+			}
+			waitKey = true
+			skipped++
+			continue
+		}
+		waitKey = false
+		if err := sendChunked(v.data, c.Data); err != nil {
+			if errors.Is(err, webrtc.ErrConnectionClosed) || v.data.ReadyState() != webrtc.DataChannelStateOpen {
+				return
+			}
+			v.log.Debug("fmp4: send", "err", err)
+		}
+	}
+}
+
+func sendChunked(dc *webrtc.DataChannel, b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), dcChunk)
+		if err := dc.Send(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// detach stops the delivery and waits for the sender.
+func (v *fmp4Viewer) detach() {
+	v.mu.Lock()
+	if !v.detached {
+		close(v.quit)
+	}
+	v.detached = true
+	sub, st := v.sub, v.stream
+	v.mu.Unlock()
+	if sub != nil {
+		st.UnsubscribeFMP4(sub)
+	}
+	v.wg.Wait()
+}

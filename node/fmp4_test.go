@@ -1,0 +1,126 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+)
+
+// TestFMP4ViewerGetsH264AndAAC runs the EMS fmp4 transport with a pion
+// viewer: data channels in the offer, fmp4Request/fmp4Response, then the
+// record framing carrying an init segment with H.264 and AAC tracks and
+// one media segment per frame, starting on a keyframe.
+func TestFMP4ViewerGetsH264AndAAC(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "fmp4", "cam")
+	v.waitFor("60 segments", 20*time.Second, func() bool { return len(v.segments) >= 60 || v.parseErr != nil })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.parseErr != nil {
+		t.Fatal(v.parseErr)
+	}
+	if strings.Contains(v.offerSDP, "m=video") || strings.Contains(v.offerSDP, "m=audio") || !strings.Contains(v.offerSDP, "m=application") {
+		t.Errorf("fmp4 offer must carry data channels and no media tracks:\n%s", v.offerSDP)
+	}
+	if v.response == nil || v.response.Status != "SUCCESS" || v.response.Name != "cam" {
+		t.Fatalf("fmp4Response = %+v, want SUCCESS for cam", v.response)
+	}
+	if v.init == nil {
+		t.Fatal("no MOOV record")
+	}
+	if got := v.init.Codecs(); got != "avc1.42c01f,mp4a.40.2" {
+		t.Errorf("codecs from the MOOV header = %q, want avc1.42c01f,mp4a.40.2", got)
+	}
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(v.init.Segment)); err != nil {
+		t.Fatalf("init segment: %v", err)
+	}
+	if len(in.Tracks) != 2 {
+		t.Fatalf("init segment has %d tracks, want video and audio", len(in.Tracks))
+	}
+	if _, ok := in.Tracks[1].Codec.(*fmp4.CodecMPEG4Audio); !ok {
+		t.Errorf("second track is %T, want AAC", in.Tracks[1].Codec)
+	}
+	audioSamples := 0
+	var lastVideo uint64
+	for i, s := range v.segments {
+		parts := parseSegment(t, s)
+		if len(parts) != 1 || len(parts[0].Tracks) != 2 {
+			t.Fatalf("segment %d: want one moof with a video and an audio traf", i)
+		}
+		video := parts[0].Tracks[0]
+		if len(video.Samples) != 1 || !bytes.Equal(video.Samples[0].Payload, s.Video) {
+			t.Fatalf("segment %d: the VIDEO record is not the video traf's sample", i)
+		}
+		if i == 0 && video.Samples[0].IsNonSyncSample {
+			t.Fatal("the first segment is not a keyframe")
+		}
+		if i > 0 && video.BaseTime-lastVideo > 3001 {
+			t.Fatalf("segment %d: video jumps by %d ticks: a frame is missing", i, video.BaseTime-lastVideo)
+		}
+		lastVideo = video.BaseTime
+		for _, a := range parts[0].Tracks[1].Samples {
+			audioSamples++
+			if !bytes.Contains(s.Audio, a.Payload) {
+				t.Fatalf("segment %d: audio sample not in the AUDIO record", i)
+			}
+		}
+	}
+	// 60 frames at 30 fps are 2 s: about 62 AAC frames of 32 ms.
+	if audioSamples < 50 {
+		t.Errorf("%d AAC frames in 60 video frames, want about 62", audioSamples)
+	}
+}
+
+func TestFMP4UnknownStreamFails(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "fmp4", "cam")
+	v.requestName = "garage"
+	v.waitFor("an fmp4Response", 15*time.Second, func() bool { return v.response != nil })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r := v.response
+	if r.Status != "FAIL" || r.Name != "garage" || !strings.HasPrefix(r.Description, emsFailText) || !strings.Contains(r.Description, `"garage"`) || !strings.Contains(r.Description, "cam") {
+		t.Fatalf("fmp4Response = %+v, want a FAIL naming the stream and what the device serves", r)
+	}
+}
+
+// TestManySRTPViewersGetEveryFrame: 20 pion viewers each receive every
+// frame, while a 21st stops reading altogether.
+func TestManySRTPViewersGetEveryFrame(t *testing.T) {
+	tm := newTestMesh(t)
+	stalled := newTestViewer(t, tm, "stalled", "srtp", "cam")
+	stalled.stall = true
+	var viewers []*testViewer
+	for i := range 20 {
+		viewers = append(viewers, newTestViewer(t, tm, fmt.Sprintf("viewer%d", i), "srtp", "cam"))
+	}
+	var wg sync.WaitGroup
+	for _, v := range viewers {
+		wg.Go(func() {
+			v.waitFor("90 frames", 30*time.Second, func() bool { return len(v.frames) >= 90 })
+		})
+	}
+	wg.Wait()
+	for i, v := range viewers {
+		v.mu.Lock()
+		frames := append([]uint32(nil), v.frames...)
+		sdp := v.offerSDP
+		v.mu.Unlock()
+		if i == 0 && !strings.Contains(sdp, "\r\ni="+aacOnSRTPNote+"\r\n") {
+			t.Errorf("srtp offer of an AAC stream lacks the note for the player:\n%s", sdp)
+		}
+		// Burst frames of the cached GOP are 1 tick apart, live ones
+		// 3000 (30 fps): anything larger is a lost frame.
+		for j := 1; j < len(frames); j++ {
+			if d := frames[j] - frames[j-1]; d == 0 || d > 3000 {
+				t.Fatalf("viewer %d: frame %d is %d ticks after the previous: frames missing", i, j, d)
+			}
+		}
+	}
+}

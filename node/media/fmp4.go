@@ -1,0 +1,105 @@
+package media
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/pkg/formats/fmp4/seekablebuffer"
+
+	"github.com/ersmesh/ersmesh/node/media/ems"
+)
+
+const (
+	videoTrackID = 1
+	audioTrackID = 2
+)
+
+// fmp4Muxer makes one fragmented-MP4 media segment per video frame, with
+// the audio that arrived since the previous frame, in the EMS framing
+// (ISO/IEC 14496-12 boxes by mediacommon; ERS-PROTOCOL.md §5 records by
+// package ems). One moof holds a video traf and an audio traf whose data
+// offsets address the video bytes, then the audio bytes, of one mdat.
+type fmp4Muxer struct {
+	hasAudio   bool
+	sampleRate int
+	seq        uint32
+	audioTime  uint64 // samples muxed so far: audio stays gapless whatever the jitter
+	buf        seekablebuffer.Buffer
+}
+
+// newFMP4Muxer returns the muxer and the stream's MOOV record.
+func newFMP4Muxer(sps, pps []byte, aac *AudioFormat) (*fmp4Muxer, []byte, error) {
+	var sp h264.SPS
+	if err := sp.Unmarshal(sps); err != nil {
+		return nil, nil, fmt.Errorf("parse SPS: %w", err)
+	}
+	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{
+		ID: videoTrackID, TimeScale: clockRate,
+		Codec: &fmp4.CodecH264{SPS: sps, PPS: pps},
+	}}}
+	mask := ems.MaskVideo
+	m := &fmp4Muxer{}
+	if aac != nil {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
+			ID: audioTrackID, TimeScale: uint32(aac.SampleRate),
+			Codec: &fmp4.CodecMPEG4Audio{Config: *aac.AAC},
+		})
+		mask |= ems.MaskAudio
+		m.hasAudio, m.sampleRate = true, aac.SampleRate
+	}
+	var b seekablebuffer.Buffer
+	if err := init.Marshal(&b); err != nil {
+		return nil, nil, fmt.Errorf("marshal init segment: %w", err)
+	}
+	hdr, err := ems.MoovHeader(mask, sps)
+	if err != nil {
+		return nil, nil, err
+	}
+	moov, err := ems.AppendMoov(nil, hdr, b.Bytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, moov, nil
+}
+
+// segment muxes one video frame and the pending audio frames.
+func (m *fmp4Muxer) segment(nalus [][]byte, key bool, pts, dur time.Duration, audio []AudioFrame) ([]byte, error) {
+	avcc, err := h264.AVCC(nalus).Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("AVCC: %w", err)
+	}
+	m.seq++
+	part := fmp4.Part{SequenceNumber: m.seq, Tracks: []*fmp4.PartTrack{{
+		ID:       videoTrackID,
+		BaseTime: uint64(int64(pts) * clockRate / int64(time.Second)),
+		Samples: []*fmp4.PartSample{{
+			Duration:        uint32(int64(dur) * clockRate / int64(time.Second)),
+			IsNonSyncSample: !key,
+			Payload:         avcc,
+		}},
+	}}}
+	if m.hasAudio {
+		at := &fmp4.PartTrack{ID: audioTrackID, BaseTime: m.audioTime}
+		for _, a := range audio {
+			at.Samples = append(at.Samples, &fmp4.PartSample{Duration: uint32(a.Samples), Payload: a.Data})
+			m.audioTime += uint64(a.Samples)
+		}
+		// An audio traf with no samples still tells the player the track
+		// goes on; the EMS player expects the same records every time.
+		part.Tracks = append(part.Tracks, at)
+	}
+	m.buf.Reset()
+	if err := part.Marshal(&m.buf); err != nil {
+		return nil, fmt.Errorf("marshal segment: %w", err)
+	}
+	seg := m.buf.Bytes()
+	if len(seg) < 8 {
+		return nil, fmt.Errorf("segment of %d bytes", len(seg))
+	}
+	moofLen := int(binary.BigEndian.Uint32(seg))
+	out := make([]byte, 0, len(seg)+6*ems.HeaderSize)
+	return ems.AppendSegment(out, seg, moofLen, len(avcc))
+}

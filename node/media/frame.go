@@ -1,0 +1,63 @@
+package media
+
+import (
+	"time"
+
+	"github.com/bluenviron/mediacommon/pkg/codecs/mpeg4audio"
+)
+
+// VideoFrame is one H.264 access unit on the source's clock.
+type VideoFrame struct {
+	AU AccessUnit
+	// PTS counts from the source's start and never goes back; sources that
+	// loop keep counting.
+	PTS time.Duration
+	// Duration is the frame's display time when the source knows it (a
+	// file's frame rate); 0 lets the stream estimate it.
+	Duration time.Duration
+}
+
+// AudioFrame is one coded audio frame (an AAC access unit, an Opus packet,
+// a run of G.711 samples) on the source's clock.
+type AudioFrame struct {
+	Data []byte
+	PTS  time.Duration
+	// Samples is the frame's length in samples (1024 for AAC-LC).
+	Samples int
+}
+
+// AudioCodec names the codec of a stream's audio.
+type AudioCodec int
+
+// Audio codecs a source may deliver.
+const (
+	AudioNone AudioCodec = iota
+	AudioAAC             // MPEG-4 AAC: fmp4 only, WebRTC tracks cannot carry it
+	AudioOpus            // RFC 7587
+	AudioPCMU            // G.711 µ-law, RFC 3551
+	AudioPCMA            // G.711 A-law, RFC 3551
+)
+
+func (c AudioCodec) String() string {
+	switch c {
+	case AudioNone:
+		return "none"
+	case AudioAAC:
+		return "AAC"
+	case AudioOpus:
+		return "Opus"
+	case AudioPCMU:
+		return "PCMU"
+	case AudioPCMA:
+		return "PCMA"
+	}
+	return "unknown"
+}
+
+// AudioFormat describes a stream's audio track.
+type AudioFormat struct {
+	Codec      AudioCodec
+	SampleRate int
+	Channels   int
+	AAC        *mpeg4audio.AudioSpecificConfig // for AudioAAC
+}

@@ -1,0 +1,98 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// RTSPSource pulls a camera's stream with gortsplib (RFC 2326). Each Run is
+// one RTSP session; when the camera drops, Run returns the error and the
+// Stream reconnects with a backoff.
+type RTSPSource struct {
+	u    *base.URL
+	name string // the URL without credentials, for logs
+}
+
+// NewRTSPSource checks the URL; it does not connect yet.
+func NewRTSPSource(raw string) (*RTSPSource, error) {
+	u, err := base.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrBadSource, redact(raw), err)
+	}
+	return &RTSPSource{u: u, name: redact(raw)}, nil
+}
+
+// redact hides a password in a URL.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func (r *RTSPSource) String() string { return r.name }
+
+// Run implements Source.
+func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
+	c := gortsplib.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	if err := c.Start(r.u.Scheme, r.u.Host); err != nil {
+		return fmt.Errorf("%s: %w", r.name, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+	desc, _, err := c.Describe(r.u)
+	if err != nil {
+		return fmt.Errorf("%s: describe: %w", r.name, err)
+	}
+	in, _, err := newRTPIngest(desc.Medias)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.name, err)
+	}
+	medias := []*description.Media{in.videoMedia}
+	if in.audioMedia != nil && in.audioMedia != in.videoMedia {
+		medias = append(medias, in.audioMedia)
+	}
+	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
+		return fmt.Errorf("%s: setup: %w", r.name, err)
+	}
+	in.start(w)
+	pts := func(m *description.Media, f format.Format, p *rtp.Packet) (time.Duration, bool) {
+		v, ok := c.PacketPTS2(m, p)
+		if !ok {
+			return 0, false
+		}
+		return time.Duration(v * int64(time.Second) / int64(f.ClockRate())), true
+	}
+	// gortsplib calls each media's callback from one goroutine per media;
+	// the Stream's Writer is safe for that.
+	c.OnPacketRTP(in.videoMedia, in.h264, func(p *rtp.Packet) {
+		if t, ok := pts(in.videoMedia, in.h264, p); ok {
+			in.video(p, t)
+		}
+	})
+	if in.audioMedia != nil {
+		c.OnPacketRTP(in.audioMedia, in.audioFormat, func(p *rtp.Packet) {
+			if t, ok := pts(in.audioMedia, in.audioFormat, p); ok {
+				in.audioPacket(p, t)
+			}
+		})
+	}
+	if _, err := c.Play(nil); err != nil {
+		return fmt.Errorf("%s: play: %w", r.name, err)
+	}
+	err = c.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s: %w", r.name, err)
+}

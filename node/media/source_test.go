@@ -1,0 +1,407 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+
+	"github.com/ersmesh/ersmesh/node/media/ems"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// watch subscribes to s as an fmp4 viewer and collects what it gets.
+type watch struct {
+	mu       sync.Mutex
+	init     *ems.Init
+	segments int
+	keys     int
+	err      error
+	done     chan struct{}
+}
+
+func watchStream(t *testing.T, s *Stream) *watch {
+	t.Helper()
+	v, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watch{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		var p ems.Parser
+		for c := range v.C {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = p.Feed(c.Data, func(in ems.Init) { w.init = &in }, func(ems.Segment) {
+					w.segments++
+					if c.Key {
+						w.keys++
+					}
+				})
+			}
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { s.UnsubscribeFMP4(v); <-w.done })
+	return w
+}
+
+// waitSegments waits until the viewer has n more segments than it had.
+func (w *watch) waitSegments(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	w.mu.Lock()
+	want := w.segments + n
+	w.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		got, err := w.segments, w.err
+		w.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments after %v, want %d", got, timeout, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *watch) codecs() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.init == nil {
+		return ""
+	}
+	return w.init.Codecs()
+}
+
+func sampleFiles(t *testing.T) (h264, aac string) {
+	dir := t.TempDir()
+	h264, aac = filepath.Join(dir, "cam.h264"), filepath.Join(dir, "cam.aac")
+	if err := os.WriteFile(h264, sampleClip, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(aac, sampleAAC, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h264, aac
+}
+
+func TestFileSourceWithAudio(t *testing.T) {
+	h264, aac := sampleFiles(t)
+	src, err := Open(h264+",audio="+aac+",fps=30", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 40, 10*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f,mp4a.40.2" {
+		t.Errorf("codecs %q, want H.264 and AAC", c)
+	}
+}
+
+func TestBadSourcesNameThemselves(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.h264")
+	os.WriteFile(garbage, []byte("this is not a video, just text that goes on"), 0o644)
+	h264, _ := sampleFiles(t)
+	for _, tc := range []struct{ source, want string }{
+		{filepath.Join(dir, "missing.h264"), "missing.h264: no such file"},
+		{garbage, garbage},
+		{"ftp://cam/x", `"ftp://cam/x": unsupported scheme`},
+		{h264 + ",colour=blue", `unknown option "colour"`},
+		{h264 + ",fps=0", `fps "0"`},
+		{h264 + ",audio=" + garbage, "audio files must be ADTS AAC"},
+		{"rtp://127.0.0.1:5004", "needs its SDP file"},
+		{"rtp://127.0.0.1:5004,sdp=" + garbage, "not an SDP file"},
+	} {
+		_, err := Open(tc.source, nil)
+		if err == nil || !errors.Is(err, ErrBadSource) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%q) = %v, want an ErrBadSource mentioning %q", tc.source, err, tc.want)
+		}
+	}
+}
+
+// TestOpenStreamsSkipsBadOnes: a bad --stream is reported and the good
+// ones serve.
+func TestOpenStreamsSkipsBadOnes(t *testing.T) {
+	var logBuf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))
+	streams, err := OpenStreams([]string{"good=sample:", "bad=/nonexistent/cam.h264"}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, s := range streams {
+			s.Close()
+		}
+	}()
+	if len(streams) != 1 || streams["good"] == nil {
+		t.Fatalf("streams %v, want only good", streams)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logBuf.String(), "/nonexistent/cam.h264") {
+		t.Errorf("log does not name the bad source:\n%s", logBuf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func needFFmpeg(t *testing.T) string {
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ffmpeg is needed (CI=true)")
+		}
+		t.Skip("no ffmpeg")
+	}
+	return p
+}
+
+// TestPipeSourceFromFFmpeg: ffmpeg encodes a live test pattern to its
+// stdout, as `ffmpeg ... -f h264 - | ersmesh device --stream cam=-` does.
+func TestPipeSourceFromFFmpeg(t *testing.T) {
+	ff := needFFmpeg(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+		"-f", "h264", "-")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	src, err := Open("-", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 30, 15*time.Second)
+	if c := w.codecs(); !strings.HasPrefix(c, "avc1.42") || strings.Contains(c, "mp4a") {
+		t.Errorf("codecs %q, want H.264 baseline only", c)
+	}
+	cancel()
+}
+
+// rtspServer publishes the sample clip (H.264 and AAC) over RTSP, as a
+// camera would.
+type rtspServer struct {
+	srv    *gortsplib.Server
+	mu     sync.Mutex // guards stream: a client may come before it exists
+	stream *gortsplib.ServerStream
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func (h *rtspServer) serverStream() (*base.Response, *gortsplib.ServerStream, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stream == nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, h.stream, nil
+}
+
+func (h *rtspServer) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return h.serverStream()
+}
+
+func (h *rtspServer) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return h.serverStream()
+}
+
+func (h *rtspServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func startRTSPServer(t *testing.T, addr string) *rtspServer {
+	t.Helper()
+	aus, _ := SampleClip()
+	audio, afmt, _ := SampleAudio()
+	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+	aac := &format.MPEG4Audio{PayloadTyp: 97, Config: afmt.AAC, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
+	vm := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}
+	am := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{aac}}
+	h := &rtspServer{stop: make(chan struct{})}
+	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: addr}
+	if err := h.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stream := gortsplib.NewServerStream(h.srv, &description.Session{Medias: []*description.Media{vm, am}})
+	h.mu.Lock()
+	h.stream = stream
+	h.mu.Unlock()
+	venc, err := h264.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aenc, err := aac.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wg.Go(func() {
+		tick := time.NewTicker(SampleFrameDuration)
+		defer tick.Stop()
+		na := 0
+		for n := 0; ; n++ {
+			select {
+			case <-h.stop:
+				return
+			case <-tick.C:
+			}
+			pkts, err := venc.Encode(aus[n%len(aus)].NALUs)
+			if err != nil {
+				panic(err)
+			}
+			for _, p := range pkts {
+				p.Timestamp = uint32(n * 3000)
+				stream.WritePacketRTP(vm, p)
+			}
+			// Audio up to this frame's time: 32 kHz, 1024 samples a frame.
+			for ; na*1024*30 < (n+1)*32000; na++ {
+				pkts, err := aenc.Encode([][]byte{audio[na%len(audio)].Data})
+				if err != nil {
+					panic(err)
+				}
+				for _, p := range pkts {
+					p.Timestamp = uint32(na * 1024)
+					stream.WritePacketRTP(am, p)
+				}
+			}
+		}
+	})
+	return h
+}
+
+func (h *rtspServer) close() {
+	close(h.stop)
+	h.wg.Wait()
+	h.stream.Close()
+	h.srv.Close()
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	switch network {
+	case "tcp":
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	default:
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+}
+
+// TestRTSPSourceReconnects pulls the sample from an in-process RTSP server,
+// then restarts the server: the stream reconnects and goes on.
+func TestRTSPSourceReconnects(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	srv := startRTSPServer(t, addr)
+	src, err := Open("rtsp://user:secret@"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(src.String(), "secret") {
+		t.Errorf("source name %q shows the password", src.String())
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 30, 15*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f,mp4a.40.2" {
+		t.Errorf("codecs %q, want H.264 and AAC", c)
+	}
+	srv.close()
+	time.Sleep(300 * time.Millisecond) // the client notices the drop
+	srv = startRTSPServer(t, addr)
+	defer srv.close()
+	w.waitSegments(t, 30, 20*time.Second)
+}
+
+// TestRTPSourceFromFFmpeg: ffmpeg pushes H.264 over RTP to a UDP port and
+// writes the SDP that describes it.
+func TestRTPSourceFromFFmpeg(t *testing.T) {
+	ff := needFFmpeg(t)
+	port := freePort(t, "udp")
+	sdpPath := filepath.Join(t.TempDir(), "in.sdp")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+		"-f", "rtp", "-sdp_file", sdpPath, fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(sdpPath); err == nil && bytes.Contains(b, []byte("m=video")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ffmpeg wrote no SDP: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	src, err := Open("rtp://127.0.0.1,sdp="+sdpPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 30, 15*time.Second)
+	cancel()
+}

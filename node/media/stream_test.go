@@ -1,0 +1,137 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// feed writes n frames of the sample clip to s as fast as it takes them.
+func feed(s *Stream, from, n int) {
+	aus, _ := SampleClip()
+	for i := from; i < from+n; i++ {
+		s.WriteVideo(VideoFrame{AU: aus[i%len(aus)], PTS: time.Duration(i) * SampleFrameDuration, Duration: SampleFrameDuration})
+	}
+}
+
+// idleSource produces nothing: tests feed the Stream directly.
+type idleSource struct{}
+
+func (idleSource) String() string { return "idle:" }
+func (idleSource) Run(ctx context.Context, _ Writer) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestSlowFMP4ViewerSkipsToKeyframe: a viewer that does not read loses
+// frames once its queue is full and resumes on a keyframe; the reading
+// viewer gets every frame; the stream never waits.
+func TestSlowFMP4ViewerSkipsToKeyframe(t *testing.T) {
+	s := newTestStream(t)
+	fast, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int)
+	go func() {
+		n := 0
+		for range fast.C {
+			n++
+		}
+		got <- n
+	}()
+	const frames = 3 * viewerQueue
+	feed(s, 0, frames) // returns although slow reads nothing
+	if len(slow.C) > viewerQueue || slow.Dropped() == 0 {
+		t.Fatalf("slow viewer: %d queued, %d dropped; want a full queue and drops", len(slow.C), slow.Dropped())
+	}
+	// Drain the slow viewer: after the gap, the first chunk is a keyframe.
+	for range len(slow.C) {
+		<-slow.C
+	}
+	feed(s, frames, 60)
+	first := <-slow.C
+	if !first.Key {
+		t.Fatal("after skipping, the slow viewer did not resume on a keyframe")
+	}
+	s.UnsubscribeFMP4(fast)
+	s.UnsubscribeFMP4(slow)
+	// MOOV + every frame.
+	if n := <-got; n != 1+frames+60 {
+		t.Fatalf("fast viewer got %d chunks, want %d", n, 1+frames+60)
+	}
+}
+
+// TestNewViewerStartsOnCachedKeyframe: a viewer joining mid-GOP gets the
+// MOOV and the GOP from its keyframe at once.
+func TestNewViewerStartsOnCachedKeyframe(t *testing.T) {
+	s := newTestStream(t)
+	feed(s, 0, 45) // keyframes at 0 and 30: the GOP holds 30..44
+	v, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnsubscribeFMP4(v)
+	if n := len(v.C); n != 1+15 {
+		t.Fatalf("new viewer has %d chunks queued, want the MOOV and 15 cached frames", n)
+	}
+	if c := <-v.C; !c.Key || c.Data[0] != 250 {
+		t.Fatal("first chunk is not the MOOV record")
+	}
+	if c := <-v.C; !c.Key {
+		t.Fatal("first frame is not a keyframe")
+	}
+}
+
+func newTestStream(t *testing.T) *Stream {
+	t.Helper()
+	s := NewStream("test", idleSource{}, quietLog())
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestADTSReaderRejectsGarbage(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"text":      []byte("definitely not audio"),
+		"truncated": sampleAAC[:100],
+		"no sync":   {0xff, 0x00, 1, 2, 3, 4, 5, 6, 7},
+	} {
+		_, _, err := readAllADTS(bytes.NewReader(in))
+		if !errors.Is(err, ErrNotADTS) {
+			t.Errorf("%s: err = %v, want ErrNotADTS", name, err)
+		}
+	}
+}
+
+func FuzzADTSReader(f *testing.F) {
+	f.Add(sampleAAC[:600])
+	f.Add([]byte{0xff, 0xf1, 0x50, 0x80, 0x02, 0x1f, 0xfc})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewADTSReader(bytes.NewReader(in))
+		total := 0
+		for {
+			b, err := r.ReadFrame()
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, ErrNotADTS) {
+					t.Fatalf("unexpected error kind: %v", err)
+				}
+				break
+			}
+			total += len(b)
+		}
+		if total > len(in) {
+			t.Fatalf("read %d bytes of audio from %d input bytes", total, len(in))
+		}
+	})
+}

@@ -1,0 +1,52 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/node/media"
+)
+
+// aacOnSRTPNote is what an srtp viewer of an AAC stream is told, in the
+// offer's session information line (RFC 8866 §5.4) the player shows.
+const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks cannot carry: video only. Use transport fmp4 to hear it."
+
+// attachSRTP adds the stream's sendonly tracks to pc, as EMS offers them:
+// H.264 video (the viewer's own track, fed once per frame by the stream)
+// and the stream's Opus/PCMU/PCMA audio. It returns a note for the viewer
+// when audio cannot be sent, and the function that detaches the viewer.
+func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger) (note string, detach func(), err error) {
+	v, err := stream.SubscribeRTP()
+	if err != nil {
+		return "", nil, err
+	}
+	detach = func() { stream.UnsubscribeRTP(v) }
+	tracks := []webrtc.TrackLocal{v.Track()}
+	if a := stream.AudioTrack(); a != nil {
+		tracks = append(tracks, a)
+	} else if f := stream.Audio(); f != nil && f.Codec == media.AudioAAC {
+		log.Info("srtp viewer gets video only: the stream's audio is AAC; transport fmp4 carries it")
+		note = aacOnSRTPNote
+	}
+	for _, t := range tracks {
+		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			detach()
+			return "", nil, fmt.Errorf("add %s track: %w", t.Kind(), err)
+		}
+		sender := tr.Sender()
+		// RTCP must be read for the interceptors (NACK, reports) to see
+		// it; the loop ends when the PeerConnection closes.
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := sender.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return note, detach, nil
+}

@@ -1,0 +1,177 @@
+// The fmp4 transport of EMS (ERS-PROTOCOL.md §5): the device sends
+// fragmented MP4 over the emsStreamChannel data channel in records of one
+// type byte, a 24-bit big-endian length and the payload. Records may span
+// messages and a message may hold several. This module turns them into an
+// init segment and media segments, and plays those with Media Source
+// Extensions, which is how H.264 and AAC reach the <video> untranscoded.
+
+export const BEGIN = 249, MOOV = 250, MOOF = 251, VIDEO = 252, AUDIO = 253, MDAT = 254, END = 255;
+
+// A record larger than this is a broken stream, not a frame.
+const maxRecord = 8 << 20;
+
+// Demuxer reassembles records from data channel messages. onInit gets
+// {mask, codecs, init} for a MOOV; onSegment gets the bytes to append
+// (moof ‖ mdat header ‖ video ‖ audio) for each BEGIN..END.
+export class Demuxer {
+  constructor({ onInit, onSegment }) {
+    this.onInit = onInit;
+    this.onSegment = onSegment;
+    this._buf = new Uint8Array(0);
+    this._parts = null; // the current segment's payloads, between BEGIN and END
+  }
+
+  // feed takes one message (ArrayBuffer or view); it throws on a broken stream.
+  feed(data) {
+    const msg = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let buf = msg;
+    if (this._buf.length > 0) {
+      buf = new Uint8Array(this._buf.length + msg.length);
+      buf.set(this._buf);
+      buf.set(msg, this._buf.length);
+    }
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const type = buf[off];
+      const len = (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3];
+      if (type < BEGIN) throw new Error(`unknown record type ${type}`);
+      if (len > maxRecord) throw new Error(`record of ${len} bytes`);
+      if (buf.length - off - 4 < len) break;
+      this._record(type, buf.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+    }
+    this._buf = buf.slice(off);
+  }
+
+  _record(type, payload) {
+    switch (type) {
+      case MOOV: {
+        let mask = 1, profile = [0x42, 0xe0, 0x1f], init = payload;
+        if (payload.length >= 4 && (payload[0] & 0xf0) === 0xf0) {
+          mask = payload[0] & 0x0f;
+          profile = [payload[1], payload[2], payload[3]];
+          init = payload.subarray(4);
+        }
+        const hex = profile.map((b) => b.toString(16).padStart(2, '0')).join('');
+        const codecs = [];
+        if (mask & 1) codecs.push(`avc1.${hex}`);
+        if (mask & 2) codecs.push('mp4a.40.2');
+        this.onInit({ mask, codecs: codecs.join(','), init: init.slice() });
+        break;
+      }
+      case BEGIN:
+        this._parts = [];
+        break;
+      case MOOF: case MDAT: case VIDEO: case AUDIO:
+        if (!this._parts) throw new Error(`record ${type} outside a segment`);
+        this._parts.push(payload.slice());
+        break;
+      case END: {
+        const parts = this._parts;
+        this._parts = null;
+        if (!parts) throw new Error('END outside a segment');
+        const n = parts.reduce((s, p) => s + p.length, 0);
+        const seg = new Uint8Array(n);
+        let at = 0;
+        for (const p of parts) { seg.set(p, at); at += p.length; }
+        this.onSegment(seg);
+        break;
+      }
+    }
+  }
+}
+
+// How far behind the newest buffered frame playback may fall before the
+// player jumps forward (s), and how much played media it keeps (s).
+const maxLag = 1.0;
+const keepBehind = 10;
+const maxQueue = 300; // segments waiting for the SourceBuffer
+
+// MsePlayer plays an init segment and media segments in a <video>.
+export class MsePlayer {
+  constructor(video, log) {
+    this.video = video;
+    this.log = log;
+    this._ms = null;
+    this._sb = null;
+    this._queue = [];
+    this._url = '';
+    this._closed = false;
+  }
+
+  // init starts the MediaSource for codecs with the init segment.
+  init(codecs, initSegment) {
+    if (this._ms) {
+      this.log('fmp4: a second MOOV; ignoring it');
+      return;
+    }
+    const type = `video/mp4; codecs="${codecs}"`;
+    if (!window.MediaSource || !MediaSource.isTypeSupported(type)) {
+      throw new Error(`this browser cannot play ${type}`);
+    }
+    this._queue.unshift(initSegment);
+    const ms = new MediaSource();
+    this._ms = ms;
+    ms.addEventListener('sourceopen', () => {
+      if (this._closed) return;
+      const sb = ms.addSourceBuffer(type);
+      // "sequence", as EMS's player: segments play back to back, so a
+      // viewer who skipped frames (slow link) continues without a gap.
+      sb.mode = 'sequence';
+      sb.addEventListener('updateend', () => this._pump());
+      sb.addEventListener('error', () => this.log('fmp4: SourceBuffer error'));
+      this._sb = sb;
+      this._pump();
+    }, { once: true });
+    this._url = URL.createObjectURL(ms);
+    this.video.src = this._url;
+    this.video.play().catch((err) => this.log('video.play:', err.message));
+    this.log('fmp4: playing', type);
+  }
+
+  append(segment) {
+    if (this._closed) return;
+    if (this._queue.length >= maxQueue) {
+      // The page cannot keep up: start over from what arrives next.
+      this.log('fmp4: too many segments waiting; dropping', this._queue.length);
+      this._queue.length = 0;
+    }
+    this._queue.push(segment);
+    this._pump();
+  }
+
+  _pump() {
+    const sb = this._sb;
+    if (!sb || sb.updating || this._closed || this._ms.readyState !== 'open') return;
+    const v = this.video;
+    const b = sb.buffered;
+    if (b.length > 0) {
+      const end = b.end(b.length - 1);
+      // Stay at the live edge: the cached GOP arrives at once, and a
+      // stalled tab wakes up behind.
+      if (end - v.currentTime > maxLag) v.currentTime = Math.max(b.start(b.length - 1), end - 0.1);
+      if (v.currentTime - b.start(0) > keepBehind + 5) {
+        sb.remove(b.start(0), v.currentTime - keepBehind);
+        return;
+      }
+    }
+    const next = this._queue.shift();
+    if (!next) return;
+    try {
+      sb.appendBuffer(next);
+    } catch (err) {
+      this.log('fmp4: appendBuffer:', err.message);
+    }
+  }
+
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._queue = [];
+    if (this._url) {
+      this.video.removeAttribute('src');
+      this.video.load();
+      URL.revokeObjectURL(this._url);
+    }
+  }
+}
