@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/signal"
 )
 
 // ersHandler turns Socket.IO events into ERS behaviour. It is the Bridge
@@ -23,19 +24,24 @@ type iceServerJSON struct {
 
 func (h *ersHandler) Connect(s *socketio.Socket) {
 	b := (*Bridge)(h)
-	v := &viewer{b: b, sock: s}
+	stun, turn := b.iceServers(s.ID())
+	v := &viewer{b: b, sock: s, ice: append(stun, turn...)}
 	b.mu.Lock()
 	b.views[s.ID()] = v
 	b.mu.Unlock()
-	stun := []iceServerJSON{}
-	for _, is := range b.iceServers() {
-		stun = append(stun, iceServerJSON{URL: is.URLs[0], URLs: is.URLs})
-	}
 	// Both lists must reach the player before any offer: it builds its
 	// RTCPeerConnection from them.
-	s.Emit("stunservers", stun)
-	s.Emit("turnservers", []iceServerJSON{})
+	s.Emit("stunservers", iceServersJSON(stun))
+	s.Emit("turnservers", iceServersJSON(turn))
 	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
+}
+
+func iceServersJSON(servers []signal.ICEServer) []iceServerJSON {
+	out := []iceServerJSON{}
+	for _, is := range servers {
+		out = append(out, iceServerJSON{URL: is.URLs[0], URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	}
+	return out
 }
 
 func (h *ersHandler) Disconnect(s *socketio.Socket, err error) {

@@ -25,6 +25,7 @@ const joinTimeout = 15 * time.Second
 type viewer struct {
 	b    *Bridge
 	sock *socketio.Socket
+	ice  []signal.ICEServer // what the browser got, for the device too
 
 	mu  sync.Mutex
 	cur *deviceSession
@@ -208,7 +209,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		Stream:     ds.data.StreamName,
 		Transport:  ds.data.Transport,
 		Token:      ds.data.Token,
-		ICEServers: b.iceServers(),
+		ICEServers: ds.v.ice,
 	})
 	if err != nil {
 		conn.Reset()

@@ -40,6 +40,7 @@ func commands() []command {
 		{"device", "publish rooms and stream to viewers (the camera side)", runDevice},
 		{"bridge", "serve the player and the ERS protocol, relay signalling to devices", runBridge},
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
+		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", runTURN},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -145,6 +146,7 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("ersmesh demo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:4545", "bridge HTTP `address`")
 	room := fs.String("room", "demo", "room `name`")
+	turn := fs.Bool("turn", false, "also run a TURN server on loopback and hand out its credentials")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -155,7 +157,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := interrupted()
 	defer stop()
-	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, Logger: log})
+	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, TURN: *turn, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -206,12 +208,21 @@ func runBridge(args []string) error {
 	httpAddr := fs.String("http", bridge.DefaultAddr, "HTTP `address` for the player page and the ERS protocol")
 	var stun listFlag
 	fs.Var(&stun, "stun", "STUN server `url` handed to browsers and devices, e.g. stun:stun.example.org:3478 (repeatable)")
+	var tf bridgeTURN
+	tf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(mf.logLevel)
 	if err != nil {
 		return err
+	}
+	issuer, turnSrv, err := tf.start(log)
+	if err != nil {
+		return err
+	}
+	if turnSrv != nil {
+		defer turnSrv.Close()
 	}
 	cfg, err := mf.config(true, log)
 	if err != nil {
@@ -228,6 +239,7 @@ func runBridge(args []string) error {
 		Host:        n.Host(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
+		TURN:        issuer,
 		Logger:      log,
 	})
 	if err != nil {
