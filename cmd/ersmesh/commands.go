@@ -210,6 +210,7 @@ func runBridge(args []string) error {
 	fs.Var(&stun, "stun", "STUN server `url` handed to browsers and devices, e.g. stun:stun.example.org:3478 (repeatable)")
 	var tf bridgeTURN
 	tf.register(fs)
+	relayService := fs.Bool("relay-service", false, "also relay signalling for devices behind NAT (circuit relay v2), as bootstrap nodes do")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -228,6 +229,7 @@ func runBridge(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.RelayService = *relayService
 	ctx, stop := interrupted()
 	defer stop()
 	n, err := mesh.New(ctx, cfg)
@@ -273,6 +275,8 @@ func runDevice(args []string) error {
 	ttl := fs.Duration("record-ttl", node.DefaultRecordTTL, "how long a room record stays valid; republished at a third of it")
 	server := fs.Bool("dht-server", false, "serve the DHT (only when this device is publicly reachable)")
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
+	natTraversal := fs.Bool("nat-traversal", true, "behind NAT, stay reachable through relay reservations on the bootstrap nodes and hole punching")
+	reach := fs.String("reachability", "", "skip AutoNAT and take this reachability: public or private")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -290,6 +294,8 @@ func runDevice(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.NATTraversal = *natTraversal
+	cfg.Reachability = mesh.Reachability(*reach)
 	ctx, stop := interrupted()
 	defer stop()
 	n, err := mesh.New(ctx, cfg)
