@@ -33,6 +33,21 @@ func (is *Issuer) Issue(id string) (Credentials, error) {
 	return NewCredentials(is.Secret, id, ttl, time.Now())
 }
 
+// STUNURL returns the STUN URI (RFC 7064) of this server's UDP listener,
+// reachable at host (PublicIP when empty), or "" without one: a TURN
+// server answers STUN Binding requests too, so viewers and devices learn
+// their server-reflexive addresses from it.
+func (s *Server) STUNURL(host string) string {
+	a, ok := s.UDPAddr().(*net.UDPAddr)
+	if !ok {
+		return ""
+	}
+	if host == "" {
+		host = s.cfg.PublicIP
+	}
+	return "stun:" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
 // URLs returns the URIs of this server, reachable at host (its public name
 // or PublicIP when empty).
 func (s *Server) URLs(host string) []string {

@@ -158,16 +158,17 @@ func firstHostIP() string {
 
 // Server is a running TURN server. Close stops it.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	turn   *turn.Server
-	q      *quotas
-	udp    net.PacketConn
-	tcp    net.Listener
-	tlsL   net.Listener
-	conns  *connSet
-	closed sync.Once
-	err    error
+	cfg      Config
+	log      *slog.Logger
+	turn     *turn.Server
+	q        *quotas
+	udp      net.PacketConn
+	tcp      net.Listener
+	tlsL     net.Listener
+	conns    *connSet
+	refusals logOnce
+	closed   sync.Once
+	err      error
 }
 
 // New listens and starts serving.
@@ -282,7 +283,11 @@ func (s *Server) permission(client net.Addr, peer net.IP) bool {
 		v = s.cfg.Policy.Check(ip)
 	}
 	if v != Allowed {
-		s.log.Warn("turn: refused relay to peer", "client", client, "peer", peer.String(), "reason", string(v))
+		// Clients retry refused permissions every few hundred ms: one
+		// line per client and peer a minute says it all.
+		if s.refusals.first(client.String() + ">" + peer.String()) {
+			s.log.Warn("turn: refused relay to peer", "client", client, "peer", peer.String(), "reason", string(v))
+		}
 		return false
 	}
 	return true
@@ -337,6 +342,28 @@ func (s *Server) closeListeners() {
 	if s.tlsL != nil {
 		s.tlsL.Close()
 	}
+}
+
+// logOnce says whether a refusal for key was not logged within the last
+// minute. It forgets everything when it holds too many keys, so a client
+// cycling through peers can make it log more, but not grow.
+type logOnce struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (l *logOnce) first(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if t, ok := l.last[key]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	if l.last == nil || len(l.last) >= 4096 {
+		l.last = make(map[string]time.Time)
+	}
+	l.last[key] = now
+	return true
 }
 
 func truncate(s string, n int) string {

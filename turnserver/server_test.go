@@ -367,6 +367,9 @@ func TestURLs(t *testing.T) {
 		!strings.HasSuffix(urls[1], "?transport=tcp") {
 		t.Fatalf("URLs = %q", urls)
 	}
+	if u := s.STUNURL(""); !strings.HasPrefix(u, "stun:203.0.113.9:") {
+		t.Fatalf("STUNURL = %q", u)
+	}
 	if u := s.URLs("turn.example.org"); !strings.HasPrefix(u[0], "turn:turn.example.org:") {
 		t.Fatalf("URLs(host) = %q", u)
 	}

@@ -224,6 +224,10 @@ func runBridge(args []string) error {
 	}
 	if turnSrv != nil {
 		defer turnSrv.Close()
+		// Our TURN server answers STUN too.
+		if u := turnSrv.STUNURL(tf.host); u != "" {
+			stun = append(stun, u)
+		}
 	}
 	cfg, err := mf.config(true, log)
 	if err != nil {

@@ -123,6 +123,9 @@ func (b *bridgeTURN) register(fs *flag.FlagSet) {
 // start runs the TURN server if asked and returns the issuer for the
 // bridge (nil without TURN) and the server to close (nil if none).
 func (b *bridgeTURN) start(log *slog.Logger) (*turnserver.Issuer, *turnserver.Server, error) {
+	if b.run && b.host == "" {
+		b.host = b.publicIP
+	}
 	if !b.run && len(b.urls) == 0 {
 		return nil, nil, nil
 	}
