@@ -124,10 +124,10 @@ func (p *proc) send(t *testing.T, cmd string) {
 	}
 }
 
-func view(t *testing.T, tp *topo, o viewerOpts) viewerReport {
+func view(t *testing.T, tp *topo, role string, o viewerOpts) viewerReport {
 	t.Helper()
 	b, _ := json.Marshal(o)
-	v := start(t, tp.viewer, "viewer", viewerEnv+"="+string(b))
+	v := start(t, tp.viewer, role, viewerEnv+"="+string(b))
 	var r viewerReport
 	v.next(t, 90*time.Second, &r)
 	if r.Error != "" {
@@ -161,7 +161,7 @@ func TestNATTraversal(t *testing.T) {
 	dev.next(t, 60*time.Second, &device)
 
 	t.Run("relayed signalling", func(t *testing.T) {
-		r := view(t, tp, viewerOpts{})
+		r := view(t, tp, "viewer", viewerOpts{})
 		if r.Packets < 100 || !strings.HasPrefix(strings.ToLower(r.Codec), "video/h264") {
 			t.Fatalf("viewer got %d packets of %q", r.Packets, r.Codec)
 		}
@@ -179,7 +179,7 @@ func TestNATTraversal(t *testing.T) {
 
 	t.Run("TURN over TCP with UDP blocked", func(t *testing.T) {
 		tp.blockUDP()
-		r := view(t, tp, viewerOpts{})
+		r := view(t, tp, "viewer", viewerOpts{})
 		if r.Packets < 100 {
 			t.Fatalf("viewer got %d packets", r.Packets)
 		}
@@ -188,6 +188,12 @@ func TestNATTraversal(t *testing.T) {
 		}
 		if !strings.HasPrefix(r.LocalAddr, publicIP+":") {
 			t.Errorf("relay address %s is not the TURN server's", r.LocalAddr)
+		}
+	})
+	t.Run("Chromium through TURN over TCP with UDP blocked", func(t *testing.T) {
+		r := view(t, tp, "browser", viewerOpts{})
+		if r.LocalType != "relay" || r.RelayProtocol != "tcp" {
+			t.Fatalf("Chromium's selected local candidate %s with relay protocol %q, want relay over tcp", r.LocalType, r.RelayProtocol)
 		}
 	})
 }

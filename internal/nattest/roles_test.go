@@ -20,6 +20,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
@@ -75,6 +76,8 @@ func TestNATHelper(t *testing.T) {
 		runDevice(t)
 	case "viewer":
 		runViewer(t)
+	case "browser":
+		runBrowser(t)
 	default:
 		t.Fatalf("unknown role %q", role)
 	}
@@ -232,6 +235,49 @@ func runViewer(t *testing.T) {
 	}
 	for _, s := range res.TURN {
 		r.TURNUsers = append(r.TURNUsers, s.Username)
+	}
+	report(r)
+}
+
+// browserStats reads the selected candidate pair of the player's
+// PeerConnection, as chrome://webrtc-internals would show it.
+const browserStats = `(async () => {
+	const pc = window.ersPlayer && window.ersPlayer.peerConnection;
+	if (!pc) return null;
+	const stats = await pc.getStats();
+	let pair = null;
+	stats.forEach((s) => {
+		if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+	});
+	if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+	if (!pair) return null;
+	const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+	const v = document.getElementById('video');
+	return {
+		LocalType: l.candidateType, LocalProto: l.protocol, RelayProtocol: l.relayProtocol || '',
+		LocalAddr: (l.address || l.ip) + ':' + l.port, RemoteType: r.candidateType, RemoteAddr: (r.address || r.ip) + ':' + r.port,
+		Packets: v.getVideoPlaybackQuality().totalVideoFrames, Codec: 'decoded frames',
+	};
+})()`
+
+// runBrowser plays the room in headless Chromium from inside the viewer's
+// namespace and reports the selected candidate pair.
+func runBrowser(t *testing.T) {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, "http://"+bridgeHTTP+"/?room="+room+"&stream="+stream); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 60*time.Second, `document.body && document.body.dataset.stage === "playing"`)
+	browsertest.WaitFor(b, t, 30*time.Second, `(() => {
+		const v = document.getElementById("video");
+		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1;
+	})()`)
+	r, err := browsertest.Eval[*viewerReport](b, browserStats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r == nil {
+		t.Fatalf("no selected candidate pair in the player's stats\n%s", browsertest.Describe(b))
 	}
 	report(r)
 }
