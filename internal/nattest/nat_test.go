@@ -128,12 +128,17 @@ func view(t *testing.T, tp *topo, role string, o viewerOpts) viewerReport {
 	t.Helper()
 	b, _ := json.Marshal(o)
 	v := start(t, tp.viewer, role, viewerEnv+"="+string(b))
+	return v.nextView(t)
+}
+
+func (v *proc) nextView(t *testing.T) viewerReport {
+	t.Helper()
 	var r viewerReport
-	v.next(t, 90*time.Second, &r)
+	v.next(t, 120*time.Second, &r)
 	if r.Error != "" {
 		t.Fatalf("viewer: %s\nlogs:\n%s", r.Error, v.logs.String())
 	}
-	t.Logf("viewer got %d %s packets over %s/%s (relay protocol %q) %s -> %s %s",
+	t.Logf("%s got %d %s over %s/%s (relay protocol %q) %s -> %s %s", v.name,
 		r.Packets, r.Codec, r.LocalType, r.LocalProto, r.RelayProtocol, r.LocalAddr, r.RemoteType, r.RemoteAddr)
 	return r
 }
@@ -177,8 +182,25 @@ func TestNATTraversal(t *testing.T) {
 		}
 	})
 
-	t.Run("TURN over TCP with UDP blocked", func(t *testing.T) {
+	// The player recovers by itself when its path dies: Chromium plays
+	// over UDP, then the viewer's UDP is cut; the player sees ICE fail,
+	// joins again and plays through TURN over TCP, with no reload.
+	t.Run("Chromium recovers when UDP is cut", func(t *testing.T) {
+		b, _ := json.Marshal(viewerOpts{Recover: true})
+		v := start(t, tp.viewer, "browser", viewerEnv+"="+string(b))
+		before := v.nextView(t)
+		if before.RelayProtocol == "tcp" {
+			t.Fatalf("Chromium started on TURN over TCP with UDP open")
+		}
 		tp.blockUDP()
+		v.send(t, "cut")
+		after := v.nextView(t)
+		if after.LocalType != "relay" || after.RelayProtocol != "tcp" {
+			t.Fatalf("after the cut Chromium plays over %s with relay protocol %q, want relay over tcp", after.LocalType, after.RelayProtocol)
+		}
+	})
+
+	t.Run("TURN over TCP with UDP blocked", func(t *testing.T) {
 		r := view(t, tp, "viewer", viewerOpts{})
 		if r.Packets < 100 {
 			t.Fatalf("viewer got %d packets", r.Packets)

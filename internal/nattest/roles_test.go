@@ -43,6 +43,10 @@ const (
 
 type viewerOpts struct {
 	Policy string // "" or "relay"
+	// Recover (browser): after the first report, wait for "cut" on stdin
+	// (the test then breaks the network path) and report again once the
+	// player plays over a new connection.
+	Recover bool
 }
 
 // viewerReport is what a viewer saw.
@@ -263,6 +267,8 @@ const browserStats = `(async () => {
 // runBrowser plays the room in headless Chromium from inside the viewer's
 // namespace and reports the selected candidate pair.
 func runBrowser(t *testing.T) {
+	var o viewerOpts
+	json.Unmarshal([]byte(os.Getenv(viewerEnv)), &o)
 	b := browsertest.New(t)
 	if err := browsertest.Navigate(b, "http://"+bridgeHTTP+"/?room="+room+"&stream="+stream); err != nil {
 		t.Fatal(err)
@@ -272,6 +278,32 @@ func runBrowser(t *testing.T) {
 		const v = document.getElementById("video");
 		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1;
 	})()`)
+	reportStats(t, b)
+	if !o.Recover {
+		return
+	}
+	if _, err := browsertest.Eval[bool](b, `(window.oldPC = window.ersPlayer.peerConnection, true)`); err != nil {
+		t.Fatal(err)
+	}
+	commands(func(cmd string) {
+		if cmd != "cut" {
+			return
+		}
+		// No reload, no user: the player notices the dead path (ICE
+		// failed), joins again, and plays over whatever path is left.
+		browsertest.WaitFor(b, t, 90*time.Second, `window.ersPlayer.peerConnection && window.ersPlayer.peerConnection !== window.oldPC &&
+			document.body.dataset.stage === "playing"`)
+		browsertest.WaitFor(b, t, 30*time.Second, `(() => {
+			const v = document.getElementById("video");
+			if (window.t0 === undefined) window.t0 = v.currentTime;
+			return v.currentTime > window.t0 + 1;
+		})()`)
+		reportStats(t, b)
+	})
+}
+
+func reportStats(t *testing.T, b context.Context) {
+	t.Helper()
 	r, err := browsertest.Eval[*viewerReport](b, browserStats)
 	if err != nil {
 		t.Fatal(err)
