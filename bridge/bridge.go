@@ -19,6 +19,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/turnserver"
 	"github.com/ersmesh/ersmesh/web"
 )
 
@@ -37,7 +38,11 @@ type Config struct {
 	Resolver Resolver
 	// STUNServers are handed to browsers and devices, e.g. "stun:stun.example.org:3478".
 	STUNServers []string
-	Socket      socketio.Config
+	// TURN, when set, mints fresh TURN credentials for every viewer; the
+	// browser gets them in "turnservers" and the device in the join, so
+	// both ends can relay. Nil means no TURN.
+	TURN   *turnserver.Issuer
+	Socket socketio.Config
 	// Limits guards the ERS endpoint: connections per address and subnet,
 	// the handshake rate, allowed page origins.
 	Limits limit.Config
@@ -193,10 +198,22 @@ func (b *Bridge) Close() error {
 	return err
 }
 
-func (b *Bridge) iceServers() []signal.ICEServer {
-	var out []signal.ICEServer
+// iceServers returns the STUN servers and, with TURN configured, the TURN
+// servers with credentials of their own for viewer sid: short-lived, so
+// what a page shows is worth little once the viewer is gone, and counted
+// per viewer by the TURN server's quotas.
+func (b *Bridge) iceServers(sid string) (stun, turn []signal.ICEServer) {
 	for _, s := range b.cfg.STUNServers {
-		out = append(out, signal.ICEServer{URLs: []string{s}})
+		stun = append(stun, signal.ICEServer{URLs: []string{s}})
 	}
-	return out
+	if b.cfg.TURN == nil || len(b.cfg.TURN.URLs) == 0 {
+		return stun, nil
+	}
+	cr, err := b.cfg.TURN.Issue(sid)
+	if err != nil {
+		b.log.Warn("cannot mint TURN credentials; viewer gets STUN only", "sid", sid, "err", err)
+		return stun, nil
+	}
+	turn = []signal.ICEServer{{URLs: b.cfg.TURN.URLs, Username: cr.Username, Credential: cr.Password}}
+	return stun, turn
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/signal"
 )
 
 // ersHandler turns Socket.IO events into ERS behaviour. It is the Bridge
@@ -24,8 +25,9 @@ type iceServerJSON struct {
 
 func (h *ersHandler) Connect(s *socketio.Socket) {
 	b := (*Bridge)(h)
+	stun, turn := b.iceServers(s.ID())
 	v := &viewer{
-		b: b, sock: s,
+		b: b, sock: s, ice: append(stun, turn...),
 		joins:      limit.NewRate(b.cfg.Rates.Joins, 5),
 		messages:   limit.NewRate(b.cfg.Rates.Messages, 5),
 		candidates: limit.NewRate(b.cfg.Rates.Candidates, 40),
@@ -33,15 +35,19 @@ func (h *ersHandler) Connect(s *socketio.Socket) {
 	b.mu.Lock()
 	b.views[s.ID()] = v
 	b.mu.Unlock()
-	stun := []iceServerJSON{}
-	for _, is := range b.iceServers() {
-		stun = append(stun, iceServerJSON{URL: is.URLs[0], URLs: is.URLs})
-	}
 	// Both lists must reach the player before any offer: it builds its
 	// RTCPeerConnection from them.
-	s.Emit("stunservers", stun)
-	s.Emit("turnservers", []iceServerJSON{})
+	s.Emit("stunservers", iceServersJSON(stun))
+	s.Emit("turnservers", iceServersJSON(turn))
 	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
+}
+
+func iceServersJSON(servers []signal.ICEServer) []iceServerJSON {
+	out := []iceServerJSON{}
+	for _, is := range servers {
+		out = append(out, iceServerJSON{URL: is.URLs[0], URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	}
+	return out
 }
 
 func (h *ersHandler) Disconnect(s *socketio.Socket, err error) {

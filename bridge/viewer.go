@@ -30,6 +30,7 @@ const joinTimeout = 15 * time.Second
 type viewer struct {
 	b    *Bridge
 	sock *socketio.Socket
+	ice  []signal.ICEServer // what the browser got, for the device too
 
 	// Event rates; each is used only from the socket's read goroutine.
 	joins, messages, candidates *limit.Rate
@@ -260,7 +261,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		Stream:     ds.data.StreamName,
 		Transport:  ds.data.Transport,
 		Token:      ds.data.Token,
-		ICEServers: b.iceServers(),
+		ICEServers: ds.v.ice,
 	})
 	if err != nil {
 		conn.Reset()

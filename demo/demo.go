@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/turnserver"
 )
 
 // Config of a demo. Zero values give what `ersmesh demo` runs.
@@ -22,6 +24,9 @@ type Config struct {
 	Addr   string // bridge HTTP address; default 127.0.0.1:4545
 	Room   string // default "demo"
 	Stream string // default "sample"
+	// TURN runs a TURN server on loopback (UDP and TCP, kernel-chosen
+	// ports, private peers allowed) and hands its credentials out.
+	TURN   bool
 	Logger *slog.Logger
 	// TuneBridge, if set, adjusts the bridge's config before it starts:
 	// limits and timeouts for tests and load runs.
@@ -37,6 +42,7 @@ type Demo struct {
 	deviceN   *mesh.Node
 	bridge    *bridge.Bridge
 	device    *node.Device
+	turn      *turnserver.Server
 	serving   bool
 	serveErr  chan error
 }
@@ -97,9 +103,25 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		return nil, fmt.Errorf("start device: %w", err)
 	}
 
+	var issuer *turnserver.Issuer
+	if cfg.TURN {
+		secret := rand.Text()
+		d.turn, err = turnserver.New(turnserver.Config{
+			Secret: secret, ListenIP: "127.0.0.1",
+			UDPPort: turnserver.Ephemeral, TCPPort: turnserver.Ephemeral,
+			// Every peer of the demo is on loopback.
+			Policy: turnserver.Policy{AllowPrivate: true},
+			Logger: cfg.Logger.With("role", "turn"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		issuer = &turnserver.Issuer{Secret: secret, URLs: d.turn.URLs("")}
+	}
 	bcfg := bridge.Config{
 		Host:     d.bridgeN.Host(),
 		Resolver: mesh.NewResolver(d.bridgeN, mesh.ResolverOptions{}),
+		TURN:     issuer,
 		Logger:   cfg.Logger.With("role", "bridge"),
 	}
 	if cfg.TuneBridge != nil {
@@ -136,6 +158,9 @@ func (d *Demo) Close() error {
 	}
 	if d.device != nil {
 		errs = append(errs, d.device.Close())
+	}
+	if d.turn != nil {
+		errs = append(errs, d.turn.Close())
 	}
 	for _, n := range []*mesh.Node{d.deviceN, d.bridgeN, d.bootstrap} {
 		if n != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/ersmesh/ersmesh/room"
@@ -68,10 +70,24 @@ type Config struct {
 	MaxRecordTTL time.Duration
 	// Logger receives the node's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// HostOptions are extra libp2p options, appended after the node's own,
-	// for roles that need more of the host: a relay service on bootstrap
-	// nodes, auto relay and hole punching on devices behind NAT.
+	// HostOptions are extra libp2p options, appended after the node's own.
 	HostOptions []libp2p.Option
+
+	// RelayService runs a circuit relay v2 service and answers AutoNAT
+	// dial-backs, so that nodes behind NAT stay reachable through this
+	// one. Bootstrap nodes do; bridges may.
+	RelayService bool
+	// NATTraversal keeps a node that may sit behind NAT reachable: when
+	// AutoNAT (or Reachability) says it is private, it reserves slots on
+	// Relays and advertises the relayed addresses; hole punching (DCUtR)
+	// then upgrades relayed connections to direct ones where the NATs
+	// allow. Devices do.
+	NATTraversal bool
+	// Relays are the relays NATTraversal uses; empty means the bootstrap
+	// peers. Each must end in /p2p/<peer ID>.
+	Relays []multiaddr.Multiaddr
+	// Reachability overrides AutoNAT; the zero value lets it decide.
+	Reachability Reachability
 }
 
 // Node is a libp2p host in the ersmesh DHT. Roles register their own
@@ -80,6 +96,8 @@ type Node struct {
 	log       *slog.Logger
 	priv      crypto.PrivKey
 	host      host.Host
+	relay     *relay.Relay // nil unless Config.RelayService
+	relays    *relayKeeper // nil unless Config.NATTraversal
 	dht       *dht.IpfsDHT
 	validator room.Validator
 
@@ -123,19 +141,39 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 
+	// A copy: dropPeer below reuses bootstrap's array, and auto relay reads
+	// this slice from its own goroutines.
+	relays := slices.Clone(bootstrap)
+	if len(cfg.Relays) > 0 {
+		if relays, err = peer.AddrInfosFromP2pAddrs(cfg.Relays...); err != nil {
+			return nil, fmt.Errorf("relays must be multiaddrs ending in /p2p/<peer ID>: %w", err)
+		}
+	}
+	natOpts, keeper, err := natOptions(&cfg, relays)
+	if err != nil {
+		return nil, err
+	}
 	opts := append([]libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-	}, cfg.HostOptions...)
+	}, natOpts...)
+	opts = append(opts, cfg.HostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	var rel *relay.Relay
+	if cfg.RelayService {
+		if rel, err = startRelay(h); err != nil {
+			return nil, errors.Join(err, h.Close())
+		}
 	}
 
 	n := &Node{
 		log:       cfg.Logger.With("peer", h.ID()),
 		priv:      priv,
 		host:      h,
+		relay:     rel,
 		validator: room.Validator{MaxTTL: cfg.MaxRecordTTL},
 	}
 	// A bootstrap node may find its own address in a shared list.
@@ -164,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		dht.BootstrapPeers(bootstrap...),
 	)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start DHT: %w", err), h.Close())
+		return nil, errors.Join(fmt.Errorf("start DHT: %w", err), n.closeRelay(), h.Close())
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -173,11 +211,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.Join(fmt.Errorf("watch peer connections: %w", err), n.Close())
 	}
 	n.goTracked(func() { n.watchDepartures(departures) })
+	if keeper != nil {
+		n.relays = keeper
+		n.goTracked(func() { keeper.run(n.ctx, h) })
+	}
 
 	if err := n.joinMesh(ctx, bootstrap); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
-	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap))
+	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap),
+		"relay_service", cfg.RelayService, "nat_traversal", cfg.NATTraversal)
 	return n, nil
 }
 
@@ -256,6 +299,22 @@ func dropPeer(infos []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
 	return out
 }
 
+func (n *Node) closeRelay() error {
+	if n.relay == nil {
+		return nil
+	}
+	return n.relay.Close()
+}
+
+// RelaysHeld returns the relays the node holds reservations on (none
+// without Config.NATTraversal, or while publicly reachable).
+func (n *Node) RelaysHeld() []peer.ID {
+	if n.relays == nil {
+		return nil
+	}
+	return n.relays.heldRelays()
+}
+
 // Host returns the node's libp2p host, for roles to register their protocols.
 func (n *Node) Host() host.Host { return n.host }
 
@@ -301,7 +360,7 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		n.cancel()
 		n.wg.Wait()
-		n.closeErr = errors.Join(n.dht.Close(), n.host.Close())
+		n.closeErr = errors.Join(n.dht.Close(), n.closeRelay(), n.host.Close())
 		if n.closeErr != nil {
 			n.closeErr = fmt.Errorf("close mesh node: %w", n.closeErr)
 		}

@@ -44,6 +44,7 @@ func commands() []command {
 		{"device", "publish rooms and stream to viewers (the camera side)", runDevice},
 		{"bridge", "serve the player and the ERS protocol, relay signalling to devices", runBridge},
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
+		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", runTURN},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -149,6 +150,7 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("ersmesh demo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:4545", "bridge HTTP `address`")
 	room := fs.String("room", "demo", "room `name`")
+	turn := fs.Bool("turn", false, "also run a TURN server on loopback and hand out its credentials")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -159,7 +161,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := interrupted()
 	defer stop()
-	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, Logger: log})
+	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, TURN: *turn, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -219,6 +221,9 @@ func runBridge(args []string) error {
 	fs.Var(&adminAllow, "admin-allow", "client `prefix` (10.0.0.0/8) or address allowed to use the admin endpoint (repeatable; default loopback)")
 	tokens := fs.Bool("tokens", false, "require an ERS viewer token on every join (add them with the admin command addToken)")
 	fs.Var(&allowedRooms, "allowed-room", "`room` viewers may join (repeatable; default any; the admin commands addRoom/delRoom edit the list)")
+	var tf bridgeTURN
+	tf.register(fs)
+	relayService := fs.Bool("relay-service", false, "also relay signalling for devices behind NAT (circuit relay v2), as bootstrap nodes do")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -236,10 +241,22 @@ func runBridge(args []string) error {
 	if err != nil {
 		return err
 	}
+	issuer, turnSrv, err := tf.start(log)
+	if err != nil {
+		return err
+	}
+	if turnSrv != nil {
+		defer turnSrv.Close()
+		// Our TURN server answers STUN too.
+		if u := turnSrv.STUNURL(tf.host); u != "" {
+			stun = append(stun, u)
+		}
+	}
 	cfg, err := mf.config(true, log)
 	if err != nil {
 		return err
 	}
+	cfg.RelayService = *relayService
 	ctx, stop := interrupted()
 	defer stop()
 	n, err := mesh.New(ctx, cfg)
@@ -255,6 +272,7 @@ func runBridge(args []string) error {
 		Access:      store,
 		AdminAllow:  allow,
 		Version:     versionString(),
+		TURN:        issuer,
 		Logger:      log,
 	})
 	if err != nil {
@@ -323,6 +341,8 @@ func runDevice(args []string) error {
 	ttl := fs.Duration("record-ttl", node.DefaultRecordTTL, "how long a room record stays valid; republished at a third of it")
 	server := fs.Bool("dht-server", false, "serve the DHT (only when this device is publicly reachable)")
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
+	natTraversal := fs.Bool("nat-traversal", true, "behind NAT, stay reachable through relay reservations on the bootstrap nodes and hole punching")
+	reach := fs.String("reachability", "", "skip AutoNAT and take this reachability: public or private")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -340,6 +360,8 @@ func runDevice(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.NATTraversal = *natTraversal
+	cfg.Reachability = mesh.Reachability(*reach)
 	ctx, stop := interrupted()
 	defer stop()
 	n, err := mesh.New(ctx, cfg)

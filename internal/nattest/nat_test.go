@@ -1,0 +1,221 @@
+package nattest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) != "" {
+		// A role inside a namespace: the test that started it checks
+		// the outcome; leak checks belong to in-process tests.
+		os.Exit(m.Run())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// proc is one role running in a namespace.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	reports chan json.RawMessage
+	logs    *lockedBuffer
+	done    chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs role in namespace ns. Cleanup stops it (stdin EOF, then
+// kill) and, if the test failed, shows its logs.
+func start(t *testing.T, ns, role string, env ...string) *proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestNATHelper$", "-test.timeout=5m")
+	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
+	p := &proc{name: role, cmd: cmd, reports: make(chan json.RawMessage, 8), logs: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.logs
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, reportPrefix); ok {
+				p.reports <- json.RawMessage(rest)
+			} else {
+				p.logs.Write([]byte(line + "\n"))
+			}
+		}
+		cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- %s (%s) logs ---\n%s", role, ns, p.logs.String())
+		}
+	})
+	return p
+}
+
+// next waits for the role's next report.
+func (p *proc) next(t *testing.T, timeout time.Duration, v any) {
+	t.Helper()
+	select {
+	case r := <-p.reports:
+		if err := json.Unmarshal(r, v); err != nil {
+			t.Fatalf("%s: bad report %s: %v", p.name, r, err)
+		}
+	case <-p.done:
+		t.Fatalf("%s exited before reporting; logs:\n%s", p.name, p.logs.String())
+	case <-time.After(timeout):
+		t.Fatalf("%s: no report within %v", p.name, timeout)
+	}
+}
+
+func (p *proc) send(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func view(t *testing.T, tp *topo, role string, o viewerOpts) viewerReport {
+	t.Helper()
+	b, _ := json.Marshal(o)
+	v := start(t, tp.viewer, role, viewerEnv+"="+string(b))
+	return v.nextView(t)
+}
+
+func (v *proc) nextView(t *testing.T) viewerReport {
+	t.Helper()
+	var r viewerReport
+	v.next(t, 120*time.Second, &r)
+	if r.Error != "" {
+		t.Fatalf("viewer: %s\nlogs:\n%s", r.Error, v.logs.String())
+	}
+	t.Logf("%s got %d %s over %s/%s (relay protocol %q) %s -> %s %s", v.name,
+		r.Packets, r.Codec, r.LocalType, r.LocalProto, r.RelayProtocol, r.LocalAddr, r.RemoteType, r.RemoteAddr)
+	return r
+}
+
+// TestNATTraversal: a device behind one NAT, a viewer behind another, the
+// bootstrap relay, the bridge and TURN on the "internet". The bridge
+// reaches the device only through the relay (its NAT lets nothing in), and
+// video flows; then, with UDP blocked for the viewer, it flows through
+// TURN over TCP.
+func TestNATTraversal(t *testing.T) {
+	needRoot(t)
+	tp := newTopo(t)
+	t.Log(tp)
+
+	pub := start(t, tp.public, "public")
+	var boot struct{ Bootstrap []string }
+	pub.next(t, 30*time.Second, &boot)
+
+	// The bridge's libp2p port is closed to the device (a bridge at home
+	// that forwards only its HTTP port): the device's own outbound
+	// connections cannot carry the bridge's signalling, the relay must.
+	tp.blockDeviceToBridge()
+	dev := start(t, tp.device, "device", bootstrapEnv+"="+strings.Join(boot.Bootstrap, " "))
+	var device struct{ Peer string }
+	dev.next(t, 60*time.Second, &device)
+
+	t.Run("relayed signalling", func(t *testing.T) {
+		r := view(t, tp, "viewer", viewerOpts{})
+		if r.Packets < 100 || !strings.HasPrefix(strings.ToLower(r.Codec), "video/h264") {
+			t.Fatalf("viewer got %d packets of %q", r.Packets, r.Codec)
+		}
+		pub.send(t, "relayed")
+		var rel struct{ Relayed, Conns []string }
+		pub.next(t, 10*time.Second, &rel)
+		found := false
+		for _, p := range rel.Relayed {
+			found = found || p == device.Peer
+		}
+		if !found {
+			t.Fatalf("the bridge never reached device %s over a relayed connection (relayed: %v; connections now: %q)", device.Peer, rel.Relayed, rel.Conns)
+		}
+	})
+
+	// The player recovers by itself when its path dies: Chromium plays
+	// over UDP, then the viewer's UDP is cut; the player sees ICE fail,
+	// joins again and plays through TURN over TCP, with no reload.
+	t.Run("Chromium recovers when UDP is cut", func(t *testing.T) {
+		b, _ := json.Marshal(viewerOpts{Recover: true})
+		v := start(t, tp.viewer, "browser", viewerEnv+"="+string(b))
+		before := v.nextView(t)
+		if before.RelayProtocol == "tcp" {
+			t.Fatalf("Chromium started on TURN over TCP with UDP open")
+		}
+		tp.blockUDP()
+		v.send(t, "cut")
+		after := v.nextView(t)
+		if after.LocalType != "relay" || after.RelayProtocol != "tcp" {
+			t.Fatalf("after the cut Chromium plays over %s with relay protocol %q, want relay over tcp", after.LocalType, after.RelayProtocol)
+		}
+	})
+
+	t.Run("TURN over TCP with UDP blocked", func(t *testing.T) {
+		r := view(t, tp, "viewer", viewerOpts{})
+		if r.Packets < 100 {
+			t.Fatalf("viewer got %d packets", r.Packets)
+		}
+		if r.LocalType != "relay" || r.RelayProtocol != "tcp" {
+			t.Fatalf("selected local candidate %s with relay protocol %q, want relay over tcp", r.LocalType, r.RelayProtocol)
+		}
+		if !strings.HasPrefix(r.LocalAddr, publicIP+":") {
+			t.Errorf("relay address %s is not the TURN server's", r.LocalAddr)
+		}
+	})
+	t.Run("Chromium through TURN over TCP with UDP blocked", func(t *testing.T) {
+		r := view(t, tp, "browser", viewerOpts{})
+		if r.LocalType != "relay" || r.RelayProtocol != "tcp" {
+			t.Fatalf("Chromium's selected local candidate %s with relay protocol %q, want relay over tcp", r.LocalType, r.RelayProtocol)
+		}
+	})
+}

@@ -1,0 +1,315 @@
+package nattest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/bootstrap"
+	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/ersviewer"
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/turnserver"
+)
+
+// The roles run as copies of the test binary inside their namespaces:
+// TestNATHelper with roleEnv set. They talk to the test over stdio: one
+// line "NATTEST <json>" per report on stdout, commands on stdin (EOF
+// means stop), logs on stderr.
+const (
+	roleEnv      = "ERSMESH_NATTEST_ROLE"
+	bootstrapEnv = "ERSMESH_NATTEST_BOOTSTRAP"
+	viewerEnv    = "ERSMESH_NATTEST_VIEWER" // JSON viewerOpts
+	reportPrefix = "NATTEST "
+	room         = "cam"
+	stream       = "sample"
+)
+
+type viewerOpts struct {
+	Policy string // "" or "relay"
+	// Recover (browser): after the first report, wait for "cut" on stdin
+	// (the test then breaks the network path) and report again once the
+	// player plays over a new connection.
+	Recover bool
+}
+
+// viewerReport is what a viewer saw.
+type viewerReport struct {
+	Packets                              int
+	Codec                                string
+	LocalType, LocalProto, RelayProtocol string
+	LocalAddr, RemoteType, RemoteAddr    string
+	TURNUsers                            []string
+	Error                                string
+}
+
+func report(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Printf("%s%s\n", reportPrefix, b)
+}
+
+func roleLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func TestNATHelper(t *testing.T) {
+	role := os.Getenv(roleEnv)
+	if role == "" {
+		t.Skip("helper of the NAT tests: runs only inside their namespaces")
+	}
+	switch role {
+	case "public":
+		runPublic(t)
+	case "device":
+		runDevice(t)
+	case "viewer":
+		runViewer(t)
+	case "browser":
+		runBrowser(t)
+	default:
+		t.Fatalf("unknown role %q", role)
+	}
+}
+
+// commands calls f for each line on stdin until EOF.
+func commands(f func(cmd string)) {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f(strings.TrimSpace(sc.Text()))
+	}
+}
+
+// runPublic is the internet side: a bootstrap node with its relay, a
+// bridge with its TURN server (default relay policy: the viewer's and
+// device's public faces are public addresses), all on 203.0.113.1.
+func runPublic(t *testing.T) {
+	log := roleLogger()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	boot, err := bootstrap.New(ctx, mesh.Config{
+		ListenAddrs: []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bootstrapTCP)},
+		Logger:      log.With("role", "bootstrap"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer boot.Close()
+	bn, err := mesh.New(ctx, mesh.Config{
+		ListenAddrs: []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bridgeP2P)}, Bootstrap: boot.Addrs(), Server: true,
+		Logger: log.With("role", "bridge"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bn.Close()
+	// Which peers the bridge reached over relayed (limited) connections.
+	var mu sync.Mutex
+	relayed := map[string]bool{}
+	bn.Host().Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.Stat().Limited {
+			mu.Lock()
+			relayed[c.RemotePeer().String()] = true
+			mu.Unlock()
+		}
+	}})
+	secret := rand.Text()
+	ts, err := turnserver.New(turnserver.Config{Secret: secret, ListenIP: publicIP, Logger: log.With("role", "turn")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	br, err := bridge.New(bridge.Config{
+		Host: bn.Host(), Resolver: mesh.NewResolver(bn, mesh.ResolverOptions{}),
+		STUNServers: []string{ts.STUNURL("")},
+		TURN:        &turnserver.Issuer{Secret: secret, URLs: ts.URLs("")},
+		Logger:      log.With("role", "bridge"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", bridgeHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- br.Serve(l) }()
+	defer func() { br.Close(); <-served }()
+
+	var addrs []string
+	for _, a := range boot.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	report(map[string]any{"bootstrap": addrs})
+	commands(func(cmd string) {
+		if cmd == "relayed" {
+			mu.Lock()
+			var peers []string
+			for p := range relayed {
+				peers = append(peers, p)
+			}
+			mu.Unlock()
+			var conns []string
+			for _, c := range bn.Host().Network().Conns() {
+				conns = append(conns, fmt.Sprintf("%s %s limited=%v dir=%v", c.RemotePeer(), c.RemoteMultiaddr(), c.Stat().Limited, c.Stat().Direction))
+			}
+			report(map[string]any{"relayed": peers, "conns": conns})
+		}
+	})
+}
+
+// runDevice is the camera behind its NAT: it finds out it cannot be
+// dialled, holds relay reservations on the bootstrap node and publishes
+// its room with the relayed addresses.
+func runDevice(t *testing.T) {
+	log := roleLogger()
+	var boot []multiaddr.Multiaddr
+	for _, s := range strings.Fields(os.Getenv(bootstrapEnv)) {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot = append(boot, a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := mesh.New(ctx, mesh.Config{
+		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+		Bootstrap:   boot, NATTraversal: true, Logger: log.With("role", "device"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for len(n.RelaysHeld()) == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("device got no relay reservation")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := media.NewSampleStream(stream, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := node.New(ctx, node.Config{Mesh: n, Rooms: []string{room}, Streams: map[string]*media.Stream{stream: st}, Logger: log.With("role", "device")})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	defer d.Close()
+	report(map[string]any{"peer": n.ID().String()})
+	commands(func(string) {})
+}
+
+// runViewer plays the room from the bridge and reports how.
+func runViewer(t *testing.T) {
+	var o viewerOpts
+	json.Unmarshal([]byte(os.Getenv(viewerEnv)), &o)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := ersviewer.Options{Bridge: "http://" + bridgeHTTP, Room: room, Stream: stream, Packets: 100}
+	if o.Policy == "relay" {
+		opts.Policy = webrtc.ICETransportPolicyRelay
+	}
+	res, err := ersviewer.Play(ctx, opts)
+	if err != nil {
+		report(viewerReport{Error: err.Error()})
+		return
+	}
+	r := viewerReport{
+		Packets: res.Packets, Codec: res.Codec,
+		LocalType: res.Local.CandidateType.String(), LocalProto: res.Local.Protocol, RelayProtocol: res.Local.RelayProtocol,
+		LocalAddr:  fmt.Sprintf("%s:%d", res.Local.IP, res.Local.Port),
+		RemoteType: res.Remote.CandidateType.String(), RemoteAddr: fmt.Sprintf("%s:%d", res.Remote.IP, res.Remote.Port),
+	}
+	for _, s := range res.TURN {
+		r.TURNUsers = append(r.TURNUsers, s.Username)
+	}
+	report(r)
+}
+
+// browserStats reads the selected candidate pair of the player's
+// PeerConnection, as chrome://webrtc-internals would show it.
+const browserStats = `(async () => {
+	const pc = window.ersPlayer && window.ersPlayer.peerConnection;
+	if (!pc) return null;
+	const stats = await pc.getStats();
+	let pair = null;
+	stats.forEach((s) => {
+		if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+	});
+	if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+	if (!pair) return null;
+	const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+	const v = document.getElementById('video');
+	return {
+		LocalType: l.candidateType, LocalProto: l.protocol, RelayProtocol: l.relayProtocol || '',
+		LocalAddr: (l.address || l.ip) + ':' + l.port, RemoteType: r.candidateType, RemoteAddr: (r.address || r.ip) + ':' + r.port,
+		Packets: v.getVideoPlaybackQuality().totalVideoFrames, Codec: 'decoded frames',
+	};
+})()`
+
+// runBrowser plays the room in headless Chromium from inside the viewer's
+// namespace and reports the selected candidate pair.
+func runBrowser(t *testing.T) {
+	var o viewerOpts
+	json.Unmarshal([]byte(os.Getenv(viewerEnv)), &o)
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, "http://"+bridgeHTTP+"/?room="+room+"&stream="+stream); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 60*time.Second, `document.body && document.body.dataset.stage === "playing"`)
+	browsertest.WaitFor(b, t, 30*time.Second, `(() => {
+		const v = document.getElementById("video");
+		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1;
+	})()`)
+	reportStats(t, b)
+	if !o.Recover {
+		return
+	}
+	if _, err := browsertest.Eval[bool](b, `(window.oldPC = window.ersPlayer.peerConnection, true)`); err != nil {
+		t.Fatal(err)
+	}
+	commands(func(cmd string) {
+		if cmd != "cut" {
+			return
+		}
+		// No reload, no user: the player notices the dead path (ICE
+		// failed), joins again, and plays over whatever path is left.
+		browsertest.WaitFor(b, t, 90*time.Second, `window.ersPlayer.peerConnection && window.ersPlayer.peerConnection !== window.oldPC &&
+			document.body.dataset.stage === "playing"`)
+		browsertest.WaitFor(b, t, 30*time.Second, `(() => {
+			const v = document.getElementById("video");
+			if (window.t0 === undefined) window.t0 = v.currentTime;
+			return v.currentTime > window.t0 + 1;
+		})()`)
+		reportStats(t, b)
+	})
+}
+
+func reportStats(t *testing.T, b context.Context) {
+	t.Helper()
+	r, err := browsertest.Eval[*viewerReport](b, browserStats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r == nil {
+		t.Fatalf("no selected candidate pair in the player's stats\n%s", browsertest.Describe(b))
+	}
+	report(r)
+}

@@ -1,0 +1,192 @@
+package turnserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
+)
+
+// errQuota is returned to pion when a user is at their allocation quota;
+// pion answers the client with an error response.
+var errQuota = errors.New("allocation quota reached")
+
+// errTCPRelay refuses RFC 6062 TCP allocations: browsers never ask for
+// them (they relay UDP, whatever transport they reach the server on), and
+// a server that opens TCP connections on request is a proxy to the world.
+var errTCPRelay = errors.New("TCP relay allocations (RFC 6062) are not offered")
+
+// quotas counts each user's allocations and meters their relayed bytes.
+// The map has one owner: every access holds mu.
+type quotas struct {
+	log       *slog.Logger
+	maxAllocs int     // per user; <= 0 means no limit
+	bytesPerS float64 // per user, both directions together; <= 0 means no limit
+
+	mu    sync.Mutex
+	users map[string]*userQuota
+}
+
+type userQuota struct {
+	allocs int
+	lim    *rate.Limiter // nil without a bandwidth quota
+}
+
+func newQuotas(log *slog.Logger, maxAllocs int, bytesPerS int64) *quotas {
+	return &quotas{log: log, maxAllocs: maxAllocs, bytesPerS: float64(bytesPerS), users: make(map[string]*userQuota)}
+}
+
+// allow is pion's QuotaHandler: it answers 486 (Allocation Quota Reached,
+// RFC 8656 §7.2) before pion allocates anything.
+func (q *quotas) allow(userID, _ string, src net.Addr) bool {
+	if q.maxAllocs <= 0 {
+		return true
+	}
+	q.mu.Lock()
+	n := 0
+	if u := q.users[userID]; u != nil {
+		n = u.allocs
+	}
+	q.mu.Unlock()
+	if n >= q.maxAllocs {
+		q.log.Warn("turn: refused allocation: user at allocation quota", "user", userID, "client", src, "allocations", n)
+		return false
+	}
+	return true
+}
+
+// acquire counts one more allocation of userID; the check in allow can
+// race with a concurrent Allocate, so it is enforced here again.
+func (q *quotas) acquire(userID string) (*userQuota, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u := q.users[userID]
+	if u == nil {
+		u = &userQuota{}
+		if q.bytesPerS > 0 {
+			// A second's worth of burst, and at least a few full-size
+			// packets, so a keyframe does not trip the meter.
+			burst := max(int(q.bytesPerS), 64<<10)
+			u.lim = rate.NewLimiter(rate.Limit(q.bytesPerS), burst)
+		}
+		q.users[userID] = u
+	}
+	if q.maxAllocs > 0 && u.allocs >= q.maxAllocs {
+		return nil, errQuota
+	}
+	u.allocs++
+	return u, nil
+}
+
+func (q *quotas) release(userID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if u := q.users[userID]; u != nil {
+		u.allocs--
+		if u.allocs <= 0 {
+			delete(q.users, userID)
+		}
+	}
+}
+
+// allocations reports how many allocations userID holds (for tests and
+// metrics).
+func (q *quotas) allocations(userID string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if u := q.users[userID]; u != nil {
+		return u.allocs
+	}
+	return 0
+}
+
+// relayGenerator wraps pion's port-range generator: every relay socket it
+// hands out is counted against its user and metered.
+type relayGenerator struct {
+	inner *turn.RelayAddressGeneratorPortRange
+	q     *quotas
+}
+
+func (g *relayGenerator) Validate() error { return g.inner.Validate() }
+
+func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	u, err := g.q.acquire(c.UserID)
+	if err != nil {
+		g.q.log.Warn("turn: refused allocation: user at allocation quota", "user", c.UserID)
+		return nil, nil, err
+	}
+	pc, addr, err := g.inner.AllocatePacketConn(c)
+	if err != nil {
+		g.q.release(c.UserID)
+		return nil, nil, fmt.Errorf("allocate relay port: %w", err)
+	}
+	return &meteredConn{PacketConn: pc, q: g.q, user: c.UserID, lim: u.lim}, addr, nil
+}
+
+func (g *relayGenerator) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	g.q.log.Warn("turn: refused TCP relay allocation", "user", c.UserID)
+	return nil, nil, errTCPRelay
+}
+
+func (g *relayGenerator) AllocateConn(c turn.AllocateConnConfig) (net.Conn, error) {
+	g.q.log.Warn("turn: refused TCP relay connection", "user", c.UserID, "peer", c.RemoteAddr)
+	return nil, errTCPRelay
+}
+
+// meteredConn is one allocation's relay socket. Packets over the user's
+// bandwidth quota are dropped, as a congested link would: UDP has no
+// back-pressure, and WebRTC's congestion control reacts to loss.
+type meteredConn struct {
+	net.PacketConn
+	q    *quotas
+	user string
+	lim  *rate.Limiter
+
+	once     sync.Once
+	mu       sync.Mutex
+	lastWarn time.Time
+}
+
+func (c *meteredConn) over(n int) bool {
+	if c.lim == nil || c.lim.AllowN(time.Now(), n) {
+		return false
+	}
+	c.mu.Lock()
+	warn := time.Since(c.lastWarn) > 10*time.Second
+	if warn {
+		c.lastWarn = time.Now()
+	}
+	c.mu.Unlock()
+	if warn {
+		c.q.log.Warn("turn: dropping relayed packets: user over bandwidth quota", "user", c.user, "bytes_per_second", c.q.bytesPerS)
+	}
+	return true
+}
+
+// WriteTo sends towards the peer.
+func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.over(len(p)) {
+		return len(p), nil
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+// ReadFrom receives from peers, dropping what is over quota.
+func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || !c.over(n) {
+			return n, addr, err
+		}
+	}
+}
+
+func (c *meteredConn) Close() error {
+	c.once.Do(func() { c.q.release(c.user) })
+	return c.PacketConn.Close()
+}
