@@ -94,6 +94,7 @@ type joinData struct {
 	Token      string `json:"token"`
 	StreamName string `json:"streamName"`
 	Transport  string `json:"transport"`
+	Nonce      string `json:"nonce"` // ersmesh players: what the device signs its offer for
 }
 
 // parseJoin reads join(roomName, [data]); plain signalmaster clients send

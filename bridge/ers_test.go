@@ -32,8 +32,7 @@ func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: log, TuneBridge: tune})
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: quietLog(t), TuneBridge: tune})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +41,16 @@ func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 			t.Errorf("close mesh: %v", err)
 		}
 	})
-	u, err := url.Parse(d.URL)
+	return baseOf(t, d.URL)
+}
+
+func quietLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// baseOf is the bridge's origin in a player URL.
+func baseOf(t *testing.T, playerURL string) string {
+	u, err := url.Parse(playerURL)
 	if err != nil {
 		t.Fatal(err)
 	}

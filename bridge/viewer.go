@@ -261,6 +261,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		Stream:     ds.data.StreamName,
 		Transport:  ds.data.Transport,
 		Token:      ds.data.Token,
+		Nonce:      ds.data.Nonce,
 		ICEServers: ds.v.ice,
 	})
 	if err != nil {
@@ -356,7 +357,9 @@ func (ds *deviceSession) relay(conn *signal.Conn, device string) {
 			}
 		case signal.KindLeave:
 			ds.log.Info("device ended the session", "reason", m.Reason)
-			sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+			// The reason is extra to ERS: our player shows it (a refused
+			// room secret, say); ERS players ignore it.
+			sock.Emit("remove", map[string]string{"id": device, "type": "video", "reason": m.Reason})
 			return
 		case signal.KindPing:
 		default:

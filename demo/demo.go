@@ -31,6 +31,8 @@ type Config struct {
 	// TuneBridge, if set, adjusts the bridge's config before it starts:
 	// limits and timeouts for tests and load runs.
 	TuneBridge func(*bridge.Config)
+	// TuneDevice, likewise, adjusts the device's config (room secrets, say).
+	TuneDevice func(*node.Config)
 }
 
 // Demo is a running mesh of three roles.
@@ -91,13 +93,17 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.device, err = node.New(ctx, node.Config{
+	dcfg := node.Config{
 		Mesh:            d.deviceN,
 		Rooms:           []string{cfg.Room},
 		Streams:         map[string]*media.Stream{cfg.Stream: stream},
 		IncludeLoopback: true,
 		Logger:          cfg.Logger.With("role", "device"),
-	})
+	}
+	if cfg.TuneDevice != nil {
+		cfg.TuneDevice(&dcfg)
+	}
+	d.device, err = node.New(ctx, dcfg)
 	if err != nil {
 		stream.Close()
 		return nil, fmt.Errorf("start device: %w", err)

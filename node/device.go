@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -32,7 +33,11 @@ type Config struct {
 	// IncludeLoopback offers 127.0.0.1 candidates too: needed when device and
 	// browser share a machine with no other interface (the demo, tests).
 	IncludeLoopback bool
-	Logger          *slog.Logger
+	// Secrets maps room names to room secrets: a viewer of such a room
+	// must prove it knows the secret (package trust) before the device
+	// creates a PeerConnection for it. Bridges never see a secret.
+	Secrets map[string]string
+	Logger  *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -41,6 +46,8 @@ type Device struct {
 	log       *slog.Logger
 	api       *webrtc.API
 	rooms     map[string]bool
+	secrets   map[string]string // by canonical room name
+	key       crypto.PrivKey    // signs offers (package trust)
 	publisher *mesh.Publisher
 
 	ctx    context.Context
@@ -78,11 +85,29 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		}
 		rooms[name.String()] = true
 	}
+	secrets := make(map[string]string, len(cfg.Secrets))
+	for r, sec := range cfg.Secrets {
+		name, err := room.ParseName(r)
+		if err != nil {
+			return nil, fmt.Errorf("room secret: %w", err)
+		}
+		if !rooms[name.String()] {
+			return nil, fmt.Errorf("room secret for %q, which this device does not serve", r)
+		}
+		if sec == "" {
+			return nil, fmt.Errorf("empty secret for room %q", r)
+		}
+		secrets[name.String()] = sec
+	}
+	key := cfg.Mesh.Host().Peerstore().PrivKey(cfg.Mesh.ID())
+	if key == nil {
+		return nil, errors.New("device: the mesh node has no private key to sign offers with")
+	}
 	api, err := newWebRTCAPI(cfg.IncludeLoopback)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms}
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/trust"
 )
 
 // session is one viewer: one signalling stream from a bridge and one
@@ -27,6 +28,11 @@ type session struct {
 	log    *slog.Logger
 
 	sid string // the WebRTC session id the player echoes in its messages
+
+	room, nonce string // what the offer's signature is bound to
+	// fingerprint is the DTLS fingerprint the viewer proved the room
+	// secret for; its answer must carry it. "" for rooms without a secret.
+	fingerprint string
 
 	// note is told to the viewer in the offer (srtp without audio, say).
 	note string
@@ -74,10 +80,26 @@ func (s *session) run() {
 	})
 	defer stop()
 
+	if err := s.conn.Send(&signal.Message{Kind: signal.KindAccept}); err != nil {
+		s.log.Warn("send accept", "err", err)
+		s.conn.Reset()
+		return
+	}
+	s.log.Info("viewer joined", "transport", transportOf(join))
+	s.room, s.nonce = join.Room, join.Nonce
+	s.sid = sessionSID()
+	// No PeerConnection, and so no media, before the viewer is authorised.
+	s.fingerprint, err = s.authorize(join)
+	if err != nil {
+		s.log.Warn("viewer refused", "reason", err)
+		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error()})
+		s.conn.Close()
+		return
+	}
 	pc, err := s.newPeerConnection(join, stream)
 	if err != nil {
 		s.log.Error("create peer connection", "err", err)
-		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: "device could not create a peer connection"})
+		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "device could not create a peer connection"})
 		s.conn.Close()
 		return
 	}
@@ -85,12 +107,6 @@ func (s *session) run() {
 		pc.Close()
 		s.detach()
 	}()
-	if err := s.conn.Send(&signal.Message{Kind: signal.KindAccept}); err != nil {
-		s.log.Warn("send accept", "err", err)
-		s.conn.Reset()
-		return
-	}
-	s.log.Info("viewer joined", "transport", transportOf(join))
 
 	pingDone := make(chan struct{})
 	pingStop := make(chan struct{})
@@ -185,7 +201,6 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 		pc.Close()
 		return nil, err
 	}
-	s.sid = sessionSID()
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -231,7 +246,7 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 	}
 	sd := *pc.LocalDescription()
 	sd.SDP = withSessionInfo(sd.SDP, s.note)
-	payload, err := json.Marshal(sd)
+	payload, err := s.signOffer(sd.SDP)
 	if err != nil {
 		return err
 	}
@@ -260,6 +275,9 @@ func (s *session) apply(pc *webrtc.PeerConnection, m *signal.Message) error {
 		}
 		if sd.Type != webrtc.SDPTypeAnswer {
 			return fmt.Errorf("answer payload has type %q", sd.Type)
+		}
+		if s.fingerprint != "" && trust.SDPFingerprint(sd.SDP) != s.fingerprint {
+			return fmt.Errorf("%w: the answer's DTLS fingerprint is not the one the room secret was proven for", errUnauthorized)
 		}
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			return fmt.Errorf("apply answer: %w", err)

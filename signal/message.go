@@ -34,6 +34,7 @@ const (
 	MaxMessageSize = 64 << 10
 	maxShortField  = 256
 	maxToken       = 1024
+	maxNonce       = 64
 	maxReason      = 512
 	maxICEServers  = 16
 	maxICEURLs     = 8
@@ -55,11 +56,14 @@ type Message struct {
 	Kind Kind `json:"kind"`
 
 	// Join: who is asking for what.
-	Session    string      `json:"session,omitempty"` // the viewer's id at the bridge, for logs
-	Room       string      `json:"room,omitempty"`
-	Stream     string      `json:"stream,omitempty"`
-	Transport  string      `json:"transport,omitempty"` // "srtp" or "fmp4"
-	Token      string      `json:"token,omitempty"`
+	Session   string `json:"session,omitempty"` // the viewer's id at the bridge, for logs
+	Room      string `json:"room,omitempty"`
+	Stream    string `json:"stream,omitempty"`
+	Transport string `json:"transport,omitempty"` // "srtp" or "fmp4"
+	Token     string `json:"token,omitempty"`
+	// Nonce is the player's fresh value the device binds its offer
+	// signature to (package trust), so that no bridge can replay an offer.
+	Nonce      string      `json:"nonce,omitempty"`
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
 
 	// Signal: an ERS message; Payload is relayed untouched.
@@ -76,6 +80,9 @@ type Message struct {
 var signalTypes = map[string]bool{
 	"offer": true, "answer": true, "candidate": true,
 	"connectivityError": true, "mute": true, "unmute": true,
+	// Room-secret authorisation (package trust): the device's challenge,
+	// the player's proof.
+	"challenge": true, "auth": true,
 }
 
 // Validate reports whether m is well formed for its kind.
@@ -90,6 +97,9 @@ func (m *Message) Validate() error {
 		if len(v) > maxShortField {
 			return bad("%s is longer than %d bytes", name, maxShortField)
 		}
+	}
+	if len(m.Nonce) > maxNonce {
+		return bad("nonce is longer than %d bytes", maxNonce)
 	}
 	if len(m.Token) > maxToken {
 		return bad("token is longer than %d bytes", maxToken)

@@ -18,12 +18,12 @@ func (c discardContext) CodecParameters() []webrtc.RTPCodecParameters {
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: H264Codec, PayloadType: 102}}
 }
 func (discardContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
-func (discardContext) SSRC() webrtc.SSRC                                     { return 1 }
-func (discardContext) SSRCRetransmission() webrtc.SSRC                       { return 0 }
-func (discardContext) SSRCForwardErrorCorrection() webrtc.SSRC               { return 0 }
-func (discardContext) WriteStream() webrtc.TrackLocalWriter                  { return discardWriter{} }
-func (c discardContext) ID() string                                          { return c.id }
-func (discardContext) RTCPReader() interceptor.RTCPReader                    { return nil }
+func (discardContext) SSRC() webrtc.SSRC                                      { return 1 }
+func (discardContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (discardContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (discardContext) WriteStream() webrtc.TrackLocalWriter                   { return discardWriter{} }
+func (c discardContext) ID() string                                           { return c.id }
+func (discardContext) RTCPReader() interceptor.RTCPReader                     { return nil }
 
 type discardWriter struct{}
 

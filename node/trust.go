@@ -1,0 +1,79 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/trust"
+)
+
+// authTimeout bounds the wait for a viewer's room-secret proof.
+const authTimeout = 15 * time.Second
+
+// errUnauthorized prefixes every refusal of a viewer's proof; the bridge
+// passes the reason on and our player stops retrying on this word.
+var errUnauthorized = errors.New("unauthorized")
+
+// authorize runs the room-secret check when the room has a secret: the
+// device sends a fresh challenge; the viewer answers with its DTLS
+// fingerprint and HMAC(secret, room, challenge, fingerprint). It returns
+// the proven fingerprint, which the viewer's answer must then carry, so a
+// bridge that saw the proof cannot use it with a certificate of its own.
+// It returns "" for rooms without a secret.
+func (s *session) authorize(join *signal.Message) (string, error) {
+	secret := s.dev.secrets[join.Room]
+	if secret == "" {
+		return "", nil
+	}
+	challenge := trust.NewNonce()
+	payload, _ := json.Marshal(map[string]string{"challenge": challenge, "room": join.Room})
+	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "challenge", SID: s.sid, Payload: payload}); err != nil {
+		return "", err
+	}
+	for {
+		m, err := s.conn.Recv(authTimeout)
+		if err != nil {
+			return "", fmt.Errorf("%w: no proof of the room secret from the viewer (%v)", errUnauthorized, err)
+		}
+		switch {
+		case m.Kind == signal.KindPing:
+			continue
+		case m.Kind == signal.KindLeave:
+			return "", fmt.Errorf("viewer left before proving the room secret")
+		case m.Kind == signal.KindSignal && m.Type == "auth":
+		default:
+			continue // a candidate or event before the proof: nothing to act on yet
+		}
+		var p struct {
+			Fingerprint string `json:"fingerprint"`
+			Proof       string `json:"proof"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Fingerprint == "" || len(p.Fingerprint) > 256 || len(p.Proof) > 256 {
+			return "", fmt.Errorf("%w: malformed proof of the room secret", errUnauthorized)
+		}
+		if !trust.CheckProof(secret, join.Room, challenge, p.Fingerprint, p.Proof) {
+			return "", fmt.Errorf("%w: wrong room secret", errUnauthorized)
+		}
+		return trust.NormalizeFingerprint(p.Fingerprint), nil
+	}
+}
+
+// signedOffer is the offer payload: the SDP description as ERS players
+// read it, plus the device's signature over room, the viewer's nonce and
+// the SDP (package trust), which ERS players ignore.
+type signedOffer struct {
+	Type      string `json:"type"`
+	SDP       string `json:"sdp"`
+	Signature string `json:"signature,omitempty"`
+}
+
+func (s *session) signOffer(sdp string) ([]byte, error) {
+	sig, err := trust.SignOffer(s.dev.key, s.room, s.nonce, sdp)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(signedOffer{Type: "offer", SDP: sdp, Signature: sig})
+}
