@@ -305,6 +305,11 @@ func TestPlayerFlow(t *testing.T) {
 	if len(join.Args) != 2 || json.Unmarshal(join.Args[0], &room) != nil || json.Unmarshal(join.Args[1], &data) != nil {
 		t.Fatalf("join args = %s, want (room, {token, streamName, transport})", join.Args)
 	}
+	// The nonce is fresh per join (the device signs its offer for it).
+	if n := data["nonce"]; len(n) < 16 {
+		t.Errorf("join nonce %q, want a fresh random one", n)
+	}
+	delete(data, "nonce")
 	if want := map[string]string{"token": "tk1", "streamName": "cam", "transport": "srtp"}; room != "frontdoor" || fmt.Sprint(data) != fmt.Sprint(want) {
 		t.Errorf("join(%q, %v), want join(\"frontdoor\", %v)", room, data, want)
 	}

@@ -6,6 +6,7 @@
 // H.264 and AAC) or as WebRTC tracks (transport "srtp").
 import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
+import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 
 export const TRANSPORTS = ['fmp4', 'srtp'];
 
@@ -41,6 +42,29 @@ export function sessionInfo(sdp) {
   return m ? m[1].trim() : '';
 }
 
+// ownerOf returns the peer ID an owned room ("name@<peerID>") names, or "".
+export function ownerOf(room) {
+  const i = room.lastIndexOf('@');
+  return i > 0 ? room.slice(i + 1) : '';
+}
+
+function short(id) {
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id;
+}
+
+// pins remembers, per room, the first device seen serving an open room
+// (trust on first use). localStorage may be unavailable (privacy modes):
+// then pins last as long as the page.
+const pins = {
+  mem: new Map(),
+  get(room) {
+    try { return localStorage.getItem(`ersmesh.pin.${room}`) ?? ''; } catch { return this.mem.get(room) ?? ''; }
+  },
+  set(room, id) {
+    try { localStorage.setItem(`ersmesh.pin.${room}`, id); } catch { this.mem.set(room, id); }
+  },
+};
+
 export function iceServersFrom(list) {
   if (!Array.isArray(list)) return [];
   const out = [];
@@ -58,9 +82,12 @@ export function iceServersFrom(list) {
 // Player plays one room. Its events: "stage" ({detail: {stage, message}}),
 // and EvoStream's joinedRoom, createdPeer, checkingPeer, connectedPeer,
 // disconnectedPeer, connectfailedPeer, closePeer, channelOpen,
-// channelClose, playerstarted.
+// channelClose, playerstarted; and "trust" ({detail: {state, message}}),
+// state one of verified (owned room, signature checked), pinned (open
+// room, same device as first seen), unverified, changed (open room, another
+// device than first seen).
 export class Player extends EventTarget {
-  constructor({ bridge = location.origin, room, stream = 'sample', token = '', transport = 'fmp4', video } = {}) {
+  constructor({ bridge = location.origin, room, stream = 'sample', token = '', secret = '', transport = 'fmp4', video } = {}) {
     super();
     if (!room) throw new Error('ersmesh: a room name is needed');
     transport = transport || 'fmp4';
@@ -70,6 +97,12 @@ export class Player extends EventTarget {
     this.room = room;
     this.stream = stream || 'sample';
     this.token = token || '';
+    // The room secret is for the device only: it never goes to a bridge,
+    // only a proof bound to this browser's DTLS certificate does.
+    this._secret = secret || '';
+    this._cert = null;        // our DTLS certificate when a secret is proven
+    this._nonce = '';         // this join's nonce, which the offer must be signed for
+    this.trust = { state: '', message: '' };
     this.transport = transport;
     this.video = video;
 
@@ -205,7 +238,8 @@ export class Player extends EventTarget {
     const gen = ++this._joinGen;
     this.timing = { join: performance.now(), firstFrame: 0 };
     log(`joining room "${this.room}" for stream "${this.stream}"`);
-    s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport },
+    this._nonce = newNonce();
+    s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce },
       (err, desc) => this._joined(gen, err, desc));
     this._later(joinTimeout, () => {
       log('no answer to join; joining again');
@@ -253,7 +287,11 @@ export class Player extends EventTarget {
   _onRemove(info) {
     const id = info?.id;
     if (!id || (id !== this.deviceId && id !== this._session?.from)) return;
-    log('device left the room:', id);
+    log('device left the room:', id, info.reason ?? '');
+    if (typeof info.reason === 'string' && info.reason.startsWith('unauthorized')) {
+      this._fail(`The device refused this viewer (${info.reason}). ${this._secret ? 'Check the room secret.' : 'This room needs a secret: add ?secret=… to the address.'}`);
+      return;
+    }
     this._joinFailures = 0;
     this._rejoin('The device left the room');
   }
@@ -276,6 +314,9 @@ export class Player extends EventTarget {
       case 'candidate':
         this._onCandidate(msg);
         break;
+      case 'challenge':
+        this._onChallenge(msg);
+        break;
       default:
         log('ignoring message of type', msg.type);
     }
@@ -293,13 +334,19 @@ export class Player extends EventTarget {
     }
     this._closePeer(); // a new offer is a new session
     this.deviceId = msg.from;
-    this._session = { from: msg.from, sid: msg.sid };
+    const session = { from: msg.from, sid: msg.sid };
+    this._session = session;
     clearTimeout(this._timer);
     this._setStage('negotiating', 'Setting up the peer-to-peer connection with the device…');
     this._later(connectTimeout, () => this._peerFailed('The connection to the device did not come up in time'));
+    // Candidates arriving meanwhile wait in _pending.
+    if (!(await this._checkOffer(msg, sdp)) || this._session !== session) return;
+    this._offerSdp = sdp;
 
     const iceServers = [...this._stun, ...this._turn];
-    const pc = new RTCPeerConnection({ iceServers });
+    const conf = { iceServers };
+    if (this._cert) conf.certificates = [this._cert];
+    const pc = new RTCPeerConnection(conf);
     this.peerConnection = pc;
     this._emit('createdPeer', { id: msg.from });
     log('offer from', msg.from, 'with', iceServers.length, 'ICE servers');
@@ -353,6 +400,105 @@ export class Player extends EventTarget {
       // A newer offer may have closed this pc under us: only the current
       // one's failure counts.
       if (pc === this.peerConnection) this._peerFailed(`Cannot answer the device's offer: ${err.message}`);
+    }
+  }
+
+  // _setTrust records what the player knows of the device's identity.
+  _setTrust(state, message) {
+    this.trust = { state, message };
+    log(`trust ${state}: ${message}`);
+    this._emit('trust', { state, message });
+  }
+
+  // _checkOffer decides whether to take an offer: an owned room's offer
+  // must come from its owner and carry a valid signature for our nonce; an
+  // open room's offer must not carry a bad one, and is pinned on first use.
+  async _checkOffer(msg, sdp) {
+    const owner = ownerOf(this.room);
+    if (owner && msg.from !== owner) {
+      this._fail(`Refused: device ${short(msg.from)} answered for room "${this.room}", which belongs to ${short(owner)}. A bridge may be misdirecting this session.`);
+      return false;
+    }
+    let verdict = 'unsigned';
+    if (typeof msg.payload?.signature === 'string') {
+      try {
+        verdict = (await verifyOffer(msg.from, this.room, this._nonce, sdp, msg.payload.signature)) ? 'good' : 'bad';
+      } catch (err) {
+        verdict = err instanceof TrustUnavailable ? 'unavailable' : 'bad';
+        if (verdict === 'bad') log('signature check failed:', err.message);
+      }
+    }
+    if (verdict === 'bad') {
+      this._fail("Refused: the device's offer does not match its signature (wrong key, replayed, or altered on the way). A bridge may be tampering with this session.");
+      return false;
+    }
+    if (owner) {
+      if (verdict === 'unavailable') {
+        this._fail('Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.');
+        return false;
+      }
+      if (verdict !== 'good') {
+        this._fail(`Refused: the offer for owned room "${this.room}" is not signed by its owner.`);
+        return false;
+      }
+      this._setTrust('verified', `Verified: the video comes from the device that owns this room (${short(owner)}).`);
+      return true;
+    }
+    const pinned = pins.get(this.room);
+    if (!pinned) {
+      pins.set(this.room, msg.from);
+    } else if (pinned !== msg.from) {
+      this._setTrust('changed', `Warning: room "${this.room}" is now served by device ${short(msg.from)}, not ${short(pinned)} seen here before. Anyone may serve an open room; use an owned room (name@peerID) to be sure.`);
+      return true;
+    }
+    if (verdict === 'good') this._setTrust('pinned', `Open room: device ${short(msg.from)}, the same as first seen here.`);
+    else this._setTrust('unverified', `Open room: device ${short(msg.from)} could not be verified${verdict === 'unavailable' ? ' (this page is not a secure context)' : ' (unsigned offer)'}.`);
+    return true;
+  }
+
+  // _onChallenge proves the room secret to the device, bound to the DTLS
+  // certificate this player will use, so no bridge can reuse the proof.
+  async _onChallenge(msg) {
+    const challenge = msg.payload?.challenge;
+    if (typeof challenge !== 'string' || !msg.from) return;
+    if (!this._secret) {
+      this._fail(`Room "${this.room}" is protected by a secret: add ?secret=… to the address.`);
+      return;
+    }
+    try {
+      this._cert ??= await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
+      const f = this._cert.getFingerprints()[0];
+      const fingerprint = normalizeFingerprint(`${f.algorithm} ${f.value}`);
+      const proof = await roomProof(this._secret, this.room, challenge, fingerprint);
+      this._socket?.emit('message', {
+        to: msg.from, sid: msg.sid, broadcaster: msg.from, roomType: 'video', type: 'auth',
+        payload: { fingerprint, proof }, prefix: 'webkit',
+      });
+      log('proved the room secret');
+    } catch (err) {
+      this._fail(err instanceof TrustUnavailable
+        ? 'Cannot prove the room secret: open the player over HTTPS (or on localhost).'
+        : `Cannot prove the room secret: ${err.message}`);
+    }
+  }
+
+  // _checkDtls compares the certificate the connection actually uses with
+  // the fingerprint in the (signed) offer.
+  async _checkDtls(pc) {
+    const want = sdpFingerprint(this._offerSdp ?? '');
+    if (!want) return;
+    try {
+      const stats = await pc.getStats();
+      let certId = '';
+      stats.forEach((r) => { if (r.type === 'transport' && r.remoteCertificateId) certId = r.remoteCertificateId; });
+      const cert = certId && stats.get(certId);
+      if (!cert || pc !== this.peerConnection) return;
+      const got = normalizeFingerprint(`${cert.fingerprintAlgorithm} ${cert.fingerprint}`);
+      if (got.split(' ')[0] === want.split(' ')[0] && got !== want) {
+        this._fail('Refused: the connection uses a DTLS certificate other than the one the device offered. Someone is in the middle.');
+      }
+    } catch (err) {
+      log('cannot read the DTLS certificate:', err.message);
     }
   }
 
@@ -440,6 +586,7 @@ export class Player extends EventTarget {
         this._peerUp = true;
         clearTimeout(this._timer); // the connect watchdog
         this._emit('connectedPeer', { id: this.deviceId });
+        this._checkDtls(pc);
         if (this.stage === 'playing') this._setStage('playing', '');
         else this._setStage('connected', 'Connected to the device; waiting for video…');
         break;
