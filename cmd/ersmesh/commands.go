@@ -343,11 +343,21 @@ func runDevice(args []string) error {
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
 	natTraversal := fs.Bool("nat-traversal", true, "behind NAT, stay reachable through relay reservations on the bootstrap nodes and hole punching")
 	reach := fs.String("reachability", "", "skip AutoNAT and take this reachability: public or private")
+	var secretFlags listFlag
+	fs.Var(&secretFlags, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's ?secret=); bridges never see it (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if len(rooms) == 0 {
 		return errors.New("--room is required")
+	}
+	secrets := map[string]string{}
+	for _, f := range secretFlags {
+		r, sec, ok := strings.Cut(f, "=")
+		if !ok || r == "" || sec == "" {
+			return fmt.Errorf("--room-secret %q: want ROOM=SECRET", f)
+		}
+		secrets[r] = sec
 	}
 	if len(mf.bootstrap) == 0 {
 		return errors.New("--bootstrap is required: the multiaddr of a bootstrap node (ersmesh bootstrap prints it)")
@@ -381,6 +391,7 @@ func runDevice(args []string) error {
 		Streams:         streams,
 		RecordTTL:       *ttl,
 		IncludeLoopback: *loopbackCands,
+		Secrets:         secrets,
 		Logger:          log,
 	})
 	if err != nil {
