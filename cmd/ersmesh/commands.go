@@ -25,6 +25,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/config"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
@@ -71,7 +72,7 @@ func run(args []string) error {
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(args[1:])
-			if errors.Is(err, flag.ErrHelp) {
+			if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrPrinted) {
 				return nil
 			}
 			return err
@@ -86,6 +87,9 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// Get lets package config see a repeatable flag (a YAML list).
+func (l *listFlag) Get() any { return []string(*l) }
 
 // meshFlags are the flags every mesh role shares.
 type meshFlags struct {
@@ -132,13 +136,8 @@ func newLogger(level string) (*slog.Logger, error) {
 
 func parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
+	config.Register(fs)
+	return config.Parse(fs, args, nil)
 }
 
 // interrupted returns a context that ends on Ctrl-C or SIGTERM.
