@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,9 @@ type Config struct {
 	Access *access.Store
 	// AdminAllow lists who may use the admin endpoint; nil: loopback.
 	AdminAllow []netip.Prefix
+	// Metrics, if set, is where the bridge registers its metrics (and
+	// its resolver's, when that has a RegisterMetrics method).
+	Metrics prometheus.Registerer
 	// Version is reported by the admin endpoint.
 	Version string
 	Logger  *slog.Logger
@@ -92,6 +96,8 @@ type Bridge struct {
 	gate    *limit.Gate
 	mux     *http.ServeMux
 	servers []*http.Server // guarded by mu
+	metrics *metrics
+	refused *prometheus.CounterVec // by the limits, by reason
 	access  *access.Store
 
 	ctx    context.Context // ends at Close; parent of every session
@@ -120,9 +126,26 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.sio = socketio.NewServer(cfg.Socket, (*ersHandler)(b))
+	b.metrics = newMetrics()
+	b.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ersmesh_bridge_refused_total", Help: "Requests refused by the bridge's limits, by reason.",
+	}, []string{"reason"})
 	b.gate = limit.NewGate(cfg.Limits, func(reason string, r *http.Request) {
+		b.refused.WithLabelValues(reason).Inc()
 		b.log.Info("refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 	})
+	if cfg.Metrics != nil {
+		if err := b.RegisterMetrics(cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("bridge metrics: %w", err)
+		}
+		if r, ok := cfg.Resolver.(interface {
+			RegisterMetrics(prometheus.Registerer) error
+		}); ok {
+			if err := r.RegisterMetrics(cfg.Metrics); err != nil {
+				return nil, fmt.Errorf("resolver metrics: %w", err)
+			}
+		}
+	}
 	b.mux = http.NewServeMux()
 	b.mux.Handle("/socket.io/", b.gate.Wrap(b.sio))
 	b.mux.Handle("/", web.Handler())

@@ -72,9 +72,9 @@ func (h *ersHandler) Event(s *socketio.Socket, name string, args []json.RawMessa
 	}
 	switch name {
 	case "join":
-		return v.join(args, ack)
+		return b.counted("join", v.join(args, ack))
 	case "message":
-		return v.message(args)
+		return b.counted("message", v.message(args))
 	case "leave":
 		v.leave("viewer left")
 		return nil
@@ -86,7 +86,15 @@ func (h *ersHandler) Event(s *socketio.Socket, name string, args []json.RawMessa
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown event %q", truncate(name, 64))
+	return b.counted("unknown", fmt.Errorf("unknown event %q", truncate(name, 64)))
+}
+
+// counted counts an error answered to the browser.
+func (b *Bridge) counted(event string, err error) error {
+	if err != nil {
+		b.metrics.errors.WithLabelValues(event).Inc()
+	}
+	return err
 }
 
 // joinData is the second argument of join: {token, streamName, transport}.

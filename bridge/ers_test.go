@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/ersmesh/ersmesh/bridge"
@@ -334,4 +335,65 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 	}
 	c.Close()
 	<-readDone
+}
+
+// TestMetrics: the bridge counts what it does, as Prometheus reads it.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	base := startTuned(t, func(c *bridge.Config) { c.Metrics = reg })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := dial(t, ctx, base)
+	if _, err := c.EmitAck(ctx, "join", "nobody-here"); err != nil {
+		t.Fatal(err)
+	}
+	c.Emit(ctx, "bogus")
+	for {
+		p, err := c.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Type == socketio.PacketError {
+			break
+		}
+	}
+	want := map[string]float64{
+		`ersmesh_bridge_joins_total{result="empty"}`:          1,
+		`ersmesh_bridge_signal_errors_total{event="unknown"}`: 1,
+		`ersmesh_bridge_viewers`:                              1,
+	}
+	got := gather(t, reg)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			if len(m.GetLabel()) > 0 {
+				var ls []string
+				for _, l := range m.GetLabel() {
+					ls = append(ls, l.GetName()+`="`+l.GetValue()+`"`)
+				}
+				name += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[name] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[name] = m.Gauge.GetValue()
+			}
+		}
+	}
+	return out
 }

@@ -187,6 +187,7 @@ func (ds *deviceSession) forward(m *ersMessage) error {
 	if err := sm.Validate(); err != nil {
 		return fmt.Errorf("message: %w", err)
 	}
+	ds.v.b.metrics.relayed.WithLabelValues("to_device").Inc()
 	if err := conn.Send(sm); err != nil {
 		ds.log.Info("device stream broke while forwarding", "err", err)
 		ds.end("device stream broke")
@@ -212,6 +213,8 @@ func (ds *deviceSession) run() {
 		return
 	}
 	defer conn.Close()
+	ds.v.b.metrics.sessions.Inc()
+	defer ds.v.b.metrics.sessions.Dec()
 	stopPings := ds.pings(conn)
 	defer stopPings()
 	ds.relay(conn, device)
@@ -226,12 +229,14 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 	info, err := b.cfg.Resolver.Resolve(ctx, ds.room)
 	if errors.Is(err, mesh.ErrNotFound) {
 		ds.log.Debug("no device in room")
+		ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
 		ds.ack(nil, roomDescription(""))
 		return nil, "", false
 	}
 	if err != nil {
 		if ds.ctx.Err() == nil {
 			ds.log.Info("room lookup failed", "err", err)
+			ds.v.b.metrics.joins.WithLabelValues("error").Inc()
 			ds.ack(fmt.Sprintf("cannot join room %q: %v", truncate(ds.room, 140), err))
 		}
 		return nil, "", false
@@ -277,6 +282,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 	case signal.KindAccept:
 	case signal.KindReject:
 		ds.log.Info("device refused viewer", "reason", reply.Reason)
+		ds.v.b.metrics.joins.WithLabelValues("refused").Inc()
 		ds.ack(reply.Reason)
 		conn.Close()
 		return nil, "", false
@@ -289,6 +295,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 	ds.device = device
 	ds.mu.Unlock()
 	ds.log.Info("viewer joined device", "device", device, "stream", ds.data.StreamName)
+	ds.v.b.metrics.joins.WithLabelValues("joined").Inc()
 	ds.ack(nil, roomDescription(device))
 	return conn, device, true
 }
@@ -301,6 +308,7 @@ func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
 	}
 	ds.log.Info("device unreachable", "err", err)
 	ds.v.b.cfg.Resolver.Forget(ds.room)
+	ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
 	ds.ack(nil, roomDescription(""))
 	return nil, "", false
 }
@@ -348,6 +356,7 @@ func (ds *deviceSession) relay(conn *signal.Conn, device string) {
 		}
 		switch m.Kind {
 		case signal.KindSignal:
+			ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
 			err = sock.Emit("message", ersMessage{
 				From: device, To: sock.ID(), SID: m.SID, Broadcaster: device,
 				RoomType: "video", Type: m.Type, Payload: m.Payload, Prefix: "webkit",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"slices"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ type Resolver struct {
 	cache    map[string]cacheEntry // by canonical room name
 	inflight map[string]*lookup
 	stats    ResolverStats
+	latency  *prometheus.HistogramVec // of DHT queries by result; nil until RegisterMetrics
 }
 
 // ResolverStats counts how Resolve calls were answered, for metrics.
@@ -71,6 +73,8 @@ type ResolverStats struct {
 	Hits    uint64 // from the cache, found or not
 	Shared  uint64 // by joining a DHT query already running
 	Queries uint64 // DHT queries started
+	// Results of finished DHT queries.
+	Found, NotFound, Failed uint64
 }
 
 type cacheEntry struct {
@@ -154,7 +158,9 @@ func (r *Resolver) Resolve(ctx context.Context, roomName string) (peer.AddrInfo,
 // run performs the DHT query for key, publishes its result to waiters and to
 // the cache, and leaves the inflight set.
 func (r *Resolver) run(key string, l *lookup) {
+	start := time.Now()
 	rec, err := r.query(key)
+	r.observe(time.Since(start), err)
 	now := time.Now()
 	var entry cacheEntry
 	switch {
