@@ -34,6 +34,7 @@ type Config struct {
 	// STUNServers are handed to browsers and devices, e.g. "stun:stun.example.org:3478".
 	STUNServers []string
 	Socket      socketio.Config
+	WHEP        WHEPConfig
 	Logger      *slog.Logger
 }
 
@@ -52,6 +53,7 @@ type Bridge struct {
 	closed bool
 	wg     sync.WaitGroup // device sessions
 	views  map[string]*viewer
+	whep   *whepTable // WHEP sessions and the POST rate limiter
 }
 
 // New creates a bridge; it does not listen yet.
@@ -65,16 +67,17 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.Socket.Logger == nil {
 		cfg.Socket.Logger = cfg.Logger
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer)}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), whep: newWHEPTable(cfg.WHEP)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.sio = socketio.NewServer(cfg.Socket, (*ersHandler)(b))
 	b.mux = http.NewServeMux()
 	b.mux.Handle("/socket.io/", b.sio)
+	b.mux.HandleFunc("/whep/", b.serveWHEP)
 	b.mux.Handle("/", web.Handler())
 	return b, nil
 }
 
-// Handler serves the player page and the ERS endpoint.
+// Handler serves the player page, the ERS endpoint and WHEP (/whep/).
 func (b *Bridge) Handler() http.Handler { return b.mux }
 
 // Serve answers HTTP on l until Close.
@@ -111,6 +114,9 @@ func (b *Bridge) Close() error {
 	srv := b.srv
 	b.mu.Unlock()
 	b.cancel()
+	for _, s := range b.whep.close() {
+		s.end("bridge shutting down")
+	}
 	err := b.sio.Close()
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -123,6 +129,10 @@ func (b *Bridge) Close() error {
 	return err
 }
 
+// iceServers are the STUN (and, once the bridge runs one, TURN) servers
+// handed to viewers and devices: in the ERS stunservers/turnservers events,
+// in every join, and as WHEP Link headers. TURN entries with short-lived
+// credentials belong here too; every consumer takes them as they are.
 func (b *Bridge) iceServers() []signal.ICEServer {
 	var out []signal.ICEServer
 	for _, s := range b.cfg.STUNServers {
