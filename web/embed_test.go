@@ -20,6 +20,7 @@ func TestHandler(t *testing.T) {
 		{"/?room=frontdoor&stream=sample", "200 OK", "text/html; charset=utf-8", `import { Player } from './ersmesh.js'`},
 		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends EventTarget"},
 		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
+		{"/whep.js", "200 OK", "text/javascript; charset=utf-8", "export class WHEPPlayer extends EventTarget"},
 		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
 		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
 	} {
@@ -59,7 +60,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "player.css"} {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
 		}
