@@ -520,3 +520,25 @@ func TestWHEPBridgeCloseEndsSessions(t *testing.T) {
 	}
 	waitFor(t, "the device ended the session", func() bool { return len(wm.dev.Viewers()) == 0 })
 }
+
+// TestWHEPAbandonedSessionExpires: a client that closes its PeerConnection
+// and never DELETEs must not leave a session behind on the device or the
+// bridge.
+func TestWHEPAbandonedSessionExpires(t *testing.T) {
+	wm := newWHEPMesh(t, nil, WHEPConfig{})
+	c := newWHEPClient(t)
+	r := do(t, "POST", wm.url+"/whep/lobby/cam", sdpType, c.offer(t, true))
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.body}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitVideo(t)
+	c.pc.Close()
+	waitFor(t, "the device ended the abandoned session", func() bool { return len(wm.dev.Viewers()) == 0 })
+	waitFor(t, "the bridge forgot the abandoned session", func() bool { return wm.bridge.whep.len() == 0 })
+	if r := do(t, "DELETE", wm.url+r.header.Get("Location"), "", ""); r.status != http.StatusNotFound {
+		t.Errorf("DELETE of the expired session: %d, want 404", r.status)
+	}
+}

@@ -213,10 +213,13 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Info("peer connection", "state", st.String())
 		s.setState(st)
-		if st == webrtc.PeerConnectionStateFailed {
-			// The viewer is unreachable: end the session so the bridge tells
-			// the player, which can join again.
-			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection failed"})
+		switch st {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// The viewer is unreachable, or closed its side (DTLS
+			// close_notify) without a word, as WHEP clients may: end the
+			// session so the bridge tells the player, which can join again.
+			// After the session's own pc.Close this only fails to send.
+			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection " + st.String()})
 			s.conn.Interrupt()
 		}
 	})
