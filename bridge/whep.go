@@ -61,8 +61,25 @@ type whepSession struct {
 	log      *slog.Logger
 	done     chan struct{} // closed when relay has ended
 
-	mu     sync.Mutex
-	reason string // why the client or bridge ended it
+	mu       sync.Mutex
+	reason   string // why the client or bridge ended it
+	trickled int    // candidates forwarded so far, bounded by maxTrickled
+}
+
+// maxTrickled bounds the candidates one session may PATCH to its device: a
+// client has a handful per network interface, and a device must not be
+// flooded through a bridge.
+const maxTrickled = 256
+
+// takeCandidates counts n more candidates against maxTrickled.
+func (s *whepSession) takeCandidates(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.trickled+n > maxTrickled {
+		return false
+	}
+	s.trickled += n
+	return true
 }
 
 // end stops the session from the bridge's side: relay says goodbye to the
@@ -565,6 +582,10 @@ func (b *Bridge) whepPatch(w http.ResponseWriter, r *http.Request, p whepPath) {
 	}
 	if frag.ufrag != "" && s.offer.ufrag != "" && frag.ufrag != s.offer.ufrag {
 		b.writeWHEPError(w, whepFail(http.StatusUnprocessableEntity, "ICE restart is not supported; start a new session"))
+		return
+	}
+	if !s.takeCandidates(len(frag.candidates)) {
+		b.writeWHEPError(w, whepFail(http.StatusTooManyRequests, "more than %d candidates in one session", maxTrickled))
 		return
 	}
 	for _, c := range frag.candidates {

@@ -377,6 +377,19 @@ func TestWHEPTrickle(t *testing.T) {
 	if r := do(t, "PATCH", wm.url+"/whep/session/0123456789abcdef0123456789abcdef", fragType, frag); r.status != http.StatusNotFound {
 		t.Errorf("PATCH to an unknown session: %d, want 404", r.status)
 	}
+	// A client flooding its device with candidates is stopped.
+	flood := sdpFragOf(ufrag, pwd, mid, []string{all[0]}, false)
+	status := 0
+	for i := 0; i <= maxTrickled && status != http.StatusTooManyRequests; i++ {
+		r := do(t, "PATCH", loc, fragType, flood)
+		status = r.status
+		if status != http.StatusNoContent && status != http.StatusTooManyRequests {
+			t.Fatalf("PATCH %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if status != http.StatusTooManyRequests {
+		t.Errorf("no 429 after %d trickled candidates", maxTrickled)
+	}
 }
 
 // tokenCheck is a device's Authorize hook: token "good" opens the room.

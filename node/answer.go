@@ -95,7 +95,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signal.Message) err
 // section to be sent on.
 func sendsVideo(pc *webrtc.PeerConnection) bool {
 	for _, tr := range pc.GetTransceivers() {
-		if tr.Sender() == nil || tr.Sender().Track() == nil || tr.Mid() == "" {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.Sender() == nil || tr.Sender().Track() == nil || tr.Mid() == "" {
 			continue
 		}
 		switch tr.Direction() {
