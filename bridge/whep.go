@@ -256,8 +256,13 @@ func hasType(r *http.Request, want string) bool {
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) (string, *whepError) {
 	// Not every ResponseWriter has deadlines (httptest's recorder has
 	// none); the server's own timeouts still apply then.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(whepBodyTimeout))
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(whepBodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	// Lift the deadline again: net/http keeps reading the connection in the
+	// background to notice a client that hangs up, and a deadline passing
+	// there would cancel the request while the device is still answering.
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
