@@ -57,6 +57,7 @@ type whepSession struct {
 	room     string
 	device   peer.ID
 	offer    *sdpOffer
+	ice      []signal.ICEServer // given to both ends: one set of TURN credentials
 	conn     *signal.Conn
 	log      *slog.Logger
 	done     chan struct{} // closed when relay has ended
@@ -343,7 +344,7 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	h.Set("Location", whepSessionPrefix+s.id)
 	h.Set("ETag", s.etag)
 	h.Set("Accept-Patch", fragType)
-	for _, l := range iceServerLinks(b.iceServers()) {
+	for _, l := range iceServerLinks(s.ice) {
 		h.Add("Link", l)
 	}
 	w.WriteHeader(http.StatusCreated)
@@ -359,6 +360,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	defer stop()
 	roomName := p.room.String()
 	id := newSessionID()
+	ice := b.iceServers()
 	log := b.log.With("whep", id[:8], "room", roomName, "stream", p.stream)
 
 	conn, device, err := b.dialDevice(ctx, roomName)
@@ -388,7 +390,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	}
 	join := &signal.Message{
 		Kind: signal.KindJoin, Session: "whep-" + id[:8], Room: roomName, Stream: p.stream,
-		Transport: "srtp", Token: token, ICEServers: b.iceServers(), ViewerOffers: true,
+		Transport: "srtp", Token: token, ICEServers: ice, ViewerOffers: true,
 	}
 	// The offer follows the join at once: no round trip waits for the accept.
 	offerMsg := &signal.Message{Kind: signal.KindSignal, Type: "offer", Payload: payload}
@@ -411,7 +413,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	}
 	s := &whepSession{
 		id: id, etag: `"` + newSessionID()[:16] + `"`, room: roomName, device: device,
-		offer: offer, conn: conn, log: log, done: make(chan struct{}),
+		offer: offer, ice: ice, conn: conn, log: log, done: make(chan struct{}),
 	}
 	if !interrupt() {
 		// The request ended just as the answer came, and conn is
