@@ -86,4 +86,3 @@ func isSessionID(s string) bool {
 	_, err := hex.DecodeString(s)
 	return err == nil && strings.ToLower(s) == s
 }
-

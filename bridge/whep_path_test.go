@@ -67,4 +67,3 @@ func FuzzParseWHEPPath(f *testing.F) {
 		}
 	})
 }
-
