@@ -477,6 +477,15 @@ func TestWHEPErrors(t *testing.T) {
 	}
 	waitFor(t, "only the good session is left on the device", func() bool { return len(wm.dev.Viewers()) == 1 })
 
+	// A bridge that relays one session at most refuses the second.
+	_, small := startBridge(t, wm.bridgeN, WHEPConfig{MaxSessions: 1})
+	if r := do(t, "POST", small+"/whep/lobby/cam", sdpType, offer, good...); r.status != http.StatusCreated {
+		t.Fatalf("first POST to the small bridge: %d %s", r.status, r.body)
+	}
+	if r := do(t, "POST", small+"/whep/lobby/cam", sdpType, offer, good...); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "as many WHEP sessions") {
+		t.Errorf("second POST to the small bridge: %d %q, want 503", r.status, r.body)
+	}
+
 	// A tight rate limit on a second bridge of the same mesh.
 	_, url := startBridge(t, wm.bridgeN, WHEPConfig{Burst: 2, RatePerMinute: 1})
 	for i, want := range []int{400, 400, 429} {
