@@ -44,6 +44,8 @@ type Config struct {
 	// both ends can relay. Nil means no TURN.
 	TURN   *turnserver.Issuer
 	Socket socketio.Config
+	// WHEP tunes the WHEP endpoint (/whep/).
+	WHEP WHEPConfig
 	// Limits guards the ERS endpoint: connections per address and subnet,
 	// the handshake rate, allowed page origins.
 	Limits limit.Config
@@ -106,6 +108,7 @@ type Bridge struct {
 	closed bool
 	wg     sync.WaitGroup // device sessions
 	views  map[string]*viewer
+	whep   *whepTable // WHEP sessions and the POST rate limiter
 }
 
 // New creates a bridge; it does not listen yet.
@@ -120,7 +123,7 @@ func New(cfg Config) (*Bridge, error) {
 		cfg.Socket.Logger = cfg.Logger
 	}
 	cfg.Rates = cfg.Rates.withDefaults()
-	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access, whep: newWHEPTable(cfg.WHEP)}
 	if b.access == nil {
 		b.access = access.NewStore(false)
 	}
@@ -148,11 +151,12 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	b.mux = http.NewServeMux()
 	b.mux.Handle("/socket.io/", b.gate.Wrap(b.sio))
+	b.mux.HandleFunc("/whep/", b.serveWHEP)
 	b.mux.Handle("/", web.Handler())
 	return b, nil
 }
 
-// Handler serves the player page and the ERS endpoint.
+// Handler serves the player page, the ERS endpoint and WHEP (/whep/).
 func (b *Bridge) Handler() http.Handler { return b.mux }
 
 // Serve answers HTTP on l until Close: the player page and the ERS
@@ -203,6 +207,9 @@ func (b *Bridge) Close() error {
 	servers := b.servers
 	b.mu.Unlock()
 	b.cancel()
+	for _, s := range b.whep.close() {
+		s.end("bridge shutting down")
+	}
 	err := b.sio.Close()
 	for _, srv := range servers {
 		// Requests in flight get a moment to finish; connections that never
@@ -221,7 +228,8 @@ func (b *Bridge) Close() error {
 	return err
 }
 
-// iceServers returns the STUN servers and, with TURN configured, the TURN
+// iceServers returns the STUN servers (for the ERS stunservers and
+// turnservers events, every join, and WHEP Link headers) and, with TURN configured, the TURN
 // servers with credentials of their own for viewer sid: short-lived, so
 // what a page shows is worth little once the viewer is gone, and counted
 // per viewer by the TURN server's quotas.

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/mesh"
@@ -215,7 +213,7 @@ func (ds *deviceSession) run() {
 	defer conn.Close()
 	ds.v.b.metrics.sessions.Inc()
 	defer ds.v.b.metrics.sessions.Dec()
-	stopPings := ds.pings(conn)
+	stopPings := keepAlive(conn)
 	defer stopPings()
 	ds.relay(conn, device)
 }
@@ -226,14 +224,16 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 	b := ds.v.b
 	ctx, cancel := context.WithTimeout(ds.ctx, joinTimeout)
 	defer cancel()
-	info, err := b.cfg.Resolver.Resolve(ctx, ds.room)
-	if errors.Is(err, mesh.ErrNotFound) {
+	conn, id, err := b.dialDevice(ctx, ds.room)
+	switch {
+	case errors.Is(err, mesh.ErrNotFound):
 		ds.log.Debug("no device in room")
 		ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
 		ds.ack(nil, roomDescription(""))
 		return nil, "", false
-	}
-	if err != nil {
+	case errors.Is(err, errUnreachable):
+		return ds.unreachable(err)
+	case err != nil:
 		if ds.ctx.Err() == nil {
 			ds.log.Info("room lookup failed", "err", err)
 			ds.v.b.metrics.joins.WithLabelValues("error").Inc()
@@ -241,17 +241,6 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		}
 		return nil, "", false
 	}
-	// Devices behind NAT are reached through a relay; signalling is small
-	// and may use such limited connections.
-	sctx := network.WithAllowLimitedConn(ctx, "ersmesh signalling")
-	if err := b.cfg.Host.Connect(sctx, info); err != nil {
-		return ds.unreachable(err)
-	}
-	st, err := b.cfg.Host.NewStream(sctx, info.ID, signal.ProtocolID)
-	if err != nil {
-		return ds.unreachable(err)
-	}
-	conn := signal.NewConn(st)
 	ds.mu.Lock()
 	ds.conn = conn
 	ds.mu.Unlock()
@@ -290,7 +279,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		conn.Reset()
 		return ds.unreachable(fmt.Errorf("device answered the join with %q", reply.Kind))
 	}
-	device := info.ID.String()
+	device := id.String()
 	ds.mu.Lock()
 	ds.device = device
 	ds.mu.Unlock()
@@ -311,26 +300,6 @@ func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
 	ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
 	ds.ack(nil, roomDescription(""))
 	return nil, "", false
-}
-
-func (ds *deviceSession) pings(conn *signal.Conn) (stop func()) {
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(signal.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				if conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
-					return
-				}
-			}
-		}
-	}()
-	return func() { close(quit); <-done }
 }
 
 // relay forwards the device's messages to the browser until either side ends.

@@ -37,7 +37,8 @@ type Config struct {
 
 // Demo is a running mesh of three roles.
 type Demo struct {
-	URL string // the player page for the demo room
+	URL    string // the player page for the demo room
+	Bridge string // the bridge's origin, http://host:port (WHEP is at Bridge+"/whep/<room>")
 
 	bootstrap *mesh.Node
 	bridgeN   *mesh.Node
@@ -145,13 +146,17 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	go func() { d.serveErr <- d.bridge.Serve(l) }()
 
 	q := url.Values{"room": {cfg.Room}, "stream": {cfg.Stream}}
-	d.URL = "http://" + l.Addr().String() + "/?" + q.Encode()
+	d.Bridge = "http://" + l.Addr().String()
+	d.URL = d.Bridge + "/?" + q.Encode()
 	return d, nil
 }
 
 // BootstrapAddrs are the demo's bootstrap multiaddrs, for a second device or
 // bridge started by hand.
 func (d *Demo) BootstrapAddrs() []multiaddr.Multiaddr { return d.bootstrap.Addrs() }
+
+// Device is the demo's device, for tests that look at its viewers.
+func (d *Demo) Device() *node.Device { return d.device }
 
 // Close stops every role, newest first, and waits for each.
 func (d *Demo) Close() error {

@@ -30,6 +30,13 @@ type Config struct {
 	Rooms     []string                 // room names to publish (open "name" or owned "name@peerID")
 	Streams   map[string]*media.Stream // by stream name; the device owns and closes them
 	RecordTTL time.Duration            // default DefaultRecordTTL
+	// Authorize, when set, decides whether a viewer's join may watch:
+	// return nil, or ErrUnauthorized / ErrForbidden (wrapped or not) to
+	// refuse. See auth.go.
+	Authorize func(room, stream, token string) error
+	// ConnectTimeout is how long a viewer that sent its own offer (WHEP)
+	// has to connect; default DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// IncludeLoopback offers 127.0.0.1 candidates too: needed when device and
 	// browser share a machine with no other interface (the demo, tests).
 	IncludeLoopback bool
@@ -50,11 +57,12 @@ type Device struct {
 	key       crypto.PrivKey    // signs offers (package trust)
 	publisher *mesh.Publisher
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex // guards closed and the WaitGroup's Add against Close's Wait
-	closed bool
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex // guards closed, viewers and the WaitGroup's Add against Close's Wait
+	closed  bool
+	wg      sync.WaitGroup
+	viewers map[*session]struct{} // every running session, for Viewers
 }
 
 // New validates cfg, publishes the rooms and starts accepting viewers.
@@ -107,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key}
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{})}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.
@@ -150,9 +158,15 @@ func (d *Device) handleStream(s network.Stream) {
 		return
 	}
 	d.wg.Add(1)
+	sess := &session{dev: d, conn: signal.NewConn(s), bridge: s.Conn().RemotePeer()}
+	d.viewers[sess] = struct{}{}
 	d.mu.Unlock()
 	defer d.wg.Done()
-	sess := &session{dev: d, conn: signal.NewConn(s), bridge: s.Conn().RemotePeer()}
+	defer func() {
+		d.mu.Lock()
+		delete(d.viewers, sess)
+		d.mu.Unlock()
+	}()
 	sess.run()
 }
 

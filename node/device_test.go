@@ -31,7 +31,10 @@ type testMesh struct {
 	dev    *Device
 }
 
-func newTestMesh(t *testing.T) *testMesh {
+func newTestMesh(t *testing.T) *testMesh { return newTestMeshWith(t, nil) }
+
+// newTestMeshWith is newTestMesh with the device's Config changed by tune.
+func newTestMeshWith(t *testing.T, tune func(*Config)) *testMesh {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -56,11 +59,15 @@ func newTestMesh(t *testing.T) *testMesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm.dev, err = New(ctx, Config{
+	cfg := Config{
 		Mesh: tm.device, Rooms: []string{"lobby"},
 		Streams:         map[string]*media.Stream{"cam": stream},
 		IncludeLoopback: true,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	tm.dev, err = New(ctx, cfg)
 	if err != nil {
 		stream.Close()
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package node is the device: the EMS side of ersmesh. It publishes the
 // device's rooms in the mesh, accepts signalling streams from bridges
 // (protocol signal.ProtocolID), and for each viewer creates a pion
-// PeerConnection, sends the offer and streams media to the browser peer to
-// peer.
+// PeerConnection, sends the offer (the ERS flow) or answers the viewer's
+// offer (WHEP, answer.go) in the same session, and streams media to the
+// viewer peer to peer.
 //
 // It owns viewer sessions and their PeerConnections. Media sources live in
 // package media; the libp2p host and DHT in package mesh; the wire format in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -39,9 +40,10 @@ type session struct {
 	// detach ends the media delivery to this viewer (see fmp4.go, srtp.go).
 	detach func()
 
-	mu        sync.Mutex // guards offerSent and pending: candidates found before the offer went out
-	offerSent bool
+	mu        sync.Mutex // guards offerSent, pending and stat
+	offerSent bool       // our description (offer, or answer in answer mode) went out
 	pending   []*signal.Message
+	stat      ViewerInfo // what Device.Viewers reports
 }
 
 // sessionSID returns a random id for the ERS message "sid" field.
@@ -66,12 +68,18 @@ func (s *session) run() {
 	}
 	s.log = s.log.With("session", join.Session, "room", join.Room, "stream", join.Stream)
 	stream, err := s.admit(join)
+	if err == nil && join.ViewerOffers && s.dev.secrets[join.Room] != "" {
+		// A room secret is proven in a challenge and answer that WHEP has
+		// no room for; a bearer token would show the secret to the bridge.
+		err = refuse(signal.CodeUnauthorized, "room %q is protected by a room secret, which WHEP cannot prove; watch it with the ersmesh player", join.Room)
+	}
 	if err != nil {
 		s.log.Info("viewer refused", "reason", err)
-		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: err.Error()})
+		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: err.Error(), Code: refusalCode(err)})
 		s.conn.Close()
 		return
 	}
+	s.joined(join)
 
 	// From here on, the device's context ending (Close) must unblock Recv.
 	stop := context.AfterFunc(s.dev.ctx, func() {
@@ -127,7 +135,11 @@ func (s *session) run() {
 	}()
 	defer func() { close(pingStop); <-pingDone }()
 
-	if err := s.offer(pc); err != nil {
+	if join.ViewerOffers {
+		// Answer mode (WHEP): the viewer's offer is the first signal; apply
+		// answers it. See answer.go.
+		defer s.watchConnect(pc)()
+	} else if err := s.offer(pc); err != nil {
 		s.log.Error("send offer", "err", err)
 		s.conn.Reset()
 		return
@@ -136,7 +148,11 @@ func (s *session) run() {
 		m, err := s.conn.Recv(signal.IdleTimeout)
 		if err != nil {
 			s.log.Info("viewer session ended", "err", err)
-			s.conn.Reset()
+			if errors.Is(err, signal.ErrInterrupted) {
+				s.conn.Close() // we said goodbye: let the leave reach the bridge
+			} else {
+				s.conn.Reset()
+			}
 			return
 		}
 		switch m.Kind {
@@ -146,10 +162,10 @@ func (s *session) run() {
 			return
 		case signal.KindPing:
 		case signal.KindSignal:
-			if err := s.apply(pc, m); err != nil {
+			if err := s.apply(pc, join, m); err != nil {
 				// One bad message from a viewer ends only that viewer's session.
 				s.log.Warn("bad signalling message from viewer", "type", m.Type, "err", err)
-				s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error()})
+				s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
 				s.conn.Close()
 				return
 			}
@@ -162,12 +178,15 @@ func (s *session) run() {
 // admit decides whether this device serves the join, and with which stream.
 func (s *session) admit(join *signal.Message) (*media.Stream, error) {
 	if !s.dev.rooms[join.Room] {
-		return nil, fmt.Errorf("room %q is not served by this device", join.Room)
+		return nil, refuse(signal.CodeNotFound, "room %q is not served by this device", join.Room)
+	}
+	if err := s.dev.authorize(join); err != nil {
+		return nil, err
 	}
 	switch join.Transport {
 	case "", "srtp", "fmp4":
 	default:
-		return nil, fmt.Errorf("transport %q is not supported by this device; use fmp4 or srtp", join.Transport)
+		return nil, refuse(signal.CodeUnsupported, "transport %q is not supported by this device; use fmp4 or srtp", join.Transport)
 	}
 	streams := s.dev.cfg.Streams
 	if join.Stream == "" && len(streams) == 1 {
@@ -180,7 +199,7 @@ func (s *session) admit(join *signal.Message) (*media.Stream, error) {
 	}
 	names := streamNames(streams)
 	sort.Strings(names)
-	return nil, fmt.Errorf("stream %q not found; this device serves: %s", join.Stream, strings.Join(names, ", "))
+	return nil, refuse(signal.CodeNotFound, "stream %q not found; this device serves: %s", join.Stream, strings.Join(names, ", "))
 }
 
 func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) (*webrtc.PeerConnection, error) {
@@ -213,11 +232,15 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Info("peer connection", "state", st.String())
-		if st == webrtc.PeerConnectionStateFailed {
-			// The viewer is unreachable: end the session so the bridge tells
-			// the player, which can join again.
-			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection failed"})
-			s.conn.Reset()
+		s.setState(st)
+		switch st {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// The viewer is unreachable, or closed its side (DTLS
+			// close_notify) without a word, as WHEP clients may: end the
+			// session so the bridge tells the player, which can join again.
+			// After the session's own pc.Close this only fails to send.
+			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection " + st.String()})
+			s.conn.Interrupt()
 		}
 	})
 	return pc, nil
@@ -266,8 +289,10 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 }
 
 // apply handles one signalling message from the viewer.
-func (s *session) apply(pc *webrtc.PeerConnection, m *signal.Message) error {
+func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *signal.Message) error {
 	switch m.Type {
+	case "offer":
+		return s.answer(pc, join, m)
 	case "answer":
 		var sd webrtc.SessionDescription
 		if err := json.Unmarshal(m.Payload, &sd); err != nil {
@@ -296,6 +321,8 @@ func (s *session) apply(pc *webrtc.PeerConnection, m *signal.Message) error {
 			// A candidate we cannot use (an unresolvable mDNS name, an
 			// address family we lack) is not a reason to end the session.
 			s.log.Debug("ignore remote candidate", "candidate", p.Candidate.Candidate, "err", err)
+		} else {
+			s.countCandidate()
 		}
 	case "connectivityError", "mute", "unmute":
 		s.log.Debug("viewer event", "type", m.Type)

@@ -8,6 +8,15 @@
 // opaque payloads, send pings so a dead peer is noticed, and send leave when
 // the session ends. The bridge never reads an SDP: it only routes.
 //
+// Two directions of negotiation share this protocol. In the ERS flow the
+// device offers after its accept and the viewer answers. A join with
+// ViewerOffers set (WHEP) turns it round: the bridge sends the viewer's
+// offer as the first signal, possibly right after the join without waiting
+// for the accept, and the device replies with one complete answer (its ICE
+// gathering finished or cut short), then both sides may trickle candidates
+// as in the ERS flow. A reject or leave may carry a Code (CodeNotFound,
+// CodeUnauthorized, ...) that a bridge maps onto HTTP statuses.
+//
 // This package owns the message types, their validation and the framing. It
 // knows nothing of browsers, WebRTC or the DHT.
 package signal

@@ -65,15 +65,41 @@ type Message struct {
 	// signature to (package trust), so that no bridge can replay an offer.
 	Nonce      string      `json:"nonce,omitempty"`
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
+	// ViewerOffers says the viewer brings its own offer (WHEP): the bridge
+	// sends it as the session's first signal and the device answers,
+	// instead of the device offering (the ERS flow).
+	ViewerOffers bool `json:"viewerOffers,omitempty"`
 
 	// Signal: an ERS message; Payload is relayed untouched.
 	Type    string          `json:"type,omitempty"` // offer, answer, candidate, ...
 	SID     string          `json:"sid,omitempty"`  // the WebRTC session id the player echoes
 	Payload json.RawMessage `json:"payload,omitempty"`
 
-	// Reject and Leave.
+	// Reject and Leave. Code, when set, is one of the Code constants (or a
+	// newer one a bridge may not know): it lets a bridge map a refusal onto
+	// a status, such as an HTTP status for WHEP, without parsing Reason.
 	Reason string `json:"reason,omitempty"`
+	Code   string `json:"code,omitempty"`
 }
+
+// Codes of a reject or leave.
+const (
+	// CodeNotFound: the device does not serve this room or stream.
+	CodeNotFound = "not-found"
+	// CodeUnauthorized: the room needs a token and the join carried none.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden: the join's token does not open this room.
+	CodeForbidden = "forbidden"
+	// CodeUnsupported: the device does not support what the join asks for
+	// (a transport, or answering the viewer's offer).
+	CodeUnsupported = "unsupported"
+	// CodeBadOffer: the viewer's offer cannot be used (malformed SDP, no
+	// video to receive).
+	CodeBadOffer = "bad-offer"
+)
+
+// maxCode bounds a code; codes are short lowercase words joined by "-".
+const maxCode = 32
 
 // Signal types a device or player may send. Others are refused so that a
 // bridge cannot be used to smuggle arbitrary events.
@@ -106,6 +132,14 @@ func (m *Message) Validate() error {
 	}
 	if len(m.Reason) > maxReason {
 		return bad("reason is longer than %d bytes", maxReason)
+	}
+	if len(m.Code) > maxCode {
+		return bad("code is longer than %d bytes", maxCode)
+	}
+	for _, r := range m.Code {
+		if (r < 'a' || r > 'z') && r != '-' {
+			return bad("code %q is not lowercase letters and dashes", m.Code)
+		}
 	}
 	if len(m.ICEServers) > maxICEServers {
 		return bad("more than %d ICE servers", maxICEServers)

@@ -1,9 +1,10 @@
 // Package web holds the browser side of ersmesh: the player page and its
-// JavaScript (a small Socket.IO 0.9 client and the ERS player), embedded in
-// the binary and served as static files.
+// JavaScript (a small Socket.IO 0.9 client, the ERS player, and a WHEP
+// player for ?protocol=whep), embedded in the binary and served as static
+// files.
 //
 // The files are plain ES modules with no build step: what is in static/ is
-// exactly what a browser runs. The page speaks the ERS protocol (see
+// exactly what a browser runs. The page speaks the ERS protocol or WHEP (see
 // docs/protocol.md) to the bridge that served it, or to the bridge named by
 // its options; it owns no server state and knows nothing of the mesh.
 package web

@@ -21,6 +21,7 @@ func TestHandler(t *testing.T) {
 		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends EventTarget"},
 		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
 		{"/fmp4.js", "200 OK", "text/javascript; charset=utf-8", "export class Demuxer"},
+		{"/whep.js", "200 OK", "text/javascript; charset=utf-8", "export class WHEPPlayer extends EventTarget"},
 		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
 		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
 	} {
@@ -60,7 +61,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "player.css"} {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
 		}

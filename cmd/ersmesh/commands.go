@@ -164,7 +164,7 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nersmesh demo is running: bootstrap, bridge and device on loopback.\n\n  Open %s\n\nPress Ctrl-C to stop.\n\n", d.URL)
+	fmt.Printf("\nersmesh demo is running: bootstrap, bridge and device on loopback.\n\n  Open %s\n  WHEP  %s/whep/%s/sample\n\nPress Ctrl-C to stop.\n\n", d.URL, d.Bridge, *room)
 	<-ctx.Done()
 	fmt.Println("stopping…")
 	return d.Close()
@@ -208,7 +208,7 @@ func runBridge(args []string) error {
 	fs := flag.NewFlagSet("ersmesh bridge", flag.ContinueOnError)
 	var mf meshFlags
 	mf.register(fs, "bridge")
-	httpAddr := fs.String("http", bridge.DefaultAddr, "HTTP `address` for the player page and the ERS protocol")
+	httpAddr := fs.String("http", bridge.DefaultAddr, "HTTP `address` for the player page, the ERS protocol and WHEP (/whep/<room>)")
 	var stun listFlag
 	fs.Var(&stun, "stun", "STUN server `url` handed to browsers and devices, e.g. stun:stun.example.org:3478 (repeatable)")
 	var origins listFlag
@@ -223,6 +223,10 @@ func runBridge(args []string) error {
 	var tf bridgeTURN
 	tf.register(fs)
 	relayService := fs.Bool("relay-service", false, "also relay signalling for devices behind NAT (circuit relay v2), as bootstrap nodes do")
+	var whep bridge.WHEPConfig
+	fs.IntVar(&whep.MaxSessions, "whep-max-sessions", 256, "WHEP sessions relayed at once; more get 503")
+	fs.IntVar(&whep.RatePerMinute, "whep-rate", 30, "WHEP POSTs per minute allowed from one client address; more get 429")
+	fs.IntVar(&whep.Burst, "whep-burst", 10, "WHEP POSTs one client address may make at once before --whep-rate applies")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -272,6 +276,7 @@ func runBridge(args []string) error {
 		AdminAllow:  allow,
 		Version:     versionString(),
 		TURN:        issuer,
+		WHEP:        whep,
 		Logger:      log,
 	})
 	if err != nil {

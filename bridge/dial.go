@@ -1,0 +1,60 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+// errUnreachable wraps the failure to reach a room's device after it was
+// found in the mesh. Callers tell it from a failed lookup, and from
+// mesh.ErrNotFound (no device serves the room).
+var errUnreachable = errors.New("the room's device cannot be reached")
+
+// dialDevice finds the device serving room and opens a signalling stream to
+// it. Both ERS viewers and WHEP sessions start here.
+func (b *Bridge) dialDevice(ctx context.Context, room string) (*signal.Conn, peer.ID, error) {
+	info, err := b.cfg.Resolver.Resolve(ctx, room)
+	if err != nil {
+		return nil, "", err
+	}
+	// Devices behind NAT are reached through a relay; signalling is small
+	// and may use such limited connections.
+	sctx := network.WithAllowLimitedConn(ctx, "ersmesh signalling")
+	if err := b.cfg.Host.Connect(sctx, info); err != nil {
+		return nil, info.ID, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	st, err := b.cfg.Host.NewStream(sctx, info.ID, signal.ProtocolID)
+	if err != nil {
+		return nil, info.ID, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	return signal.NewConn(st), info.ID, nil
+}
+
+// keepAlive pings the device every signal.PingInterval until stop, so that
+// an idle but healthy session is not taken for dead.
+func keepAlive(conn *signal.Conn) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(signal.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}

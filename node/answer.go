@@ -1,0 +1,150 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/signal"
+)
+
+// answerGatherTimeout bounds how long the device waits for its own ICE
+// gathering before it answers a viewer's offer. WHEP clients need a
+// complete answer (the server cannot trickle to them), but an unreachable
+// STUN server must not hold the answer for its full timeout: the host
+// candidates are there within milliseconds, and the rest follow as
+// trickled candidates for clients that can take them.
+const answerGatherTimeout = 2 * time.Second
+
+// DefaultConnectTimeout is how long a viewer that brought its own offer has
+// to connect before the device ends its session: such a viewer (a WHEP
+// client) may vanish without a word, and its bridge cannot tell.
+const DefaultConnectTimeout = 30 * time.Second
+
+// answer applies the viewer's offer (answer mode, signal.Message
+// ViewerOffers) and sends one complete answer. It is the same session as the
+// ERS flow, with the roles of offer and answer swapped: the PeerConnection
+// is built by newPeerConnection, candidates both ways go through
+// sendCandidate and apply.
+func (s *session) answer(pc *webrtc.PeerConnection, join, m *signal.Message) error {
+	if !join.ViewerOffers {
+		return fmt.Errorf("the viewer sent an offer, but in this session the device offers")
+	}
+	if pc.RemoteDescription() != nil {
+		return fmt.Errorf("a second offer: renegotiation is not supported")
+	}
+	var sd webrtc.SessionDescription
+	if err := json.Unmarshal(m.Payload, &sd); err != nil {
+		return refuse(signal.CodeBadOffer, "offer payload: %v", err)
+	}
+	if sd.Type != webrtc.SDPTypeOffer {
+		return refuse(signal.CodeBadOffer, "offer payload has type %q", sd.Type)
+	}
+	if err := pc.SetRemoteDescription(sd); err != nil {
+		return refuse(signal.CodeBadOffer, "cannot use the offer: %v", err)
+	}
+	if !sendsVideo(pc) {
+		return refuse(signal.CodeBadOffer, "the offer does not receive video (it needs a recvonly or sendrecv video section with H.264)")
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return refuse(signal.CodeBadOffer, "cannot answer the offer: %v", err)
+	}
+	// The promise must exist before gathering starts, which
+	// SetLocalDescription does.
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return refuse(signal.CodeBadOffer, "cannot answer the offer: %v", err)
+	}
+	t := time.NewTimer(answerGatherTimeout)
+	select {
+	case <-gathered:
+	case <-t.C:
+		s.log.Debug("answering before ICE gathering finished", "waited", answerGatherTimeout)
+	}
+	t.Stop()
+	desc := pc.LocalDescription() // with the candidates gathered so far
+	payload, err := json.Marshal(desc)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "answer", SID: s.sid, Payload: payload}); err != nil {
+		return err
+	}
+	s.offerSent = true
+	// Candidates found while we waited are in the answer already; send
+	// only those that came after it was taken.
+	for _, c := range s.pending {
+		if !candidateIn(c, desc.SDP) {
+			if err := s.conn.Send(c); err != nil {
+				return err
+			}
+		}
+	}
+	s.pending = nil
+	s.log.Info("answered the viewer's offer")
+	return nil
+}
+
+// sendsVideo reports whether the remote offer gave our video track a media
+// section to be sent on.
+func sendsVideo(pc *webrtc.PeerConnection) bool {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.Sender() == nil || tr.Sender().Track() == nil || tr.Mid() == "" {
+			continue
+		}
+		switch tr.Direction() {
+		case webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPTransceiverDirectionSendrecv:
+			return true
+		}
+	}
+	return false
+}
+
+// candidateIn reports whether the candidate message m is a line of sdp.
+func candidateIn(m *signal.Message, sdp string) bool {
+	var p struct {
+		Candidate struct {
+			Candidate string `json:"candidate"`
+		} `json:"candidate"`
+	}
+	if json.Unmarshal(m.Payload, &p) != nil || p.Candidate.Candidate == "" {
+		return false
+	}
+	return strings.Contains(sdp, "a="+p.Candidate.Candidate+"\r\n")
+}
+
+// watchConnect ends the session if the viewer has not connected within the
+// device's ConnectTimeout. stop cancels the watch and waits for it.
+func (s *session) watchConnect(pc *webrtc.PeerConnection) (stop func()) {
+	timeout := s.dev.cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ok := s.stat.everConnected
+		s.mu.Unlock()
+		if ok {
+			return // a later failure is handled by the connection state
+		}
+		s.log.Info("viewer did not connect in time; ending its session", "timeout", timeout)
+		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", timeout)})
+		s.conn.Interrupt()
+	}()
+	return func() { close(quit); <-done }
+}
