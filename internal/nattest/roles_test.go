@@ -309,6 +309,9 @@ func runBrowser(t *testing.T) {
 			return v.currentTime > window.t0 + 1;
 		})()`)
 		reportStats(t, b)
+		for _, l := range browsertest.Console(b) {
+			fmt.Fprintln(os.Stderr, "console:", l)
+		}
 	})
 }
 
