@@ -32,6 +32,9 @@ type Options struct {
 	// with that ?transport=, as a browser behind a firewall that blocks
 	// the other would end up using.
 	TURNTransport string
+	// Servers, if set, receives the STUN and TURN servers the bridge
+	// handed out, also when Play fails (a device that refuses, say).
+	Servers *Result
 	// Settings, if set, tunes the PeerConnection (interfaces, ports).
 	Settings *webrtc.SettingEngine
 }
@@ -236,8 +239,14 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 				}
 				if ev.Name == "stunservers" {
 					res.STUN = list
+					if opts.Servers != nil {
+						opts.Servers.STUN = list
+					}
 				} else {
 					res.TURN = list
+					if opts.Servers != nil {
+						opts.Servers.TURN = list
+					}
 					// Both lists are in: join.
 					joined = true
 					if err := c.emit("1", "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"}); err != nil {
