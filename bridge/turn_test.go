@@ -31,7 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixedResolver struct{ info peer.AddrInfo }
 
 func (r fixedResolver) Resolve(context.Context, string) (peer.AddrInfo, error) { return r.info, nil }
-func (fixedResolver) Forget(string)                                           {}
+func (fixedResolver) Forget(string)                                            {}
 
 func newHost(t *testing.T) host.Host {
 	t.Helper()
