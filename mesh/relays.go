@@ -47,7 +47,6 @@ type relayKeeper struct {
 	log    *slog.Logger
 	relays []peer.AddrInfo
 	want   int
-	wake   chan struct{}
 
 	mu      sync.Mutex
 	held    map[peer.ID]heldRelay
@@ -57,7 +56,6 @@ type relayKeeper struct {
 func newRelayKeeper(log *slog.Logger, relays []peer.AddrInfo) *relayKeeper {
 	return &relayKeeper{
 		log: log, relays: relays, want: min(2, len(relays)),
-		wake:    make(chan struct{}, 1),
 		held:    make(map[peer.ID]heldRelay),
 		backoff: make(map[peer.ID]time.Time),
 	}
@@ -89,13 +87,6 @@ func (k *relayKeeper) heldRelays() []peer.ID {
 	return out
 }
 
-func (k *relayKeeper) poke() {
-	select {
-	case k.wake <- struct{}{}:
-	default:
-	}
-}
-
 // run keeps reservations until ctx ends. It holds none while the node
 // knows itself publicly reachable.
 func (k *relayKeeper) run(ctx context.Context, h host.Host) {
@@ -108,27 +99,29 @@ func (k *relayKeeper) run(ctx context.Context, h host.Host) {
 	reach := network.ReachabilityUnknown
 	t := time.NewTicker(keeperTick)
 	defer t.Stop()
-	for {
-		k.keep(ctx, h, reach)
+	for due := true; ; {
+		if due {
+			k.keep(ctx, h, reach)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-k.wake:
+			due = true
 		case ev := <-sub.Out():
 			switch ev := ev.(type) {
 			case event.EvtLocalReachabilityChanged:
 				if ev.Reachability != reach {
 					k.log.Info("reachability changed", "reachability", ev.Reachability.String())
 				}
+				due = ev.Reachability != reach
 				reach = ev.Reachability
 			case event.EvtPeerConnectednessChanged:
+				// Only the loss of one of our relays needs action now.
 				k.mu.Lock()
 				_, ours := k.held[ev.Peer]
 				k.mu.Unlock()
-				if !ours || ev.Connectedness == network.Connected {
-					continue
-				}
+				due = ours && ev.Connectedness != network.Connected
 			}
 		}
 	}

@@ -24,6 +24,13 @@ import (
 // camera that goes offline vanishes from lookups within minutes.
 const DefaultRecordTTL = 2 * time.Minute
 
+// ICE timeouts of viewer sessions (see newWebRTCAPI).
+const (
+	iceDisconnectedTimeout = 4 * time.Second
+	iceFailedTimeout       = 6 * time.Second // after disconnected
+	iceKeepalive           = 2 * time.Second
+)
+
 // Config is what a device serves and how.
 type Config struct {
 	Mesh      *mesh.Node
@@ -147,6 +154,11 @@ func newWebRTCAPI(includeLoopback bool) (*webrtc.API, error) {
 	// could not resolve them).
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
 	se.SetIncludeLoopbackCandidate(includeLoopback)
+	// A viewer whose path died (a network change, a firewall that now
+	// drops UDP) is better served by a fresh session, which gathers new
+	// paths, than by half a minute of frozen video: fail after about ten
+	// seconds of silence instead of pion's thirty.
+	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

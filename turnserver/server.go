@@ -230,7 +230,7 @@ func New(cfg Config) (*Server, error) {
 	tc.LoggerFactory = pionLogger{s.log}
 	tc.EventHandler = turn.EventHandler{
 		OnAuth: func(src, _ net.Addr, proto, username, _ string, method string, ok bool) {
-			if !ok {
+			if !ok && s.refusals.first("auth "+src.String()+" "+username) {
 				s.log.Warn("turn: refused credentials", "client", src, "username", truncate(username, 64), "method", method, "reason", "wrong password, secret or realm")
 			}
 		},
@@ -266,7 +266,9 @@ func addrString(a net.Addr) string {
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
 	id, err := checkUsername(ra.Username, time.Now(), s.cfg.MaxCredentialTTL)
 	if err != nil {
-		s.log.Warn("turn: refused credentials", "client", ra.SrcAddr, "username", truncate(ra.Username, 64), "reason", err)
+		if s.refusals.first("auth " + ra.SrcAddr.String() + " " + ra.Username) {
+			s.log.Warn("turn: refused credentials", "client", ra.SrcAddr, "username", truncate(ra.Username, 64), "reason", err)
+		}
 		return "", nil, false
 	}
 	pw := password(s.cfg.Secret, ra.Username)

@@ -140,6 +140,7 @@ func (b *bridgeTURN) start(log *slog.Logger) (*turnserver.Issuer, *turnserver.Se
 	}
 	is := &turnserver.Issuer{Secret: b.secret, URLs: b.urls, TTL: b.ttl}
 	if !b.run {
+		log.Info("handing out TURN credentials", "urls", is.URLs, "ttl", is.TTL)
 		return is, nil, nil
 	}
 	cfg, err := b.config(log)
@@ -151,5 +152,6 @@ func (b *bridgeTURN) start(log *slog.Logger) (*turnserver.Issuer, *turnserver.Se
 		return nil, nil, err
 	}
 	is.URLs = append(s.URLs(b.host), is.URLs...)
+	log.Info("handing out TURN credentials", "urls", is.URLs, "ttl", is.TTL)
 	return is, s, nil
 }

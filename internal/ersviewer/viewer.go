@@ -32,6 +32,9 @@ type Options struct {
 	// with that ?transport=, as a browser behind a firewall that blocks
 	// the other would end up using.
 	TURNTransport string
+	// Servers, if set, receives the STUN and TURN servers the bridge
+	// handed out, also when Play fails (a device that refuses, say).
+	Servers *Result
 	// Settings, if set, tunes the PeerConnection (interfaces, ports).
 	Settings *webrtc.SettingEngine
 }
@@ -236,8 +239,14 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 				}
 				if ev.Name == "stunservers" {
 					res.STUN = list
+					if opts.Servers != nil {
+						opts.Servers.STUN = list
+					}
 				} else {
 					res.TURN = list
+					if opts.Servers != nil {
+						opts.Servers.TURN = list
+					}
 					// Both lists are in: join.
 					joined = true
 					if err := c.emit("1", "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"}); err != nil {
@@ -306,10 +315,23 @@ func answer(c *client, opts Options, res *Result, offer message, got chan<- erro
 		b, _ := json.Marshal(payload)
 		c.emit("", "message", message{To: offer.From, SID: offer.SID, Broadcaster: offer.From, RoomType: "video", Type: typ, Payload: b})
 	}
+	// Candidates found before the answer is out wait for it: a device
+	// cannot use a candidate that arrives before the answer, as pion
+	// gathers (and calls back) while SetLocalDescription still runs.
+	var cmu sync.Mutex
+	answered := false
+	var early []webrtc.ICECandidateInit
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
-		if ic != nil {
-			reply("candidate", map[string]any{"candidate": ic.ToJSON()})
+		if ic == nil {
+			return
 		}
+		cmu.Lock()
+		defer cmu.Unlock()
+		if !answered {
+			early = append(early, ic.ToJSON())
+			return
+		}
+		reply("candidate", map[string]any{"candidate": ic.ToJSON()})
 	})
 	var once sync.Once
 	finish := func(err error) { once.Do(func() { got <- err }) }
@@ -346,7 +368,13 @@ func answer(c *client, opts Options, res *Result, offer message, got chan<- erro
 		pc.Close()
 		return nil, fmt.Errorf("viewer: answer: %w", err)
 	}
+	cmu.Lock()
 	reply("answer", pc.LocalDescription())
+	for _, c := range early {
+		reply("candidate", map[string]any{"candidate": c})
+	}
+	answered = true
+	cmu.Unlock()
 	return pc, nil
 }
 

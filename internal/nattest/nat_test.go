@@ -53,7 +53,7 @@ func (l *lockedBuffer) String() string {
 
 // start runs role in namespace ns. Cleanup stops it (stdin EOF, then
 // kill) and, if the test failed, shows its logs.
-func start(t *testing.T, ns, role string, env ...string) *proc {
+func start(t testing.TB, ns, role string, env ...string) *proc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -103,7 +103,7 @@ func start(t *testing.T, ns, role string, env ...string) *proc {
 }
 
 // next waits for the role's next report.
-func (p *proc) next(t *testing.T, timeout time.Duration, v any) {
+func (p *proc) next(t testing.TB, timeout time.Duration, v any) {
 	t.Helper()
 	select {
 	case r := <-p.reports:
@@ -117,21 +117,21 @@ func (p *proc) next(t *testing.T, timeout time.Duration, v any) {
 	}
 }
 
-func (p *proc) send(t *testing.T, cmd string) {
+func (p *proc) send(t testing.TB, cmd string) {
 	t.Helper()
 	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
 		t.Fatalf("%s: %v", p.name, err)
 	}
 }
 
-func view(t *testing.T, tp *topo, role string, o viewerOpts) viewerReport {
+func view(t testing.TB, tp *topo, role string, o viewerOpts) viewerReport {
 	t.Helper()
 	b, _ := json.Marshal(o)
 	v := start(t, tp.viewer, role, viewerEnv+"="+string(b))
 	return v.nextView(t)
 }
 
-func (v *proc) nextView(t *testing.T) viewerReport {
+func (v *proc) nextView(t testing.TB) viewerReport {
 	t.Helper()
 	var r viewerReport
 	v.next(t, 120*time.Second, &r)
@@ -218,4 +218,39 @@ func TestNATTraversal(t *testing.T) {
 			t.Fatalf("Chromium's selected local candidate %s with relay protocol %q, want relay over tcp", r.LocalType, r.RelayProtocol)
 		}
 	})
+}
+
+// BenchmarkRelayedSetup times a viewer's setup, from opening the Socket.IO
+// session to the first RTP packet, across the NATs of TestNATTraversal:
+// the bridge reaches the device only through the relay, and media goes
+// the best way ICE finds, or through TURN over UDP, or over TCP. Each
+// iteration is a fresh viewer process; the time is measured inside it.
+//
+// Run (root): go test -run '^$' -bench RelayedSetup -benchtime 5x ./internal/nattest
+func BenchmarkRelayedSetup(b *testing.B) {
+	needRoot(b)
+	tp := newTopo(b)
+	pub := start(b, tp.public, "public")
+	var boot struct{ Bootstrap []string }
+	pub.next(b, 30*time.Second, &boot)
+	tp.blockDeviceToBridge()
+	dev := start(b, tp.device, "device", bootstrapEnv+"="+strings.Join(boot.Bootstrap, " "))
+	var device struct{ Peer string }
+	dev.next(b, 60*time.Second, &device)
+	for _, c := range []struct {
+		name string
+		o    viewerOpts
+	}{
+		{"relayed-signalling/ice", viewerOpts{Packets: 1}},
+		{"relayed-signalling/turn-udp", viewerOpts{Packets: 1, Policy: "relay", TURNTransport: "udp"}},
+		{"relayed-signalling/turn-tcp", viewerOpts{Packets: 1, Policy: "relay", TURNTransport: "tcp"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			total := 0.0
+			for range b.N {
+				total += view(b, tp, "viewer", c.o).SetupMs
+			}
+			b.ReportMetric(total/float64(b.N), "ms/setup")
+		})
+	}
 }

@@ -47,11 +47,16 @@ type viewerOpts struct {
 	// (the test then breaks the network path) and report again once the
 	// player plays over a new connection.
 	Recover bool
+	// Packets (viewer): how many RTP packets to wait for; 1 times setup.
+	Packets int
+	// TURNTransport (viewer): keep only TURN URLs with this transport.
+	TURNTransport string
 }
 
 // viewerReport is what a viewer saw.
 type viewerReport struct {
 	Packets                              int
+	SetupMs                              float64
 	Codec                                string
 	LocalType, LocalProto, RelayProtocol string
 	LocalAddr, RemoteType, RemoteAddr    string
@@ -222,17 +227,22 @@ func runViewer(t *testing.T) {
 	json.Unmarshal([]byte(os.Getenv(viewerEnv)), &o)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := ersviewer.Options{Bridge: "http://" + bridgeHTTP, Room: room, Stream: stream, Packets: 100}
+	opts := ersviewer.Options{Bridge: "http://" + bridgeHTTP, Room: room, Stream: stream, Packets: 100, TURNTransport: o.TURNTransport}
+	if o.Packets > 0 {
+		opts.Packets = o.Packets
+	}
 	if o.Policy == "relay" {
 		opts.Policy = webrtc.ICETransportPolicyRelay
 	}
+	t0 := time.Now()
 	res, err := ersviewer.Play(ctx, opts)
+	setup := time.Since(t0)
 	if err != nil {
 		report(viewerReport{Error: err.Error()})
 		return
 	}
 	r := viewerReport{
-		Packets: res.Packets, Codec: res.Codec,
+		Packets: res.Packets, Codec: res.Codec, SetupMs: float64(setup.Microseconds()) / 1000,
 		LocalType: res.Local.CandidateType.String(), LocalProto: res.Local.Protocol, RelayProtocol: res.Local.RelayProtocol,
 		LocalAddr:  fmt.Sprintf("%s:%d", res.Local.IP, res.Local.Port),
 		RemoteType: res.Remote.CandidateType.String(), RemoteAddr: fmt.Sprintf("%s:%d", res.Remote.IP, res.Remote.Port),
@@ -299,6 +309,9 @@ func runBrowser(t *testing.T) {
 			return v.currentTime > window.t0 + 1;
 		})()`)
 		reportStats(t, b)
+		for _, l := range browsertest.Console(b) {
+			fmt.Fprintln(os.Stderr, "console:", l)
+		}
 	})
 }
 

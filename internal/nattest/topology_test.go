@@ -27,12 +27,12 @@ const (
 // topo is one set of namespaces; names carry a random suffix so parallel
 // runs and leftovers of a killed run never collide.
 type topo struct {
-	t                                       *testing.T
+	t                                       testing.TB
 	public, devnat, device, viewnat, viewer string
 }
 
 // needRoot skips (or, in CI, fails) when namespaces cannot be made here.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	why := ""
 	switch {
@@ -54,7 +54,7 @@ func needRoot(t *testing.T) {
 	t.Skipf("skipping NAT test: %s (runs in CI, CI=true)", why)
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(args[0], args[1:]...)
@@ -64,7 +64,7 @@ func run(t *testing.T, args ...string) {
 	}
 }
 
-func newTopo(t *testing.T) *topo {
+func newTopo(t testing.TB) *topo {
 	t.Helper()
 	b := make([]byte, 3)
 	rand.Read(b)

@@ -22,6 +22,7 @@ const maxBackoff = 10000;     // ms
 const joinTimeout = 20000;    // ms: the bridge may need a DHT lookup and the device's answer
 const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
+const disconnectGrace = 8000; // ms a disconnected transport may take to come back before a fresh session
 
 function log(...args) {
   console.log('[ersmesh]', ...args);
@@ -594,8 +595,12 @@ export class Player extends EventTarget {
         if (!this._peerUp) return;
         this._peerUp = false;
         this._emit('disconnectedPeer', { id: this.deviceId });
-        // ICE may recover on its own; a dead path ends in "failed".
+        // ICE may recover on its own (a lost packet burst); a dead path
+        // only ends in "failed" after half a minute. Give it a few seconds,
+        // then start a fresh session, which gathers new paths (TURN over
+        // TCP when the network now drops UDP).
         this._setStage(this.stage, 'The connection to the device is interrupted…');
+        this._later(disconnectGrace, () => this._peerFailed('The connection to the device was lost'));
         break;
       case 'failed':
         this._peerFailed('Could not connect to the device (no working network path)');
