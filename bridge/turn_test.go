@@ -18,14 +18,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"go.uber.org/goleak"
 
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/signal"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fixedResolver resolves every room to one peer.
 type fixedResolver struct{ info peer.AddrInfo }
