@@ -24,7 +24,6 @@ import (
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
-
 // fixedResolver resolves every room to one peer.
 type fixedResolver struct{ info peer.AddrInfo }
 

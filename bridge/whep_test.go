@@ -19,7 +19,6 @@ import (
 	"github.com/ersmesh/ersmesh/node/media"
 )
 
-
 var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 
 // whepMesh is a real mesh on loopback: a bootstrap, a device serving room
