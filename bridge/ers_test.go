@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -396,4 +397,74 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestEarlyCandidates: a viewer that trickles all its candidates before its
+// answer, and ignores the device's, still connects: the device keeps
+// candidates that come before the answer instead of dropping them, and its
+// connectivity checks are then the only way the two can meet.
+func TestEarlyCandidates(t *testing.T) {
+	base := startMesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dial(t, ctx, base)
+	if _, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.NextEvent(ctx, "message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		From, SID, Type string
+		Payload         webrtc.SessionDescription
+	}
+	if err := json.Unmarshal(e.Args[0], &msg); err != nil || msg.Type != "offer" {
+		t.Fatalf("first message %s: want the offer", e.Args)
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var cands []webrtc.ICECandidateInit
+	var mu sync.Mutex
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			mu.Lock()
+			cands = append(cands, cand.ToJSON())
+			mu.Unlock()
+		}
+	})
+	if err := pc.SetRemoteDescription(msg.Payload); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil) // no candidates in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	send := func(typ string, payload any) {
+		c.Emit(ctx, "message", map[string]any{"to": msg.From, "sid": msg.SID, "type": typ, "payload": payload})
+	}
+	mu.Lock()
+	for _, cand := range cands {
+		send("candidate", map[string]any{"candidate": cand})
+	}
+	n := len(cands)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("the viewer gathered no candidates")
+	}
+	send("answer", answer)
+	for pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		if ctx.Err() != nil {
+			t.Fatalf("not connected (state %s): the device lost the candidates sent before the answer", pc.ConnectionState())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

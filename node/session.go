@@ -34,6 +34,9 @@ type session struct {
 	// fingerprint is the DTLS fingerprint the viewer proved the room
 	// secret for; its answer must carry it. "" for rooms without a secret.
 	fingerprint string
+	// early holds viewer candidates that came before its answer; only the
+	// run goroutine touches it.
+	early []webrtc.ICECandidateInit
 
 	// note is told to the viewer in the offer (srtp without audio, say).
 	note string
@@ -289,6 +292,19 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 }
 
 // apply handles one signalling message from the viewer.
+// maxEarlyCandidates bounds the candidates kept until the viewer's answer.
+const maxEarlyCandidates = 64
+
+func (s *session) addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit) {
+	if err := pc.AddICECandidate(c); err != nil {
+		// A candidate we cannot use (an unresolvable mDNS name, an address
+		// family we lack) is not a reason to end the session.
+		s.log.Debug("ignore remote candidate", "candidate", c.Candidate, "err", err)
+		return
+	}
+	s.countCandidate()
+}
+
 func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *signal.Message) error {
 	switch m.Type {
 	case "offer":
@@ -307,6 +323,10 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *sign
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			return fmt.Errorf("apply answer: %w", err)
 		}
+		for _, c := range s.early {
+			s.addCandidate(pc, c)
+		}
+		s.early = nil
 	case "candidate":
 		var p struct {
 			Candidate *webrtc.ICECandidateInit `json:"candidate"`
@@ -317,13 +337,15 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *sign
 		if p.Candidate == nil || p.Candidate.Candidate == "" {
 			return nil // end of candidates
 		}
-		if err := pc.AddICECandidate(*p.Candidate); err != nil {
-			// A candidate we cannot use (an unresolvable mDNS name, an
-			// address family we lack) is not a reason to end the session.
-			s.log.Debug("ignore remote candidate", "candidate", p.Candidate.Candidate, "err", err)
-		} else {
-			s.countCandidate()
+		if pc.RemoteDescription() == nil {
+			// A viewer may trickle before its answer has arrived here: keep
+			// a few for then rather than lose them.
+			if len(s.early) < maxEarlyCandidates {
+				s.early = append(s.early, *p.Candidate)
+			}
+			return nil
 		}
+		s.addCandidate(pc, *p.Candidate)
 	case "connectivityError", "mute", "unmute":
 		s.log.Debug("viewer event", "type", m.Type)
 	}
