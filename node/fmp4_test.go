@@ -124,3 +124,19 @@ func TestManySRTPViewersGetEveryFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestSRTPViewerGetsG711Audio: G.711 passes through to srtp viewers as a
+// PCMU track next to the video.
+func TestSRTPViewerGetsG711Audio(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "srtp", "phone")
+	v.waitFor("audio and video", 20*time.Second, func() bool { return v.audioPackets >= 50 && len(v.frames) >= 30 })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.audioCodec != "audio/PCMU" {
+		t.Errorf("audio codec %q, want audio/PCMU", v.audioCodec)
+	}
+	if strings.Contains(v.offerSDP, "\r\ni=") {
+		t.Errorf("offer carries a note although the audio is sent:\n%s", v.offerSDP)
+	}
+}

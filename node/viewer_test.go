@@ -35,6 +35,9 @@ type testViewer struct {
 	offerSDP string
 	// srtp: video RTP timestamps of completed frames (marker bit), in order.
 	frames []uint32
+	// srtp audio
+	audioCodec   string
+	audioPackets int
 	// fmp4
 	response *fmp4Response
 	init     *ems.Init
@@ -133,10 +136,16 @@ func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string
 
 func (v *testViewer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	if tr.Kind() != webrtc.RTPCodecTypeVideo {
+		v.mu.Lock()
+		v.audioCodec = tr.Codec().MimeType
+		v.mu.Unlock()
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
 			}
+			v.mu.Lock()
+			v.audioPackets++
+			v.mu.Unlock()
 		}
 	}
 	if tr.Codec().MimeType != webrtc.MimeTypeH264 {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media/ems"
 )
@@ -255,14 +258,21 @@ func (h *rtspServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-func startRTSPServer(t *testing.T, addr string) *rtspServer {
+// startRTSPServer serves the sample's video with its AAC audio, or with
+// G.711 µ-law silence when pcmu is set.
+func startRTSPServer(t *testing.T, addr string, pcmu ...bool) *rtspServer {
 	t.Helper()
 	aus, _ := SampleClip()
 	audio, afmt, _ := SampleAudio()
 	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
 	aac := &format.MPEG4Audio{PayloadTyp: 97, Config: afmt.AAC, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
+	g711 := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
+	usePCMU := len(pcmu) > 0 && pcmu[0]
 	vm := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}
 	am := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{aac}}
+	if usePCMU {
+		am.Formats = []format.Format{g711}
+	}
 	h := &rtspServer{stop: make(chan struct{})}
 	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: addr}
 	if err := h.srv.Start(); err != nil {
@@ -280,6 +290,11 @@ func startRTSPServer(t *testing.T, addr string) *rtspServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	genc, err := g711.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	silence := bytes.Repeat([]byte{0xff}, 266) // 1/30 s of µ-law silence
 	h.wg.Go(func() {
 		tick := time.NewTicker(SampleFrameDuration)
 		defer tick.Stop()
@@ -297,6 +312,18 @@ func startRTSPServer(t *testing.T, addr string) *rtspServer {
 			for _, p := range pkts {
 				p.Timestamp = uint32(n * 3000)
 				stream.WritePacketRTP(vm, p)
+			}
+			if usePCMU {
+				// 266 µ-law samples: 1/30 s at 8 kHz.
+				pkts, err := genc.Encode(silence[:min(len(silence), 266)])
+				if err != nil {
+					panic(err)
+				}
+				for _, p := range pkts {
+					p.Timestamp = uint32(n * 8000 / 30)
+					stream.WritePacketRTP(am, p)
+				}
+				continue
 			}
 			// Audio up to this frame's time: 32 kHz, 1024 samples a frame.
 			for ; na*1024*30 < (n+1)*32000; na++ {
@@ -404,4 +431,57 @@ func TestRTPSourceFromFFmpeg(t *testing.T) {
 	w := watchStream(t, s)
 	w.waitSegments(t, 30, 15*time.Second)
 	cancel()
+}
+
+// countingContext binds a track to a writer that counts packets.
+type countingContext struct {
+	discardContext
+	codec webrtc.RTPCodecCapability
+	pt    webrtc.PayloadType
+	n     *atomic.Int64
+}
+
+func (c countingContext) CodecParameters() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c.codec, PayloadType: c.pt}}
+}
+func (c countingContext) WriteStream() webrtc.TrackLocalWriter { return countingWriter{c.n} }
+
+type countingWriter struct{ n *atomic.Int64 }
+
+func (w countingWriter) WriteRTP(*rtp.Header, []byte) (int, error) { w.n.Add(1); return 0, nil }
+func (w countingWriter) Write(b []byte) (int, error)               { w.n.Add(1); return len(b), nil }
+
+// TestRTSPSourceG711PassThrough: a camera with G.711 audio gets a PCMU
+// track for srtp viewers, fed with the camera's packets.
+func TestRTSPSourceG711PassThrough(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	srv := startRTSPServer(t, addr, true)
+	defer srv.close()
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 15*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f" {
+		t.Errorf("fmp4 codecs %q, want video only (G.711 is not AAC)", c)
+	}
+	a := s.AudioTrack()
+	if a == nil || a.Codec().MimeType != webrtc.MimeTypePCMU {
+		t.Fatalf("audio track %v, want PCMU", a)
+	}
+	var n atomic.Int64
+	if _, err := a.Bind(countingContext{discardContext{id: "x"}, a.Codec(), 0, &n}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unbind(countingContext{discardContext: discardContext{id: "x"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Load() < 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d audio packets sent to the bound track in 10 s", n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
