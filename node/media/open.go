@@ -33,7 +33,7 @@ func ParseStreamFlag(v string) (name, source string, err error) {
 //
 //	sample:                          the built-in clip (H.264 and AAC)
 //	cam.h264[,audio=cam.aac][,fps=25] an H.264 Annex-B file, looped; ADTS AAC alongside
-//	clip.mp4                         an MP4 file (H.264, AAC), looped
+//	clip.mp4                         an MP4 file (H.264 without B-frames, AAC-LC), looped
 //	- or pipe:[,fps=30]              H.264 Annex-B on standard input
 //	rtsp://user:pass@cam/stream      an RTSP camera (H.264; AAC, Opus, G.711)
 //	rtp://0.0.0.0:5004,sdp=in.sdp    RTP pushed to a UDP port, described by an SDP file
@@ -99,7 +99,7 @@ func Open(source string, stdin io.Reader) (Source, error) {
 	}
 	switch strings.ToLower(filepath.Ext(sp.Source)) {
 	case ".mp4", ".m4v", ".mov":
-		return nil, fmt.Errorf("%w %q: MP4 files are not read yet; pipe the H.264 in: ffmpeg -re -i %s -c:v copy -bsf:v h264_mp4toannexb -f h264 - | ersmesh device --stream NAME=-", ErrBadSource, sp.Source, sp.Source)
+		return OpenMP4(sp.Source)
 	}
 	return openAnnexBFile(sp)
 }

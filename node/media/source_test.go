@@ -485,3 +485,35 @@ func TestRTSPSourceG711PassThrough(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMP4Source: an MP4 that ffmpeg muxed from the sample (H.264 and AAC).
+func TestMP4Source(t *testing.T) {
+	ff := needFFmpeg(t)
+	h264, aac := sampleFiles(t)
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	cmd := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-r", "30", "-i", h264, "-i", aac, "-c", "copy", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	src, err := Open(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := src.(*LoopSource)
+	if len(loop.Video) != 120 || loop.FrameDuration < 33*time.Millisecond || loop.FrameDuration > 34*time.Millisecond {
+		t.Errorf("%d frames of %v, want 120 of 1/30 s", len(loop.Video), loop.FrameDuration)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 30, 10*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f,mp4a.40.2" {
+		t.Errorf("codecs %q, want H.264 and AAC", c)
+	}
+	// Not an MP4 at all.
+	bad := filepath.Join(t.TempDir(), "bad.mp4")
+	os.WriteFile(bad, []byte("RIFF....WAVEfmt "), 0o644)
+	if _, err := Open(bad, nil); !errors.Is(err, ErrBadSource) || !strings.Contains(err.Error(), "bad.mp4") {
+		t.Errorf("Open(garbage mp4) = %v, want an ErrBadSource naming it", err)
+	}
+}
