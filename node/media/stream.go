@@ -470,11 +470,20 @@ func (s *Stream) UnsubscribeFMP4(v *FMP4Viewer) {
 // own sequence numbers, a burst of the current GOP when its track is bound,
 // and no frame before a keyframe.
 type RTPViewer struct {
-	track   *boundTrack
-	seq     uint16
-	started bool
-	errs    int
+	track     *boundTrack
+	seq       uint16
+	started   bool
+	lastTS    uint32
+	lastBurst time.Time
+	pli       atomic.Bool
+	errs      int
 }
+
+// RequestKeyframe answers a viewer's PLI or FIR (RFC 4585 §6.3.1, RFC
+// 5104 §4.3.1) from the GOP cache: with the next frame the viewer gets the
+// GOP again, from its keyframe, squeezed into the timestamps since the last
+// frame it got. At most once a second per viewer.
+func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
 
 // Track is the viewer's video track, for its PeerConnection.
 func (v *RTPViewer) Track() webrtc.TrackLocal { return v.track }
@@ -537,6 +546,18 @@ func (v *RTPViewer) write(s *Stream, f *Frame) {
 		for i, g := range gop[:n] {
 			v.send(s, g, f.TS-uint32(n-i))
 		}
+	} else if v.pli.Swap(false) && !f.Key && time.Since(v.lastBurst) > time.Second {
+		gop := s.gop
+		if !s.gopFull && len(gop) > 1 && gop[len(gop)-1] == f {
+			n := len(gop) - 1
+			if gap := f.TS - v.lastTS; uint32(n) < gap && gap < clockRate {
+				v.lastBurst = time.Now()
+				base := v.lastTS
+				for i, g := range gop[:n] {
+					v.send(s, g, base+1+uint32(i))
+				}
+			}
+		}
 	}
 	v.send(s, f, f.TS)
 }
@@ -546,6 +567,7 @@ func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
 		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
 		pkt.SequenceNumber = v.seq
 		pkt.Timestamp = ts
+		v.lastTS = ts
 		v.seq++
 		if err := v.track.WriteRTP(&pkt); err != nil {
 			// A closing PeerConnection: the session removes the viewer.

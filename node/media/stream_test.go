@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 )
 
@@ -135,3 +138,70 @@ func FuzzADTSReader(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyframeRequestAnsweredFromCache: after a PLI, the viewer gets the
+// cached GOP again before the next frame, with timestamps that still grow.
+func TestKeyframeRequestAnsweredFromCache(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts tsRecorder
+	if _, err := v.track.Bind(tsContext{discardContext{id: "y"}, &ts}); err != nil {
+		t.Fatal(err)
+	}
+	feed(s, 0, 10) // keyframe at 0: frames 0..9, the GOP holds them
+	before := ts.count()
+	v.RequestKeyframe()
+	feed(s, 10, 1)
+	frames := ts.frames()
+	// Frame 10 plus a burst of frames 0..9.
+	if got := ts.count() - before; got != 11 {
+		t.Fatalf("after a PLI the viewer got %d frames, want the 10 cached and the new one", got)
+	}
+	for i := 1; i < len(frames); i++ {
+		if int32(frames[i]-frames[i-1]) <= 0 {
+			t.Fatalf("timestamps go back at frame %d: %v", i, frames)
+		}
+	}
+	// A second request within a second is not answered again.
+	v.RequestKeyframe()
+	before = ts.count()
+	feed(s, 11, 1)
+	if got := ts.count() - before; got != 1 {
+		t.Fatalf("a second PLI within a second gave %d frames, want 1", got)
+	}
+}
+
+// tsRecorder records the RTP timestamps of frames' last packets.
+type tsRecorder struct {
+	mu sync.Mutex
+	ts []uint32
+}
+
+func (r *tsRecorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.ts) }
+func (r *tsRecorder) frames() []uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint32(nil), r.ts...)
+}
+
+type tsContext struct {
+	discardContext
+	r *tsRecorder
+}
+
+func (c tsContext) WriteStream() webrtc.TrackLocalWriter { return tsWriter{c.r} }
+
+type tsWriter struct{ r *tsRecorder }
+
+func (w tsWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
+	if h.Marker {
+		w.r.mu.Lock()
+		w.r.ts = append(w.r.ts, h.Timestamp)
+		w.r.mu.Unlock()
+	}
+	return 0, nil
+}
+func (w tsWriter) Write(b []byte) (int, error) { return len(b), nil }
