@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,7 @@ type Stream struct {
 	sps, pps   []byte
 	mux        *fmp4Muxer
 	moov       []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
+	moovGen    int    // counts MOOVs: a new SPS (a camera that changed resolution) makes a new one
 	pending    []AudioFrame
 	gop        []*Frame
 	gopBytes   int
@@ -263,16 +265,13 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	s.frames.Add(1)
 
 	nalus := make([][]byte, 0, len(v.AU.NALUs))
+	var sps, pps []byte
 	for _, n := range v.AU.NALUs {
 		switch h264.NALUType(n[0] & 0x1f) {
 		case h264.NALUTypeSPS:
-			if s.sps == nil {
-				s.sps = n
-			}
+			sps = n
 		case h264.NALUTypePPS:
-			if s.pps == nil {
-				s.pps = n
-			}
+			pps = n
 		case h264.NALUTypeAccessUnitDelimiter:
 			continue
 		}
@@ -280,6 +279,12 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	}
 	if len(nalus) == 0 {
 		return
+	}
+	if v.AU.IDR && sps != nil && pps != nil && (!bytes.Equal(sps, s.sps) || !bytes.Equal(pps, s.pps)) {
+		if s.sps != nil {
+			s.log.Info("the source's H.264 parameters changed; fmp4 viewers get a new init segment")
+		}
+		s.sps, s.pps, s.mux = sps, pps, nil
 	}
 	if s.mux == nil && v.AU.IDR && s.sps != nil && s.pps != nil {
 		s.startMux()
@@ -336,6 +341,7 @@ func (s *Stream) startMux() {
 		return
 	}
 	s.mux, s.moov = m, moov
+	s.moovGen++
 }
 
 func annexB(nalus [][]byte) []byte {
@@ -391,7 +397,7 @@ type Chunk struct {
 type FMP4Viewer struct {
 	C        <-chan Chunk
 	c        chan Chunk
-	sentMoov bool
+	sentMoov int // the stream's moovGen last sent
 	waitKey  bool
 	dropped  atomic.Uint64
 	closed   bool
@@ -412,11 +418,12 @@ func (v *FMP4Viewer) push(s *Stream, f *Frame) {
 	if f.EMS == nil {
 		return
 	}
-	if !v.sentMoov {
+	if v.sentMoov != s.moovGen {
 		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true}) {
+			v.waitKey = true
 			return
 		}
-		v.sentMoov = true
+		v.sentMoov = s.moovGen
 	}
 	if v.waitKey && !f.Key {
 		v.dropped.Add(1)

@@ -12,6 +12,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -205,3 +207,50 @@ func (w tsWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
 	return 0, nil
 }
 func (w tsWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestNewParametersNewInit: when the source's SPS changes at a keyframe (a
+// camera switched resolution, a reconnect), fmp4 viewers get a new MOOV
+// right before that keyframe.
+func TestNewParametersNewInit(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnsubscribeFMP4(v)
+	feed(s, 0, 30)
+	aus, _ := SampleClip()
+	key := aus[0]
+	changed := AccessUnit{IDR: true}
+	for _, n := range key.NALUs {
+		if n[0]&0x1f == 7 {
+			n = append([]byte(nil), n...)
+			n[3] = 0x28 // level 4.0 instead of 3.1
+		}
+		changed.NALUs = append(changed.NALUs, n)
+	}
+	s.WriteVideo(VideoFrame{AU: changed, PTS: 30 * SampleFrameDuration, Duration: SampleFrameDuration})
+	var p ems.Parser
+	var inits []ems.Init
+	var keysAfterInit []bool
+	lastWasInit := false
+	for range 1 + 30 + 2 {
+		c := <-v.C
+		if err := p.Feed(c.Data, func(in ems.Init) { inits = append(inits, in); lastWasInit = true }, func(ems.Segment) {
+			if lastWasInit {
+				keysAfterInit = append(keysAfterInit, c.Key)
+			}
+			lastWasInit = false
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(inits) != 2 || inits[0].Codecs() != "avc1.42c01f" || inits[1].Codecs() != "avc1.42c028" {
+		t.Fatalf("inits %v, want the first and a new one with level 4.0", inits)
+	}
+	for _, k := range keysAfterInit {
+		if !k {
+			t.Fatal("a MOOV is followed by a frame that is not a keyframe")
+		}
+	}
+}
