@@ -2,7 +2,8 @@
 // device's rooms in the mesh, accepts signalling streams from bridges
 // (protocol signal.ProtocolID), and for each viewer creates a pion
 // PeerConnection, sends the offer and streams media to the browser peer to
-// peer.
+// peer: WebRTC tracks for the srtp transport (srtp.go), EMS data channels
+// carrying fragmented MP4 for the fmp4 transport (fmp4.go).
 //
 // It owns viewer sessions and their PeerConnections. Media sources live in
 // package media; the libp2p host and DHT in package mesh; the wire format in
