@@ -32,7 +32,7 @@ func ParseStreamFlag(v string) (name, source string, err error) {
 // Spec is a parsed SOURCE: the source itself and its options.
 //
 //	sample:                          the built-in clip (H.264 and AAC)
-//	cam.h264[,audio=cam.aac][,fps=25] an H.264 Annex-B file, looped; ADTS AAC alongside
+//	cam.h264[,audio=cam.aac][,fps=25] an H.264 Annex-B file, looped; ADTS AAC or Ogg Opus alongside
 //	clip.mp4                         an MP4 file (H.264 without B-frames, AAC-LC), looped
 //	- or pipe:[,fps=30]              H.264 Annex-B on standard input
 //	rtsp://user:pass@cam/stream      an RTSP camera (H.264; AAC, Opus, G.711)
@@ -152,8 +152,13 @@ func openAnnexBFile(sp Spec) (Source, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w %q: %w", ErrBadSource, a, err)
 			}
+		case ".ogg", ".opus":
+			src.Audio, src.AudioFormat, err = readAllOggOpus(bytes.NewReader(ab))
+			if err != nil {
+				return nil, fmt.Errorf("%w %q: %w", ErrBadSource, a, err)
+			}
 		default:
-			return nil, fmt.Errorf("%w %q: audio files must be ADTS AAC (.aac)", ErrBadSource, a)
+			return nil, fmt.Errorf("%w %q: audio files must be ADTS AAC (.aac) or Ogg Opus (.ogg, .opus)", ErrBadSource, a)
 		}
 		src.Name += ",audio=" + a
 	}

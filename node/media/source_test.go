@@ -137,7 +137,7 @@ func TestBadSourcesNameThemselves(t *testing.T) {
 		{"ftp://cam/x", `"ftp://cam/x": unsupported scheme`},
 		{h264 + ",colour=blue", `unknown option "colour"`},
 		{h264 + ",fps=0", `fps "0"`},
-		{h264 + ",audio=" + garbage, "audio files must be ADTS AAC"},
+		{h264 + ",audio=" + garbage, "audio files must be ADTS AAC (.aac) or Ogg Opus"},
 		{"rtp://127.0.0.1:5004", "needs its SDP file"},
 		{"rtp://127.0.0.1:5004,sdp=" + garbage, "not an SDP file"},
 	} {
@@ -515,5 +515,50 @@ func TestMP4Source(t *testing.T) {
 	os.WriteFile(bad, []byte("RIFF....WAVEfmt "), 0o644)
 	if _, err := Open(bad, nil); !errors.Is(err, ErrBadSource) || !strings.Contains(err.Error(), "bad.mp4") {
 		t.Errorf("Open(garbage mp4) = %v, want an ErrBadSource naming it", err)
+	}
+}
+
+// TestFileSourceWithOggOpus: Opus from an Ogg file that ffmpeg wrote goes
+// to srtp viewers' audio track; fmp4 viewers get the video.
+func TestFileSourceWithOggOpus(t *testing.T) {
+	ff := needFFmpeg(t)
+	h264, _ := sampleFiles(t)
+	ogg := filepath.Join(t.TempDir(), "tone.ogg")
+	cmd := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:a", "libopus", "-b:a", "32k", ogg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	src, err := Open(h264+",audio="+ogg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := src.(*LoopSource)
+	// 2 s of 20 ms packets.
+	if n := len(loop.Audio); n < 95 || n > 105 {
+		t.Errorf("%d Opus packets in 2 s, want about 100", n)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 10*time.Second)
+	a := s.AudioTrack()
+	if a == nil || a.Codec().MimeType != webrtc.MimeTypeOpus {
+		t.Fatalf("audio track %v, want Opus", a)
+	}
+	var n atomic.Int64
+	if _, err := a.Bind(countingContext{discardContext{id: "x"}, a.Codec(), 111, &n}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unbind(countingContext{discardContext: discardContext{id: "x"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Load() < 25 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Opus packets sent to the bound track in 10 s", n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := readAllOggOpus(bytes.NewReader(sampleAAC)); !errors.Is(err, ErrNotOggOpus) {
+		t.Errorf("AAC read as Ogg Opus: %v", err)
 	}
 }
