@@ -36,7 +36,7 @@ func ParseStreamFlag(v string) (name, source string, err error) {
 //	clip.mp4                         an MP4 file (H.264 without B-frames, AAC-LC), looped
 //	- or pipe:[,fps=30]              H.264 Annex-B on standard input
 //	rtsp://user:pass@cam/stream      an RTSP camera (H.264; AAC, Opus, G.711)
-//	rtp://0.0.0.0:5004,sdp=in.sdp    RTP pushed to a UDP port, described by an SDP file
+//	rtp://0.0.0.0[:5004],sdp=in.sdp  RTP pushed to UDP ports, described by an SDP file (its m= ports)
 type Spec struct {
 	Source string
 	Opts   map[string]string

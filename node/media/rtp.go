@@ -64,8 +64,16 @@ func NewRTPSource(raw, sdpPath string) (*RTPSource, error) {
 		}
 		r.ports = append(r.ports, md.MediaName.Port.Value)
 	}
-	if _, _, err := newRTPIngest(r.medias); err != nil {
+	in, _, err := newRTPIngest(r.medias)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.name, err)
+	}
+	if p := u.Port(); p != "" {
+		for i, m := range r.medias {
+			if m == in.videoMedia && strconv.Itoa(r.ports[i]) != p {
+				return nil, fmt.Errorf("%w %q: the SDP puts the video on port %d, not %s", ErrBadSource, r.name, r.ports[i], p)
+			}
+		}
 	}
 	return r, nil
 }

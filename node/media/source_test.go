@@ -422,7 +422,10 @@ func TestRTPSourceFromFFmpeg(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	src, err := Open("rtp://127.0.0.1,sdp="+sdpPath, nil)
+	if _, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port+2, sdpPath), nil); err == nil || !strings.Contains(err.Error(), "port") {
+		t.Errorf("a URL port that is not the SDP's: err = %v", err)
+	}
+	src, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port, sdpPath), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
