@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 // TestFMP4ViewerGetsH264AndAAC runs the EMS fmp4 transport with a pion
@@ -138,5 +140,41 @@ func TestSRTPViewerGetsG711Audio(t *testing.T) {
 	}
 	if strings.Contains(v.offerSDP, "\r\ni=") {
 		t.Errorf("offer carries a note although the audio is sent:\n%s", v.offerSDP)
+	}
+}
+
+// TestFMP4ViewersUnaffectedByStalledOne: fmp4 viewers each get every
+// frame's segment while another fmp4 viewer has stopped reading its data
+// channel altogether.
+func TestFMP4ViewersUnaffectedByStalledOne(t *testing.T) {
+	tm := newTestMesh(t)
+	stalled := newTestViewer(t, tm, "stalled", "fmp4", "cam")
+	stalled.stall = true
+	var viewers []*testViewer
+	for i := range 5 {
+		viewers = append(viewers, newTestViewer(t, tm, fmt.Sprintf("viewer%d", i), "fmp4", "cam"))
+	}
+	var wg sync.WaitGroup
+	for _, v := range viewers {
+		wg.Go(func() {
+			v.waitFor("90 segments", 30*time.Second, func() bool { return len(v.segments) >= 90 || v.parseErr != nil })
+		})
+	}
+	wg.Wait()
+	for i, v := range viewers {
+		v.mu.Lock()
+		segs, perr := append([]ems.Segment(nil), v.segments...), v.parseErr
+		v.mu.Unlock()
+		if perr != nil {
+			t.Fatalf("viewer %d: %v", i, perr)
+		}
+		var last uint64
+		for j, s := range segs {
+			base := parseSegment(t, s)[0].Tracks[0].BaseTime
+			if j > 0 && base-last > 3001 {
+				t.Fatalf("viewer %d: segment %d jumps %d ticks: frames missing", i, j, base-last)
+			}
+			last = base
+		}
 	}
 }
