@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -24,6 +25,10 @@ const (
 
 	// emsFailText is the text EMS answers a failed fmp4Request with.
 	emsFailText = "Requested stream could not be sent!"
+
+	// requestTimeout is how long a viewer has to send its fmp4Request once
+	// the command channel is open (EvoStream's player sends it at once).
+	requestTimeout = 15 * time.Second
 
 	// maxCommandSize caps one command channel message from the viewer.
 	maxCommandSize = 4 << 10
@@ -61,6 +66,7 @@ type fmp4Viewer struct {
 	mu       sync.Mutex // guards requested, detached and sub
 	detached bool
 	sub      *media.FMP4Viewer
+	timer    *time.Timer // the request deadline
 	stream   *media.Stream
 	wg       sync.WaitGroup
 }
@@ -81,30 +87,64 @@ func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log
 	var openOnce sync.Once
 	data.OnOpen(func() { openOnce.Do(func() { close(v.open) }) })
 	cmd.OnMessage(v.onCommand)
+	// A viewer that opens the channels but never asks for a stream holds a
+	// PeerConnection for nothing: close it after requestTimeout.
+	cmd.OnOpen(func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.detached || v.timer != nil {
+			return
+		}
+		v.timer = time.AfterFunc(requestTimeout, func() {
+			v.mu.Lock()
+			idle := v.sub == nil && !v.detached
+			v.mu.Unlock()
+			if idle {
+				v.log.Warn("fmp4: viewer sent no fmp4Request; closing its connection", "after", requestTimeout)
+				pc.Close()
+			}
+		})
+	})
 	return v.detach, nil
 }
 
-func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
-	if len(m.Data) > maxCommandSize {
-		v.log.Warn("fmp4: oversized command from viewer", "bytes", len(m.Data))
-		return
+// errNotRequest marks a command that is not an fmp4Request: ignored.
+var errNotRequest = errors.New("not an fmp4Request")
+
+// parseFMP4Request reads one command channel message from the viewer. It
+// returns errNotRequest for other commands.
+func parseFMP4Request(b []byte) (name string, err error) {
+	if len(b) > maxCommandSize {
+		return "", fmt.Errorf("command of %d bytes (limit %d)", len(b), maxCommandSize)
 	}
 	var c fmp4Command
-	if err := json.Unmarshal(m.Data, &c); err != nil {
-		v.log.Warn("fmp4: malformed command from viewer", "err", err)
-		return
+	if err := json.Unmarshal(b, &c); err != nil {
+		return "", fmt.Errorf("malformed command: %w", err)
 	}
 	if c.Type != "fmp4Request" {
-		v.log.Debug("fmp4: ignoring command", "type", c.Type)
-		return
+		return "", fmt.Errorf("%w: %q", errNotRequest, c.Type)
 	}
 	var req struct {
-		Name string `json:"name"`
+		Name *string `json:"name"`
 	}
-	if err := json.Unmarshal(c.Payload, &req); err != nil {
-		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " The request has no stream name."})
+	if err := json.Unmarshal(c.Payload, &req); err != nil || req.Name == nil {
+		return "", errors.New("fmp4Request without a stream name")
+	}
+	return *req.Name, nil
+}
+
+func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
+	name, err := parseFMP4Request(m.Data)
+	if errors.Is(err, errNotRequest) {
+		v.log.Debug("fmp4: ignoring command", "err", err)
 		return
 	}
+	if err != nil {
+		v.log.Warn("fmp4: bad command from viewer", "err", err)
+		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " " + err.Error() + "."})
+		return
+	}
+	req := struct{ Name string }{name}
 	st, ok := v.streams[req.Name]
 	if !ok {
 		names := make([]string, 0, len(v.streams))
@@ -205,6 +245,9 @@ func (v *fmp4Viewer) detach() {
 	v.mu.Lock()
 	if !v.detached {
 		close(v.quit)
+	}
+	if v.timer != nil {
+		v.timer.Stop()
 	}
 	v.detached = true
 	sub, st := v.sub, v.stream

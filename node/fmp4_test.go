@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -176,5 +177,41 @@ func TestFMP4ViewersUnaffectedByStalledOne(t *testing.T) {
 			}
 			last = base
 		}
+	}
+}
+
+func FuzzFMP4Request(f *testing.F) {
+	f.Add([]byte(`{"type":"fmp4Request","payload":{"name":"cam"}}`))
+	f.Add([]byte(`{"type":"fmp4Request","payload":{}}`))
+	f.Add([]byte(`{"type":"metadata","payload":{"data":1}}`))
+	f.Add([]byte(`{"type":"fmp4Request","payload":"cam"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := parseFMP4Request(b)
+		if err == nil && len(name) > len(b) {
+			t.Fatalf("name of %d bytes from %d input bytes", len(name), len(b))
+		}
+		if err != nil && name != "" {
+			t.Fatalf("error %v with a name", err)
+		}
+	})
+}
+
+func TestParseFMP4Request(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"fmp4Request","payload":{"name":"cam"}}`: "cam",
+		`{"type":"fmp4Request","payload":{"name":""}}`:    "",
+	} {
+		if got, err := parseFMP4Request([]byte(in)); err != nil || got != want {
+			t.Errorf("parse %s = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{`{"type":"fmp4Request","payload":{}}`, `nonsense`, `{"type":"fmp4Request"}`, strings.Repeat(" ", maxCommandSize+1)} {
+		if _, err := parseFMP4Request([]byte(in)); err == nil || errors.Is(err, errNotRequest) {
+			t.Errorf("parse %.40q: err = %v, want a failure to answer", in, err)
+		}
+	}
+	if _, err := parseFMP4Request([]byte(`{"type":"metadata"}`)); !errors.Is(err, errNotRequest) {
+		t.Errorf("other commands: err = %v, want errNotRequest", err)
 	}
 }
