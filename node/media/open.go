@@ -192,6 +192,9 @@ func (p *PipeSource) Run(ctx context.Context, w Writer) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
+		if errors.Is(err, ErrNotAnnexB) {
+			return fmt.Errorf("%w %q: %w", ErrBadSource, p.Name, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}

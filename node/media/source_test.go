@@ -565,3 +565,64 @@ func TestFileSourceWithOggOpus(t *testing.T) {
 		t.Errorf("AAC read as Ogg Opus: %v", err)
 	}
 }
+
+// watchLog collects a stream's log lines.
+type watchLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *watchLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(lockedWriter{&l.mu, &l.buf}, nil)) }
+
+func (l *watchLog) waitFor(t *testing.T, timeout time.Duration, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		l.mu.Lock()
+		text := l.buf.String()
+		l.mu.Unlock()
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(text, p)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q after %v:\n%s", parts, timeout, text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnreachableCameraIsRetried: the log names the camera and the stream
+// keeps trying.
+func TestUnreachableCameraIsRetried(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l watchLog
+	s := NewStream("cam", src, l.logger())
+	defer s.Close()
+	l.waitFor(t, 5*time.Second, "source failed; retrying", "rtsp://"+addr+"/cam", "connection refused")
+	// And when the camera comes up, the stream plays.
+	srv := startRTSPServer(t, addr)
+	defer srv.close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 15*time.Second)
+}
+
+// TestGarbagePipeStopsTheStream: a pipe of garbage is reported once, naming
+// the source, and not retried.
+func TestGarbagePipeStopsTheStream(t *testing.T) {
+	src, err := Open("pipe:", strings.NewReader(strings.Repeat("garbage ", 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l watchLog
+	s := NewStream("cam", src, l.logger())
+	defer s.Close()
+	l.waitFor(t, 5*time.Second, "source unusable; stream stopped", "pipe:", "not an H.264 Annex-B stream")
+}

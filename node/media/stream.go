@@ -105,7 +105,8 @@ type Stream struct {
 }
 
 // NewStream starts reading src. A source that fails is restarted with a
-// backoff (a camera that dropped comes back); one that ends ends the stream.
+// backoff (a camera that dropped comes back); one that ends, or fails with
+// ErrBadSource (garbage, an unsupported codec), ends the stream.
 func NewStream(name string, src Source, log *slog.Logger) *Stream {
 	if log == nil {
 		log = slog.Default()
@@ -116,6 +117,9 @@ func NewStream(name string, src Source, log *slog.Logger) *Stream {
 		fsubs: map[*FMP4Viewer]struct{}{}, rsubs: map[*RTPViewer]struct{}{},
 		cancel: cancel, done: make(chan struct{}),
 		packetizer: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), clockRate),
+	}
+	if l, ok := src.(interface{ setLogger(*slog.Logger) }); ok {
+		l.setLogger(s.log)
 	}
 	go s.run(ctx)
 	return s
@@ -145,6 +149,11 @@ func (s *Stream) run(ctx context.Context) {
 		}
 		if err == nil {
 			s.log.Info("source ended")
+			return
+		}
+		if errors.Is(err, ErrBadSource) {
+			// Garbage or an unsupported codec: trying again cannot help.
+			s.log.Error("source unusable; stream stopped", "err", err)
 			return
 		}
 		if time.Since(started) > 30*time.Second {
