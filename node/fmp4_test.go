@@ -113,8 +113,13 @@ func TestManySRTPViewersGetEveryFrame(t *testing.T) {
 	for i, v := range viewers {
 		v.mu.Lock()
 		frames := append([]uint32(nil), v.frames...)
-		sdp := v.offerSDP
+		sdp, first := v.offerSDP, v.firstNAL
 		v.mu.Unlock()
+		// The first picture a viewer gets is decodable: the keyframe's
+		// parameter sets (SPS, 7) or the IDR slice itself (5).
+		if first != 7 && first != 5 {
+			t.Errorf("viewer %d: first NAL unit type %d, want SPS or IDR", i, first)
+		}
 		if i == 0 && !strings.Contains(sdp, "\r\ni="+aacOnSRTPNote+"\r\n") {
 			t.Errorf("srtp offer of an AAC stream lacks the note for the player:\n%s", sdp)
 		}

@@ -35,6 +35,9 @@ type testViewer struct {
 	offerSDP string
 	// srtp: video RTP timestamps of completed frames (marker bit), in order.
 	frames []uint32
+	// firstNAL is the NAL unit type of the first video packet's first unit
+	// (inside a STAP-A or FU-A).
+	firstNAL byte
 	// srtp audio
 	audioCodec   string
 	audioPackets int
@@ -159,6 +162,20 @@ func (v *testViewer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if err != nil {
 			return
 		}
+		v.mu.Lock()
+		if v.firstNAL == 0 && len(p.Payload) > 2 {
+			switch t := p.Payload[0] & 0x1f; t {
+			case 24: // STAP-A: 2-byte size, then the first unit
+				if len(p.Payload) > 3 {
+					v.firstNAL = p.Payload[3] & 0x1f
+				}
+			case 28: // FU-A
+				v.firstNAL = p.Payload[1] & 0x1f
+			default:
+				v.firstNAL = t
+			}
+		}
+		v.mu.Unlock()
 		if p.Marker {
 			v.mu.Lock()
 			v.frames = append(v.frames, p.Timestamp)

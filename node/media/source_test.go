@@ -451,7 +451,7 @@ func (c countingContext) WriteStream() webrtc.TrackLocalWriter { return counting
 
 type countingWriter struct{ n *atomic.Int64 }
 
-func (w countingWriter) WriteRTP(*rtp.Header, []byte) (int, error) { w.n.Add(1); return 0, nil }
+func (w countingWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) { w.n.Add(1); return 12 + len(p), nil }
 func (w countingWriter) Write(b []byte) (int, error)               { w.n.Add(1); return len(b), nil }
 
 // TestRTSPSourceG711PassThrough: a camera with G.711 audio gets a PCMU

@@ -504,19 +504,44 @@ func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
 // Track is the viewer's video track, for its PeerConnection.
 func (v *RTPViewer) Track() webrtc.TrackLocal { return v.track }
 
-// boundTrack notices when pion binds the track (negotiation done, SRTP up):
-// packets written before that go nowhere.
+// boundTrack notices when pion binds the track and when its packets start
+// to go out. An offerer's pion binds at SetRemoteDescription, before ICE and
+// DTLS, and until SRTP is up it drops what is written, silently (it returns
+// 0 bytes and no error): a GOP burst written then would be lost.
 type boundTrack struct {
 	*webrtc.TrackLocalStaticRTP
 	bound atomic.Bool
+	live  atomic.Bool // a packet went out
 }
 
 func (t *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	p, err := t.TrackLocalStaticRTP.Bind(c)
+	p, err := t.TrackLocalStaticRTP.Bind(liveContext{c, t})
 	if err == nil {
 		t.bound.Store(true)
 	}
 	return p, err
+}
+
+type liveContext struct {
+	webrtc.TrackLocalContext
+	t *boundTrack
+}
+
+func (c liveContext) WriteStream() webrtc.TrackLocalWriter {
+	return liveWriter{c.TrackLocalContext.WriteStream(), c.t}
+}
+
+type liveWriter struct {
+	webrtc.TrackLocalWriter
+	t *boundTrack
+}
+
+func (w liveWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	if n > 0 && !w.t.live.Load() {
+		w.t.live.Store(true)
+	}
+	return n, err
 }
 
 // SubscribeRTP adds an srtp viewer.
@@ -557,11 +582,14 @@ func (v *RTPViewer) write(s *Stream, f *Frame) {
 			}
 			gop = []*Frame{f}
 		}
-		v.started = true
 		n := len(gop) - 1
-		for i, g := range gop[:n] {
-			v.send(s, g, f.TS-uint32(n-i))
+		for i, g := range gop {
+			if !v.send(s, g, f.TS-uint32(n-i)) {
+				return // SRTP is not up yet: the next frame tries again
+			}
+			v.started = true
 		}
+		return
 	} else if v.pli.Swap(false) && !f.Key && time.Since(v.lastBurst) > time.Second {
 		gop := s.gop
 		if !s.gopFull && len(gop) > 1 && gop[len(gop)-1] == f {
@@ -578,7 +606,9 @@ func (v *RTPViewer) write(s *Stream, f *Frame) {
 	v.send(s, f, f.TS)
 }
 
-func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
+// send writes f's packets with timestamp ts. Until the track's first
+// packet has gone out it stops after one dropped packet and returns false.
+func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
 	for _, p := range f.RTP {
 		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
 		pkt.SequenceNumber = v.seq
@@ -591,5 +621,9 @@ func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
 				s.log.Debug("write video", "err", err)
 			}
 		}
+		if !v.track.live.Load() {
+			return false
+		}
 	}
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,13 +199,13 @@ func (c tsContext) WriteStream() webrtc.TrackLocalWriter { return tsWriter{c.r} 
 
 type tsWriter struct{ r *tsRecorder }
 
-func (w tsWriter) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
+func (w tsWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	if h.Marker {
 		w.r.mu.Lock()
 		w.r.ts = append(w.r.ts, h.Timestamp)
 		w.r.mu.Unlock()
 	}
-	return 0, nil
+	return 12 + len(p), nil
 }
 func (w tsWriter) Write(b []byte) (int, error) { return len(b), nil }
 
@@ -254,3 +255,50 @@ func TestNewParametersNewInit(t *testing.T) {
 		}
 	}
 }
+
+// TestBurstWaitsForSRTP: pion binds an offerer's track before SRTP is up
+// and drops what is written until then; the GOP burst must not be spent
+// into that void.
+func TestBurstWaitsForSRTP(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts tsRecorder
+	sw := &switchWriter{w: tsWriter{&ts}}
+	if _, err := v.track.Bind(switchContext{discardContext{id: "y"}, sw}); err != nil {
+		t.Fatal(err)
+	}
+	feed(s, 0, 10) // SRTP not up: everything is dropped
+	if ts.count() != 0 {
+		t.Fatalf("%d frames went out before SRTP was up", ts.count())
+	}
+	sw.up.Store(true)
+	feed(s, 10, 1)
+	// The whole GOP (frames 0..10) at once, then live frames.
+	if got := ts.count(); got != 11 {
+		t.Fatalf("once SRTP is up the viewer got %d frames, want the GOP of 11", got)
+	}
+}
+
+// switchWriter drops packets, as pion does before SRTP is up, until up.
+type switchWriter struct {
+	w  webrtc.TrackLocalWriter
+	up atomic.Bool
+}
+
+type switchContext struct {
+	discardContext
+	sw *switchWriter
+}
+
+func (c switchContext) WriteStream() webrtc.TrackLocalWriter { return c.sw }
+
+func (w *switchWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	if !w.up.Load() {
+		return 0, nil
+	}
+	return w.w.WriteRTP(h, p)
+}
+func (w *switchWriter) Write(b []byte) (int, error) { return len(b), nil }
