@@ -326,4 +326,3 @@ func runVersion(args []string) error {
 	fmt.Println("ersmesh", v)
 	return nil
 }
-

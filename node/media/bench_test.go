@@ -18,17 +18,17 @@ func (c discardContext) CodecParameters() []webrtc.RTPCodecParameters {
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: H264Codec, PayloadType: 102}}
 }
 func (discardContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
-func (discardContext) SSRC() webrtc.SSRC                                     { return 1 }
-func (discardContext) SSRCRetransmission() webrtc.SSRC                       { return 0 }
-func (discardContext) SSRCForwardErrorCorrection() webrtc.SSRC               { return 0 }
-func (discardContext) WriteStream() webrtc.TrackLocalWriter                  { return discardWriter{} }
-func (c discardContext) ID() string                                          { return c.id }
-func (discardContext) RTCPReader() interceptor.RTCPReader                    { return nil }
+func (discardContext) SSRC() webrtc.SSRC                                      { return 1 }
+func (discardContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (discardContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (discardContext) WriteStream() webrtc.TrackLocalWriter                   { return discardWriter{} }
+func (c discardContext) ID() string                                           { return c.id }
+func (discardContext) RTCPReader() interceptor.RTCPReader                     { return nil }
 
 type discardWriter struct{}
 
 func (discardWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) { return 12 + len(p), nil }
-func (discardWriter) Write(b []byte) (int, error)               { return len(b), nil }
+func (discardWriter) Write(b []byte) (int, error)                   { return len(b), nil }
 
 // BenchmarkFanout is the per-frame work of a stream with n fmp4 and n srtp
 // viewers: one fMP4 mux and one RTP packetization for all, then a queue

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/pion/rtp"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
+	"github.com/pion/rtp"
 )
 
 // Limits of RTP ingest.

@@ -451,8 +451,11 @@ func (c countingContext) WriteStream() webrtc.TrackLocalWriter { return counting
 
 type countingWriter struct{ n *atomic.Int64 }
 
-func (w countingWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) { w.n.Add(1); return 12 + len(p), nil }
-func (w countingWriter) Write(b []byte) (int, error)               { w.n.Add(1); return len(b), nil }
+func (w countingWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) {
+	w.n.Add(1)
+	return 12 + len(p), nil
+}
+func (w countingWriter) Write(b []byte) (int, error) { w.n.Add(1); return len(b), nil }
 
 // TestRTSPSourceG711PassThrough: a camera with G.711 audio gets a PCMU
 // track for srtp viewers, fed with the camera's packets.
@@ -572,7 +575,9 @@ type watchLog struct {
 	buf bytes.Buffer
 }
 
-func (l *watchLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(lockedWriter{&l.mu, &l.buf}, nil)) }
+func (l *watchLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{&l.mu, &l.buf}, nil))
+}
 
 func (l *watchLog) waitFor(t *testing.T, timeout time.Duration, parts ...string) {
 	t.Helper()

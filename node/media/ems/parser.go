@@ -16,7 +16,7 @@ var ErrMalformed = errors.New("ems: malformed stream")
 
 // Init is a MOOV record, parsed.
 type Init struct {
-	Mask    byte   // MaskVideo | MaskAudio; 0 for the older header-less form
+	Mask    byte    // MaskVideo | MaskAudio; 0 for the older header-less form
 	Profile [3]byte // profile_idc, constraint flags, level_idc
 	Segment []byte  // the initialization segment (ftyp, moov)
 }
@@ -59,9 +59,9 @@ type Parser struct {
 	// MaxRecord caps one record's payload; default DefaultMaxRecord.
 	MaxRecord int
 
-	buf     []byte
-	inSeg   bool
-	seg     Segment
+	buf      []byte
+	inSeg    bool
+	seg      Segment
 	haveMoov bool
 }
 
