@@ -159,7 +159,8 @@ func (r *RTPSource) Run(ctx context.Context, w Writer) error {
 				}
 				ext += int64(int32(p.Timestamp - last))
 				last = p.Timestamp
-				pts := offset + time.Duration(ext*int64(time.Second)/int64(t.clock))
+				rate := int64(t.clock)
+				pts := offset + time.Duration(ext/rate)*time.Second + time.Duration(ext%rate)*time.Second/time.Duration(rate)
 				mu.Lock()
 				if t.video {
 					in.video(&p, pts)

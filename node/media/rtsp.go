@@ -85,7 +85,8 @@ func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
 		if !ok {
 			return 0, false
 		}
-		return time.Duration(v * int64(time.Second) / int64(f.ClockRate())), true
+		rate := int64(f.ClockRate())
+		return time.Duration(v/rate)*time.Second + time.Duration(v%rate)*time.Second/time.Duration(rate), true
 	}
 	// gortsplib calls each media's callback from one goroutine per media;
 	// the Stream's Writer is safe for that.

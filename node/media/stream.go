@@ -242,6 +242,9 @@ func (s *Stream) WriteAudio(a AudioFrame) {
 	if s.audio.Codec == AudioAAC && s.mux != nil && s.mux.hasAudio {
 		// Bounded: audio without video for a long time is dropped.
 		if len(s.pending) < 256 {
+			// Sources may reuse their buffers once we return (gortsplib
+			// does): keep a copy until the next video frame.
+			a.Data = bytes.Clone(a.Data)
 			s.pending = append(s.pending, a)
 		}
 	}
@@ -293,13 +296,13 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 		if s.sps != nil {
 			s.log.Info("the source's H.264 parameters changed; fmp4 viewers get a new init segment")
 		}
-		s.sps, s.pps, s.mux = sps, pps, nil
+		s.sps, s.pps, s.mux = bytes.Clone(sps), bytes.Clone(pps), nil
 	}
 	if s.mux == nil && v.AU.IDR && s.sps != nil && s.pps != nil {
 		s.startMux()
 	}
 
-	f := &Frame{Key: v.AU.IDR, TS: uint32(int64(pts) * clockRate / int64(time.Second))}
+	f := &Frame{Key: v.AU.IDR, TS: uint32(ticks(pts, clockRate))}
 	f.RTP = s.packetizer.Packetize(annexB(nalus), 0)
 	for _, p := range f.RTP {
 		p.Timestamp = f.TS
@@ -351,6 +354,12 @@ func (s *Stream) startMux() {
 	}
 	s.mux, s.moov = m, moov
 	s.moovGen++
+}
+
+// ticks converts d to a clock of rate Hz without overflowing for any
+// stream length (d*rate alone would overflow int64 after a day at 90 kHz).
+func ticks(d time.Duration, rate int64) int64 {
+	return int64(d/time.Second)*rate + int64(d%time.Second)*rate/int64(time.Second)
 }
 
 func annexB(nalus [][]byte) []byte {

@@ -302,3 +302,12 @@ func (w *switchWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	return w.w.WriteRTP(h, p)
 }
 func (w *switchWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func TestTicksDoNotOverflow(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Second / 30, 90 * time.Second, 48 * time.Hour, 365 * 24 * time.Hour} {
+		want := d.Seconds() * 90000
+		if got := float64(ticks(d, 90000)); got < want-1 || got > want+1 {
+			t.Errorf("ticks(%v) = %v, want %v", d, got, want)
+		}
+	}
+}
