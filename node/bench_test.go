@@ -59,10 +59,11 @@ func synthetic720p(tb testing.TB) *media.LoopSource {
 	return &media.LoopSource{Name: "synthetic 720p30 2 Mbit/s", Video: video, FrameDuration: time.Second / 30}
 }
 
-func cpuTime() time.Duration {
+// cpuTimes is the process's user and system CPU time so far.
+func cpuTimes() (user, sys time.Duration) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // The viewers of BenchmarkViewersPerCore run in a helper process (this
@@ -230,11 +231,15 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	const window = 5 * time.Second
 	b.ResetTimer()
 	for range b.N {
-		cpu0, wall0 := cpuTime(), time.Now()
+		u0, s0 := cpuTimes()
+		wall0 := time.Now()
 		time.Sleep(window)
-		cpu, wall := cpuTime()-cpu0, time.Since(wall0)
-		perViewer := cpu.Seconds() / wall.Seconds() / float64(n) // cores per viewer
-		b.ReportMetric(perViewer*1000, "mcore/viewer")
-		b.ReportMetric(1/perViewer, "viewers/core")
+		u1, s1 := cpuTimes()
+		wall := time.Since(wall0).Seconds() * float64(n)
+		user, sys := (u1-u0).Seconds()/wall, (s1-s0).Seconds()/wall // cores per viewer
+		b.ReportMetric((user+sys)*1000, "mcore/viewer")
+		b.ReportMetric(user*1000, "user-mcore/viewer")
+		b.ReportMetric(sys*1000, "sys-mcore/viewer")
+		b.ReportMetric(1/(user+sys), "viewers/core")
 	}
 }
