@@ -8,11 +8,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 // The fmp4 transport of EMS (ERS-PROTOCOL.md §4-5): no media tracks; the
@@ -60,6 +62,8 @@ type fmp4Viewer struct {
 	streams map[string]*media.Stream
 	cmd     *webrtc.DataChannel
 	data    *webrtc.DataChannel
+	limit   uint64        // maxBuffered, but for tests
+	skipped atomic.Uint64 // frames skipped for back-pressure
 	open    chan struct{} // closed when the stream channel opens
 	quit    chan struct{} // closed by detach
 
@@ -74,6 +78,16 @@ type fmp4Viewer struct {
 // attachFMP4 adds the EMS data channels to pc. They are created before the
 // offer, so the offer carries them (an SCTP m-line) and no media tracks.
 func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger) (func(), error) {
+	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
+	if err != nil {
+		return nil, err
+	}
+	return v.detach, nil
+}
+
+// newFMP4Viewer is attachFMP4 with the back-pressure limit as a parameter,
+// so that tests can reach it quickly.
+func newFMP4Viewer(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, limit uint64) (*fmp4Viewer, error) {
 	ordered := true
 	cmd, err := pc.CreateDataChannel(commandChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
 	if err != nil {
@@ -83,7 +97,7 @@ func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", streamChannelLabel, err)
 	}
-	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, open: make(chan struct{}), quit: make(chan struct{})}
+	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, limit: limit, open: make(chan struct{}), quit: make(chan struct{})}
 	var openOnce sync.Once
 	data.OnOpen(func() { openOnce.Do(func() { close(v.open) }) })
 	cmd.OnMessage(v.onCommand)
@@ -105,7 +119,7 @@ func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log
 			}
 		})
 	})
-	return v.detach, nil
+	return v, nil
 }
 
 // errNotRequest marks a command that is not an fmp4Request: ignored.
@@ -190,7 +204,6 @@ func (v *fmp4Viewer) respond(r fmp4Response) {
 func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	defer v.wg.Done()
 	waitKey := false
-	skipped := 0
 	for c := range sub.C {
 		select {
 		case <-v.open:
@@ -208,15 +221,17 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 			}
 		}
 		if waitKey && !c.Key {
-			skipped++
+			v.skipped.Add(1)
 			continue
 		}
-		if v.data.BufferedAmount() > maxBuffered {
+		// A MOOV always goes: small, and nothing after it plays without it.
+		isMoov := len(c.Data) > 0 && c.Data[0] == ems.TypeMoov
+		if !isMoov && v.data.BufferedAmount() > v.limit {
 			if !waitKey {
 				v.log.Info("fmp4: viewer is slow; skipping to the next keyframe", "buffered", v.data.BufferedAmount())
 			}
 			waitKey = true
-			skipped++
+			v.skipped.Add(1)
 			continue
 		}
 		waitKey = false

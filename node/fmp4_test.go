@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
@@ -218,5 +222,117 @@ func TestParseFMP4Request(t *testing.T) {
 	}
 	if _, err := parseFMP4Request([]byte(`{"type":"metadata"}`)); !errors.Is(err, errNotRequest) {
 		t.Errorf("other commands: err = %v, want errNotRequest", err)
+	}
+}
+
+// pairUp connects a device-side and a viewer-side PeerConnection in-process
+// (full ICE gathering, no trickle).
+func pairUp(t *testing.T, dev, viewer *webrtc.PeerConnection) {
+	t.Helper()
+	connected := make(chan struct{})
+	var once sync.Once
+	viewer.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	offer, err := dev.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather := webrtc.GatheringCompletePromise(dev)
+	if err := dev.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := viewer.SetRemoteDescription(*dev.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := viewer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather = webrtc.GatheringCompletePromise(viewer)
+	if err := viewer.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := dev.SetRemoteDescription(*viewer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the viewer did not connect")
+	}
+}
+
+// TestFMP4BackPressure: a viewer that stops reading its stream channel
+// makes the device's bufferedAmount pass the limit; the device then skips
+// frames (to the next keyframe) and the buffer stays bounded.
+func TestFMP4BackPressure(t *testing.T) {
+	stream := media.NewStream("hd", synthetic720p(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer stream.Close()
+	api, err := newWebRTCAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 64 << 10
+	v, err := newFMP4Viewer(dev, map[string]*media.Stream{"hd": stream}, slog.New(slog.NewTextHandler(io.Discard, nil)), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstall := make(chan struct{})
+	got := make(chan int, 1)
+	viewer.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == commandChannelLabel {
+			dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"hd"}}`) })
+			return
+		}
+		n := 0
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			if n += len(m.Data); n > 256<<10 {
+				select {
+				case got <- n:
+				default:
+				}
+				<-unstall // stop reading: as a viewer on a link far too slow
+			}
+		})
+	})
+	defer func() {
+		close(unstall)
+		viewer.Close()
+		dev.Close()
+		v.detach()
+	}()
+	pairUp(t, dev, viewer)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the viewer received nothing")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	maxSeen := uint64(0)
+	for v.skipped.Load() < 30 {
+		maxSeen = max(maxSeen, v.data.BufferedAmount())
+		if time.Now().After(deadline) {
+			t.Fatalf("device skipped %d frames in 20 s (buffered %d), want it to skip once over %d", v.skipped.Load(), v.data.BufferedAmount(), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Over the limit by at most one frame (a 60 KB keyframe and its records).
+	if maxSeen > limit+80<<10 {
+		t.Errorf("buffered up to %d bytes, want at most the %d limit and one frame", maxSeen, limit)
 	}
 }
