@@ -336,3 +336,19 @@ func TestFMP4BackPressure(t *testing.T) {
 		t.Errorf("buffered up to %d bytes, want at most the %d limit and one frame", maxSeen, limit)
 	}
 }
+
+// TestFMP4NoteForG711: an fmp4 viewer of a G.711 stream gets the video and
+// a note that srtp carries the sound.
+func TestFMP4NoteForG711(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "fmp4", "phone")
+	v.waitFor("10 segments", 15*time.Second, func() bool { return len(v.segments) >= 10 || v.parseErr != nil })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.init == nil || v.init.Codecs() != "avc1.42c01f" {
+		t.Errorf("init %+v, want video only", v.init)
+	}
+	if !strings.Contains(v.offerSDP, "\r\ni=This stream's audio is PCMU") || !strings.Contains(v.offerSDP, "srtp") {
+		t.Errorf("offer lacks the note:\n%s", v.offerSDP)
+	}
+}

@@ -177,6 +177,7 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 		return nil, err
 	}
 	if transportOf(join) == "fmp4" {
+		s.note = fmp4Note(stream)
 		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log)
 	} else {
 		s.note, s.detach, err = attachSRTP(pc, stream, s.log)

@@ -3,6 +3,7 @@ package node
 import (
 	"strings"
 
+	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signal"
 )
 
@@ -32,4 +33,14 @@ func withSessionInfo(sdp, note string) string {
 	}
 	at := i + 2 + j + 2
 	return sdp[:at] + "i=" + strings.NewReplacer("\r", " ", "\n", " ").Replace(note) + "\r\n" + sdp[at:]
+}
+
+// fmp4Note is what an fmp4 viewer of st is told when its audio cannot come
+// along: fMP4 here carries AAC only.
+func fmp4Note(st *media.Stream) string {
+	a := st.Audio()
+	if a == nil || a.Codec == media.AudioAAC || a.Codec == media.AudioNone {
+		return ""
+	}
+	return "This stream's audio is " + a.Codec.String() + ", which the fmp4 transport does not carry: video only. Use transport srtp to hear it."
 }
