@@ -48,7 +48,7 @@ type testViewer struct {
 	parseErr error
 }
 
-func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string) *testViewer {
+func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
 	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
 	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
@@ -59,6 +59,10 @@ func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string
 		t.Fatal(err)
 	}
 	ir := &interceptor.Registry{}
+	// Interceptors registered first sit nearest the network.
+	for _, f := range first {
+		ir.Add(f)
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
 	}
