@@ -60,12 +60,13 @@ func (l *lossy) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTP
 }
 
 // TestNACKRepairsLoss: with 1 video packet in 20 lost, the srtp viewer
-// still gets every frame: the device retransmits what the viewer NACKs.
+// still gets every frame: the device retransmits what the viewer NACKs. And
+// the device sends RTCP sender reports.
 func TestNACKRepairsLoss(t *testing.T) {
 	tm := newTestMesh(t)
 	loss := &lossFactory{every: 20, lost: map[uint16]bool{}}
 	v := newTestViewer(t, tm, "viewer1", "srtp", "cam", loss)
-	v.waitFor("90 frames", 30*time.Second, func() bool { return len(v.frames) >= 90 })
+	v.waitFor("90 frames and a sender report", 30*time.Second, func() bool { return len(v.frames) >= 90 && v.senderReports > 0 })
 	loss.mu.Lock()
 	lost := len(loss.lost)
 	loss.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media/ems"
@@ -38,6 +39,7 @@ type testViewer struct {
 	// firstNAL is the NAL unit type of the first video packet's first unit
 	// (inside a STAP-A or FU-A).
 	firstNAL byte
+	senderReports int
 	// srtp audio
 	audioCodec   string
 	audioPackets int
@@ -141,7 +143,25 @@ func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string
 	return v
 }
 
-func (v *testViewer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (v *testViewer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	if tr.Kind() == webrtc.RTPCodecTypeVideo {
+		// The device's RTCP: sender reports (RFC 3550 §6.4.1).
+		go func() {
+			for {
+				pkts, _, err := recv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.SenderReport); ok {
+						v.mu.Lock()
+						v.senderReports++
+						v.mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
 	if tr.Kind() != webrtc.RTPCodecTypeVideo {
 		v.mu.Lock()
 		v.audioCodec = tr.Codec().MimeType
