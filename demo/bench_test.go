@@ -46,6 +46,17 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 				if i > 0 { // the first run warms up the page cache and the DHT lookup
 					times = append(times, ms)
 				}
+				if transport == "srtp" && ms > 200 {
+					// Why was this one slow? The receiver's own account.
+					st, _ := browsertest.Eval[string](br, `(async () => {
+						const r = [];
+						(await ersPlayer.peerConnection.getStats()).forEach((s) => {
+							if (s.type === 'inbound-rtp' && s.kind === 'video') r.push(JSON.stringify({pli: s.pliCount, fir: s.firCount, nack: s.nackCount, dec: s.framesDecoded, drop: s.framesDropped, key: s.keyFramesDecoded, recv: s.framesReceived}));
+						});
+						return r.join(' ');
+					})()`)
+					b.Logf("slow srtp join (%.0f ms): %s", ms, st)
+				}
 			}
 			b.StopTimer()
 			sort.Float64s(times)

@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
@@ -55,123 +59,187 @@ func synthetic720p(tb testing.TB) *media.LoopSource {
 	return &media.LoopSource{Name: "synthetic 720p30 2 Mbit/s", Video: video, FrameDuration: time.Second / 30}
 }
 
-func cpuTime() time.Duration {
+// cpuTimes is the process's user and system CPU time so far.
+func cpuTimes() (user, sys time.Duration) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
-// benchViewer connects one pion viewer to the device's side of a
-// PeerConnection set up exactly as a session does (attachSRTP or
-// attachFMP4), with the SDP handed over in-process instead of through a
-// bridge. The viewer reads and discards everything.
-func benchViewer(tb testing.TB, api *webrtc.API, stream *media.Stream, transport string) (closeFn func()) {
-	dev, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var detach func()
-	if transport == "fmp4" {
-		detach, err = attachFMP4(dev, map[string]*media.Stream{"bench": stream}, log)
-	} else {
-		_, detach, err = attachSRTP(dev, stream, log)
-	}
-	if err != nil {
-		tb.Fatal(err)
+// The viewers of BenchmarkViewersPerCore run in a helper process (this
+// test binary, re-executed), so that the benchmark's CPU time is the
+// device's alone. Offers go to the helper's stdin and answers come back on
+// its stdout, one JSON line each.
+const helperEnv = "ERSMESH_BENCH_VIEWERS"
+
+type benchSDP struct {
+	ID  int                       `json:"id"`
+	SDP webrtc.SessionDescription `json:"sdp"`
+}
+
+// TestBenchViewerHelper is the helper process; it does nothing in a normal
+// test run.
+func TestBenchViewerHelper(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("helper process of BenchmarkViewersPerCore")
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
-	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(nil, 1<<20)
+	enc := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var o benchSDP
+		if err := json.Unmarshal(in.Bytes(), &o); err != nil {
+			t.Fatal(err)
+		}
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := tr.Read(buf); err != nil {
+					return
+				}
 			}
+		})
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+			if dc.Label() == commandChannelLabel {
+				dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"bench"}}`) })
+			}
+			dc.OnMessage(func(webrtc.DataChannelMessage) {})
+		})
+		if err := pc.SetRemoteDescription(o.SDP); err != nil {
+			t.Fatal(err)
 		}
-	})
-	viewer.OnDataChannel(func(dc *webrtc.DataChannel) {
-		if dc.Label() == commandChannelLabel {
-			dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"bench"}}`) })
-		}
-		dc.OnMessage(func(webrtc.DataChannelMessage) {})
-	})
-	connected := make(chan struct{})
-	var once sync.Once
-	viewer.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(connected) })
-		}
-	})
-	offer, err := dev.CreateOffer(nil)
-	if err != nil {
-		tb.Fatal(err)
+		answer, _ := pc.CreateAnswer(nil)
+		gather := webrtc.GatheringCompletePromise(pc)
+		pc.SetLocalDescription(answer)
+		<-gather
+		enc.Encode(benchSDP{ID: o.ID, SDP: *pc.LocalDescription()})
 	}
-	gather := webrtc.GatheringCompletePromise(dev)
-	dev.SetLocalDescription(offer)
-	<-gather
-	if err := viewer.SetRemoteDescription(*dev.LocalDescription()); err != nil {
-		tb.Fatal(err)
-	}
-	answer, _ := viewer.CreateAnswer(nil)
-	gather = webrtc.GatheringCompletePromise(viewer)
-	viewer.SetLocalDescription(answer)
-	<-gather
-	if err := dev.SetRemoteDescription(*viewer.LocalDescription()); err != nil {
-		tb.Fatal(err)
-	}
-	select {
-	case <-connected:
-	case <-time.After(20 * time.Second):
-		tb.Fatal("viewer did not connect")
-	}
-	return func() {
-		viewer.Close()
-		dev.Close()
-		detach()
-	}
+	os.Exit(0) // the viewers' goroutines end with the process
 }
 
 // BenchmarkViewersPerCore streams synthetic 720p30 at 2 Mbit/s to n pion
-// viewers over loopback for 5 s and reports the process's CPU time per
-// viewer. Device and viewers share the process, so the receivers' SRTP
-// decryption (or SCTP reassembly) is counted too: the figure is an upper
-// bound of the device's cost, and viewers-per-core a lower bound.
+// viewers over loopback for 5 s and reports the device's CPU time per
+// viewer. The device's PeerConnections are set up exactly as a session sets
+// them up (attachSRTP / attachFMP4: real ICE, DTLS, SRTP or SCTP), with the
+// SDP passed to the viewers' process instead of through a bridge.
 func BenchmarkViewersPerCore(b *testing.B) {
 	for _, transport := range []string{"srtp", "fmp4"} {
-		for _, n := range []int{20, 50} {
+		for _, n := range []int{20, 100} {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
-				api, err := newWebRTCAPI(true)
-				if err != nil {
-					b.Fatal(err)
-				}
-				stream := media.NewStream("bench", synthetic720p(b), slog.New(slog.NewTextHandler(io.Discard, nil)))
-				defer stream.Close()
-				var closers []func()
-				for range n {
-					closers = append(closers, benchViewer(b, api, stream, transport))
-				}
-				defer func() {
-					for _, c := range closers {
-						c()
-					}
-				}()
-				time.Sleep(2 * time.Second) // GOP bursts and handshakes settle
-				const window = 5 * time.Second
-				b.ResetTimer()
-				for range b.N {
-					cpu0, wall0 := cpuTime(), time.Now()
-					time.Sleep(window)
-					cpu, wall := cpuTime()-cpu0, time.Since(wall0)
-					perViewer := cpu.Seconds() / wall.Seconds() / float64(n) // cores per viewer
-					b.ReportMetric(perViewer*1000, "mcore/viewer")
-					b.ReportMetric(1/perViewer, "viewers/core")
-				}
+				benchViewersPerCore(b, transport, n)
 			})
 		}
+	}
+}
+
+func benchViewersPerCore(b *testing.B, transport string, n int) {
+	api, err := newWebRTCAPI(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stream := media.NewStream("bench", synthetic720p(b), log)
+	defer stream.Close()
+
+	helper := exec.Command(os.Args[0], "-test.run=^TestBenchViewerHelper$")
+	helper.Env = append(os.Environ(), helperEnv+"=1")
+	helper.Stderr = os.Stderr
+	toHelper, err := helper.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fromHelper, err := helper.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		toHelper.Close()
+		helper.Wait()
+	}()
+	answers := bufio.NewScanner(fromHelper)
+	answers.Buffer(nil, 1<<20)
+	enc := json.NewEncoder(toHelper)
+
+	var pcs []*webrtc.PeerConnection
+	var detaches []func()
+	defer func() {
+		for i, pc := range pcs {
+			pc.Close()
+			detaches[i]()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range n {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var detach func()
+		if transport == "fmp4" {
+			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log)
+		} else {
+			_, detach, err = attachSRTP(pc, stream, log)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		pcs, detaches = append(pcs, pc), append(detaches, detach)
+		connected := make(chan struct{})
+		var once sync.Once
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateConnected {
+				once.Do(func() { close(connected) })
+			}
+		})
+		offer, _ := pc.CreateOffer(nil)
+		gather := webrtc.GatheringCompletePromise(pc)
+		pc.SetLocalDescription(offer)
+		<-gather
+		if err := enc.Encode(benchSDP{ID: i, SDP: *pc.LocalDescription()}); err != nil {
+			b.Fatal(err)
+		}
+		if !answers.Scan() {
+			b.Fatalf("viewer process ended: %v", answers.Err())
+		}
+		var a benchSDP
+		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
+			b.Fatal(err)
+		}
+		if err := pc.SetRemoteDescription(a.SDP); err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			select {
+			case <-connected:
+			case <-time.After(30 * time.Second):
+				b.Error("a viewer did not connect")
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second) // GOP bursts and handshakes settle
+	const window = 5 * time.Second
+	b.ResetTimer()
+	for range b.N {
+		u0, s0 := cpuTimes()
+		wall0 := time.Now()
+		time.Sleep(window)
+		u1, s1 := cpuTimes()
+		wall := time.Since(wall0).Seconds() * float64(n)
+		user, sys := (u1-u0).Seconds()/wall, (s1-s0).Seconds()/wall // cores per viewer
+		b.ReportMetric((user+sys)*1000, "mcore/viewer")
+		b.ReportMetric(user*1000, "user-mcore/viewer")
+		b.ReportMetric(sys*1000, "sys-mcore/viewer")
+		b.ReportMetric(1/(user+sys), "viewers/core")
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -59,9 +60,19 @@ func newTestMeshWith(t *testing.T, tune func(*Config)) *testMesh {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// "phone": the sample's video with G.711 µ-law audio (silence), which
+	// srtp viewers get as a PCMU track.
+	aus, _ := media.SampleClip()
+	silence := make([]media.AudioFrame, 50)
+	for i := range silence {
+		silence[i] = media.AudioFrame{Data: bytes.Repeat([]byte{0xff}, 160), Samples: 160}
+	}
+	phone := media.NewStream("phone", &media.LoopSource{Name: "sample video, PCMU silence", Video: aus,
+		FrameDuration: media.SampleFrameDuration, Audio: silence,
+		AudioFormat: &media.AudioFormat{Codec: media.AudioPCMU, SampleRate: 8000, Channels: 1}}, nil)
 	cfg := Config{
 		Mesh: tm.device, Rooms: []string{"lobby"},
-		Streams:         map[string]*media.Stream{"cam": stream},
+		Streams:         map[string]*media.Stream{"cam": stream, "phone": phone},
 		IncludeLoopback: true,
 	}
 	if tune != nil {
@@ -70,6 +81,7 @@ func newTestMeshWith(t *testing.T, tune func(*Config)) *testMesh {
 	tm.dev, err = New(ctx, cfg)
 	if err != nil {
 		stream.Close()
+		phone.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tm.dev.Close() })
@@ -110,8 +122,8 @@ func TestDeviceRefusesWhatItDoesNotServe(t *testing.T) {
 		join *signal.Message
 		want string
 	}{
-		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam`},
-		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope", Transport: "fmp4"}, `stream "nope" not found; this device serves: cam`},
+		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam, phone`},
+		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope", Transport: "fmp4"}, `stream "nope" not found; this device serves: cam, phone`},
 	} {
 		c := tm.open(t, tc.join)
 		m, err := c.Recv(5 * time.Second)

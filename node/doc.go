@@ -3,7 +3,8 @@
 // (protocol signal.ProtocolID), and for each viewer creates a pion
 // PeerConnection, sends the offer (the ERS flow) or answers the viewer's
 // offer (WHEP, answer.go) in the same session, and streams media to the
-// viewer peer to peer.
+// viewer peer to peer: WebRTC tracks for the srtp transport (srtp.go), EMS
+// data channels carrying fragmented MP4 for the fmp4 transport (fmp4.go).
 //
 // It owns viewer sessions and their PeerConnections. Media sources live in
 // package media; the libp2p host and DHT in package mesh; the wire format in

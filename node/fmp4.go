@@ -8,10 +8,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 // The fmp4 transport of EMS (ERS-PROTOCOL.md §4-5): no media tracks; the
@@ -24,6 +27,10 @@ const (
 
 	// emsFailText is the text EMS answers a failed fmp4Request with.
 	emsFailText = "Requested stream could not be sent!"
+
+	// requestTimeout is how long a viewer has to send its fmp4Request once
+	// the command channel is open (EvoStream's player sends it at once).
+	requestTimeout = 15 * time.Second
 
 	// maxCommandSize caps one command channel message from the viewer.
 	maxCommandSize = 4 << 10
@@ -55,12 +62,15 @@ type fmp4Viewer struct {
 	streams map[string]*media.Stream
 	cmd     *webrtc.DataChannel
 	data    *webrtc.DataChannel
+	limit   uint64        // maxBuffered, but for tests
+	skipped atomic.Uint64 // frames skipped for back-pressure
 	open    chan struct{} // closed when the stream channel opens
 	quit    chan struct{} // closed by detach
 
 	mu       sync.Mutex // guards requested, detached and sub
 	detached bool
 	sub      *media.FMP4Viewer
+	timer    *time.Timer // the request deadline
 	stream   *media.Stream
 	wg       sync.WaitGroup
 }
@@ -68,6 +78,16 @@ type fmp4Viewer struct {
 // attachFMP4 adds the EMS data channels to pc. They are created before the
 // offer, so the offer carries them (an SCTP m-line) and no media tracks.
 func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger) (func(), error) {
+	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
+	if err != nil {
+		return nil, err
+	}
+	return v.detach, nil
+}
+
+// newFMP4Viewer is attachFMP4 with the back-pressure limit as a parameter,
+// so that tests can reach it quickly.
+func newFMP4Viewer(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, limit uint64) (*fmp4Viewer, error) {
 	ordered := true
 	cmd, err := pc.CreateDataChannel(commandChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
 	if err != nil {
@@ -77,34 +97,68 @@ func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", streamChannelLabel, err)
 	}
-	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, open: make(chan struct{}), quit: make(chan struct{})}
+	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, limit: limit, open: make(chan struct{}), quit: make(chan struct{})}
 	var openOnce sync.Once
 	data.OnOpen(func() { openOnce.Do(func() { close(v.open) }) })
 	cmd.OnMessage(v.onCommand)
-	return v.detach, nil
+	// A viewer that opens the channels but never asks for a stream holds a
+	// PeerConnection for nothing: close it after requestTimeout.
+	cmd.OnOpen(func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.detached || v.timer != nil {
+			return
+		}
+		v.timer = time.AfterFunc(requestTimeout, func() {
+			v.mu.Lock()
+			idle := v.sub == nil && !v.detached
+			v.mu.Unlock()
+			if idle {
+				v.log.Warn("fmp4: viewer sent no fmp4Request; closing its connection", "after", requestTimeout)
+				pc.Close()
+			}
+		})
+	})
+	return v, nil
+}
+
+// errNotRequest marks a command that is not an fmp4Request: ignored.
+var errNotRequest = errors.New("not an fmp4Request")
+
+// parseFMP4Request reads one command channel message from the viewer. It
+// returns errNotRequest for other commands.
+func parseFMP4Request(b []byte) (name string, err error) {
+	if len(b) > maxCommandSize {
+		return "", fmt.Errorf("command of %d bytes (limit %d)", len(b), maxCommandSize)
+	}
+	var c fmp4Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return "", fmt.Errorf("malformed command: %w", err)
+	}
+	if c.Type != "fmp4Request" {
+		return "", fmt.Errorf("%w: %q", errNotRequest, c.Type)
+	}
+	var req struct {
+		Name *string `json:"name"`
+	}
+	if err := json.Unmarshal(c.Payload, &req); err != nil || req.Name == nil {
+		return "", errors.New("fmp4Request without a stream name")
+	}
+	return *req.Name, nil
 }
 
 func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
-	if len(m.Data) > maxCommandSize {
-		v.log.Warn("fmp4: oversized command from viewer", "bytes", len(m.Data))
+	name, err := parseFMP4Request(m.Data)
+	if errors.Is(err, errNotRequest) {
+		v.log.Debug("fmp4: ignoring command", "err", err)
 		return
 	}
-	var c fmp4Command
-	if err := json.Unmarshal(m.Data, &c); err != nil {
-		v.log.Warn("fmp4: malformed command from viewer", "err", err)
+	if err != nil {
+		v.log.Warn("fmp4: bad command from viewer", "err", err)
+		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " " + err.Error() + "."})
 		return
 	}
-	if c.Type != "fmp4Request" {
-		v.log.Debug("fmp4: ignoring command", "type", c.Type)
-		return
-	}
-	var req struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(c.Payload, &req); err != nil {
-		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " The request has no stream name."})
-		return
-	}
+	req := struct{ Name string }{name}
 	st, ok := v.streams[req.Name]
 	if !ok {
 		names := make([]string, 0, len(v.streams))
@@ -150,7 +204,6 @@ func (v *fmp4Viewer) respond(r fmp4Response) {
 func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	defer v.wg.Done()
 	waitKey := false
-	skipped := 0
 	for c := range sub.C {
 		select {
 		case <-v.open:
@@ -168,15 +221,17 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 			}
 		}
 		if waitKey && !c.Key {
-			skipped++
+			v.skipped.Add(1)
 			continue
 		}
-		if v.data.BufferedAmount() > maxBuffered {
+		// A MOOV always goes: small, and nothing after it plays without it.
+		isMoov := len(c.Data) > 0 && c.Data[0] == ems.TypeMoov
+		if !isMoov && v.data.BufferedAmount() > v.limit {
 			if !waitKey {
 				v.log.Info("fmp4: viewer is slow; skipping to the next keyframe", "buffered", v.data.BufferedAmount())
 			}
 			waitKey = true
-			skipped++
+			v.skipped.Add(1)
 			continue
 		}
 		waitKey = false
@@ -205,6 +260,9 @@ func (v *fmp4Viewer) detach() {
 	v.mu.Lock()
 	if !v.detached {
 		close(v.quit)
+	}
+	if v.timer != nil {
+		v.timer.Stop()
 	}
 	v.detached = true
 	sub, st := v.sub, v.stream

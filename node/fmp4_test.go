@@ -2,13 +2,20 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 // TestFMP4ViewerGetsH264AndAAC runs the EMS fmp4 transport with a pion
@@ -110,8 +117,13 @@ func TestManySRTPViewersGetEveryFrame(t *testing.T) {
 	for i, v := range viewers {
 		v.mu.Lock()
 		frames := append([]uint32(nil), v.frames...)
-		sdp := v.offerSDP
+		sdp, first := v.offerSDP, v.firstNAL
 		v.mu.Unlock()
+		// The first picture a viewer gets is decodable: the keyframe's
+		// parameter sets (SPS, 7) or the IDR slice itself (5).
+		if first != 7 && first != 5 {
+			t.Errorf("viewer %d: first NAL unit type %d, want SPS or IDR", i, first)
+		}
 		if i == 0 && !strings.Contains(sdp, "\r\ni="+aacOnSRTPNote+"\r\n") {
 			t.Errorf("srtp offer of an AAC stream lacks the note for the player:\n%s", sdp)
 		}
@@ -122,5 +134,221 @@ func TestManySRTPViewersGetEveryFrame(t *testing.T) {
 				t.Fatalf("viewer %d: frame %d is %d ticks after the previous: frames missing", i, j, d)
 			}
 		}
+	}
+}
+
+// TestSRTPViewerGetsG711Audio: G.711 passes through to srtp viewers as a
+// PCMU track next to the video.
+func TestSRTPViewerGetsG711Audio(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "srtp", "phone")
+	v.waitFor("audio and video", 20*time.Second, func() bool { return v.audioPackets >= 50 && len(v.frames) >= 30 })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.audioCodec != "audio/PCMU" {
+		t.Errorf("audio codec %q, want audio/PCMU", v.audioCodec)
+	}
+	if strings.Contains(v.offerSDP, "\r\ni=") {
+		t.Errorf("offer carries a note although the audio is sent:\n%s", v.offerSDP)
+	}
+}
+
+// TestFMP4ViewersUnaffectedByStalledOne: fmp4 viewers each get every
+// frame's segment while another fmp4 viewer has stopped reading its data
+// channel altogether.
+func TestFMP4ViewersUnaffectedByStalledOne(t *testing.T) {
+	tm := newTestMesh(t)
+	stalled := newTestViewer(t, tm, "stalled", "fmp4", "cam")
+	stalled.stall = true
+	var viewers []*testViewer
+	for i := range 5 {
+		viewers = append(viewers, newTestViewer(t, tm, fmt.Sprintf("viewer%d", i), "fmp4", "cam"))
+	}
+	var wg sync.WaitGroup
+	for _, v := range viewers {
+		wg.Go(func() {
+			v.waitFor("90 segments", 30*time.Second, func() bool { return len(v.segments) >= 90 || v.parseErr != nil })
+		})
+	}
+	wg.Wait()
+	for i, v := range viewers {
+		v.mu.Lock()
+		segs, perr := append([]ems.Segment(nil), v.segments...), v.parseErr
+		v.mu.Unlock()
+		if perr != nil {
+			t.Fatalf("viewer %d: %v", i, perr)
+		}
+		var last uint64
+		for j, s := range segs {
+			base := parseSegment(t, s)[0].Tracks[0].BaseTime
+			if j > 0 && base-last > 3001 {
+				t.Fatalf("viewer %d: segment %d jumps %d ticks: frames missing", i, j, base-last)
+			}
+			last = base
+		}
+	}
+}
+
+func FuzzFMP4Request(f *testing.F) {
+	f.Add([]byte(`{"type":"fmp4Request","payload":{"name":"cam"}}`))
+	f.Add([]byte(`{"type":"fmp4Request","payload":{}}`))
+	f.Add([]byte(`{"type":"metadata","payload":{"data":1}}`))
+	f.Add([]byte(`{"type":"fmp4Request","payload":"cam"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := parseFMP4Request(b)
+		if err == nil && len(name) > len(b) {
+			t.Fatalf("name of %d bytes from %d input bytes", len(name), len(b))
+		}
+		if err != nil && name != "" {
+			t.Fatalf("error %v with a name", err)
+		}
+	})
+}
+
+func TestParseFMP4Request(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"fmp4Request","payload":{"name":"cam"}}`: "cam",
+		`{"type":"fmp4Request","payload":{"name":""}}`:    "",
+	} {
+		if got, err := parseFMP4Request([]byte(in)); err != nil || got != want {
+			t.Errorf("parse %s = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{`{"type":"fmp4Request","payload":{}}`, `nonsense`, `{"type":"fmp4Request"}`, strings.Repeat(" ", maxCommandSize+1)} {
+		if _, err := parseFMP4Request([]byte(in)); err == nil || errors.Is(err, errNotRequest) {
+			t.Errorf("parse %.40q: err = %v, want a failure to answer", in, err)
+		}
+	}
+	if _, err := parseFMP4Request([]byte(`{"type":"metadata"}`)); !errors.Is(err, errNotRequest) {
+		t.Errorf("other commands: err = %v, want errNotRequest", err)
+	}
+}
+
+// pairUp connects a device-side and a viewer-side PeerConnection in-process
+// (full ICE gathering, no trickle).
+func pairUp(t *testing.T, dev, viewer *webrtc.PeerConnection) {
+	t.Helper()
+	connected := make(chan struct{})
+	var once sync.Once
+	viewer.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	offer, err := dev.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather := webrtc.GatheringCompletePromise(dev)
+	if err := dev.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := viewer.SetRemoteDescription(*dev.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := viewer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather = webrtc.GatheringCompletePromise(viewer)
+	if err := viewer.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := dev.SetRemoteDescription(*viewer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the viewer did not connect")
+	}
+}
+
+// TestFMP4BackPressure: a viewer that stops reading its stream channel
+// makes the device's bufferedAmount pass the limit; the device then skips
+// frames (to the next keyframe) and the buffer stays bounded.
+func TestFMP4BackPressure(t *testing.T) {
+	stream := media.NewStream("hd", synthetic720p(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer stream.Close()
+	api, err := newWebRTCAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 64 << 10
+	v, err := newFMP4Viewer(dev, map[string]*media.Stream{"hd": stream}, slog.New(slog.NewTextHandler(io.Discard, nil)), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstall := make(chan struct{})
+	got := make(chan int, 1)
+	viewer.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == commandChannelLabel {
+			dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"hd"}}`) })
+			return
+		}
+		n := 0
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			if n += len(m.Data); n > 256<<10 {
+				select {
+				case got <- n:
+				default:
+				}
+				<-unstall // stop reading: as a viewer on a link far too slow
+			}
+		})
+	})
+	defer func() {
+		close(unstall)
+		viewer.Close()
+		dev.Close()
+		v.detach()
+	}()
+	pairUp(t, dev, viewer)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the viewer received nothing")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	maxSeen := uint64(0)
+	for v.skipped.Load() < 30 {
+		maxSeen = max(maxSeen, v.data.BufferedAmount())
+		if time.Now().After(deadline) {
+			t.Fatalf("device skipped %d frames in 20 s (buffered %d), want it to skip once over %d", v.skipped.Load(), v.data.BufferedAmount(), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Over the limit by at most one frame (a 60 KB keyframe and its records).
+	if maxSeen > limit+80<<10 {
+		t.Errorf("buffered up to %d bytes, want at most the %d limit and one frame", maxSeen, limit)
+	}
+}
+
+// TestFMP4NoteForG711: an fmp4 viewer of a G.711 stream gets the video and
+// a note that srtp carries the sound.
+func TestFMP4NoteForG711(t *testing.T) {
+	tm := newTestMesh(t)
+	v := newTestViewer(t, tm, "viewer1", "fmp4", "phone")
+	v.waitFor("10 segments", 15*time.Second, func() bool { return len(v.segments) >= 10 || v.parseErr != nil })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.init == nil || v.init.Codecs() != "avc1.42c01f" {
+		t.Errorf("init %+v, want video only", v.init)
+	}
+	if !strings.Contains(v.offerSDP, "\r\ni=This stream's audio is PCMU") || !strings.Contains(v.offerSDP, "srtp") {
+		t.Errorf("offer lacks the note:\n%s", v.offerSDP)
 	}
 }

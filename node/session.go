@@ -215,6 +215,7 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 		return nil, err
 	}
 	if transportOf(join) == "fmp4" {
+		s.note = fmp4Note(stream)
 		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log)
 	} else {
 		s.note, s.detach, err = attachSRTP(pc, stream, s.log)
@@ -350,32 +351,4 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *sign
 		s.log.Debug("viewer event", "type", m.Type)
 	}
 	return nil
-}
-
-// transportOf is the join's transport: EMS players send "fmp4" or "srtp";
-// older ones send none and get srtp, the only transport they know.
-func transportOf(join *signal.Message) string {
-	if join.Transport == "fmp4" {
-		return "fmp4"
-	}
-	return "srtp"
-}
-
-// withSessionInfo adds note to an SDP as its session information line
-// ("i=", RFC 8866 §5.4), right after the session name: browsers ignore it,
-// our player shows it.
-func withSessionInfo(sdp, note string) string {
-	if note == "" {
-		return sdp
-	}
-	i := strings.Index(sdp, "\r\ns=")
-	if i < 0 {
-		return sdp
-	}
-	j := strings.Index(sdp[i+2:], "\r\n")
-	if j < 0 {
-		return sdp
-	}
-	at := i + 2 + j + 2
-	return sdp[:at] + "i=" + strings.NewReplacer("\r", " ", "\n", " ").Replace(note) + "\r\n" + sdp[at:]
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
@@ -30,20 +31,31 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		log.Info("srtp viewer gets video only: the stream's audio is AAC; transport fmp4 carries it")
 		note = aacOnSRTPNote
 	}
-	for _, t := range tracks {
+	for i, t := range tracks {
 		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			detach()
 			return "", nil, fmt.Errorf("add %s track: %w", t.Kind(), err)
 		}
 		sender := tr.Sender()
+		video := i == 0
 		// RTCP must be read for the interceptors (NACK, reports) to see
-		// it; the loop ends when the PeerConnection closes.
+		// it; a viewer's keyframe request is answered from the GOP cache.
+		// The loop ends when the PeerConnection closes.
 		go func() {
-			buf := make([]byte, 1500)
 			for {
-				if _, _, err := sender.Read(buf); err != nil {
+				pkts, _, err := sender.ReadRTCP()
+				if err != nil {
 					return
+				}
+				if !video {
+					continue
+				}
+				for _, p := range pkts {
+					switch p.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						v.RequestKeyframe()
+					}
 				}
 			}
 		}()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media/ems"
@@ -35,6 +36,13 @@ type testViewer struct {
 	offerSDP string
 	// srtp: video RTP timestamps of completed frames (marker bit), in order.
 	frames []uint32
+	// firstNAL is the NAL unit type of the first video packet's first unit
+	// (inside a STAP-A or FU-A).
+	firstNAL byte
+	senderReports int
+	// srtp audio
+	audioCodec   string
+	audioPackets int
 	// fmp4
 	response *fmp4Response
 	init     *ems.Init
@@ -42,7 +50,7 @@ type testViewer struct {
 	parseErr error
 }
 
-func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string) *testViewer {
+func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
 	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
 	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
@@ -53,6 +61,10 @@ func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string
 		t.Fatal(err)
 	}
 	ir := &interceptor.Registry{}
+	// Interceptors registered first sit nearest the network.
+	for _, f := range first {
+		ir.Add(f)
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
 	}
@@ -131,12 +143,36 @@ func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string
 	return v
 }
 
-func (v *testViewer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (v *testViewer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	if tr.Kind() == webrtc.RTPCodecTypeVideo {
+		// The device's RTCP: sender reports (RFC 3550 §6.4.1).
+		go func() {
+			for {
+				pkts, _, err := recv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.SenderReport); ok {
+						v.mu.Lock()
+						v.senderReports++
+						v.mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
 	if tr.Kind() != webrtc.RTPCodecTypeVideo {
+		v.mu.Lock()
+		v.audioCodec = tr.Codec().MimeType
+		v.mu.Unlock()
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
 			}
+			v.mu.Lock()
+			v.audioPackets++
+			v.mu.Unlock()
 		}
 	}
 	if tr.Codec().MimeType != webrtc.MimeTypeH264 {
@@ -150,6 +186,20 @@ func (v *testViewer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if err != nil {
 			return
 		}
+		v.mu.Lock()
+		if v.firstNAL == 0 && len(p.Payload) > 2 {
+			switch t := p.Payload[0] & 0x1f; t {
+			case 24: // STAP-A: 2-byte size, then the first unit
+				if len(p.Payload) > 3 {
+					v.firstNAL = p.Payload[3] & 0x1f
+				}
+			case 28: // FU-A
+				v.firstNAL = p.Payload[1] & 0x1f
+			default:
+				v.firstNAL = t
+			}
+		}
+		v.mu.Unlock()
 		if p.Marker {
 			v.mu.Lock()
 			v.frames = append(v.frames, p.Timestamp)

@@ -341,7 +341,7 @@ func runDevice(args []string) error {
 	var rooms listFlag
 	fs.Var(&rooms, "room", "room `name` to publish: name, or name@<this device's peer ID> for an owned room (repeatable)")
 	var streamFlags listFlag
-	fs.Var(&streamFlags, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 Annex-B file[,audio=file.aac][,fps=N], - for stdin, rtsp://..., or rtp://host:port,sdp=file.sdp; a bare NAME serves the sample clip")
+	fs.Var(&streamFlags, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 Annex-B file[,audio=file.aac|file.ogg][,fps=N], an MP4 file, - for stdin, rtsp://..., or rtp://host[:port],sdp=file.sdp (ports from the SDP); a bare NAME serves the sample clip")
 	ttl := fs.Duration("record-ttl", node.DefaultRecordTTL, "how long a room record stays valid; republished at a third of it")
 	server := fs.Bool("dht-server", false, "serve the DHT (only when this device is publicly reachable)")
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")

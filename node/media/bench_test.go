@@ -27,8 +27,8 @@ func (discardContext) RTCPReader() interceptor.RTCPReader                     { 
 
 type discardWriter struct{}
 
-func (discardWriter) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, nil }
-func (discardWriter) Write(b []byte) (int, error)               { return len(b), nil }
+func (discardWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) { return 12 + len(p), nil }
+func (discardWriter) Write(b []byte) (int, error)                   { return len(b), nil }
 
 // BenchmarkFanout is the per-frame work of a stream with n fmp4 and n srtp
 // viewers: one fMP4 mux and one RTP packetization for all, then a queue

@@ -1,8 +1,13 @@
-// Package media turns video sources into timed H.264 access units and feeds
-// them, once per frame, to every viewer of a stream.
+// Package media turns a device's sources into streams: it reads H.264 video
+// and AAC, Opus or G.711 audio from the built-in clip, files, a pipe, MP4
+// files, RTSP cameras and RTP pushes, and prepares every frame once for all
+// viewers: RTP packets for the srtp transport, an fMP4 segment in the EMS
+// record framing (package ems) for the fmp4 transport. Each Stream keeps the
+// current GOP so that a new viewer starts on a keyframe at once, and bounds
+// what a slow viewer can hold.
 //
-// It owns the Annex-B stream parser, the built-in sample clip and the
-// per-stream pacing loop. It knows nothing of rooms, bridges or signalling:
-// the device (package node) attaches a Stream's track to each viewer's
-// PeerConnection.
+// It owns the sources' parsers, the per-stream reader goroutine, the GOP
+// cache and the viewers' queues. It knows nothing of rooms, bridges,
+// signalling or data channels: the device (package node) attaches a
+// stream's viewers to PeerConnections.
 package media

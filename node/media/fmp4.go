@@ -74,9 +74,9 @@ func (m *fmp4Muxer) segment(nalus [][]byte, key bool, pts, dur time.Duration, au
 	m.seq++
 	part := fmp4.Part{SequenceNumber: m.seq, Tracks: []*fmp4.PartTrack{{
 		ID:       videoTrackID,
-		BaseTime: uint64(int64(pts) * clockRate / int64(time.Second)),
+		BaseTime: uint64(ticks(pts, clockRate)),
 		Samples: []*fmp4.PartSample{{
-			Duration:        uint32(int64(dur) * clockRate / int64(time.Second)),
+			Duration:        uint32(ticks(dur, clockRate)),
 			IsNonSyncSample: !key,
 			Payload:         avcc,
 		}},

@@ -41,7 +41,8 @@ func (l *LoopSource) Run(ctx context.Context, w Writer) error {
 		tv := time.Duration(nv) * l.FrameDuration
 		ta := time.Duration(1<<62 - 1)
 		if len(audio) > 0 {
-			ta = time.Duration(audioSamples * int64(time.Second) / int64(l.AudioFormat.SampleRate))
+			rate := int64(l.AudioFormat.SampleRate)
+			ta = time.Duration(audioSamples/rate)*time.Second + time.Duration(audioSamples%rate)*time.Second/time.Duration(rate)
 		}
 		next := min(tv, ta)
 		if wait := time.Until(start.Add(next)); wait > 0 {

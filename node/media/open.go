@@ -32,11 +32,11 @@ func ParseStreamFlag(v string) (name, source string, err error) {
 // Spec is a parsed SOURCE: the source itself and its options.
 //
 //	sample:                          the built-in clip (H.264 and AAC)
-//	cam.h264[,audio=cam.aac][,fps=25] an H.264 Annex-B file, looped; ADTS AAC alongside
-//	clip.mp4                         an MP4 file (H.264, AAC), looped
+//	cam.h264[,audio=cam.aac][,fps=25] an H.264 Annex-B file, looped; ADTS AAC or Ogg Opus alongside
+//	clip.mp4                         an MP4 file (H.264 without B-frames, AAC-LC), looped
 //	- or pipe:[,fps=30]              H.264 Annex-B on standard input
 //	rtsp://user:pass@cam/stream      an RTSP camera (H.264; AAC, Opus, G.711)
-//	rtp://0.0.0.0:5004,sdp=in.sdp    RTP pushed to a UDP port, described by an SDP file
+//	rtp://0.0.0.0[:5004],sdp=in.sdp  RTP pushed to UDP ports, described by an SDP file (its m= ports)
 type Spec struct {
 	Source string
 	Opts   map[string]string
@@ -99,7 +99,7 @@ func Open(source string, stdin io.Reader) (Source, error) {
 	}
 	switch strings.ToLower(filepath.Ext(sp.Source)) {
 	case ".mp4", ".m4v", ".mov":
-		return nil, fmt.Errorf("%w %q: MP4 files are not read yet; pipe the H.264 in: ffmpeg -re -i %s -c:v copy -bsf:v h264_mp4toannexb -f h264 - | ersmesh device --stream NAME=-", ErrBadSource, sp.Source, sp.Source)
+		return OpenMP4(sp.Source)
 	}
 	return openAnnexBFile(sp)
 }
@@ -152,8 +152,13 @@ func openAnnexBFile(sp Spec) (Source, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w %q: %w", ErrBadSource, a, err)
 			}
+		case ".ogg", ".opus":
+			src.Audio, src.AudioFormat, err = readAllOggOpus(bytes.NewReader(ab))
+			if err != nil {
+				return nil, fmt.Errorf("%w %q: %w", ErrBadSource, a, err)
+			}
 		default:
-			return nil, fmt.Errorf("%w %q: audio files must be ADTS AAC (.aac)", ErrBadSource, a)
+			return nil, fmt.Errorf("%w %q: audio files must be ADTS AAC (.aac) or Ogg Opus (.ogg, .opus)", ErrBadSource, a)
 		}
 		src.Name += ",audio=" + a
 	}
@@ -186,6 +191,9 @@ func (p *PipeSource) Run(ctx context.Context, w Writer) error {
 		au, err := ar.ReadAU()
 		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		if errors.Is(err, ErrNotAnnexB) {
+			return fmt.Errorf("%w %q: %w", ErrBadSource, p.Name, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)

@@ -64,8 +64,16 @@ func NewRTPSource(raw, sdpPath string) (*RTPSource, error) {
 		}
 		r.ports = append(r.ports, md.MediaName.Port.Value)
 	}
-	if _, _, err := newRTPIngest(r.medias); err != nil {
+	in, _, err := newRTPIngest(r.medias)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.name, err)
+	}
+	if p := u.Port(); p != "" {
+		for i, m := range r.medias {
+			if m == in.videoMedia && strconv.Itoa(r.ports[i]) != p {
+				return nil, fmt.Errorf("%w %q: the SDP puts the video on port %d, not %s", ErrBadSource, r.name, r.ports[i], p)
+			}
+		}
 	}
 	return r, nil
 }
@@ -151,7 +159,8 @@ func (r *RTPSource) Run(ctx context.Context, w Writer) error {
 				}
 				ext += int64(int32(p.Timestamp - last))
 				last = p.Timestamp
-				pts := offset + time.Duration(ext*int64(time.Second)/int64(t.clock))
+				rate := int64(t.clock)
+				pts := offset + time.Duration(ext/rate)*time.Second + time.Duration(ext%rate)*time.Second/time.Duration(rate)
 				mu.Lock()
 				if t.video {
 					in.video(&p, pts)

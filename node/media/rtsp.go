@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 type RTSPSource struct {
 	u    *base.URL
 	name string // the URL without credentials, for logs
+	log  *slog.Logger
 }
+
+func (r *RTSPSource) setLogger(l *slog.Logger) { r.log = l }
 
 // NewRTSPSource checks the URL; it does not connect yet.
 func NewRTSPSource(raw string) (*RTSPSource, error) {
@@ -43,7 +47,17 @@ func (r *RTSPSource) String() string { return r.name }
 
 // Run implements Source.
 func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
-	c := gortsplib.Client{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	log := r.log
+	if log == nil {
+		log = slog.Default()
+	}
+	// gortsplib's own defaults print to the standard logger.
+	c := gortsplib.Client{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		OnTransportSwitch: func(err error) { log.Info("rtsp: switching transport", "why", err) },
+		OnPacketLost:      func(err error) { log.Debug("rtsp: packets lost", "err", err) },
+		OnDecodeError:     func(err error) { log.Debug("rtsp: decode error", "err", err) },
+	}
 	if err := c.Start(r.u.Scheme, r.u.Host); err != nil {
 		return fmt.Errorf("%s: %w", r.name, err)
 	}
@@ -71,7 +85,8 @@ func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
 		if !ok {
 			return 0, false
 		}
-		return time.Duration(v * int64(time.Second) / int64(f.ClockRate())), true
+		rate := int64(f.ClockRate())
+		return time.Duration(v/rate)*time.Second + time.Duration(v%rate)*time.Second/time.Duration(rate), true
 	}
 	// gortsplib calls each media's callback from one goroutine per media;
 	// the Stream's Writer is safe for that.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media/ems"
 )
@@ -134,7 +137,7 @@ func TestBadSourcesNameThemselves(t *testing.T) {
 		{"ftp://cam/x", `"ftp://cam/x": unsupported scheme`},
 		{h264 + ",colour=blue", `unknown option "colour"`},
 		{h264 + ",fps=0", `fps "0"`},
-		{h264 + ",audio=" + garbage, "audio files must be ADTS AAC"},
+		{h264 + ",audio=" + garbage, "audio files must be ADTS AAC (.aac) or Ogg Opus"},
 		{"rtp://127.0.0.1:5004", "needs its SDP file"},
 		{"rtp://127.0.0.1:5004,sdp=" + garbage, "not an SDP file"},
 	} {
@@ -255,14 +258,21 @@ func (h *rtspServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-func startRTSPServer(t *testing.T, addr string) *rtspServer {
+// startRTSPServer serves the sample's video with its AAC audio, or with
+// G.711 µ-law silence when pcmu is set.
+func startRTSPServer(t *testing.T, addr string, pcmu ...bool) *rtspServer {
 	t.Helper()
 	aus, _ := SampleClip()
 	audio, afmt, _ := SampleAudio()
 	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
 	aac := &format.MPEG4Audio{PayloadTyp: 97, Config: afmt.AAC, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
+	g711 := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
+	usePCMU := len(pcmu) > 0 && pcmu[0]
 	vm := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}
 	am := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{aac}}
+	if usePCMU {
+		am.Formats = []format.Format{g711}
+	}
 	h := &rtspServer{stop: make(chan struct{})}
 	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: addr}
 	if err := h.srv.Start(); err != nil {
@@ -280,6 +290,11 @@ func startRTSPServer(t *testing.T, addr string) *rtspServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	genc, err := g711.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	silence := bytes.Repeat([]byte{0xff}, 266) // 1/30 s of µ-law silence
 	h.wg.Go(func() {
 		tick := time.NewTicker(SampleFrameDuration)
 		defer tick.Stop()
@@ -297,6 +312,18 @@ func startRTSPServer(t *testing.T, addr string) *rtspServer {
 			for _, p := range pkts {
 				p.Timestamp = uint32(n * 3000)
 				stream.WritePacketRTP(vm, p)
+			}
+			if usePCMU {
+				// 266 µ-law samples: 1/30 s at 8 kHz.
+				pkts, err := genc.Encode(silence[:min(len(silence), 266)])
+				if err != nil {
+					panic(err)
+				}
+				for _, p := range pkts {
+					p.Timestamp = uint32(n * 8000 / 30)
+					stream.WritePacketRTP(am, p)
+				}
+				continue
 			}
 			// Audio up to this frame's time: 32 kHz, 1024 samples a frame.
 			for ; na*1024*30 < (n+1)*32000; na++ {
@@ -395,7 +422,10 @@ func TestRTPSourceFromFFmpeg(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	src, err := Open("rtp://127.0.0.1,sdp="+sdpPath, nil)
+	if _, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port+2, sdpPath), nil); err == nil || !strings.Contains(err.Error(), "port") {
+		t.Errorf("a URL port that is not the SDP's: err = %v", err)
+	}
+	src, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port, sdpPath), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,4 +434,200 @@ func TestRTPSourceFromFFmpeg(t *testing.T) {
 	w := watchStream(t, s)
 	w.waitSegments(t, 30, 15*time.Second)
 	cancel()
+}
+
+// countingContext binds a track to a writer that counts packets.
+type countingContext struct {
+	discardContext
+	codec webrtc.RTPCodecCapability
+	pt    webrtc.PayloadType
+	n     *atomic.Int64
+}
+
+func (c countingContext) CodecParameters() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c.codec, PayloadType: c.pt}}
+}
+func (c countingContext) WriteStream() webrtc.TrackLocalWriter { return countingWriter{c.n} }
+
+type countingWriter struct{ n *atomic.Int64 }
+
+func (w countingWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) {
+	w.n.Add(1)
+	return 12 + len(p), nil
+}
+func (w countingWriter) Write(b []byte) (int, error) { w.n.Add(1); return len(b), nil }
+
+// TestRTSPSourceG711PassThrough: a camera with G.711 audio gets a PCMU
+// track for srtp viewers, fed with the camera's packets.
+func TestRTSPSourceG711PassThrough(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	srv := startRTSPServer(t, addr, true)
+	defer srv.close()
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 15*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f" {
+		t.Errorf("fmp4 codecs %q, want video only (G.711 is not AAC)", c)
+	}
+	a := s.AudioTrack()
+	if a == nil || a.Codec().MimeType != webrtc.MimeTypePCMU {
+		t.Fatalf("audio track %v, want PCMU", a)
+	}
+	var n atomic.Int64
+	if _, err := a.Bind(countingContext{discardContext{id: "x"}, a.Codec(), 0, &n}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unbind(countingContext{discardContext: discardContext{id: "x"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Load() < 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d audio packets sent to the bound track in 10 s", n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMP4Source: an MP4 that ffmpeg muxed from the sample (H.264 and AAC).
+func TestMP4Source(t *testing.T) {
+	ff := needFFmpeg(t)
+	h264, aac := sampleFiles(t)
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	cmd := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-r", "30", "-i", h264, "-i", aac, "-c", "copy", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	src, err := Open(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := src.(*LoopSource)
+	if len(loop.Video) != 120 || loop.FrameDuration < 33*time.Millisecond || loop.FrameDuration > 34*time.Millisecond {
+		t.Errorf("%d frames of %v, want 120 of 1/30 s", len(loop.Video), loop.FrameDuration)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 30, 10*time.Second)
+	if c := w.codecs(); c != "avc1.42c01f,mp4a.40.2" {
+		t.Errorf("codecs %q, want H.264 and AAC", c)
+	}
+	// Not an MP4 at all.
+	bad := filepath.Join(t.TempDir(), "bad.mp4")
+	os.WriteFile(bad, []byte("RIFF....WAVEfmt "), 0o644)
+	if _, err := Open(bad, nil); !errors.Is(err, ErrBadSource) || !strings.Contains(err.Error(), "bad.mp4") {
+		t.Errorf("Open(garbage mp4) = %v, want an ErrBadSource naming it", err)
+	}
+}
+
+// TestFileSourceWithOggOpus: Opus from an Ogg file that ffmpeg wrote goes
+// to srtp viewers' audio track; fmp4 viewers get the video.
+func TestFileSourceWithOggOpus(t *testing.T) {
+	ff := needFFmpeg(t)
+	h264, _ := sampleFiles(t)
+	ogg := filepath.Join(t.TempDir(), "tone.ogg")
+	cmd := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:a", "libopus", "-b:a", "32k", ogg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	src, err := Open(h264+",audio="+ogg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := src.(*LoopSource)
+	// 2 s of 20 ms packets.
+	if n := len(loop.Audio); n < 95 || n > 105 {
+		t.Errorf("%d Opus packets in 2 s, want about 100", n)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 10*time.Second)
+	a := s.AudioTrack()
+	if a == nil || a.Codec().MimeType != webrtc.MimeTypeOpus {
+		t.Fatalf("audio track %v, want Opus", a)
+	}
+	var n atomic.Int64
+	if _, err := a.Bind(countingContext{discardContext{id: "x"}, a.Codec(), 111, &n}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unbind(countingContext{discardContext: discardContext{id: "x"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Load() < 25 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Opus packets sent to the bound track in 10 s", n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := readAllOggOpus(bytes.NewReader(sampleAAC)); !errors.Is(err, ErrNotOggOpus) {
+		t.Errorf("AAC read as Ogg Opus: %v", err)
+	}
+}
+
+// watchLog collects a stream's log lines.
+type watchLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *watchLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{&l.mu, &l.buf}, nil))
+}
+
+func (l *watchLog) waitFor(t *testing.T, timeout time.Duration, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		l.mu.Lock()
+		text := l.buf.String()
+		l.mu.Unlock()
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(text, p)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q after %v:\n%s", parts, timeout, text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnreachableCameraIsRetried: the log names the camera and the stream
+// keeps trying.
+func TestUnreachableCameraIsRetried(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l watchLog
+	s := NewStream("cam", src, l.logger())
+	defer s.Close()
+	l.waitFor(t, 5*time.Second, "source failed; retrying", "rtsp://"+addr+"/cam", "connection refused")
+	// And when the camera comes up, the stream plays.
+	srv := startRTSPServer(t, addr)
+	defer srv.close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 10, 15*time.Second)
+}
+
+// TestGarbagePipeStopsTheStream: a pipe of garbage is reported once, naming
+// the source, and not retried.
+func TestGarbagePipeStopsTheStream(t *testing.T) {
+	src, err := Open("pipe:", strings.NewReader(strings.Repeat("garbage ", 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l watchLog
+	s := NewStream("cam", src, l.logger())
+	defer s.Close()
+	l.waitFor(t, 5*time.Second, "source unusable; stream stopped", "pipe:", "not an H.264 Annex-B stream")
 }

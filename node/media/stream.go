@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,7 @@ type Stream struct {
 	sps, pps   []byte
 	mux        *fmp4Muxer
 	moov       []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
+	moovGen    int    // counts MOOVs: a new SPS (a camera that changed resolution) makes a new one
 	pending    []AudioFrame
 	gop        []*Frame
 	gopBytes   int
@@ -103,7 +105,8 @@ type Stream struct {
 }
 
 // NewStream starts reading src. A source that fails is restarted with a
-// backoff (a camera that dropped comes back); one that ends ends the stream.
+// backoff (a camera that dropped comes back); one that ends, or fails with
+// ErrBadSource (garbage, an unsupported codec), ends the stream.
 func NewStream(name string, src Source, log *slog.Logger) *Stream {
 	if log == nil {
 		log = slog.Default()
@@ -114,6 +117,9 @@ func NewStream(name string, src Source, log *slog.Logger) *Stream {
 		fsubs: map[*FMP4Viewer]struct{}{}, rsubs: map[*RTPViewer]struct{}{},
 		cancel: cancel, done: make(chan struct{}),
 		packetizer: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), clockRate),
+	}
+	if l, ok := src.(interface{ setLogger(*slog.Logger) }); ok {
+		l.setLogger(s.log)
 	}
 	go s.run(ctx)
 	return s
@@ -143,6 +149,11 @@ func (s *Stream) run(ctx context.Context) {
 		}
 		if err == nil {
 			s.log.Info("source ended")
+			return
+		}
+		if errors.Is(err, ErrBadSource) {
+			// Garbage or an unsupported codec: trying again cannot help.
+			s.log.Error("source unusable; stream stopped", "err", err)
 			return
 		}
 		if time.Since(started) > 30*time.Second {
@@ -231,6 +242,9 @@ func (s *Stream) WriteAudio(a AudioFrame) {
 	if s.audio.Codec == AudioAAC && s.mux != nil && s.mux.hasAudio {
 		// Bounded: audio without video for a long time is dropped.
 		if len(s.pending) < 256 {
+			// Sources may reuse their buffers once we return (gortsplib
+			// does): keep a copy until the next video frame.
+			a.Data = bytes.Clone(a.Data)
 			s.pending = append(s.pending, a)
 		}
 	}
@@ -263,16 +277,13 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	s.frames.Add(1)
 
 	nalus := make([][]byte, 0, len(v.AU.NALUs))
+	var sps, pps []byte
 	for _, n := range v.AU.NALUs {
 		switch h264.NALUType(n[0] & 0x1f) {
 		case h264.NALUTypeSPS:
-			if s.sps == nil {
-				s.sps = n
-			}
+			sps = n
 		case h264.NALUTypePPS:
-			if s.pps == nil {
-				s.pps = n
-			}
+			pps = n
 		case h264.NALUTypeAccessUnitDelimiter:
 			continue
 		}
@@ -281,11 +292,17 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	if len(nalus) == 0 {
 		return
 	}
+	if v.AU.IDR && sps != nil && pps != nil && (!bytes.Equal(sps, s.sps) || !bytes.Equal(pps, s.pps)) {
+		if s.sps != nil {
+			s.log.Info("the source's H.264 parameters changed; fmp4 viewers get a new init segment")
+		}
+		s.sps, s.pps, s.mux = bytes.Clone(sps), bytes.Clone(pps), nil
+	}
 	if s.mux == nil && v.AU.IDR && s.sps != nil && s.pps != nil {
 		s.startMux()
 	}
 
-	f := &Frame{Key: v.AU.IDR, TS: uint32(int64(pts) * clockRate / int64(time.Second))}
+	f := &Frame{Key: v.AU.IDR, TS: uint32(ticks(pts, clockRate))}
 	f.RTP = s.packetizer.Packetize(annexB(nalus), 0)
 	for _, p := range f.RTP {
 		p.Timestamp = f.TS
@@ -336,6 +353,13 @@ func (s *Stream) startMux() {
 		return
 	}
 	s.mux, s.moov = m, moov
+	s.moovGen++
+}
+
+// ticks converts d to a clock of rate Hz without overflowing for any
+// stream length (d*rate alone would overflow int64 after a day at 90 kHz).
+func ticks(d time.Duration, rate int64) int64 {
+	return int64(d/time.Second)*rate + int64(d%time.Second)*rate/int64(time.Second)
 }
 
 func annexB(nalus [][]byte) []byte {
@@ -391,7 +415,7 @@ type Chunk struct {
 type FMP4Viewer struct {
 	C        <-chan Chunk
 	c        chan Chunk
-	sentMoov bool
+	sentMoov int // the stream's moovGen last sent
 	waitKey  bool
 	dropped  atomic.Uint64
 	closed   bool
@@ -412,11 +436,12 @@ func (v *FMP4Viewer) push(s *Stream, f *Frame) {
 	if f.EMS == nil {
 		return
 	}
-	if !v.sentMoov {
+	if v.sentMoov != s.moovGen {
 		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true}) {
+			v.waitKey = true
 			return
 		}
-		v.sentMoov = true
+		v.sentMoov = s.moovGen
 	}
 	if v.waitKey && !f.Key {
 		v.dropped.Add(1)
@@ -470,28 +495,62 @@ func (s *Stream) UnsubscribeFMP4(v *FMP4Viewer) {
 // own sequence numbers, a burst of the current GOP when its track is bound,
 // and no frame before a keyframe.
 type RTPViewer struct {
-	track   *boundTrack
-	seq     uint16
-	started bool
-	errs    int
+	track     *boundTrack
+	seq       uint16
+	started   bool
+	lastTS    uint32
+	lastBurst time.Time
+	pli       atomic.Bool
+	errs      int
 }
+
+// RequestKeyframe answers a viewer's PLI or FIR (RFC 4585 §6.3.1, RFC
+// 5104 §4.3.1) from the GOP cache: with the next frame the viewer gets the
+// GOP again, from its keyframe, squeezed into the timestamps since the last
+// frame it got. At most once a second per viewer.
+func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
 
 // Track is the viewer's video track, for its PeerConnection.
 func (v *RTPViewer) Track() webrtc.TrackLocal { return v.track }
 
-// boundTrack notices when pion binds the track (negotiation done, SRTP up):
-// packets written before that go nowhere.
+// boundTrack notices when pion binds the track and when its packets start
+// to go out. An offerer's pion binds at SetRemoteDescription, before ICE and
+// DTLS, and until SRTP is up it drops what is written, silently (it returns
+// 0 bytes and no error): a GOP burst written then would be lost.
 type boundTrack struct {
 	*webrtc.TrackLocalStaticRTP
 	bound atomic.Bool
+	live  atomic.Bool // a packet went out
 }
 
 func (t *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	p, err := t.TrackLocalStaticRTP.Bind(c)
+	p, err := t.TrackLocalStaticRTP.Bind(liveContext{c, t})
 	if err == nil {
 		t.bound.Store(true)
 	}
 	return p, err
+}
+
+type liveContext struct {
+	webrtc.TrackLocalContext
+	t *boundTrack
+}
+
+func (c liveContext) WriteStream() webrtc.TrackLocalWriter {
+	return liveWriter{c.TrackLocalContext.WriteStream(), c.t}
+}
+
+type liveWriter struct {
+	webrtc.TrackLocalWriter
+	t *boundTrack
+}
+
+func (w liveWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
+	if n > 0 && !w.t.live.Load() {
+		w.t.live.Store(true)
+	}
+	return n, err
 }
 
 // SubscribeRTP adds an srtp viewer.
@@ -532,20 +591,38 @@ func (v *RTPViewer) write(s *Stream, f *Frame) {
 			}
 			gop = []*Frame{f}
 		}
-		v.started = true
 		n := len(gop) - 1
-		for i, g := range gop[:n] {
-			v.send(s, g, f.TS-uint32(n-i))
+		for i, g := range gop {
+			if !v.send(s, g, f.TS-uint32(n-i)) {
+				return // SRTP is not up yet: the next frame tries again
+			}
+			v.started = true
+		}
+		return
+	} else if v.pli.Swap(false) && !f.Key && time.Since(v.lastBurst) > time.Second {
+		gop := s.gop
+		if !s.gopFull && len(gop) > 1 && gop[len(gop)-1] == f {
+			n := len(gop) - 1
+			if gap := f.TS - v.lastTS; uint32(n) < gap && gap < clockRate {
+				v.lastBurst = time.Now()
+				base := v.lastTS
+				for i, g := range gop[:n] {
+					v.send(s, g, base+1+uint32(i))
+				}
+			}
 		}
 	}
 	v.send(s, f, f.TS)
 }
 
-func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
+// send writes f's packets with timestamp ts. Until the track's first
+// packet has gone out it stops after one dropped packet and returns false.
+func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
 	for _, p := range f.RTP {
 		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
 		pkt.SequenceNumber = v.seq
 		pkt.Timestamp = ts
+		v.lastTS = ts
 		v.seq++
 		if err := v.track.WriteRTP(&pkt); err != nil {
 			// A closing PeerConnection: the session removes the viewer.
@@ -553,5 +630,9 @@ func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) {
 				s.log.Debug("write video", "err", err)
 			}
 		}
+		if !v.track.live.Load() {
+			return false
+		}
 	}
+	return true
 }

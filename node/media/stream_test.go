@@ -5,10 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+
+	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -134,4 +140,174 @@ func FuzzADTSReader(f *testing.F) {
 			t.Fatalf("read %d bytes of audio from %d input bytes", total, len(in))
 		}
 	})
+}
+
+// TestKeyframeRequestAnsweredFromCache: after a PLI, the viewer gets the
+// cached GOP again before the next frame, with timestamps that still grow.
+func TestKeyframeRequestAnsweredFromCache(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts tsRecorder
+	if _, err := v.track.Bind(tsContext{discardContext{id: "y"}, &ts}); err != nil {
+		t.Fatal(err)
+	}
+	feed(s, 0, 10) // keyframe at 0: frames 0..9, the GOP holds them
+	before := ts.count()
+	v.RequestKeyframe()
+	feed(s, 10, 1)
+	frames := ts.frames()
+	// Frame 10 plus a burst of frames 0..9.
+	if got := ts.count() - before; got != 11 {
+		t.Fatalf("after a PLI the viewer got %d frames, want the 10 cached and the new one", got)
+	}
+	for i := 1; i < len(frames); i++ {
+		if int32(frames[i]-frames[i-1]) <= 0 {
+			t.Fatalf("timestamps go back at frame %d: %v", i, frames)
+		}
+	}
+	// A second request within a second is not answered again.
+	v.RequestKeyframe()
+	before = ts.count()
+	feed(s, 11, 1)
+	if got := ts.count() - before; got != 1 {
+		t.Fatalf("a second PLI within a second gave %d frames, want 1", got)
+	}
+}
+
+// tsRecorder records the RTP timestamps of frames' last packets.
+type tsRecorder struct {
+	mu sync.Mutex
+	ts []uint32
+}
+
+func (r *tsRecorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.ts) }
+func (r *tsRecorder) frames() []uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint32(nil), r.ts...)
+}
+
+type tsContext struct {
+	discardContext
+	r *tsRecorder
+}
+
+func (c tsContext) WriteStream() webrtc.TrackLocalWriter { return tsWriter{c.r} }
+
+type tsWriter struct{ r *tsRecorder }
+
+func (w tsWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	if h.Marker {
+		w.r.mu.Lock()
+		w.r.ts = append(w.r.ts, h.Timestamp)
+		w.r.mu.Unlock()
+	}
+	return 12 + len(p), nil
+}
+func (w tsWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestNewParametersNewInit: when the source's SPS changes at a keyframe (a
+// camera switched resolution, a reconnect), fmp4 viewers get a new MOOV
+// right before that keyframe.
+func TestNewParametersNewInit(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeFMP4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnsubscribeFMP4(v)
+	feed(s, 0, 30)
+	aus, _ := SampleClip()
+	key := aus[0]
+	changed := AccessUnit{IDR: true}
+	for _, n := range key.NALUs {
+		if n[0]&0x1f == 7 {
+			n = append([]byte(nil), n...)
+			n[3] = 0x28 // level 4.0 instead of 3.1
+		}
+		changed.NALUs = append(changed.NALUs, n)
+	}
+	s.WriteVideo(VideoFrame{AU: changed, PTS: 30 * SampleFrameDuration, Duration: SampleFrameDuration})
+	var p ems.Parser
+	var inits []ems.Init
+	var keysAfterInit []bool
+	lastWasInit := false
+	for range 1 + 30 + 2 {
+		c := <-v.C
+		if err := p.Feed(c.Data, func(in ems.Init) { inits = append(inits, in); lastWasInit = true }, func(ems.Segment) {
+			if lastWasInit {
+				keysAfterInit = append(keysAfterInit, c.Key)
+			}
+			lastWasInit = false
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(inits) != 2 || inits[0].Codecs() != "avc1.42c01f" || inits[1].Codecs() != "avc1.42c028" {
+		t.Fatalf("inits %v, want the first and a new one with level 4.0", inits)
+	}
+	for _, k := range keysAfterInit {
+		if !k {
+			t.Fatal("a MOOV is followed by a frame that is not a keyframe")
+		}
+	}
+}
+
+// TestBurstWaitsForSRTP: pion binds an offerer's track before SRTP is up
+// and drops what is written until then; the GOP burst must not be spent
+// into that void.
+func TestBurstWaitsForSRTP(t *testing.T) {
+	s := newTestStream(t)
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts tsRecorder
+	sw := &switchWriter{w: tsWriter{&ts}}
+	if _, err := v.track.Bind(switchContext{discardContext{id: "y"}, sw}); err != nil {
+		t.Fatal(err)
+	}
+	feed(s, 0, 10) // SRTP not up: everything is dropped
+	if ts.count() != 0 {
+		t.Fatalf("%d frames went out before SRTP was up", ts.count())
+	}
+	sw.up.Store(true)
+	feed(s, 10, 1)
+	// The whole GOP (frames 0..10) at once, then live frames.
+	if got := ts.count(); got != 11 {
+		t.Fatalf("once SRTP is up the viewer got %d frames, want the GOP of 11", got)
+	}
+}
+
+// switchWriter drops packets, as pion does before SRTP is up, until up.
+type switchWriter struct {
+	w  webrtc.TrackLocalWriter
+	up atomic.Bool
+}
+
+type switchContext struct {
+	discardContext
+	sw *switchWriter
+}
+
+func (c switchContext) WriteStream() webrtc.TrackLocalWriter { return c.sw }
+
+func (w *switchWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	if !w.up.Load() {
+		return 0, nil
+	}
+	return w.w.WriteRTP(h, p)
+}
+func (w *switchWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func TestTicksDoNotOverflow(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Second / 30, 90 * time.Second, 48 * time.Hour, 365 * 24 * time.Hour} {
+		want := d.Seconds() * 90000
+		if got := float64(ticks(d, 90000)); got < want-1 || got > want+1 {
+			t.Errorf("ticks(%v) = %v, want %v", d, got, want)
+		}
+	}
 }
