@@ -38,7 +38,7 @@ type testViewer struct {
 	frames []uint32
 	// firstNAL is the NAL unit type of the first video packet's first unit
 	// (inside a STAP-A or FU-A).
-	firstNAL byte
+	firstNAL      byte
 	senderReports int
 	// srtp audio
 	audioCodec   string
