@@ -19,6 +19,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/ops"
 	"github.com/ersmesh/ersmesh/signal"
 	"github.com/ersmesh/ersmesh/turnserver"
 	"github.com/ersmesh/ersmesh/web"
@@ -56,6 +57,10 @@ type Config struct {
 	Access *access.Store
 	// AdminAllow lists who may use the admin endpoint; nil: loopback.
 	AdminAllow []netip.Prefix
+	// Ops, if set, gets the bridge's metrics (unless Metrics says
+	// otherwise) and its /metrics, /healthz and /readyz are served beside
+	// the admin commands.
+	Ops *ops.Ops
 	// Metrics, if set, is where the bridge registers its metrics (and
 	// its resolver's, when that has a RegisterMetrics method).
 	Metrics prometheus.Registerer
@@ -137,6 +142,9 @@ func New(cfg Config) (*Bridge, error) {
 		b.refused.WithLabelValues(reason).Inc()
 		b.log.Info("refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 	})
+	if cfg.Metrics == nil && cfg.Ops != nil {
+		cfg.Metrics = cfg.Ops.Registerer()
+	}
 	if cfg.Metrics != nil {
 		if err := b.RegisterMetrics(cfg.Metrics); err != nil {
 			return nil, fmt.Errorf("bridge metrics: %w", err)
@@ -166,7 +174,14 @@ func (b *Bridge) Serve(l net.Listener) error { return b.serve(l, b.mux) }
 // ServeAdmin answers the ERS-style admin commands (package admin) on l
 // until Close; only Config.AdminAllow addresses are served.
 func (b *Bridge) ServeAdmin(l net.Listener) error {
-	return b.serve(l, admin.Handler(b.access, b.cfg.Version, b.cfg.AdminAllow, b.log))
+	h := admin.Handler(b.access, b.cfg.Version, b.cfg.AdminAllow, b.log)
+	if b.cfg.Ops != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		b.cfg.Ops.Register(mux)
+		h = mux
+	}
+	return b.serve(l, h)
 }
 
 func (b *Bridge) serve(l net.Listener, h http.Handler) error {

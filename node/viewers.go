@@ -15,6 +15,8 @@ type ViewerInfo struct {
 	Session string  // the viewer's id at that bridge
 	Room    string
 	Stream  string
+	// Transport is fmp4 or srtp.
+	Transport string
 	// Answering is true when the viewer sent the offer (WHEP) and the device
 	// answered; false in the ERS flow, where the device offers.
 	Answering bool
@@ -56,6 +58,7 @@ func (s *session) joined(join *signal.Message) {
 	defer s.mu.Unlock()
 	s.stat.Session, s.stat.Room, s.stat.Stream = join.Session, join.Room, join.Stream
 	s.stat.Answering = join.ViewerOffers
+	s.stat.Transport = transportOf(join)
 }
 
 func (s *session) setState(st webrtc.PeerConnectionState) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	ossignal "os/signal"
@@ -29,6 +30,7 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/ops"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -174,6 +176,7 @@ func runBootstrap(args []string) error {
 	fs := flag.NewFlagSet("ersmesh bootstrap", flag.ContinueOnError)
 	var mf meshFlags
 	mf.register(fs, "bootstrap")
+	opsAddr := fs.String("ops", "127.0.0.1:9400", "`address` for /metrics, /healthz and /readyz (empty: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -196,6 +199,16 @@ func runBootstrap(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer n.Close()
+	o := ops.New("bootstrap")
+	if err := n.RegisterMetrics(o.Registerer()); err != nil {
+		return err
+	}
+	stopOps, err := startOps(*opsAddr, o.Handler(), log)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	fmt.Println("bootstrap node running; give other nodes one of these with --bootstrap:")
 	for _, a := range n.Addrs() {
 		fmt.Println("  " + a.String())
@@ -267,6 +280,11 @@ func runBridge(args []string) error {
 		return err
 	}
 	defer n.Close()
+	o := ops.New("bridge")
+	o.Ready("mesh", n.Ready)
+	if err := n.RegisterMetrics(o.Registerer()); err != nil {
+		return err
+	}
 	b, err := bridge.New(bridge.Config{
 		Host:        n.Host(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
@@ -275,6 +293,7 @@ func runBridge(args []string) error {
 		Access:      store,
 		AdminAllow:  allow,
 		Version:     versionString(),
+		Ops:         o,
 		TURN:        issuer,
 		WHEP:        whep,
 		Logger:      log,
@@ -317,6 +336,19 @@ func runBridge(args []string) error {
 	return err
 }
 
+// startOps serves a role's ops endpoints on addr ("": none).
+func startOps(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	s, err := ops.Listen(addr, h)
+	if err != nil {
+		return nil, fmt.Errorf("--ops %s: %w", addr, err)
+	}
+	log.Info("ops endpoint: /metrics /healthz /readyz", "http", s.Addr())
+	return func() { s.Close() }, nil
+}
+
 // parsePrefixes reads addresses and prefixes ("10.0.0.0/8", "192.0.2.7").
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
@@ -347,6 +379,7 @@ func runDevice(args []string) error {
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
 	natTraversal := fs.Bool("nat-traversal", true, "behind NAT, stay reachable through relay reservations on the bootstrap nodes and hole punching")
 	reach := fs.String("reachability", "", "skip AutoNAT and take this reachability: public or private")
+	opsAddr := fs.String("ops", "127.0.0.1:7777", "`address` for /metrics, /healthz and /readyz (empty: none)")
 	var secretFlags listFlag
 	fs.Var(&secretFlags, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's ?secret=); bridges never see it (repeatable)")
 	if err := parse(fs, args); err != nil {
@@ -404,6 +437,18 @@ func runDevice(args []string) error {
 		}
 		return err
 	}
+	o := ops.New("device")
+	o.Ready("mesh", n.Ready)
+	if err := errors.Join(n.RegisterMetrics(o.Registerer()), d.RegisterMetrics(o.Registerer())); err != nil {
+		d.Close()
+		return err
+	}
+	stopOps, err := startOps(*opsAddr, o.Handler(), log)
+	if err != nil {
+		d.Close()
+		return err
+	}
+	defer stopOps()
 	fmt.Printf("device %s serving rooms %s\n", n.ID(), strings.Join(rooms, ", "))
 	<-ctx.Done()
 	return d.Close()

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCommandLine runs the command line's quick paths: help, version,
+// --print-config, and the errors a user meets first.
+func TestCommandLine(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"version"}, {"device", "--print-config"}, {"bridge", "--help"}} {
+		if err := run(args); err != nil {
+			t.Errorf("ersmesh %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("record-ttl: soon\n"), 0o600)
+	for args, want := range map[string]string{
+		"nonsense":                        "unknown command",
+		"device":                          "--room is required",
+		"device --room x":                 "--bootstrap is required",
+		"device --config " + bad:          `key "record-ttl"`,
+		"bridge --admin-allow 300.1.1.1":  "--admin-allow",
+		"device --room x --room-secret x": "ROOM=SECRET",
+		"bridge --no-such-flag":           "flag provided but not defined",
+	} {
+		err := run(strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ersmesh %s: %v, want an error mentioning %q", args, err, want)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var viewersDesc = prometheus.NewDesc("ersmesh_device_viewers",
+	"Viewer sessions now, by transport (fmp4, srtp) and whether the viewer offered (whep) or the device did (ers).",
+	[]string{"transport", "flow"}, nil)
+
+var framesDesc = prometheus.NewDesc("ersmesh_device_stream_frames_total",
+	"Video frames read from each stream's source (and fanned out to its viewers).",
+	[]string{"stream"}, nil)
+
+// collector reads the device's state when Prometheus asks, so counting
+// costs nothing on the media path.
+type collector struct{ d *Device }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- viewersDesc
+	ch <- framesDesc
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[[2]string]int{}
+	for _, v := range c.d.Viewers() {
+		flow := "ers"
+		if v.Answering {
+			flow = "whep"
+		}
+		counts[[2]string{v.Transport, flow}]++
+	}
+	for _, t := range []string{"fmp4", "srtp"} {
+		for _, f := range []string{"ers", "whep"} {
+			ch <- prometheus.MustNewConstMetric(viewersDesc, prometheus.GaugeValue, float64(counts[[2]string{t, f}]), t, f)
+		}
+	}
+	for name, s := range c.d.cfg.Streams {
+		ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(s.Frames()), name)
+	}
+}
+
+// RegisterMetrics exposes the device's viewers, its streams and its
+// published rooms.
+func (d *Device) RegisterMetrics(reg prometheus.Registerer) error {
+	if err := reg.Register(collector{d}); err != nil {
+		return err
+	}
+	return d.publisher.RegisterMetrics(reg)
+}
