@@ -106,7 +106,11 @@ func (m *meshFlags) register(fs *flag.FlagSet, role string) {
 	fs.Var(&m.listen, "listen", "libp2p listen `multiaddr` (repeatable)")
 	fs.Var(&m.bootstrap, "bootstrap", "bootstrap peer `multiaddr` with /p2p/<id> (repeatable)")
 	fs.StringVar(&m.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text, or json for log collectors")
 }
+
+// logFormat is set by --log-format on the roles that have it.
+var logFormat = "text"
 
 func (m *meshFlags) config(server bool, log *slog.Logger) (mesh.Config, error) {
 	cfg := mesh.Config{IdentityFile: m.identity, ListenAddrs: m.listen, Server: server, Logger: log}
@@ -133,7 +137,14 @@ func newLogger(level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: %w", level, err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", logFormat)
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
