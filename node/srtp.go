@@ -40,7 +40,8 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		sender := tr.Sender()
 		video := i == 0
 		// RTCP must be read for the interceptors (NACK, reports) to see
-		// it; a viewer's keyframe request is answered from the GOP cache.
+		// it; a viewer's keyframe request is answered from the GOP cache,
+		// and passed on to a source that can make one (a camera).
 		// The loop ends when the PeerConnection closes.
 		go func() {
 			for {
@@ -55,6 +56,7 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 					switch p.(type) {
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 						v.RequestKeyframe()
+						stream.RequestKeyframe()
 					}
 				}
 			}

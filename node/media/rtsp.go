@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -21,6 +23,32 @@ type RTSPSource struct {
 	u    *base.URL
 	name string // the URL without credentials, for logs
 	log  *slog.Logger
+
+	mu    sync.Mutex // guards the running session's client, media and SSRC
+	cur   *gortsplib.Client
+	video *description.Media
+	ssrc  uint32
+}
+
+// RequestKeyframe asks the camera for a keyframe with an RTCP Picture Loss
+// Indication (RFC 4585 §6.3.1) on the video media, which cameras that read
+// RTCP answer with an IDR frame. It does nothing between sessions.
+func (r *RTSPSource) RequestKeyframe() {
+	r.mu.Lock()
+	c, m, ssrc := r.cur, r.video, r.ssrc
+	r.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if err := c.WritePacketRTCP(m, &rtcp.PictureLossIndication{MediaSSRC: ssrc}); err != nil && r.log != nil {
+		r.log.Debug("rtsp: cannot ask the camera for a keyframe", "err", err)
+	}
+}
+
+func (r *RTSPSource) setSession(c *gortsplib.Client, m *description.Media) {
+	r.mu.Lock()
+	r.cur, r.video = c, m
+	r.mu.Unlock()
 }
 
 func (r *RTSPSource) setLogger(l *slog.Logger) { r.log = l }
@@ -91,6 +119,9 @@ func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
 	// gortsplib calls each media's callback from one goroutine per media;
 	// the Stream's Writer is safe for that.
 	c.OnPacketRTP(in.videoMedia, in.h264, func(p *rtp.Packet) {
+		r.mu.Lock()
+		r.ssrc = p.SSRC
+		r.mu.Unlock()
 		if t, ok := pts(in.videoMedia, in.h264, p); ok {
 			in.video(p, t)
 		}
@@ -105,6 +136,8 @@ func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
 	if _, err := c.Play(nil); err != nil {
 		return fmt.Errorf("%s: play: %w", r.name, err)
 	}
+	r.setSession(&c, in.videoMedia)
+	defer r.setSession(nil, nil)
 	err = c.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -21,6 +21,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -230,6 +231,7 @@ func TestPipeSourceFromFFmpeg(t *testing.T) {
 // rtspServer publishes the sample clip (H.264 and AAC) over RTSP, as a
 // camera would.
 type rtspServer struct {
+	plis   atomic.Int32 // Picture Loss Indications from readers
 	srv    *gortsplib.Server
 	mu     sync.Mutex // guards stream: a client may come before it exists
 	stream *gortsplib.ServerStream
@@ -254,7 +256,12 @@ func (h *rtspServer) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response
 	return h.serverStream()
 }
 
-func (h *rtspServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (h *rtspServer) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	ctx.Session.OnPacketRTCPAny(func(_ *description.Media, p rtcp.Packet) {
+		if _, ok := p.(*rtcp.PictureLossIndication); ok {
+			h.plis.Add(1)
+		}
+	})
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -630,4 +637,38 @@ func TestGarbagePipeStopsTheStream(t *testing.T) {
 	s := NewStream("cam", src, l.logger())
 	defer s.Close()
 	l.waitFor(t, 5*time.Second, "source unusable; stream stopped", "pipe:", "not an H.264 Annex-B stream")
+}
+
+// TestRTSPKeyframeRequest: a viewer's keyframe request reaches the camera
+// as an RTCP PLI, at most once a second however many viewers ask.
+func TestRTSPKeyframeRequest(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	srv := startRTSPServer(t, addr)
+	defer srv.close()
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	w := watchStream(t, s)
+	w.waitSegments(t, 5, 15*time.Second)
+	for range 50 { // a burst from many viewers
+		s.RequestKeyframe()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.plis.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the camera got no PLI")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := srv.plis.Load(); n != 1 {
+		t.Errorf("the camera got %d PLIs for one burst, want 1", n)
+	}
+	// A file source cannot make keyframes: asking is harmless.
+	file := NewStream("file", &LoopSource{Name: "loop", Video: nil}, quietLog())
+	file.RequestKeyframe()
+	file.Close()
 }

@@ -70,6 +70,33 @@ type Source interface {
 	String() string
 }
 
+// KeyframeRequester is a Source that can be asked for a keyframe: a live
+// camera, unlike a file or a pipe.
+type KeyframeRequester interface {
+	RequestKeyframe()
+}
+
+// keyframeInterval bounds how often a stream passes viewers' keyframe
+// requests on to its source: one per second for all viewers together.
+const keyframeInterval = time.Second
+
+// RequestKeyframe passes a viewer's keyframe request on to the source when
+// it can make one, at most once per keyframeInterval. Viewers are answered
+// from the GOP cache meanwhile (RTPViewer.RequestKeyframe); a fresh
+// keyframe from the camera shortens the GOP they then have to decode.
+func (s *Stream) RequestKeyframe() {
+	kr, ok := s.src.(KeyframeRequester)
+	if !ok {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastKeyReq.Load()
+	if now-last < int64(keyframeInterval) || !s.lastKeyReq.CompareAndSwap(last, now) {
+		return
+	}
+	kr.RequestKeyframe()
+}
+
 // Stream is one named stream of a device: one goroutine reads its source,
 // and each frame is packetized and muxed once and handed to every viewer.
 // It keeps the current GOP so that a new viewer starts on a keyframe at once.
@@ -77,6 +104,8 @@ type Stream struct {
 	name string
 	src  Source
 	log  *slog.Logger
+
+	lastKeyReq atomic.Int64 // unix ns of the last keyframe request passed to src
 
 	mu         sync.Mutex // guards everything below; held per frame and per (un)subscribe
 	audio      *AudioFormat
