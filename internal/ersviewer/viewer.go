@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
 
 // Options say what to watch and how.
@@ -56,12 +53,6 @@ type Result struct {
 	Local, Remote webrtc.ICECandidateStats
 }
 
-// event is a Socket.IO event from the bridge.
-type event struct {
-	Name string            `json:"name"`
-	Args []json.RawMessage `json:"args"`
-}
-
 type message struct {
 	To          string          `json:"to,omitempty"`
 	From        string          `json:"from,omitempty"`
@@ -72,118 +63,70 @@ type message struct {
 	Payload     json.RawMessage `json:"payload,omitempty"`
 }
 
-// client is one Socket.IO 0.9 session. Its read loop owns reads; writes
-// take wmu.
-type client struct {
-	ws     *websocket.Conn
-	wmu    sync.Mutex
-	events chan event
-	acks   chan []json.RawMessage
-	done   chan struct{}
-	err    error
-}
-
-func dial(ctx context.Context, base string) (*client, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/socket.io/1/?t=1", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("socket.io handshake: %w", err)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("socket.io handshake: %s %q %v", resp.Status, body, err)
-	}
-	sid, _, _ := strings.Cut(string(body), ":")
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/socket.io/1/websocket/"+sid, nil)
-	if err != nil {
-		return nil, fmt.Errorf("socket.io websocket: %w", err)
-	}
-	ws.SetReadLimit(1 << 20)
-	c := &client{ws: ws, events: make(chan event, 64), acks: make(chan []json.RawMessage, 4), done: make(chan struct{})}
-	go c.readLoop()
-	return c, nil
-}
-
-func (c *client) readLoop() {
-	defer close(c.done)
-	for {
-		_, b, err := c.ws.Read(context.Background())
-		if err != nil {
-			c.err = err
-			return
-		}
-		p, err := socketio.ParsePacket(b)
-		if err != nil {
-			c.err = err
-			return
-		}
-		switch p.Type {
-		case socketio.PacketHeartbeat:
-			c.send("2::")
-		case socketio.PacketEvent:
-			var ev event
-			if json.Unmarshal([]byte(p.Data), &ev) == nil {
-				select {
-				case c.events <- ev:
-				default: // the test is not reading; drop rather than block
-				}
-			}
-		case socketio.PacketAck:
-			_, data, _ := strings.Cut(p.Data, "+")
-			var args []json.RawMessage
-			json.Unmarshal([]byte(data), &args)
-			select {
-			case c.acks <- args:
-			default:
-			}
-		}
-	}
-}
-
-func (c *client) send(packet string) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, []byte(packet))
-}
-
-func (c *client) emit(id, name string, args ...any) error {
-	b, err := json.Marshal(map[string]any{"name": name, "args": args})
-	if err != nil {
-		return err
-	}
-	plus := ""
-	if id != "" {
-		plus = "+"
-	}
-	return c.send("5:" + id + plus + "::" + string(b))
-}
-
-func (c *client) close() {
-	c.ws.CloseNow()
-	<-c.done
-}
-
 // Play joins the room, answers the device's offer and returns once
 // opts.Packets RTP packets have arrived, or ctx ends.
 func Play(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Packets <= 0 {
 		opts.Packets = 50
 	}
-	c, err := dial(ctx, opts.Bridge)
+	c, err := sioclient.Dial(ctx, opts.Bridge, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
+	defer c.Close()
 	res := &Result{}
 
 	// The bridge sends stunservers and turnservers on connect, before any
 	// offer.
+	for _, name := range []string{"stunservers", "turnservers"} {
+		ev, err := c.NextEvent(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("viewer: waiting for %s: %w", name, err)
+		}
+		var list []ICEServer
+		if len(ev.Args) > 0 {
+			if err := json.Unmarshal(ev.Args[0], &list); err != nil {
+				return nil, fmt.Errorf("viewer: bad %s: %w", name, err)
+			}
+		}
+		if name == "stunservers" {
+			res.STUN = list
+		} else {
+			res.TURN = list
+		}
+		if opts.Servers != nil {
+			opts.Servers.STUN, opts.Servers.TURN = res.STUN, res.TURN
+		}
+	}
+
+	// Join until a device answers: the room's record may not have spread
+	// yet; the player asks again too.
+	for res.Device == "" {
+		args, err := c.EmitAck(ctx, "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"})
+		if err != nil {
+			return nil, fmt.Errorf("viewer: join: %w", err)
+		}
+		if len(args) > 0 && string(args[0]) != "null" {
+			return nil, fmt.Errorf("viewer: join refused: %s", args[0])
+		}
+		var desc struct {
+			Clients map[string]json.RawMessage `json:"clients"`
+		}
+		if len(args) > 1 {
+			json.Unmarshal(args[1], &desc)
+		}
+		for id := range desc.Clients {
+			res.Device = id
+		}
+		if res.Device == "" {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("viewer: no device in room %q: %w", opts.Room, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+
 	var pc *webrtc.PeerConnection
 	defer func() {
 		if pc != nil {
@@ -192,99 +135,77 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 	}()
 	var session message
 	got := make(chan error, 1)
-	joined := false
 	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("viewer: %w (stage: joined=%v, offer=%v)", ctx.Err(), joined, pc != nil)
-		case <-c.done:
-			return nil, fmt.Errorf("viewer: bridge closed the socket: %w", c.err)
-		case err := <-got:
-			if err != nil {
+		ev, err := nextMessage(ctx, c, got)
+		switch {
+		case errors.Is(err, errDone):
+			if err := <-got; err != nil {
 				return nil, err
 			}
 			if err := selectedPair(pc, res); err != nil {
 				return nil, err
 			}
 			return res, nil
-		case args := <-c.acks:
-			if len(args) > 0 && string(args[0]) != "null" {
-				return nil, fmt.Errorf("viewer: join refused: %s", args[0])
+		case err != nil:
+			return nil, fmt.Errorf("viewer: %w (offer=%v)", err, pc != nil)
+		}
+		var m message
+		if len(ev.Args) == 0 || json.Unmarshal(ev.Args[0], &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case "offer":
+			if pc != nil {
+				pc.Close()
 			}
-			var desc struct {
-				Clients map[string]json.RawMessage `json:"clients"`
+			session = m
+			pc, err = answer(c, opts, res, m, got)
+			if err != nil {
+				return nil, err
 			}
-			if len(args) > 1 {
-				json.Unmarshal(args[1], &desc)
+		case "candidate":
+			if pc == nil || m.SID != session.SID {
+				continue
 			}
-			for id := range desc.Clients {
-				res.Device = id
+			var p struct {
+				Candidate *webrtc.ICECandidateInit `json:"candidate"`
 			}
-			if res.Device == "" {
-				// Nobody serves the room yet (the record may not have
-				// spread): ask again, as the player does.
-				time.Sleep(500 * time.Millisecond)
-				if err := c.emit("1", "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"}); err != nil {
-					return nil, err
-				}
-			}
-		case ev := <-c.events:
-			switch ev.Name {
-			case "stunservers", "turnservers":
-				var list []ICEServer
-				if len(ev.Args) > 0 {
-					if err := json.Unmarshal(ev.Args[0], &list); err != nil {
-						return nil, fmt.Errorf("viewer: bad %s: %w", ev.Name, err)
-					}
-				}
-				if ev.Name == "stunservers" {
-					res.STUN = list
-					if opts.Servers != nil {
-						opts.Servers.STUN = list
-					}
-				} else {
-					res.TURN = list
-					if opts.Servers != nil {
-						opts.Servers.TURN = list
-					}
-					// Both lists are in: join.
-					joined = true
-					if err := c.emit("1", "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"}); err != nil {
-						return nil, err
-					}
-				}
-			case "message":
-				var m message
-				if len(ev.Args) == 0 || json.Unmarshal(ev.Args[0], &m) != nil {
-					continue
-				}
-				switch m.Type {
-				case "offer":
-					if pc != nil {
-						pc.Close()
-					}
-					session = m
-					pc, err = answer(c, opts, res, m, got)
-					if err != nil {
-						return nil, err
-					}
-				case "candidate":
-					if pc == nil || m.SID != session.SID {
-						continue
-					}
-					var p struct {
-						Candidate *webrtc.ICECandidateInit `json:"candidate"`
-					}
-					if json.Unmarshal(m.Payload, &p) == nil && p.Candidate != nil && p.Candidate.Candidate != "" {
-						pc.AddICECandidate(*p.Candidate)
-					}
-				}
+			if json.Unmarshal(m.Payload, &p) == nil && p.Candidate != nil && p.Candidate.Candidate != "" {
+				pc.AddICECandidate(*p.Candidate)
 			}
 		}
 	}
 }
 
-func answer(c *client, opts Options, res *Result, offer message, got chan<- error) (*webrtc.PeerConnection, error) {
+// errDone says the media side finished (got has its result).
+var errDone = errors.New("done")
+
+// nextMessage waits for the next "message" event, or for got to have a
+// result, polling so that both are watched without a second goroutine.
+func nextMessage(ctx context.Context, c *sioclient.Client, got chan error) (sioclient.Event, error) {
+	for {
+		select {
+		case err := <-got:
+			got <- err // for the caller
+			return sioclient.Event{}, errDone
+		default:
+		}
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		ev, err := c.NextEvent(wctx, "message")
+		cancel()
+		if err == nil {
+			return ev, nil
+		}
+		if ctx.Err() != nil {
+			return ev, ctx.Err()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return ev, fmt.Errorf("bridge: %w", err)
+		}
+	}
+}
+
+func answer(c *sioclient.Client, opts Options, res *Result, offer message, got chan<- error) (*webrtc.PeerConnection, error) {
 	var servers []webrtc.ICEServer
 	for _, s := range append(append([]ICEServer{}, res.STUN...), res.TURN...) {
 		urls := s.URLs
@@ -313,7 +234,9 @@ func answer(c *client, opts Options, res *Result, offer message, got chan<- erro
 	}
 	reply := func(typ string, payload any) {
 		b, _ := json.Marshal(payload)
-		c.emit("", "message", message{To: offer.From, SID: offer.SID, Broadcaster: offer.From, RoomType: "video", Type: typ, Payload: b})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.Emit(ctx, "message", message{To: offer.From, SID: offer.SID, Broadcaster: offer.From, RoomType: "video", Type: typ, Payload: b})
 	}
 	// Candidates found before the answer is out wait for it: a device
 	// cannot use a candidate that arrives before the answer, as pion
