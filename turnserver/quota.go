@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -30,6 +31,10 @@ type quotas struct {
 
 	mu    sync.Mutex
 	users map[string]*userQuota
+
+	// Totals for metrics.
+	allocated, refused       atomic.Uint64 // allocations made, refused by quota
+	toPeers, fromPeers, drop atomic.Uint64 // relayed bytes each way, dropped over quota
 }
 
 type userQuota struct {
@@ -55,6 +60,7 @@ func (q *quotas) allow(userID, _ string, src net.Addr) bool {
 	q.mu.Unlock()
 	if n >= q.maxAllocs {
 		q.log.Warn("turn: refused allocation: user at allocation quota", "user", userID, "client", src, "allocations", n)
+		q.refused.Add(1)
 		return false
 	}
 	return true
@@ -118,6 +124,7 @@ func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.
 	u, err := g.q.acquire(c.UserID)
 	if err != nil {
 		g.q.log.Warn("turn: refused allocation: user at allocation quota", "user", c.UserID)
+		g.q.refused.Add(1)
 		return nil, nil, err
 	}
 	pc, addr, err := g.inner.AllocatePacketConn(c)
@@ -125,6 +132,7 @@ func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.
 		g.q.release(c.UserID)
 		return nil, nil, fmt.Errorf("allocate relay port: %w", err)
 	}
+	g.q.allocated.Add(1)
 	return &meteredConn{PacketConn: pc, q: g.q, user: c.UserID, lim: u.lim}, addr, nil
 }
 
@@ -171,9 +179,12 @@ func (c *meteredConn) over(n int) bool {
 // WriteTo sends towards the peer.
 func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if c.over(len(p)) {
+		c.q.drop.Add(uint64(len(p)))
 		return len(p), nil
 	}
-	return c.PacketConn.WriteTo(p, addr)
+	n, err := c.PacketConn.WriteTo(p, addr)
+	c.q.toPeers.Add(uint64(n))
+	return n, err
 }
 
 // ReadFrom receives from peers, dropping what is over quota.
@@ -181,8 +192,10 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil || !c.over(n) {
+			c.q.fromPeers.Add(uint64(n))
 			return n, addr, err
 		}
+		c.q.drop.Add(uint64(n))
 	}
 }
 

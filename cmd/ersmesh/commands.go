@@ -296,6 +296,11 @@ func runBridge(args []string) error {
 	if err := n.RegisterMetrics(o.Registerer()); err != nil {
 		return err
 	}
+	if turnSrv != nil {
+		if err := turnSrv.RegisterMetrics(o.Registerer()); err != nil {
+			return err
+		}
+	}
 	b, err := bridge.New(bridge.Config{
 		Host:        n.Host(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ersmesh/ersmesh/ops"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -74,6 +75,7 @@ func runTURN(args []string) error {
 	var tf turnFlags
 	tf.register(fs)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	opsAddr := fs.String("ops", "127.0.0.1:9401", "`address` for /metrics, /healthz and /readyz (empty: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -92,6 +94,17 @@ func runTURN(args []string) error {
 	if err != nil {
 		return err
 	}
+	o := ops.New("turn")
+	if err := s.RegisterMetrics(o.Registerer()); err != nil {
+		s.Close()
+		return err
+	}
+	stopOps, err := startOps(*opsAddr, o.Handler(), log)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer stopOps()
 	fmt.Println("TURN server running; give bridges --turn-secret and these with --turn-url:")
 	for _, u := range s.URLs("") {
 		fmt.Println("  " + u)
