@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/ersmesh/ersmesh/mesh"
@@ -216,6 +219,17 @@ func TestViewerReceivesVideo(t *testing.T) {
 			t.Fatal("no video within 15 s")
 		case n := <-gotPackets:
 			t.Logf("received %d RTP packets", n)
+			// The metrics see this viewer and what it was sent.
+			reg := prometheus.NewRegistry()
+			if err := tm.dev.RegisterMetrics(reg); err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.ToFloat64(metricVec(t, reg, "ersmesh_device_viewers", `transport="srtp"`, `flow="ers"`)); got != 1 {
+				t.Errorf("ersmesh_device_viewers{srtp,ers} = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(metricVec(t, reg, "ersmesh_device_stream_sent_bytes_total", `stream="cam"`)); got < 100*12 {
+				t.Errorf("sent bytes for stream cam = %v, want at least the 100 packets' headers", got)
+			}
 			c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
 			pc.Close()
 			for range msgs {
@@ -267,4 +281,35 @@ func TestViewerReceivesVideo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// metricVec picks the one series of name whose labels include every one
+// of want ("key=\"value\""), as a collector testutil can read.
+func metricVec(t *testing.T, g prometheus.Gatherer, name string, want ...string) prometheus.Collector {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			for _, w := range want {
+				if !slices.Contains(labels, w) {
+					continue series
+				}
+			}
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "picked", Help: "picked"}, func() float64 { return v })
+		}
+	}
+	t.Fatalf("no series %s%v", name, want)
+	return nil
 }

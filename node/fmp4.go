@@ -203,6 +203,9 @@ func (v *fmp4Viewer) respond(r fmp4Response) {
 // next keyframe whenever the channel's buffer is over maxBuffered.
 func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	defer v.wg.Done()
+	v.mu.Lock()
+	st := v.stream
+	v.mu.Unlock()
 	waitKey := false
 	for c := range sub.C {
 		select {
@@ -240,6 +243,8 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 				return
 			}
 			v.log.Debug("fmp4: send", "err", err)
+		} else if st != nil {
+			st.AddSent(len(c.Data))
 		}
 	}
 }

@@ -8,6 +8,10 @@ var viewersDesc = prometheus.NewDesc("ersmesh_device_viewers",
 	"Viewer sessions now, by transport (fmp4, srtp) and whether the viewer offered (whep) or the device did (ers).",
 	[]string{"transport", "flow"}, nil)
 
+var sentDesc = prometheus.NewDesc("ersmesh_device_stream_sent_bytes_total",
+	"Media bytes sent to each stream's viewers (RTP packets, fmp4 records).",
+	[]string{"stream"}, nil)
+
 var framesDesc = prometheus.NewDesc("ersmesh_device_stream_frames_total",
 	"Video frames read from each stream's source (and fanned out to its viewers).",
 	[]string{"stream"}, nil)
@@ -19,6 +23,7 @@ type collector struct{ d *Device }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- viewersDesc
 	ch <- framesDesc
+	ch <- sentDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -37,6 +42,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, s := range c.d.cfg.Streams {
 		ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(s.Frames()), name)
+		ch <- prometheus.MustNewConstMetric(sentDesc, prometheus.CounterValue, float64(s.Sent()), name)
 	}
 }
 

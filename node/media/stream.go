@@ -80,6 +80,13 @@ type KeyframeRequester interface {
 // requests on to its source: one per second for all viewers together.
 const keyframeInterval = time.Second
 
+// AddSent counts n bytes handed to a viewer's transport (for a transport
+// that sends outside the Stream, such as fmp4's data channels).
+func (s *Stream) AddSent(n int) { s.sent.Add(uint64(n)) }
+
+// Sent is the media bytes sent to this stream's viewers so far.
+func (s *Stream) Sent() uint64 { return s.sent.Load() }
+
 // RequestKeyframe passes a viewer's keyframe request on to the source when
 // it can make one, at most once per keyframeInterval. Viewers are answered
 // from the GOP cache meanwhile (RTPViewer.RequestKeyframe); a fresh
@@ -105,7 +112,8 @@ type Stream struct {
 	src  Source
 	log  *slog.Logger
 
-	lastKeyReq atomic.Int64 // unix ns of the last keyframe request passed to src
+	lastKeyReq atomic.Int64  // unix ns of the last keyframe request passed to src
+	sent       atomic.Uint64 // media bytes handed to viewers' transports
 
 	mu         sync.Mutex // guards everything below; held per frame and per (un)subscribe
 	audio      *AudioFormat
@@ -658,6 +666,8 @@ func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
 			if v.errs++; v.errs == 1 {
 				s.log.Debug("write video", "err", err)
 			}
+		} else {
+			s.sent.Add(uint64(pkt.MarshalSize()))
 		}
 		if !v.track.live.Load() {
 			return false
