@@ -36,8 +36,8 @@ var exemptGroup = peerdiversity.IPGroupKey(net.IPv4zero)
 // diversityFilter implements peerdiversity.PeerIPGroupFilter: kad-dht asks
 // it before a peer enters the routing table and tells it when one leaves.
 type diversityFilter struct {
-	h                  host.Host
-	exempt             map[peer.ID]bool
+	h                   host.Host
+	exempt              map[peer.ID]bool
 	perBucket, perTable int
 
 	mu    sync.Mutex // guards the counts

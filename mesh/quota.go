@@ -51,10 +51,10 @@ type RecordStats struct {
 // record whose publisher is known and proven.
 type quotaStore struct {
 	ds.Batching
-	self            peer.ID // our own records are only bounded by the total
-	perPeer, total  int
-	log             *slog.Logger
-	logLimit        *rate.Limiter
+	self           peer.ID // our own records are only bounded by the total
+	perPeer, total int
+	log            *slog.Logger
+	logLimit       *rate.Limiter
 
 	mu      sync.Mutex // guards everything below; held across the inner Put so counts match the store
 	owner   map[ds.Key]peer.ID
