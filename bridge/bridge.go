@@ -132,7 +132,7 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	cfg.Rates = cfg.Rates.withDefaults()
 	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access, whep: newWHEPTable(cfg.WHEP),
-		protect: mesh.NewProtector(cfg.Host, "ersmesh-bridge-sessions")}
+		protect: mesh.NewProtector(cfg.Host, ProtectTag)}
 	if b.access == nil {
 		b.access = access.NewStore(false)
 	}

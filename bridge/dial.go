@@ -39,6 +39,10 @@ func (b *Bridge) dialDevice(ctx context.Context, room string) (*signal.Conn, pee
 	return signal.NewConn(&protectedStream{Stream: st, release: b.protect.Hold(info.ID)}), info.ID, nil
 }
 
+// ProtectTag marks, on the host's connection manager, devices this bridge
+// relays a session to: trimming never closes those connections.
+const ProtectTag = "ersmesh-bridge-sessions"
+
 // protectedStream lifts its connection's protection when it is closed or
 // reset, the two ways every session ends.
 type protectedStream struct {
