@@ -197,11 +197,13 @@ func (d *Device) LimitStats() LimitStats { return d.guard.snapshot() }
 
 // Per session bounds on what a viewer (through its bridge) sends. An ERS
 // player trickles a few dozen candidates and the odd mute event; a flood of
-// messages costs JSON decoding and ICE work per message.
+// messages costs JSON decoding and ICE work per message. Honest bridges
+// bound their viewers more tightly (20 candidates per second per socket, 256
+// per WHEP session, in package bridge): these are for bridges that do not.
 const (
-	sessionMsgRate      = 20 // messages per second, after the burst
-	sessionMsgBurst     = 200
-	maxRemoteCandidates = 256 // candidates added to one PeerConnection
+	sessionMsgRate      = 50 // messages per second, after the burst
+	sessionMsgBurst     = 400
+	maxRemoteCandidates = 300 // candidates added to one PeerConnection
 )
 
 // limitLifetime ends the session if its viewer has not connected within d

@@ -313,3 +313,38 @@ func TestTrimmingKeepsViewerBridges(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSignallingFloodEndsOnlyThatSession: a bridge that floods one session
+// with messages gets that session ended; its other session, on the same
+// connection, keeps its video.
+func TestSignallingFloodEndsOnlyThatSession(t *testing.T) {
+	tm := newTestMesh(t)
+	watching := newTestViewer(t, tm, "watching", "srtp", "cam")
+	waitFrames(t, watching, 5, "video")
+	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "flood", Room: "lobby", Stream: "cam"})
+	got := make(chan *signal.Message, 1)
+	go func() {
+		for {
+			m, err := c.Recv(10 * time.Second)
+			if err != nil {
+				close(got)
+				return
+			}
+			if m.Kind == signal.KindLeave {
+				got <- m
+				close(got)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 2*sessionMsgBurst; i++ {
+		if c.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+			break // the device has ended the session already
+		}
+	}
+	m, ok := <-got
+	if !ok || !strings.Contains(m.Reason, "too many signalling messages") {
+		t.Fatalf("flooded session: got %+v, want a leave for too many messages", m)
+	}
+	waitFrames(t, watching, 10, "video for the other session after the flood")
+}
