@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signal"
@@ -204,6 +205,32 @@ func TestStreamRateLimitsOnePeerOnly(t *testing.T) {
 	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "other", Room: "lobby", Stream: "cam"})
 	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
 		t.Fatalf("another bridge's join during the first one's burst: %v %+v", err, m)
+	}
+
+	// Operators see the refusals.
+	reg := prometheus.NewRegistry()
+	if err := tm.dev.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusedRate float64 = -1
+	for _, f := range families {
+		if f.GetName() != "ersmesh_device_signalling_streams_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "limit" && l.GetValue() == "rate" {
+					refusedRate = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if refusedRate < 7 {
+		t.Fatalf("metric of streams refused over the rate = %v, want at least 7", refusedRate)
 	}
 }
 
