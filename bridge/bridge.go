@@ -19,6 +19,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/ops"
 	"github.com/ersmesh/ersmesh/signal"
 	"github.com/ersmesh/ersmesh/turnserver"
@@ -114,6 +115,8 @@ type Bridge struct {
 	wg     sync.WaitGroup // device sessions
 	views  map[string]*viewer
 	whep   *whepTable // WHEP sessions and the POST rate limiter
+	// protect keeps connections to devices with viewers from being trimmed.
+	protect *mesh.Protector
 }
 
 // New creates a bridge; it does not listen yet.
@@ -128,7 +131,8 @@ func New(cfg Config) (*Bridge, error) {
 		cfg.Socket.Logger = cfg.Logger
 	}
 	cfg.Rates = cfg.Rates.withDefaults()
-	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access, whep: newWHEPTable(cfg.WHEP)}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, views: make(map[string]*viewer), access: cfg.Access, whep: newWHEPTable(cfg.WHEP),
+		protect: mesh.NewProtector(cfg.Host, ProtectTag)}
 	if b.access == nil {
 		b.access = access.NewStore(false)
 	}

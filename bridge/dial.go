@@ -34,7 +34,30 @@ func (b *Bridge) dialDevice(ctx context.Context, room string) (*signal.Conn, pee
 	if err != nil {
 		return nil, info.ID, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
-	return signal.NewConn(st), info.ID, nil
+	// While the session lives, the connection manager must not trim the
+	// connection that carries it (mesh.Protector).
+	return signal.NewConn(&protectedStream{Stream: st, release: b.protect.Hold(info.ID)}), info.ID, nil
+}
+
+// ProtectTag marks, on the host's connection manager, devices this bridge
+// relays a session to: trimming never closes those connections.
+const ProtectTag = "ersmesh-bridge-sessions"
+
+// protectedStream lifts its connection's protection when it is closed or
+// reset, the two ways every session ends.
+type protectedStream struct {
+	network.Stream
+	release func() // idempotent
+}
+
+func (s *protectedStream) Close() error {
+	defer s.release()
+	return s.Stream.Close()
+}
+
+func (s *protectedStream) Reset() error {
+	defer s.release()
+	return s.Stream.Reset()
 }
 
 // keepAlive pings the device every signal.PingInterval until stop, so that

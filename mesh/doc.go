@@ -1,7 +1,11 @@
 // Package mesh owns ersmesh's libp2p side that every role shares: the host
 // and its persisted identity, the private Kademlia DHT (protocol prefix
 // "/ersmesh", room records only), publishing a device's rooms in it, and
-// resolving rooms to devices for bridges.
+// resolving rooms to devices for bridges. It also bounds what strangers can
+// make a node hold (docs/hardening.md): connection watermarks and Protector
+// for connections that carry sessions (connmgr.go), a routing table
+// diversity filter (diversity.go) and room record quotas per publisher
+// (quota.go).
 //
 // It knows nothing of signalling, media or HTTP: the device, the bridge and
 // the bootstrap role build on Node and register their own protocols on

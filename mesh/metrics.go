@@ -77,6 +77,11 @@ func (n *Node) RegisterMetrics(reg prometheus.Registerer) error {
 			func() float64 { return float64(n.dht.RoutingTable().Size()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ersmesh_libp2p_connected_peers", Help: "Peers with an open libp2p connection."},
 			func() float64 { return float64(len(n.host.Network().Peers())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ersmesh_dht_room_records", Help: "Room records this node stores for the mesh."},
+			func() float64 { return float64(n.RecordStats().Records) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ersmesh_dht_room_records_refused_total",
+			Help: "Room records refused because their publisher, or this node, held its maximum of them."},
+			func() float64 { s := n.RecordStats(); return float64(s.RefusedPerPeer + s.RefusedFull) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	record "github.com/libp2p/go-libp2p-record"
@@ -88,6 +90,15 @@ type Config struct {
 	Relays []multiaddr.Multiaddr
 	// Reachability overrides AutoNAT; the zero value lets it decide.
 	Reachability Reachability
+
+	// Hardening (see connmgr.go, diversity.go, quota.go and
+	// docs/hardening.md); zero values mean the defaults.
+	ConnLow, ConnHigh  int           // connection manager watermarks
+	ConnGrace          time.Duration // how long a new connection is never trimmed
+	DiversityPerBucket int           // DHT servers per IP group per routing table bucket
+	DiversityPerTable  int           // DHT servers per IP group in the routing table
+	MaxRecordsPerPeer  int           // room records stored here per publisher
+	MaxRecords         int           // room records stored here in all
 }
 
 // Node is a libp2p host in the ersmesh DHT. Roles register their own
@@ -100,6 +111,7 @@ type Node struct {
 	relays    *relayKeeper // nil unless Config.NATTraversal
 	dht       *dht.IpfsDHT
 	validator room.Validator
+	records   *quotaStore // the DHT's value store, counted per publisher
 
 	// ctx is cancelled by Close; every goroutine the node starts (for
 	// publishers and lookups) watches it and is counted in wg.
@@ -153,13 +165,19 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	cm, err := newConnManager(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := append([]libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.ConnectionManager(cm),
 	}, natOpts...)
 	opts = append(opts, cfg.HostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		cm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	var rel *relay.Relay
@@ -176,6 +194,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		relay:     rel,
 		validator: room.Validator{MaxTTL: cfg.MaxRecordTTL},
 	}
+	n.records = newQuotaStore(dssync.MutexWrap(ds.NewMapDatastore()), h.ID(), cfg.MaxRecordsPerPeer, cfg.MaxRecords, n.log)
 	// A bootstrap node may find its own address in a shared list.
 	bootstrap = dropPeer(bootstrap, h.ID())
 
@@ -200,6 +219,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		dht.DisableProviders(),
 		// Used to refill the routing table if it ever empties.
 		dht.BootstrapPeers(bootstrap...),
+		// Bounds on what strangers can make us store, and on how much
+		// of our routing table one subnet can fill.
+		dht.ValueDatastore(n.records),
+		dht.RoutingTablePeerDiversityFilter(newDiversityFilter(h, cfg.DiversityPerBucket, cfg.DiversityPerTable, bootstrap)),
 	)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start DHT: %w", err), n.closeRelay(), h.Close())
@@ -314,6 +337,10 @@ func (n *Node) RelaysHeld() []peer.ID {
 	}
 	return n.relays.heldRelays()
 }
+
+// RecordStats reports the room records this node stores for the mesh, and
+// those it refused over its quotas.
+func (n *Node) RecordStats() RecordStats { return n.records.stats() }
 
 // Host returns the node's libp2p host, for roles to register their protocols.
 func (n *Node) Host() host.Host { return n.host }

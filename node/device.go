@@ -51,7 +51,9 @@ type Config struct {
 	// must prove it knows the secret (package trust) before the device
 	// creates a PeerConnection for it. Bridges never see a secret.
 	Secrets map[string]string
-	Logger  *slog.Logger
+	// Limits bound the signalling streams bridges may open (limits.go).
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -63,6 +65,8 @@ type Device struct {
 	secrets   map[string]string // by canonical room name
 	key       crypto.PrivKey    // signs offers (package trust)
 	publisher *mesh.Publisher
+	guard     *streamGuard    // admits signalling streams (limits.go)
+	protector *mesh.Protector // keeps bridges with viewers from being trimmed
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -122,7 +126,8 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{})}
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}),
+		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Host(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.
@@ -169,6 +174,14 @@ func newWebRTCAPI(includeLoopback bool) (*webrtc.API, error) {
 }
 
 func (d *Device) handleStream(s network.Stream) {
+	// Over its limits, a peer's new stream is reset before anything is
+	// read from it; its other sessions, and other peers', carry on.
+	release, ok := d.guard.admit(s.Conn().RemotePeer())
+	if !ok {
+		s.Reset()
+		return
+	}
+	defer release()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -185,6 +198,7 @@ func (d *Device) handleStream(s network.Stream) {
 		delete(d.viewers, sess)
 		d.mu.Unlock()
 	}()
+	defer sess.limitLifetime(d.guard.lim.UnconnectedTimeout)()
 	sess.run()
 }
 

@@ -40,6 +40,13 @@ func newTestMesh(t *testing.T) *testMesh { return newTestMeshWith(t, nil) }
 // newTestMeshWith is newTestMesh with the device's Config changed by tune.
 func newTestMeshWith(t *testing.T, tune func(*Config)) *testMesh {
 	t.Helper()
+	return newTestMeshFull(t, nil, tune)
+}
+
+// newTestMeshFull is newTestMeshWith with the device's mesh.Config changed
+// by tuneMesh too.
+func newTestMeshFull(t *testing.T, tuneMesh func(*mesh.Config), tune func(*Config)) *testMesh {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true})
@@ -54,7 +61,11 @@ func newTestMeshWith(t *testing.T, tune func(*Config)) *testMesh {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tm.bridge.Close() })
-	tm.device, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true})
+	devCfg := mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true}
+	if tuneMesh != nil {
+		tuneMesh(&devCfg)
+	}
+	tm.device, err = mesh.New(ctx, devCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

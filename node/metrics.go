@@ -16,6 +16,16 @@ var framesDesc = prometheus.NewDesc("ersmesh_device_stream_frames_total",
 	"Video frames read from each stream's source (and fanned out to its viewers).",
 	[]string{"stream"}, nil)
 
+var (
+	streamsDesc = prometheus.NewDesc("ersmesh_device_signalling_streams",
+		"Signalling streams from bridges open now, joining or serving.", nil, nil)
+	refusedDesc = prometheus.NewDesc("ersmesh_device_signalling_streams_refused_total",
+		"New signalling streams reset over a limit: per_peer (streams open from that bridge), total (on this device), rate (that bridge's token bucket).",
+		[]string{"limit"}, nil)
+	unconnectedDesc = prometheus.NewDesc("ersmesh_device_sessions_unconnected_ended_total",
+		"Viewer sessions ended because the viewer had not connected within the unconnected timeout.", nil, nil)
+)
+
 // collector reads the device's state when Prometheus asks, so counting
 // costs nothing on the media path.
 type collector struct{ d *Device }
@@ -24,6 +34,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- viewersDesc
 	ch <- framesDesc
 	ch <- sentDesc
+	ch <- streamsDesc
+	ch <- refusedDesc
+	ch <- unconnectedDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -44,6 +57,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(s.Frames()), name)
 		ch <- prometheus.MustNewConstMetric(sentDesc, prometheus.CounterValue, float64(s.Sent()), name)
 	}
+	ls := c.d.LimitStats()
+	ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(ls.Streams))
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(ls.RefusedPeerStreams), "per_peer")
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(ls.RefusedStreams), "total")
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(ls.RefusedRate), "rate")
+	ch <- prometheus.MustNewConstMetric(unconnectedDesc, prometheus.CounterValue, float64(ls.UnconnectedEnded))
 }
 
 // RegisterMetrics exposes the device's viewers, its streams and its

@@ -14,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signal"
@@ -83,6 +84,8 @@ func (s *session) run() {
 		return
 	}
 	s.joined(join)
+	// A bridge relaying a viewer keeps its connection through trimming.
+	defer s.dev.protector.Hold(s.bridge)()
 
 	// From here on, the device's context ending (Close) must unblock Recv.
 	stop := context.AfterFunc(s.dev.ctx, func() {
@@ -147,6 +150,7 @@ func (s *session) run() {
 		s.conn.Reset()
 		return
 	}
+	msgs := rate.NewLimiter(sessionMsgRate, sessionMsgBurst)
 	for {
 		m, err := s.conn.Recv(signal.IdleTimeout)
 		if err != nil {
@@ -156,6 +160,12 @@ func (s *session) run() {
 			} else {
 				s.conn.Reset()
 			}
+			return
+		}
+		if !msgs.Allow() {
+			s.log.Warn("viewer sends signalling messages too fast; ending its session", "limit_per_second", sessionMsgRate)
+			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "too many signalling messages"})
+			s.conn.Close()
 			return
 		}
 		switch m.Kind {
@@ -297,6 +307,12 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 const maxEarlyCandidates = 64
 
 func (s *session) addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit) {
+	s.mu.Lock()
+	full := s.stat.RemoteCandidates >= maxRemoteCandidates
+	s.mu.Unlock()
+	if full {
+		return // each candidate is ICE work; no honest viewer has this many
+	}
 	if err := pc.AddICECandidate(c); err != nil {
 		// A candidate we cannot use (an unresolvable mDNS name, an address
 		// family we lack) is not a reason to end the session.

@@ -25,6 +25,8 @@ type testViewer struct {
 	pc   *webrtc.PeerConnection
 	done chan struct{} // the signalling reader ended
 
+	closeOnce sync.Once
+
 	// stall, when set before the media starts, makes the viewer stop
 	// reading: its receive buffers fill and the device must not care.
 	stall   bool
@@ -53,6 +55,13 @@ type testViewer struct {
 func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
 	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
+	return newTestViewerOn(t, c, stream, first...)
+}
+
+// newTestViewerOn is newTestViewer on a signalling stream that has sent its
+// join already, from whichever host opened it.
+func newTestViewerOn(t *testing.T, c *signal.Conn, stream string, first ...interceptor.Factory) *testViewer {
+	t.Helper()
 	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
 		t.Fatalf("join: %v %+v", err, m)
 	}
@@ -251,11 +260,13 @@ func (v *testViewer) onDataChannel(dc *webrtc.DataChannel) {
 }
 
 func (v *testViewer) close() {
-	close(v.unstall)
-	v.c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
-	v.pc.Close()
-	v.c.Reset()
-	<-v.done
+	v.closeOnce.Do(func() {
+		close(v.unstall)
+		v.c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
+		v.pc.Close()
+		v.c.Reset()
+		<-v.done
+	})
 }
 
 func (v *testViewer) frameCount() int {

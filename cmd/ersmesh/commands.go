@@ -99,6 +99,9 @@ type meshFlags struct {
 	listen    listFlag
 	bootstrap listFlag
 	logLevel  string
+	// hardening (docs/hardening.md)
+	connLow, connHigh          int
+	recordsPerPeer, maxRecords int
 }
 
 func (m *meshFlags) register(fs *flag.FlagSet, role string) {
@@ -107,13 +110,18 @@ func (m *meshFlags) register(fs *flag.FlagSet, role string) {
 	fs.Var(&m.bootstrap, "bootstrap", "bootstrap peer `multiaddr` with /p2p/<id> (repeatable)")
 	fs.StringVar(&m.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text, or json for log collectors")
+	fs.IntVar(&m.connLow, "conn-low", mesh.DefaultConnLow, "libp2p connections kept when trimming (connections carrying viewers are never trimmed)")
+	fs.IntVar(&m.connHigh, "conn-high", mesh.DefaultConnHigh, "libp2p connections beyond which the least useful are trimmed down to --conn-low")
+	fs.IntVar(&m.recordsPerPeer, "max-records-per-peer", mesh.DefaultMaxRecordsPerPeer, "room records this node stores for the mesh per publisher (DHT servers)")
+	fs.IntVar(&m.maxRecords, "max-records", mesh.DefaultMaxRecords, "room records this node stores for the mesh in all (DHT servers)")
 }
 
 // logFormat is set by --log-format on the roles that have it.
 var logFormat = "text"
 
 func (m *meshFlags) config(server bool, log *slog.Logger) (mesh.Config, error) {
-	cfg := mesh.Config{IdentityFile: m.identity, ListenAddrs: m.listen, Server: server, Logger: log}
+	cfg := mesh.Config{IdentityFile: m.identity, ListenAddrs: m.listen, Server: server, Logger: log,
+		ConnLow: m.connLow, ConnHigh: m.connHigh, MaxRecordsPerPeer: m.recordsPerPeer, MaxRecords: m.maxRecords}
 	for _, s := range m.bootstrap {
 		a, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
@@ -398,6 +406,12 @@ func runDevice(args []string) error {
 	opsAddr := fs.String("ops", "127.0.0.1:7777", "`address` for /metrics, /healthz and /readyz (empty: none)")
 	var secretFlags listFlag
 	fs.Var(&secretFlags, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's ?secret=); bridges never see it (repeatable)")
+	var limits node.Limits
+	fs.IntVar(&limits.MaxStreamsPerPeer, "max-streams-per-bridge", node.DefaultMaxStreamsPerPeer, "signalling streams (viewers, joined or joining) one bridge may hold open")
+	fs.IntVar(&limits.MaxStreams, "max-streams", node.DefaultMaxStreams, "signalling streams all bridges together may hold open")
+	fs.Float64Var(&limits.StreamRate, "stream-rate", node.DefaultStreamRate, "new signalling streams per second from one bridge, after --stream-burst")
+	fs.IntVar(&limits.StreamBurst, "stream-burst", node.DefaultStreamBurst, "new signalling streams one bridge may open at once")
+	fs.DurationVar(&limits.UnconnectedTimeout, "unconnected-timeout", node.DefaultUnconnectedTimeout, "end a viewer session whose WebRTC connection is not up this long after its join")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -445,6 +459,7 @@ func runDevice(args []string) error {
 		RecordTTL:       *ttl,
 		IncludeLoopback: *loopbackCands,
 		Secrets:         secrets,
+		Limits:          limits,
 		Logger:          log,
 	})
 	if err != nil {

@@ -1,0 +1,50 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ersmesh/ersmesh/bridge"
+)
+
+// TestBridgeProtectsDeviceWithViewer: while a viewer's session runs, the
+// bridge's connection manager may not trim its connection to the device;
+// once the viewer leaves, the protection is lifted.
+func TestBridgeProtectsDeviceWithViewer(t *testing.T) {
+	var h host.Host
+	base := startTuned(t, func(c *bridge.Config) { h = c.Host })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dial(t, ctx, base)
+	ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc struct{ Clients map[string]map[string]bool }
+	if len(ack) != 2 || json.Unmarshal(ack[1], &desc) != nil || len(desc.Clients) != 1 {
+		t.Fatalf("join ack %s, want one client", ack)
+	}
+	var device peer.ID
+	for id := range desc.Clients {
+		if device, err = peer.Decode(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cm := h.ConnManager()
+	if !cm.IsProtected(device, bridge.ProtectTag) {
+		t.Fatal("the bridge does not protect its connection to a device it relays a viewer to")
+	}
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for cm.IsProtected(device, bridge.ProtectTag) {
+		if time.Now().After(deadline) {
+			t.Fatal("the device is still protected after the bridge's only viewer left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
