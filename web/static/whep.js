@@ -5,6 +5,8 @@
 // PATCH as RFC 8840 SDP fragments. An alternative to the ERS protocol
 // (ersmesh.js) for `?protocol=whep`; it fires the same "stage" events.
 
+import { StatsSampler } from './stats.js';
+
 const maxBackoff = 10000;    // ms
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
 const connectTimeout = 30000; // ms from the answer to a connected peer
@@ -72,6 +74,8 @@ export class WHEPPlayer extends EventTarget {
     this.stream = stream || 'sample';
     this.token = token || '';
     this.video = video;
+    this.transport = 'srtp'; // WHEP carries media as RTP tracks
+    this._sampler = new StatsSampler();
     this.endpoint = `${this.bridge}/whep/${encodeURIComponent(room)}/${encodeURIComponent(this.stream)}`;
 
     this.stage = '';
@@ -102,6 +106,15 @@ export class WHEPPlayer extends EventTarget {
     this._running = true;
     this.video.addEventListener('playing', this._onPlaying);
     this._connect();
+  }
+
+  // getStats resolves to the numbers of Player.getStats, or null without a
+  // peer connection.
+  async getStats() {
+    const pc = this.peerConnection;
+    if (!pc) return null;
+    const s = await this._sampler.sample(pc, this.video, 'srtp');
+    return pc === this.peerConnection ? { ...s, transport: 'whep', bridge: this.bridge } : null;
   }
 
   close() {
