@@ -415,7 +415,7 @@ export class Player extends EventTarget {
     }
     const several = this.bridges.length > 1;
     if (wait > 0) {
-      const which = several ? `None of the ${this.bridges.length} bridges can be reached. ${why}` : why;
+      const which = several ? `None of the ${this.bridges.length} bridges can be reached (the last: ${why.replace(/^Cannot reach the bridge: /, '')})` : why;
       this._setStage('error', `${which} — retrying in ${Math.ceil(wait / 1000)} s…`, reason);
     } else {
       log(`leaving bridge ${from}: ${why}; trying ${this.bridge}`);

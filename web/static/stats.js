@@ -65,7 +65,7 @@ export class StatsSampler {
     if (pair) {
       out.candidate = candidateKind(report.get(pair.localCandidateId));
       out.remoteCandidate = candidateKind(report.get(pair.remoteCandidateId));
-      if (Number.isFinite(pair.currentRoundTripTime)) out.rtt = round(pair.currentRoundTripTime * 1000);
+      if (Number.isFinite(pair.currentRoundTripTime)) out.rtt = round(pair.currentRoundTripTime * 1000, 1);
     }
 
     let bytes = 0, frames = 0, lost = 0, received = 0;
