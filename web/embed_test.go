@@ -66,7 +66,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "stats.js", "player.css"} {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "stats.js", "support.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
 		}

@@ -268,6 +268,7 @@ import { Player, REASONS } from %[1]q;
 const video = document.getElementById('v');
 window.events = [];
 window.defaultBridge = new Player({ room: 'x', video }).bridge;
+window.single = new Player({ bridge: %[2]q + '/some/path', room: 'x', video }).bridges;
 const p = new Player({ bridges: [%[2]q], room: %[3]q, stream: 'sample', video });
 for (const n of ['joinedRoom', 'createdPeer', 'checkingPeer', 'connectedPeer', 'playerstarted']) {
   p.addEventListener(n, () => events.push(n));
@@ -296,9 +297,9 @@ p.start();
 		document.getElementById('v').getVideoPlaybackQuality().totalVideoFrames > 10`)
 	got, err := Eval[struct {
 		Origin, DefaultBridge string
-		Events                []string
+		Events, Single        []string
 		Width                 int
-	}](b, `({origin: location.origin, defaultBridge, events, width: document.getElementById('v').videoWidth})`)
+	}](b, `({origin: location.origin, defaultBridge, single, events, width: document.getElementById('v').videoWidth})`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,6 +309,10 @@ p.start();
 	// Without a bridge the module talks to the one it came from.
 	if got.DefaultBridge != base {
 		t.Errorf("default bridge %s, want the module's origin %s", got.DefaultBridge, base)
+	}
+	// The single bridge of older pages still works.
+	if len(got.Single) != 1 || got.Single[0] != base {
+		t.Errorf("bridge option %v, want [%s]", got.Single, base)
 	}
 	if e := strings.Join(got.Events, ","); e != "joinedRoom,createdPeer,checkingPeer,connectedPeer,playerstarted" {
 		t.Errorf("events %s", e)
@@ -340,6 +345,8 @@ func TestUnsupportedBrowser(t *testing.T) {
 		{"no MSE", `delete window.MediaSource;`, "", `/no Media Source Extensions/.test(m) && /transport=srtp/.test(m)`},
 		{"no H.264 in WebRTC", `RTCRtpReceiver.getCapabilities = () => ({codecs: [{mimeType: 'video/VP8'}], headerExtensions: []});`,
 			"&transport=srtp", `/cannot decode H\.264/.test(m) && /getCapabilities/.test(m)`},
+		{"WHEP without H.264 in WebRTC", `RTCRtpReceiver.getCapabilities = () => ({codecs: [{mimeType: 'video/VP8'}], headerExtensions: []});`,
+			"&protocol=whep", `/cannot decode H\.264/.test(m)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := New(t)
@@ -390,4 +397,56 @@ func jsString(s string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%q", s)
 	return b.String()
+}
+
+// forceRelay makes every RTCPeerConnection of the page relay-only, through
+// the TURN servers whose URLs match only (a regexp source).
+func forceRelay(only string) string {
+	return `(() => {
+	const Base = RTCPeerConnection;
+	const only = new RegExp(` + jsString(only) + `);
+	window.RTCPeerConnection = class extends Base {
+		constructor(conf = {}) {
+			const iceServers = (conf.iceServers ?? [])
+				.map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => /^turns?:/.test(u) && only.test(u)) }))
+				.filter((s) => s.urls.length > 0);
+			super({ ...conf, iceServers, iceTransportPolicy: 'relay' });
+		}
+	};
+})()`
+}
+
+// TestStatsThroughTURN: the overlay names the relay and the protocol the
+// browser speaks to the TURN server.
+func TestStatsThroughTURN(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := demo.Start(ctx, demo.Config{
+		Addr: "127.0.0.1:0", Room: "cam", TURN: true,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			b := New(t)
+			if err := BeforeLoad(b, forceRelay(`transport=`+proto)); err != nil {
+				t.Fatal(err)
+			}
+			if err := Navigate(b, d.Bridge+"/?room=cam&stats=1"); err != nil {
+				t.Fatal(err)
+			}
+			WaitFor(b, t, 25*time.Second, playing)
+			WaitFor(b, t, 10*time.Second, statsReady)
+			s, err := Eval[shownStats](b, readStats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "relay " + proto; s.Raw.Candidate != want || !strings.HasPrefix(s.Path, want+" ↔ ") {
+				t.Errorf("candidate %q (%q shown), want %s", s.Raw.Candidate, s.Path, want)
+			}
+		})
+	}
 }

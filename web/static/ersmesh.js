@@ -8,6 +8,9 @@ import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { StatsSampler } from './stats.js';
+import { checkSupport } from './support.js';
+
+export { checkSupport };
 
 export const TRANSPORTS = ['fmp4', 'srtp'];
 
@@ -61,8 +64,6 @@ export function stripBadFmtp(sdp) {
   return sdp.replace(badFmtp, '');
 }
 
-// iceServersFrom turns stunservers/turnservers entries into RTCIceServers;
-// legacy ERS servers send "url" where current ones send "urls".
 // sessionInfo returns the offer's session-level "i=" line (RFC 8866 §5.4),
 // where the device explains what it cannot send (AAC audio over srtp).
 export function sessionInfo(sdp) {
@@ -101,32 +102,7 @@ export function bridgeList(bridges) {
   return out;
 }
 
-// checkSupport returns why this browser cannot play a transport, or "" when
-// it can. It asks the browser before anything is tried, so that a viewer
-// learns at once that another browser is needed rather than after a
-// connection that can never show a picture.
-export function checkSupport(transport) {
-  if (typeof RTCPeerConnection !== 'function') {
-    return 'This browser has no WebRTC (RTCPeerConnection), which the player needs. Use a current Chrome, Edge, Firefox or Safari.';
-  }
-  if (transport === 'fmp4') {
-    const ms = globalThis.MediaSource;
-    if (typeof ms !== 'function' || typeof ms.isTypeSupported !== 'function') {
-      return 'This browser has no Media Source Extensions (MediaSource), which the fmp4 transport needs to play H.264. Try ?transport=srtp (video only) or another browser.';
-    }
-    if (!ms.isTypeSupported('video/mp4; codecs="avc1.42e01f"')) {
-      return 'This browser cannot play H.264 video (MediaSource.isTypeSupported refuses avc1). Try another browser; some Linux builds of Chromium and Firefox leave H.264 out.';
-    }
-    return '';
-  }
-  const caps = globalThis.RTCRtpReceiver?.getCapabilities?.('video');
-  if (caps && !caps.codecs.some((c) => c.mimeType.toLowerCase() === 'video/h264')) {
-    return "This browser's WebRTC cannot decode H.264 video (RTCRtpReceiver.getCapabilities lists no H.264). Try ?transport=fmp4 or another browser.";
-  }
-  return '';
-}
-
-// tokenError tells the bridge's token refusals (package bridge/access) from
+// refusalReason tells the bridge's token refusals (package bridge/access) from
 // others, so the page can say what to fix.
 function refusalReason(text) {
   if (/token/i.test(text)) return 'token';
@@ -152,6 +128,8 @@ const pins = {
   },
 };
 
+// iceServersFrom turns stunservers/turnservers entries into RTCIceServers;
+// legacy ERS servers send "url" where current ones send "urls".
 export function iceServersFrom(list) {
   if (!Array.isArray(list)) return [];
   const out = [];
