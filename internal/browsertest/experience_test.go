@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/access"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/web"
 )
@@ -449,4 +451,37 @@ func TestStatsThroughTURN(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBridgeFailoverOnRefusal: a bridge that wants a token this viewer
+// lacks is left for one that does not; alone, its refusal stands and says
+// what to do.
+func TestBridgeFailoverOnRefusal(t *testing.T) {
+	base, room := startDemo(t, false, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	strict, err := demo.Start(ctx, demo.Config{
+		Addr: "127.0.0.1:0", Room: room,
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		TuneBridge: func(c *bridge.Config) { c.Access = access.NewStore(true) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { strict.Close() })
+
+	b := New(t)
+	u := base + "/?" + url.Values{"room": {room}, "bridges": {strict.Bridge + "," + base}}.Encode()
+	if err := Navigate(b, u); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(b, t, 20*time.Second, playing+` && ersPlayer.bridge === `+jsString(base))
+
+	u = base + "/?" + url.Values{"room": {room}, "bridge": {strict.Bridge}}.Encode()
+	if err := Navigate(b, u); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
+		/requires a token/.test(document.getElementById('message').textContent) &&
+		/add \?token=/.test(document.getElementById('message').textContent)`)
 }

@@ -102,12 +102,12 @@ export function bridgeList(bridges) {
   return out;
 }
 
-// refusalReason tells the bridge's token refusals (package bridge/access) from
-// others, so the page can say what to fix.
+// refusalReason sorts a refused join: the token refusals of bridges
+// (package bridge/access) and devices (node.ErrUnauthorized,
+// node.ErrForbidden) from the others, so the page can say what to fix.
 function refusalReason(text) {
   if (/token/i.test(text)) return 'token';
   if (/room not allowed/i.test(text)) return 'room-not-allowed';
-  if (/^unauthorized/i.test(text)) return 'secret-wrong';
   return 'refused';
 }
 
@@ -204,6 +204,7 @@ export class Player extends EventTarget {
     this._bridgesDown = 0;    // bridges found unreachable in a row
     this._rounds = 0;         // rounds of all bridges unreachable, for the backoff
     this._sampler = new StatsSampler();
+    this._refusedBy = new Set(); // bridges that refused the join (token, room)
     this._joinGen = 0;        // tells a current join ack from a stale one
     this._timer = null;       // the one pending retry or watchdog
     this._session = null;     // the offer's {from, sid} while a peer exists
@@ -432,12 +433,18 @@ export class Player extends EventTarget {
       // help, so say why and stop.
       const text = typeof err === 'string' ? err : (err.message ?? JSON.stringify(err));
       const reason = refusalReason(text);
+      // Bridges differ in the tokens and rooms they accept: with several,
+      // each gets its chance before the refusal stands.
+      this._refusedBy.add(this.bridge);
+      if ((reason === 'token' || reason === 'room-not-allowed') && this.bridges.some((b) => !this._refusedBy.has(b))) {
+        this._failover(`The bridge refused room "${this.room}": ${text}`, reason, false);
+        return;
+      }
       const hint = {
         token: this.token
           ? ' Check the token in the address (?token=…): bridges give tokens that may expire or work only once.'
           : ' This bridge needs a token: add ?token=… to the address (ask the bridge operator).',
         'room-not-allowed': ' This bridge serves only some rooms; try another bridge.',
-        'secret-wrong': ' Check the room secret (?secret=…).',
       }[reason] ?? '';
       this._setStage('error', `The bridge refused to join room "${this.room}": ${text}.${hint}`, reason);
       this._closePeer();
