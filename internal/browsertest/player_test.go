@@ -515,6 +515,7 @@ func TestPlayerHelpers(t *testing.T) {
 	}
 	got, err := Eval[string](ctx, `(async () => {
 		const m = await import(new URL('/ersmesh.js', location.href));
+		const st = await import(new URL('/stats.js', location.href));
 		const sdp = 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:0 profile-level-id=0x42e00c;packetization-mode=1\r\n' +
 			'a=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\n';
 		return JSON.stringify({
@@ -523,6 +524,9 @@ func TestPlayerHelpers(t *testing.T) {
 			notList: m.iceServersFrom(null),
 			bridges: m.bridgeList(' http://a:1/x/y, http://a:1,https://b.example ,'),
 			bridgeArray: m.bridgeList(['http://c:2']),
+			kinds: [{candidateType: 'host'}, {candidateType: 'srflx'}, {candidateType: 'prflx'},
+				{candidateType: 'relay', relayProtocol: 'udp'}, {candidateType: 'relay', relayProtocol: 'tcp'},
+				{candidateType: 'relay', relayProtocol: 'tls'}, {candidateType: 'relay'}, undefined].map(st.candidateKind),
 			badBridge: (() => { try { m.bridgeList('ftp://x'); return 'accepted'; } catch (e) { return e.message; } })(),
 		});
 	})()`)
@@ -531,7 +535,8 @@ func TestPlayerHelpers(t *testing.T) {
 	}
 	want := `{"sdp":"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\n",` +
 		`"ice":[{"urls":"stun:a:3478"},{"urls":["turn:b:3478?transport=udp","turn:b:3478?transport=tcp"],"username":"u","credential":"p"}],"notList":[],` +
-		`"bridges":["http://a:1","https://b.example"],"bridgeArray":["http://c:2"],"badBridge":"ersmesh: bridge \"ftp://x\" is not an http(s) URL"}`
+		`"bridges":["http://a:1","https://b.example"],"bridgeArray":["http://c:2"],` +
+		`"kinds":["host","srflx","prflx","relay udp","relay tcp","relay tls","relay",""],"badBridge":"ersmesh: bridge \"ftp://x\" is not an http(s) URL"}`
 	if got != want {
 		t.Errorf("helpers:\n got %s\nwant %s", got, want)
 	}

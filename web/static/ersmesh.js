@@ -275,8 +275,8 @@ export class Player extends EventTarget {
     const now = performance.now();
     if (stage !== this.stage) {
       // A new attempt starts its own timeline: "connecting" to a bridge,
-      // or a join after waiting.
-      if (stage === 'connecting' || this.timeline.length === 0) {
+      // or whatever follows a session that played.
+      if (stage === 'connecting' || this.stage === 'playing' || this.timeline.length === 0) {
         this.timeline = [];
         this._timelineStart = now;
       }
