@@ -298,7 +298,11 @@ func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
 	ds.log.Info("device unreachable", "err", err)
 	ds.v.b.cfg.Resolver.Forget(ds.room)
 	ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
-	ds.ack(nil, roomDescription(""))
+	// Our player tells the viewer a dead device from an empty room by
+	// this key; ERS players read only "clients".
+	desc := roomDescription("")
+	desc["unreachable"] = true
+	ds.ack(nil, desc)
 	return nil, "", false
 }
 

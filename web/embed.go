@@ -11,7 +11,7 @@ import (
 var static embed.FS
 
 // FS returns the player's static files, rooted at the static folder
-// (index.html, ersmesh.js, fmp4.js, whep.js, trust.js, socketio.js, player.css).
+// (index.html, ersmesh.js, fmp4.js, stats.js, support.js, whep.js, trust.js, socketio.js, player.css).
 func FS() fs.FS {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
@@ -48,6 +48,11 @@ func Handler() http.Handler {
 		h := w.Header()
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
+		// Pages on any origin may import the player module from a bridge
+		// (import {Player} from 'https://bridge/ersmesh.js'); module
+		// scripts load with CORS. The files are public and carry no
+		// credentials, so "*" gives nothing away.
+		h.Set("Access-Control-Allow-Origin", "*")
 		name := r.URL.Path
 		if name == "" || name[len(name)-1] == '/' {
 			name += "index.html"

@@ -22,6 +22,7 @@ func TestHandler(t *testing.T) {
 		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
 		{"/fmp4.js", "200 OK", "text/javascript; charset=utf-8", "export class Demuxer"},
 		{"/whep.js", "200 OK", "text/javascript; charset=utf-8", "export class WHEPPlayer extends EventTarget"},
+		{"/stats.js", "200 OK", "text/javascript; charset=utf-8", "export class StatsSampler"},
 		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
 		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
 	} {
@@ -44,6 +45,10 @@ func TestHandler(t *testing.T) {
 			if got := res.Header.Get("Cache-Control"); got != "no-cache" {
 				t.Errorf("GET %s: Cache-Control %q, want no-cache", tc.path, got)
 			}
+			// Pages on other origins import the module.
+			if got := res.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+				t.Errorf("GET %s: Access-Control-Allow-Origin %q, want *", tc.path, got)
+			}
 		}
 		if !strings.Contains(string(body), tc.contains) {
 			t.Errorf("GET %s: body lacks %q", tc.path, tc.contains)
@@ -61,7 +66,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "player.css"} {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "stats.js", "support.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
 		}

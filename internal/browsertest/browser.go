@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -337,6 +339,19 @@ func Describe(ctx context.Context) string {
 		b.WriteString("\n  " + l)
 	}
 	return b.String()
+}
+
+// BeforeLoad makes the tab run js in every document it loads from now on,
+// before the page's own scripts: to take a browser feature away
+// (MediaSource, say) and see how the page copes.
+func BeforeLoad(ctx context.Context, js string) error {
+	_, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (page.AddScriptToEvaluateOnNewDocumentResult, error) {
+		return cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+	})
+	if err != nil {
+		return fmt.Errorf("script before load: %w", err)
+	}
+	return nil
 }
 
 // Screenshot saves a PNG of the tab's viewport to path.

@@ -32,7 +32,7 @@ func TestPlayerWithoutBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	WaitFor(ctx, t, 5*time.Second, `typeof window.ersPlayer === 'object' && window.ersPlayer.room === 'x'`)
-	WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'error'`)
+	WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'bridge-unreachable'`)
 	msg, err := Eval[string](ctx, `document.getElementById('message').textContent`)
 	if err != nil {
 		t.Fatal(err)

@@ -200,7 +200,7 @@ func TestTamperingBridge(t *testing.T) {
 	if err := Navigate(b, playerURL(rewrite.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && /tampering/.test(document.getElementById('message').textContent)`)
+	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /tampering/.test(document.getElementById('message').textContent)`)
 	frames, _ := Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`)
 	if frames > 0 {
 		t.Errorf("%v frames decoded from a tampered session", frames)
@@ -228,7 +228,7 @@ func TestTamperingBridge(t *testing.T) {
 	if err := Navigate(b, playerURL(replay.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && /signature/.test(document.getElementById('message').textContent)`)
+	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /signature/.test(document.getElementById('message').textContent)`)
 }
 
 // TestOpenRoomPin: a browser that saw one device serve an open room warns
@@ -285,8 +285,8 @@ func TestRoomSecretInBrowser(t *testing.T) {
 	base, room := startDemo(t, true, "hunter2")
 	b := New(t)
 	for _, c := range []struct{ extra, want string }{
-		{"&secret=nope", `document.body.dataset.stage === 'error' && /wrong room secret/.test(document.getElementById('message').textContent)`},
-		{"", `document.body.dataset.stage === 'error' && /secret/.test(document.getElementById('message').textContent)`},
+		{"&secret=nope", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-wrong' && /wrong room secret/.test(document.getElementById('message').textContent)`},
+		{"", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-missing' && /secret/.test(document.getElementById('message').textContent)`},
 		{"&secret=hunter2", playing},
 	} {
 		if err := Navigate(b, playerURL(base, room, c.extra)); err != nil {

@@ -317,7 +317,7 @@ func TestPlayerFlow(t *testing.T) {
 		t.Fatal("join asks for no ack")
 	}
 	must(t, c.ack(join.AckID, nil, map[string]any{"clients": map[string]any{}}))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' &&
+	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device' &&
 		document.getElementById('message').textContent.startsWith('No device is serving room "frontdoor" right now')`)
 
 	// The device is there on the second try.
@@ -468,8 +468,10 @@ func TestJoinRefused(t *testing.T) {
 	c := fb.accept(t)
 	join := c.next(t, "join", 5*time.Second)
 	must(t, c.ack(join.AckID, "invalid token"))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'error' &&
-		document.getElementById('message').textContent.includes('invalid token')`)
+	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
+		document.getElementById('stage').textContent === 'Wrong or missing token' &&
+		document.getElementById('message').textContent.includes('invalid token') &&
+		document.getElementById('message').textContent.includes('?token=')`)
 	// A refusal is final: the page hangs up rather than retrying.
 	select {
 	case <-c.done:
@@ -513,19 +515,28 @@ func TestPlayerHelpers(t *testing.T) {
 	}
 	got, err := Eval[string](ctx, `(async () => {
 		const m = await import(new URL('/ersmesh.js', location.href));
+		const st = await import(new URL('/stats.js', location.href));
 		const sdp = 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:0 profile-level-id=0x42e00c;packetization-mode=1\r\n' +
 			'a=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\n';
 		return JSON.stringify({
 			sdp: m.stripBadFmtp(sdp),
 			ice: m.iceServersFrom([{url: 'stun:a:3478'}, {urls: ['turn:b:3478?transport=udp', 'turn:b:3478?transport=tcp'], url: 'turn:b:3478?transport=udp', username: 'u', credential: 'p'}, {}, null]),
 			notList: m.iceServersFrom(null),
+			bridges: m.bridgeList(' http://a:1/x/y, http://a:1,https://b.example ,'),
+			bridgeArray: m.bridgeList(['http://c:2']),
+			kinds: [{candidateType: 'host'}, {candidateType: 'srflx'}, {candidateType: 'prflx'},
+				{candidateType: 'relay', relayProtocol: 'udp'}, {candidateType: 'relay', relayProtocol: 'tcp'},
+				{candidateType: 'relay', relayProtocol: 'tls'}, {candidateType: 'relay'}, undefined].map(st.candidateKind),
+			badBridge: (() => { try { m.bridgeList('ftp://x'); return 'accepted'; } catch (e) { return e.message; } })(),
 		});
 	})()`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"sdp":"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\n",` +
-		`"ice":[{"urls":"stun:a:3478"},{"urls":["turn:b:3478?transport=udp","turn:b:3478?transport=tcp"],"username":"u","credential":"p"}],"notList":[]}`
+		`"ice":[{"urls":"stun:a:3478"},{"urls":["turn:b:3478?transport=udp","turn:b:3478?transport=tcp"],"username":"u","credential":"p"}],"notList":[],` +
+		`"bridges":["http://a:1","https://b.example"],"bridgeArray":["http://c:2"],` +
+		`"kinds":["host","srflx","prflx","relay udp","relay tcp","relay tls","relay",""],"badBridge":"ersmesh: bridge \"ftp://x\" is not an http(s) URL"}`
 	if got != want {
 		t.Errorf("helpers:\n got %s\nwant %s", got, want)
 	}

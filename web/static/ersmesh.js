@@ -7,6 +7,10 @@
 import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
+import { StatsSampler } from './stats.js';
+import { checkSupport } from './support.js';
+
+export { checkSupport };
 
 export const TRANSPORTS = ['fmp4', 'srtp'];
 
@@ -14,11 +18,38 @@ export const TRANSPORTS = ['fmp4', 'srtp'];
 // device in the room) and "error" are off the happy path.
 export const STAGES = ['connecting', 'joined', 'negotiating', 'connected', 'playing', 'waiting', 'error'];
 
+// Reasons: why the player is waiting or has stopped, as the "reason" of
+// stage events and player.reason, so that a page can react to a kind of
+// failure without parsing the words of the message.
+export const REASONS = [
+  'unsupported',        // the browser lacks WebRTC, MSE or H.264
+  'bridge-unreachable', // no bridge answers
+  'bridge-lost',        // the connection to the bridge dropped
+  'no-device',          // no device serves the room
+  'device-unreachable', // a device serves the room but cannot be reached
+  'device-left',        // the device ended the session
+  'token',              // the bridge wants a (valid) token
+  'room-not-allowed',   // the bridge does not serve this room
+  'secret-missing',     // the room needs a secret
+  'secret-wrong',       // the device refused the secret
+  'refused',            // the bridge or device refused for another reason
+  'untrusted',          // the offer is not from the room's device
+  'no-path',            // no network path to the device
+  'stream',             // the device cannot send this stream, or sent a broken one
+];
+
+// The module's own origin: pages that import it from a bridge
+// (import {Player} from 'https://bridge.example/ersmesh.js') talk to that
+// bridge unless told otherwise.
+const moduleOrigin = new URL(import.meta.url).origin;
+
 // EvoStream players delete this line from every offer: it declares a
 // payload type 0 (PCMU) as H.264, which browsers reject.
 const badFmtp = /^a=fmtp:0 profile-level-id=0x42e00c;packetization-mode=1\r?\n/gm;
 
 const maxBackoff = 10000;     // ms
+const bridgeFaultLimit = 3;   // faults (join timeouts, failed peers, empty rooms) before trying the next bridge
+const maxTimeline = 16;       // stage entries kept
 const joinTimeout = 20000;    // ms: the bridge may need a DHT lookup and the device's answer
 const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
@@ -33,8 +64,6 @@ export function stripBadFmtp(sdp) {
   return sdp.replace(badFmtp, '');
 }
 
-// iceServersFrom turns stunservers/turnservers entries into RTCIceServers;
-// legacy ERS servers send "url" where current ones send "urls".
 // sessionInfo returns the offer's session-level "i=" line (RFC 8866 §5.4),
 // where the device explains what it cannot send (AAC audio over srtp).
 export function sessionInfo(sdp) {
@@ -47,6 +76,39 @@ export function sessionInfo(sdp) {
 export function ownerOf(room) {
   const i = room.lastIndexOf('@');
   return i > 0 ? room.slice(i + 1) : '';
+}
+
+function backoff(n) {
+  return Math.min(1000 * 2 ** n, maxBackoff);
+}
+
+// bridgeList turns the bridges option (an array, or a comma-separated
+// string as in ?bridges=) into distinct origins.
+export function bridgeList(bridges) {
+  const items = Array.isArray(bridges) ? bridges : String(bridges ?? '').split(',');
+  const out = [];
+  for (const raw of items) {
+    const b = String(raw ?? '').trim();
+    if (!b) continue;
+    let origin;
+    try {
+      origin = new URL(b, location.href).origin;
+    } catch {
+      throw new Error(`ersmesh: bridge "${b}" is not a URL`);
+    }
+    if (origin === 'null' || !/^https?:$/.test(new URL(origin).protocol)) throw new Error(`ersmesh: bridge "${b}" is not an http(s) URL`);
+    if (!out.includes(origin)) out.push(origin);
+  }
+  return out;
+}
+
+// refusalReason sorts a refused join: the token refusals of bridges
+// (package bridge/access) and devices (node.ErrUnauthorized,
+// node.ErrForbidden) from the others, so the page can say what to fix.
+function refusalReason(text) {
+  if (/token/i.test(text)) return 'token';
+  if (/room not allowed/i.test(text)) return 'room-not-allowed';
+  return 'refused';
 }
 
 function short(id) {
@@ -66,6 +128,8 @@ const pins = {
   },
 };
 
+// iceServersFrom turns stunservers/turnservers entries into RTCIceServers;
+// legacy ERS servers send "url" where current ones send "urls".
 export function iceServersFrom(list) {
   if (!Array.isArray(list)) return [];
   const out = [];
@@ -80,7 +144,8 @@ export function iceServersFrom(list) {
   return out;
 }
 
-// Player plays one room. Its events: "stage" ({detail: {stage, message}}),
+// Player plays one room. Its events: "stage" ({detail: {stage, message,
+// reason, timeline}}),
 // and EvoStream's joinedRoom, createdPeer, checkingPeer, connectedPeer,
 // disconnectedPeer, connectfailedPeer, closePeer, channelOpen,
 // channelClose, playerstarted; and "trust" ({detail: {state, message}}),
@@ -88,13 +153,19 @@ export function iceServersFrom(list) {
 // room, same device as first seen), unverified, changed (open room, another
 // device than first seen).
 export class Player extends EventTarget {
-  constructor({ bridge = location.origin, room, stream = 'sample', token = '', secret = '', transport = 'fmp4', video } = {}) {
+  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', transport = 'fmp4', video } = {}) {
     super();
     if (!room) throw new Error('ersmesh: a room name is needed');
     transport = transport || 'fmp4';
     if (!TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4 or srtp)`);
     if (!(video instanceof HTMLVideoElement)) throw new Error('ersmesh: a <video> element is needed');
-    this.bridge = new URL(bridge, location.href).origin;
+    // bridges (several, tried in turn) or bridge (one, as before); by
+    // default the bridge this module was loaded from.
+    const given = bridges !== undefined && bridges !== null && String(bridges) !== '' ? bridges : (bridge || moduleOrigin);
+    this.bridges = bridgeList(given);
+    if (this.bridges.length === 0) throw new Error('ersmesh: no bridge given');
+    this._bridgeIndex = 0;
+    this.bridge = this.bridges[0]; // the bridge in use
     this.room = room;
     this.stream = stream || 'sample';
     this.token = token || '';
@@ -109,6 +180,12 @@ export class Player extends EventTarget {
 
     this.stage = '';
     this.message = '';
+    this.reason = '';         // one of REASONS while waiting or stopped, else ""
+    // The stages of the current attempt: {stage, message, start, ms}, start
+    // in ms since the attempt began and ms how long the stage lasted (null
+    // for the current one).
+    this.timeline = [];
+    this._timelineStart = 0;
     this.deviceId = '';       // the device's id in the room (the key of the join ack's clients)
     this.peerConnection = null;
     this.note = '';           // what the device said it cannot send, from its offer
@@ -123,6 +200,11 @@ export class Player extends EventTarget {
     this._running = false;
     this._socketFailures = 0; // consecutive, for the reconnect backoff
     this._joinFailures = 0;   // consecutive empty rooms, for the join backoff
+    this._bridgeFaults = 0;   // faults through the current bridge since it last played
+    this._bridgesDown = 0;    // bridges found unreachable in a row
+    this._rounds = 0;         // rounds of all bridges unreachable, for the backoff
+    this._sampler = new StatsSampler();
+    this._refusedBy = new Set(); // bridges that refused the join (token, room)
     this._joinGen = 0;        // tells a current join ack from a stale one
     this._timer = null;       // the one pending retry or watchdog
     this._session = null;     // the offer's {from, sid} while a peer exists
@@ -133,6 +215,7 @@ export class Player extends EventTarget {
 
     this._onPlaying = () => {
       if (!this.peerConnection) return;
+      this._bridgeFaults = 0;
       this._setStage('playing', this.note);
       if (!this._started) {
         this._started = true;
@@ -143,9 +226,29 @@ export class Player extends EventTarget {
 
   start() {
     if (this._running) return;
+    const unsupported = checkSupport(this.transport);
+    if (unsupported) {
+      this._setStage('error', unsupported, 'unsupported');
+      return;
+    }
     this._running = true;
     this.video.addEventListener('playing', this._onPlaying);
     this._connect();
+  }
+
+  // getStats resolves to what the stats overlay shows, or null without a
+  // peer connection: {transport, bridge, width, height, fps, bitrate
+  // (bit/s), rtt (ms), packetLoss (% over the last interval, null on the
+  // reliable fmp4 channel), candidate and remoteCandidate (host, srflx,
+  // prflx, relay udp, relay tcp, relay tls), framesDecoded, framesDropped,
+  // buffered (s of video ahead, fmp4), bytesReceived}. Rates are measured
+  // between calls: call it about once a second.
+  async getStats() {
+    const pc = this.peerConnection;
+    if (!pc) return null;
+    const s = await this._sampler.sample(pc, this.video, this.transport);
+    if (pc !== this.peerConnection) return null;
+    return { ...s, transport: this.transport, bridge: this.bridge };
   }
 
   close() {
@@ -165,12 +268,32 @@ export class Player extends EventTarget {
 
   // --- stage and events ---
 
-  _setStage(stage, message = '') {
-    if (stage === this.stage && message === this.message) return;
+  _setStage(stage, message = '', reason = '') {
+    if (stage === 'playing' || stage === 'connected' || stage === 'negotiating' || stage === 'joined') reason = '';
+    else if (!reason && stage === this.stage) reason = this.reason; // a new message for the same state
+    if (stage === this.stage && message === this.message && reason === this.reason) return;
+    const now = performance.now();
+    if (stage !== this.stage) {
+      // A new attempt starts its own timeline: "connecting" to a bridge,
+      // or whatever follows a session that played.
+      if (stage === 'connecting' || this.stage === 'playing' || this.timeline.length === 0) {
+        this.timeline = [];
+        this._timelineStart = now;
+      }
+      const last = this.timeline[this.timeline.length - 1];
+      if (last && last.ms === null) last.ms = Math.round(now - this._timelineStart - last.start);
+      this.timeline.push({ stage, message, start: Math.round(now - this._timelineStart), ms: null });
+      if (this.timeline.length > maxTimeline) this.timeline.splice(0, this.timeline.length - maxTimeline);
+    } else {
+      const last = this.timeline[this.timeline.length - 1];
+      if (last) last.message = message;
+    }
     this.stage = stage;
     this.message = message;
-    log(`stage ${stage}${message ? ': ' + message : ''}`);
-    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message } }));
+    this.reason = reason;
+    log(`stage ${stage}${reason ? ' (' + reason + ')' : ''}${message ? ': ' + message : ''}`);
+    const timeline = this.timeline.map((e) => ({ ...e }));
+    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message, reason, timeline } }));
   }
 
   _emit(name, detail = {}) {
@@ -188,9 +311,10 @@ export class Player extends EventTarget {
   // --- the socket ---
 
   _connect() {
-    // After a failure the stage stays "error" during retries, so that the
-    // explanation stays on screen instead of flickering.
-    if (this.stage !== 'error') this._setStage('connecting', `Connecting to ${this.bridge}…`);
+    // After a failure the stage stays "error" during retries, and a
+    // failover's "connecting" keeps its words, so that the explanation
+    // stays on screen instead of flickering.
+    if (this.stage !== 'error' && !(this.stage === 'connecting' && this.reason)) this._setStage('connecting', `Connecting to ${this.bridge}…`);
     const s = new Socket(this.bridge, { log: (m) => log('socket.io:', m) });
     this._socket = s;
     this._stun = [];
@@ -201,6 +325,8 @@ export class Player extends EventTarget {
       log('connected to', this.bridge);
       this._socketFailures = 0;
       this._joinFailures = 0;
+      this._bridgesDown = 0;
+      this._rounds = 0;
       this._join();
     });
     s.on('message', (msg) => this._onMessage(msg));
@@ -210,21 +336,71 @@ export class Player extends EventTarget {
         log('bridge reported an error:', reason);
         return;
       }
-      this._lostSocket(s, `Cannot connect to the bridge: ${reason}`, 'error');
+      this._lostSocket(s, `Cannot reach the bridge: ${reason}`, true);
     });
     s.on('disconnect', (reason) => {
-      this._lostSocket(s, `Lost the connection to the bridge (${reason})`, 'connecting');
+      this._lostSocket(s, `Lost the connection to the bridge (${reason})`, false);
     });
     s.connect();
   }
 
-  _lostSocket(s, why, stage) {
+  // _lostSocket handles the end of a socket: a bridge that cannot be
+  // reached is left for the next one; one that dropped a working
+  // connection is tried again, unless it keeps failing.
+  _lostSocket(s, why, unreachable) {
     if (s !== this._socket || !this._running) return;
     this._socket = null;
     this._closePeer();
     this.deviceId = '';
-    const wait = Math.min(1000 * 2 ** this._socketFailures++, maxBackoff);
-    this._setStage(stage, `${why} — retrying in ${Math.ceil(wait / 1000)} s…`);
+    if (unreachable) {
+      this._failover(why, 'bridge-unreachable', true);
+      return;
+    }
+    if (this._bridgeFault()) {
+      this._failover(why, 'bridge-lost', false);
+      return;
+    }
+    const wait = backoff(this._socketFailures++);
+    this._setStage('connecting', `${why} — retrying in ${Math.ceil(wait / 1000)} s…`, 'bridge-lost');
+    this._later(wait, () => this._connect());
+  }
+
+  // _bridgeFault counts a fault of the current bridge and reports whether
+  // it is time to try another one.
+  _bridgeFault() {
+    return ++this._bridgeFaults >= bridgeFaultLimit && this.bridges.length > 1;
+  }
+
+  // _failover closes the current bridge's socket and moves on to the next
+  // bridge: at once while some are untried, with a growing backoff once
+  // every bridge was unreachable in a row.
+  _failover(why, reason, unreachable) {
+    const s = this._socket;
+    this._socket = null;
+    if (s) {
+      if (s.connected) s.emit('leave');
+      s.close();
+    }
+    this._closePeer();
+    this.deviceId = '';
+    this._bridgeFaults = 0;
+    const from = this.bridge;
+    this._bridgeIndex = (this._bridgeIndex + 1) % this.bridges.length;
+    this.bridge = this.bridges[this._bridgeIndex];
+    let wait = 0;
+    if (unreachable && ++this._bridgesDown >= this.bridges.length) {
+      this._bridgesDown = 0;
+      wait = backoff(this._rounds++);
+    }
+    const several = this.bridges.length > 1;
+    if (wait > 0) {
+      const which = several ? `None of the ${this.bridges.length} bridges can be reached (the last: ${why.replace(/^Cannot reach the bridge: /, '')})` : why;
+      this._setStage('error', `${which} — retrying in ${Math.ceil(wait / 1000)} s…`, reason);
+    } else {
+      log(`leaving bridge ${from}: ${why}; trying ${this.bridge}`);
+      this._setStage('connecting', `${why} — trying the next bridge, ${this.bridge}…`, reason);
+    }
+    if (from !== this.bridge) this._emit('bridgeChanged', { from, to: this.bridge, reason });
     this._later(wait, () => this._connect());
   }
 
@@ -243,8 +419,9 @@ export class Player extends EventTarget {
     s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce },
       (err, desc) => this._joined(gen, err, desc));
     this._later(joinTimeout, () => {
-      log('no answer to join; joining again');
-      this._rejoin('The bridge did not answer');
+      log('no answer to join');
+      if (this._bridgeFault()) this._failover('The bridge did not answer the join', 'bridge-lost', false);
+      else this._rejoin('The bridge did not answer', 'bridge-lost');
     });
   }
 
@@ -255,7 +432,21 @@ export class Player extends EventTarget {
       // A refusal (bad token, unknown stream, invalid room): retrying cannot
       // help, so say why and stop.
       const text = typeof err === 'string' ? err : (err.message ?? JSON.stringify(err));
-      this._setStage('error', `The bridge refused to join room "${this.room}": ${text}`);
+      const reason = refusalReason(text);
+      // Bridges differ in the tokens and rooms they accept: with several,
+      // each gets its chance before the refusal stands.
+      this._refusedBy.add(this.bridge);
+      if ((reason === 'token' || reason === 'room-not-allowed') && this.bridges.some((b) => !this._refusedBy.has(b))) {
+        this._failover(`The bridge refused room "${this.room}": ${text}`, reason, false);
+        return;
+      }
+      const hint = {
+        token: this.token
+          ? ' Check the token in the address (?token=…): bridges give tokens that may expire or work only once.'
+          : ' This bridge needs a token: add ?token=… to the address (ask the bridge operator).',
+        'room-not-allowed': ' This bridge serves only some rooms; try another bridge.',
+      }[reason] ?? '';
+      this._setStage('error', `The bridge refused to join room "${this.room}": ${text}.${hint}`, reason);
       this._closePeer();
       const s = this._socket;
       this._socket = null;
@@ -264,7 +455,16 @@ export class Player extends EventTarget {
     }
     const ids = Object.keys(desc?.clients ?? {});
     if (ids.length === 0) {
-      this._rejoin(`No device is serving room "${this.room}" right now`);
+      // Our bridges say when a device was found but could not be reached
+      // (ERS bridges do not, and players ignore the key).
+      const unreachable = desc?.unreachable === true;
+      const why = unreachable
+        ? `The device serving room "${this.room}" cannot be reached right now (offline, or its network blocks the bridge)`
+        : `No device is serving room "${this.room}" right now`;
+      const reason = unreachable ? 'device-unreachable' : 'no-device';
+      // Another bridge may see the mesh better.
+      if (this._bridgeFault()) this._failover(why, reason, false);
+      else this._rejoin(why, reason);
       return;
     }
     this._joinFailures = 0;
@@ -272,16 +472,16 @@ export class Player extends EventTarget {
     this._emit('joinedRoom', { room: this.room, id: this.deviceId });
     if (this._session) return; // the offer overtook the ack; its watchdog runs
     this._setStage('joined', `Joined room "${this.room}"; waiting for the device's offer…`);
-    this._later(offerTimeout, () => this._rejoin('The device sent no offer'));
+    this._later(offerTimeout, () => this._rejoin('The device sent no offer', 'no-path'));
   }
 
   // _rejoin closes any peer and joins again after a backoff, in stage
   // "waiting". The bridge ends the previous session on a new join.
-  _rejoin(why) {
+  _rejoin(why, reason) {
     this._closePeer();
     this.deviceId = '';
-    const wait = Math.min(1000 * 2 ** this._joinFailures++, maxBackoff);
-    this._setStage('waiting', `${why} — retrying…`);
+    const wait = backoff(this._joinFailures++);
+    this._setStage('waiting', `${why} — retrying…`, reason);
     this._later(wait, () => this._join());
   }
 
@@ -290,11 +490,12 @@ export class Player extends EventTarget {
     if (!id || (id !== this.deviceId && id !== this._session?.from)) return;
     log('device left the room:', id, info.reason ?? '');
     if (typeof info.reason === 'string' && info.reason.startsWith('unauthorized')) {
-      this._fail(`The device refused this viewer (${info.reason}). ${this._secret ? 'Check the room secret.' : 'This room needs a secret: add ?secret=… to the address.'}`);
+      this._fail(`The device refused this viewer (${info.reason}). ${this._secret ? 'Check the room secret.' : 'This room needs a secret: add ?secret=… to the address.'}`,
+        this._secret ? 'secret-wrong' : 'secret-missing');
       return;
     }
     this._joinFailures = 0;
-    this._rejoin('The device left the room');
+    this._rejoin(info.reason ? `The device left the room (${String(info.reason).slice(0, 200)})` : 'The device left the room', 'device-left');
   }
 
   // --- signalling ---
@@ -417,7 +618,7 @@ export class Player extends EventTarget {
   async _checkOffer(msg, sdp) {
     const owner = ownerOf(this.room);
     if (owner && msg.from !== owner) {
-      this._fail(`Refused: device ${short(msg.from)} answered for room "${this.room}", which belongs to ${short(owner)}. A bridge may be misdirecting this session.`);
+      this._fail(`Refused: device ${short(msg.from)} answered for room "${this.room}", which belongs to ${short(owner)}. A bridge may be misdirecting this session.`, 'untrusted');
       return false;
     }
     let verdict = 'unsigned';
@@ -430,16 +631,16 @@ export class Player extends EventTarget {
       }
     }
     if (verdict === 'bad') {
-      this._fail("Refused: the device's offer does not match its signature (wrong key, replayed, or altered on the way). A bridge may be tampering with this session.");
+      this._fail("Refused: the device's offer does not match its signature (wrong key, replayed, or altered on the way). A bridge may be tampering with this session.", 'untrusted');
       return false;
     }
     if (owner) {
       if (verdict === 'unavailable') {
-        this._fail('Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.');
+        this._fail('Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.', 'untrusted');
         return false;
       }
       if (verdict !== 'good') {
-        this._fail(`Refused: the offer for owned room "${this.room}" is not signed by its owner.`);
+        this._fail(`Refused: the offer for owned room "${this.room}" is not signed by its owner.`, 'untrusted');
         return false;
       }
       this._setTrust('verified', `Verified: the video comes from the device that owns this room (${short(owner)}).`);
@@ -463,7 +664,7 @@ export class Player extends EventTarget {
     const challenge = msg.payload?.challenge;
     if (typeof challenge !== 'string' || !msg.from) return;
     if (!this._secret) {
-      this._fail(`Room "${this.room}" is protected by a secret: add ?secret=… to the address.`);
+      this._fail(`Room "${this.room}" is protected by a secret: add ?secret=… to the address.`, 'secret-missing');
       return;
     }
     try {
@@ -479,7 +680,7 @@ export class Player extends EventTarget {
     } catch (err) {
       this._fail(err instanceof TrustUnavailable
         ? 'Cannot prove the room secret: open the player over HTTPS (or on localhost).'
-        : `Cannot prove the room secret: ${err.message}`);
+        : `Cannot prove the room secret: ${err.message}`, err instanceof TrustUnavailable ? 'unsupported' : 'refused');
     }
   }
 
@@ -496,7 +697,7 @@ export class Player extends EventTarget {
       if (!cert || pc !== this.peerConnection) return;
       const got = normalizeFingerprint(`${cert.fingerprintAlgorithm} ${cert.fingerprint}`);
       if (got.split(' ')[0] === want.split(' ')[0] && got !== want) {
-        this._fail('Refused: the connection uses a DTLS certificate other than the one the device offered. Someone is in the middle.');
+        this._fail('Refused: the connection uses a DTLS certificate other than the one the device offered. Someone is in the middle.', 'untrusted');
       }
     } catch (err) {
       log('cannot read the DTLS certificate:', err.message);
@@ -519,7 +720,7 @@ export class Player extends EventTarget {
         if (cmd?.type === 'fmp4Response') {
           const p = cmd.payload ?? {};
           log('fmp4Response', p.status, p.description ?? '');
-          if (p.status !== 'SUCCESS') this._fail(`The device cannot send stream "${this.stream}": ${p.description || 'no reason given'}`);
+          if (p.status !== 'SUCCESS') this._fail(`The device cannot send stream "${this.stream}": ${p.description || 'no reason given'}`, 'stream');
         } else if (cmd?.type === 'metadata') {
           this._emit('metadata', cmd.payload ?? {});
         }
@@ -533,7 +734,7 @@ export class Player extends EventTarget {
           try {
             this._mse.init(codecs, init);
           } catch (err) {
-            this._fail(`Cannot play the stream: ${err.message}`);
+            this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
           }
         },
         onSegment: (seg) => this._mse?.append(seg),
@@ -544,17 +745,17 @@ export class Player extends EventTarget {
           demux.feed(e.data);
         } catch (err) {
           ch.onmessage = null;
-          this._peerFailed(`The device sent a broken stream (${err.message})`);
+          this._peerFailed(`The device sent a broken stream (${err.message})`, 'stream');
         }
       };
     }
   }
 
   // _fail stops the player with an explanation: retrying cannot help.
-  _fail(why) {
+  _fail(why, reason = 'refused') {
     clearTimeout(this._timer);
     this._closePeer();
-    this._setStage('error', why);
+    this._setStage('error', why, reason);
   }
 
   _onCandidate(msg) {
@@ -608,12 +809,14 @@ export class Player extends EventTarget {
     }
   }
 
-  _peerFailed(why) {
+  _peerFailed(why, reason = 'no-path') {
     if (!this.peerConnection && !this._session) return;
     log(why);
     this._emit('connectfailedPeer', { id: this.deviceId });
     if (this._session) this._send('connectivityError', {});
-    this._rejoin(why);
+    // Another bridge may hand out TURN servers that work from here.
+    if (this._bridgeFault()) this._failover(why, reason, false);
+    else this._rejoin(why, reason);
   }
 
   _closePeer() {

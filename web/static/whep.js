@@ -5,6 +5,9 @@
 // PATCH as RFC 8840 SDP fragments. An alternative to the ERS protocol
 // (ersmesh.js) for `?protocol=whep`; it fires the same "stage" events.
 
+import { StatsSampler } from './stats.js';
+import { checkSupport } from './support.js';
+
 const maxBackoff = 10000;    // ms
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
 const connectTimeout = 30000; // ms from the answer to a connected peer
@@ -72,10 +75,13 @@ export class WHEPPlayer extends EventTarget {
     this.stream = stream || 'sample';
     this.token = token || '';
     this.video = video;
+    this.transport = 'srtp'; // WHEP carries media as RTP tracks
+    this._sampler = new StatsSampler();
     this.endpoint = `${this.bridge}/whep/${encodeURIComponent(room)}/${encodeURIComponent(this.stream)}`;
 
     this.stage = '';
     this.message = '';
+    this.reason = '';
     this.peerConnection = null;
     this.session = null;      // the session's URL (the POST's Location)
 
@@ -99,9 +105,23 @@ export class WHEPPlayer extends EventTarget {
 
   start() {
     if (this._running) return;
+    const unsupported = checkSupport('srtp');
+    if (unsupported) {
+      this._setStage('error', unsupported, 'unsupported');
+      return;
+    }
     this._running = true;
     this.video.addEventListener('playing', this._onPlaying);
     this._connect();
+  }
+
+  // getStats resolves to the numbers of Player.getStats, or null without a
+  // peer connection.
+  async getStats() {
+    const pc = this.peerConnection;
+    if (!pc) return null;
+    const s = await this._sampler.sample(pc, this.video, 'srtp');
+    return pc === this.peerConnection ? { ...s, transport: 'whep', bridge: this.bridge } : null;
   }
 
   close() {
@@ -113,12 +133,15 @@ export class WHEPPlayer extends EventTarget {
     log('closed');
   }
 
-  _setStage(stage, message = '') {
-    if (stage === this.stage && message === this.message) return;
+  // _setStage reports a stage; reason is one of Player's REASONS, for the
+  // few failures WHEP tells apart.
+  _setStage(stage, message = '', reason = '') {
+    if (stage === this.stage && message === this.message && reason === this.reason) return;
     this.stage = stage;
     this.message = message;
+    this.reason = reason;
     log(`stage ${stage}${message ? ': ' + message : ''}`);
-    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message } }));
+    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message, reason } }));
   }
 
   _later(ms, fn) {
@@ -129,10 +152,10 @@ export class WHEPPlayer extends EventTarget {
     }, ms);
   }
 
-  _retry(stage, why, afterMs) {
+  _retry(stage, why, afterMs, reason = '') {
     this._endSession();
     const wait = afterMs ?? Math.min(1000 * 2 ** this._failures++, maxBackoff);
-    this._setStage(stage, `${why} — retrying in ${Math.ceil(wait / 1000)} s…`);
+    this._setStage(stage, `${why} — retrying in ${Math.ceil(wait / 1000)} s…`, reason);
     this._later(wait, () => this._connect());
   }
 
@@ -206,7 +229,7 @@ export class WHEPPlayer extends EventTarget {
       answer = await resp.text();
     } catch (err) {
       if (pc !== this.peerConnection) return;
-      this._retry('connecting', `Cannot reach the bridge: ${err.message}`);
+      this._retry('connecting', `Cannot reach the bridge: ${err.message}`, undefined, 'bridge-unreachable');
       return;
     }
     if (pc !== this.peerConnection) return;
@@ -215,7 +238,7 @@ export class WHEPPlayer extends EventTarget {
       case 201:
         break;
       case 404:
-        this._retry('waiting', why || `No device is serving room "${this.room}" right now`);
+        this._retry('waiting', why || `No device is serving room "${this.room}" right now`, undefined, 'no-device');
         return;
       case 429:
       case 503: {
