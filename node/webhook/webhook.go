@@ -156,6 +156,7 @@ func (h *Hook) Close() error {
 		<-h.done
 		t.Stop()
 		h.cancel()
+		h.client.CloseIdleConnections()
 	})
 	if sent, failed, dropped := h.Stats(); failed+dropped > 0 {
 		h.log.Warn("webhook closed with events lost", "sent", sent, "failed", failed, "dropped", dropped, "url", h.url)
