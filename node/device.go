@@ -214,14 +214,15 @@ func (d *Device) Close() error {
 	d.cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
 	err := d.publisher.Close()
 	d.ctl.Lock() // a StartRoom under way finishes first
+	// As StopRoom: a room's stop, then its viewers' closing.
+	for _, r := range d.Rooms() {
+		d.emit(Event{Type: EventStopped, Room: r, Reason: "device shutting down"})
+	}
 	d.cancel()
 	d.ctl.Unlock()
 	d.wg.Wait()
 	for _, s := range d.cfg.Streams {
 		s.Close()
-	}
-	for _, r := range d.Rooms() {
-		d.emit(Event{Type: EventStopped, Room: r, Reason: "device shutting down"})
 	}
 	return err
 }

@@ -78,6 +78,9 @@ func (d *Device) StopRoom(r string) error {
 	delete(d.secrets, name.String())
 	d.roomsMu.Unlock()
 	d.publisher.Remove(name.String())
+	// Before the sessions end, so that a room's events always read
+	// stopped, then its viewers' closing.
+	d.emit(Event{Type: EventStopped, Room: name.String(), Reason: "stopped"})
 
 	// A session admitted before the delete above either shows its room
 	// here or checks again after recording it (session.run).
@@ -90,7 +93,6 @@ func (d *Device) StopRoom(r string) error {
 		s.mu.Unlock()
 	}
 	d.mu.Unlock()
-	d.emit(Event{Type: EventStopped, Room: name.String(), Reason: "stopped"})
 	return nil
 }
 
