@@ -416,8 +416,9 @@ func runDevice(args []string) error {
 		return err
 	}
 	var onEvent func(node.Event)
+	var hook *webhook.Hook
 	if *webhookURL != "" {
-		hook, err := webhook.New(webhook.Config{URL: *webhookURL, Timeout: *webhookTimeout, Logger: log})
+		hook, err = webhook.New(webhook.Config{URL: *webhookURL, Timeout: *webhookTimeout, Logger: log})
 		if err != nil {
 			return fmt.Errorf("--webhook: %w", err)
 		}
@@ -474,6 +475,12 @@ func runDevice(args []string) error {
 	if err := errors.Join(n.RegisterMetrics(o.Registerer()), d.RegisterMetrics(o.Registerer())); err != nil {
 		d.Close()
 		return err
+	}
+	if hook != nil {
+		if err := hook.RegisterMetrics(o.Registerer()); err != nil {
+			d.Close()
+			return err
+		}
 	}
 	mux := http.NewServeMux()
 	o.Register(mux)

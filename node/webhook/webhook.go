@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ersmesh/ersmesh/node"
 )
 
@@ -179,3 +181,21 @@ func (r *rateLog) due() bool {
 	}
 	return false
 }
+
+var eventsDesc = prometheus.NewDesc("ersmesh_device_webhook_events_total",
+	"Device events given to the webhook, by result: sent, failed (an error or a non-2xx answer), dropped (the queue was full).",
+	[]string{"result"}, nil)
+
+type collector struct{ h *Hook }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- eventsDesc }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	sent, failed, dropped := c.h.Stats()
+	for result, n := range map[string]uint64{"sent": sent, "failed": failed, "dropped": dropped} {
+		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(n), result)
+	}
+}
+
+// RegisterMetrics exposes the webhook's delivery counts.
+func (h *Hook) RegisterMetrics(reg prometheus.Registerer) error { return reg.Register(collector{h}) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/ersmesh/ersmesh/node"
@@ -58,6 +59,14 @@ func TestDeliversInOrder(t *testing.T) {
 	}
 	if sent, failed, dropped := h.Stats(); sent != 3 || failed != 1 || dropped != 1 {
 		t.Errorf("stats sent=%d failed=%d dropped=%d, want 3, 1 (the 500), 1 (after Close)", sent, failed, dropped)
+	}
+	reg := prometheus.NewRegistry()
+	if err := h.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 3 {
+		t.Errorf("metrics: %v, %v; want sent, failed and dropped", mfs, err)
 	}
 }
 
