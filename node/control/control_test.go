@@ -16,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
 	"github.com/ersmesh/ersmesh/ops"
 )
@@ -431,5 +433,71 @@ func TestRefusedClients(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz beside the commands: %s", resp.Status)
+	}
+}
+
+// TestRestoreRetries: a saved room that cannot be published at start (the
+// device knows no DHT peer yet) is listed, retried, and served once the
+// device reaches the mesh.
+func TestRestoreRetries(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	loopback := []string{"/ip4/127.0.0.1/tcp/0"}
+	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer boot.Close()
+	alone, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	stream, err := media.NewSampleStream("sample", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := node.New(ctx, node.Config{Mesh: alone, Streams: map[string]*media.Stream{"sample": stream}, RecordTTL: recordTTL, Logger: quiet})
+	if err != nil {
+		stream.Close()
+		t.Fatal(err)
+	}
+	defer dev.Close()
+
+	state := filepath.Join(t.TempDir(), "state.json")
+	if err := saveState(state, []WebRTCConfig{{ConfigID: 7, RoomID: "late", KeepAlive: true}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Device: dev, StateFile: state, Logger: quiet, StartTimeout: time.Second, RetryInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(dev.Rooms()) != 0 {
+		t.Fatalf("a room was published with no DHT peer: %v", dev.Rooms())
+	}
+	if s := mustJSON(c.Do(ctx, Command{Name: CmdListConfig})); !strings.Contains(s, `"configId":7`) {
+		t.Errorf("a pending restored room is not listed: %s", s)
+	}
+	// Starting it by hand meanwhile is still "started once".
+	if rep := c.Do(ctx, Command{Name: CmdStartWebRTC, Params: map[string]string{"roomid": "late"}}); rep.OK() {
+		t.Errorf("start of a pending restored room: %+v", rep)
+	}
+	if err := alone.Host().Connect(ctx, peer.AddrInfo{ID: boot.ID(), Addrs: boot.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	for !slices.Equal(dev.Rooms(), []string{"late"}) {
+		if ctx.Err() != nil {
+			t.Fatalf("the restored room was not retried into service: %v", dev.Rooms())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := mesh.NewResolver(boot, mesh.ResolverOptions{})
+	if info, err := res.Resolve(ctx, "late"); err != nil || info.ID != alone.ID() {
+		t.Fatalf("resolve the retried room: %v %v", info, err)
 	}
 }
