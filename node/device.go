@@ -105,9 +105,6 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		}
 		rooms[name.String()] = true
 	}
-	if len(rooms) == 0 {
-		cfg.Rooms = nil
-	}
 	secrets := make(map[string]string, len(cfg.Secrets))
 	for r, sec := range cfg.Secrets {
 		name, err := room.ParseName(r)
