@@ -277,8 +277,22 @@ func (s *squatter) put(t *testing.T, roomName string) {
 func TestPublishChecks(t *testing.T) {
 	n := newTestNode(t, Config{Server: true, MaxRecordTTL: time.Minute})
 	ctx := t.Context()
-	if _, err := n.Publish(ctx, nil, time.Minute); err == nil {
-		t.Error("published no rooms")
+	// No rooms yet is fine (a device controlled at run time), and costs no
+	// DHT query: the node is alone here.
+	empty, err := n.Publish(ctx, nil, time.Minute)
+	if err != nil {
+		t.Errorf("publish no rooms: %v", err)
+	} else {
+		if err := empty.Add(ctx, "x"); err == nil {
+			t.Error("added a room in an empty mesh")
+		}
+		if err := empty.Add(ctx, "x y"); !errors.Is(err, room.ErrBadName) {
+			t.Errorf("add a bad name: %v", err)
+		}
+		if len(empty.Rooms()) != 0 || empty.Remove("x") {
+			t.Errorf("a failed Add left rooms behind: %v", empty.Rooms())
+		}
+		empty.Close()
 	}
 	if _, err := n.Publish(ctx, []string{"x"}, 2*time.Minute); err == nil {
 		t.Error("published with a ttl above MaxRecordTTL")
@@ -373,5 +387,45 @@ func TestAddrRank(t *testing.T) {
 		if a.String() != want[i] {
 			t.Fatalf("order %v, want %v", addrs, want)
 		}
+	}
+}
+
+// TestPublisherAddRemove adds a room at run time, as a device's control API
+// does, and removes it again: lookups find it at once, and lose it once its
+// last record expires, since removed rooms are not republished.
+func TestPublisherAddRemove(t *testing.T) {
+	ctx := t.Context()
+	boot, bridges := testMesh(t, 1)
+	dev := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs()})
+	const ttl = 2 * time.Second
+	pub, err := dev.Publish(ctx, nil, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.Add(ctx, "porch"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.Rooms(); !slices.Equal(got, []string{"porch"}) {
+		t.Fatalf("rooms after Add: %v", got)
+	}
+	r := NewResolver(bridges[0], ResolverOptions{CacheTTL: 100 * time.Millisecond, NegativeTTL: 50 * time.Millisecond})
+	if info, err := r.Resolve(ctx, "porch"); err != nil || info.ID != dev.ID() {
+		t.Fatalf("resolve an added room: %v %v", info, err)
+	}
+	if !pub.Remove("porch") || pub.Remove("porch") {
+		t.Fatal("Remove should report true once, then false")
+	}
+	// Wait past a republish (ttl/3) and the record's expiry.
+	deadline := time.Now().Add(4 * ttl)
+	for {
+		_, err := r.Resolve(ctx, "porch")
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a removed room still resolves after %s: %v", 4*ttl, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -26,9 +26,11 @@ const addrChangeDelay = time.Second
 // addresses change (a relay reservation, a new interface), so bridges always
 // dial current addresses.
 type Publisher struct {
-	n     *Node
-	rooms []string // canonical names
-	ttl   time.Duration
+	n   *Node
+	ttl time.Duration
+
+	mu    sync.Mutex // guards rooms: Add and Remove run beside the republishing goroutine
+	rooms []string   // canonical names
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -41,13 +43,12 @@ type Publisher struct {
 // device stops, lookups forget it within ttl. It must not exceed the mesh's
 // MaxRecordTTL, or other nodes would refuse the records.
 //
-// Owned rooms ("name@<peer ID>") must be owned by this node.
+// Owned rooms ("name@<peer ID>") must be owned by this node. rooms may be
+// empty: a device controlled at run time (package node/control) adds its
+// rooms later with Add.
 func (n *Node) Publish(ctx context.Context, rooms []string, ttl time.Duration) (*Publisher, error) {
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
-	}
-	if len(rooms) == 0 {
-		return nil, errors.New("publish: no rooms given")
 	}
 	if ttl <= 0 {
 		return nil, fmt.Errorf("publish: the record time to live must be positive, got %s", ttl)
@@ -57,20 +58,17 @@ func (n *Node) Publish(ctx context.Context, rooms []string, ttl time.Duration) (
 	}
 	p := &Publisher{n: n, ttl: ttl, done: make(chan struct{})}
 	for _, r := range rooms {
-		name, err := room.ParseName(r)
+		name, err := n.canonicalRoom(r)
 		if err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
+			return nil, err
 		}
-		if owner, ok := name.Owner(); ok && owner != n.ID() {
-			return nil, fmt.Errorf("publish %q: %w: this node is %s", r, room.ErrNotOwner, n.ID())
-		}
-		if !slices.Contains(p.rooms, name.String()) {
-			p.rooms = append(p.rooms, name.String())
+		if !slices.Contains(p.rooms, name) {
+			p.rooms = append(p.rooms, name)
 		}
 	}
 
 	addrs := n.publishAddrs()
-	if err := p.publish(ctx, addrs); err != nil {
+	if err := p.publish(ctx, p.rooms, addrs); err != nil {
 		return nil, err
 	}
 
@@ -84,10 +82,66 @@ func (n *Node) Publish(ctx context.Context, rooms []string, ttl time.Duration) (
 	return p, nil
 }
 
-// publish puts a fresh record of every room, with addrs.
-func (p *Publisher) publish(ctx context.Context, addrs []ma.Multiaddr) error {
+// canonicalRoom checks that this node may publish r and returns its
+// canonical name.
+func (n *Node) canonicalRoom(r string) (string, error) {
+	name, err := room.ParseName(r)
+	if err != nil {
+		return "", fmt.Errorf("publish: %w", err)
+	}
+	if owner, ok := name.Owner(); ok && owner != n.ID() {
+		return "", fmt.Errorf("publish %q: %w: this node is %s", r, room.ErrNotOwner, n.ID())
+	}
+	return name.String(), nil
+}
+
+// Add publishes one more room and keeps it alive with the others. It
+// returns once the first record is in the DHT, or the error that kept it
+// out (then the room is not added). Adding a room already published only
+// refreshes its record.
+func (p *Publisher) Add(ctx context.Context, r string) error {
+	name, err := p.n.canonicalRoom(r)
+	if err != nil {
+		return err
+	}
+	if p.n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if err := p.publish(ctx, []string{name}, p.n.publishAddrs()); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.rooms, name) {
+		p.rooms = append(p.rooms, name)
+	}
+	p.n.log.Info("room published", "room", name, "ttl", p.ttl)
+	return nil
+}
+
+// Remove stops republishing room r and reports whether it was published.
+// A DHT record cannot be withdrawn: lookups still find the last one until
+// it expires, within the record time to live.
+func (p *Publisher) Remove(r string) bool {
+	name, err := room.ParseName(r)
+	if err != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.Index(p.rooms, name.String())
+	if i < 0 {
+		return false
+	}
+	p.rooms = slices.Delete(p.rooms, i, i+1)
+	p.n.log.Info("room unpublished; its record expires", "room", name.String(), "within", p.ttl)
+	return true
+}
+
+// publish puts a fresh record of each room, with addrs.
+func (p *Publisher) publish(ctx context.Context, rooms []string, addrs []ma.Multiaddr) error {
 	var errs []error
-	for _, name := range p.rooms {
+	for _, name := range rooms {
 		val, err := p.encode(name, addrs)
 		if err != nil {
 			errs = append(errs, err)
@@ -159,7 +213,8 @@ func (p *Publisher) run(ctx context.Context, published []ma.Multiaddr) {
 
 		addrs := p.n.publishAddrs()
 		putCtx, cancel := context.WithTimeout(ctx, interval)
-		err := p.publish(putCtx, addrs)
+		rooms := p.Rooms()
+		err := p.publish(putCtx, rooms, addrs)
 		cancel()
 		next := interval
 		if err != nil {
@@ -168,17 +223,21 @@ func (p *Publisher) run(ctx context.Context, published []ma.Multiaddr) {
 			}
 			// Retry well before the records expire.
 			next = max(interval/4, 500*time.Millisecond)
-			p.n.log.Warn("republishing rooms failed; retrying", "rooms", p.rooms, "in", next, "error", err)
+			p.n.log.Warn("republishing rooms failed; retrying", "rooms", rooms, "in", next, "error", err)
 		} else {
 			published = addrs
-			p.n.log.Debug("rooms republished", "rooms", p.rooms, "addrs", addrs)
+			p.n.log.Debug("rooms republished", "rooms", rooms, "addrs", addrs)
 		}
 		timer.Reset(next)
 	}
 }
 
 // Rooms returns the canonical names of the published rooms.
-func (p *Publisher) Rooms() []string { return slices.Clone(p.rooms) }
+func (p *Publisher) Rooms() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.rooms)
+}
 
 // Close stops republishing and waits for the republishing goroutine. The
 // records stay in the DHT until they expire. Close is idempotent.

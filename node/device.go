@@ -53,7 +53,11 @@ type Config struct {
 	Secrets map[string]string
 	// Limits bound the signalling streams bridges may open (limits.go).
 	Limits Limits
-	Logger *slog.Logger
+	// OnEvent, when set, receives the device's events (events.go). It is
+	// called on the device's and pion's goroutines and must not block:
+	// package node/webhook queues.
+	OnEvent func(Event)
+	Logger  *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -61,12 +65,15 @@ type Device struct {
 	cfg       Config
 	log       *slog.Logger
 	api       *webrtc.API
-	rooms     map[string]bool
-	secrets   map[string]string // by canonical room name
-	key       crypto.PrivKey    // signs offers (package trust)
+	key       crypto.PrivKey // signs offers (package trust)
 	publisher *mesh.Publisher
 	guard     *streamGuard    // admits signalling streams (limits.go)
 	protector *mesh.Protector // keeps bridges with viewers from being trimmed
+
+	ctl     sync.Mutex        // serialises StartRoom and StopRoom
+	roomsMu sync.Mutex        // guards rooms and secrets, read by every join
+	rooms   map[string]bool   // by canonical room name
+	secrets map[string]string // by canonical room name
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -77,12 +84,10 @@ type Device struct {
 }
 
 // New validates cfg, publishes the rooms and starts accepting viewers.
+// cfg.Rooms may be empty: rooms can be started later (StartRoom).
 func New(ctx context.Context, cfg Config) (*Device, error) {
 	if cfg.Mesh == nil {
 		return nil, errors.New("device needs a mesh node")
-	}
-	if len(cfg.Rooms) == 0 {
-		return nil, errors.New("device needs at least one room")
 	}
 	if len(cfg.Streams) == 0 {
 		return nil, errors.New("device needs at least one stream")
@@ -139,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("publish rooms: %w", err)
 	}
 	d.log.Info("device serving", "peer", cfg.Mesh.ID(), "rooms", cfg.Rooms, "streams", streamNames(cfg.Streams))
+	for _, r := range d.Rooms() {
+		d.emit(Event{Type: EventStarted, Room: r})
+	}
 	return d, nil
 }
 
@@ -190,9 +198,11 @@ func (d *Device) handleStream(s network.Stream) {
 	}
 	d.wg.Add(1)
 	sess := &session{dev: d, conn: signal.NewConn(s), bridge: s.Conn().RemotePeer()}
+	sess.ctx, sess.cancel = context.WithCancelCause(d.ctx)
 	d.viewers[sess] = struct{}{}
 	d.mu.Unlock()
 	defer d.wg.Done()
+	defer sess.cancel(nil)
 	defer func() {
 		d.mu.Lock()
 		delete(d.viewers, sess)
@@ -214,7 +224,13 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	d.cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
 	err := d.publisher.Close()
+	d.ctl.Lock() // a StartRoom under way finishes first
+	// As StopRoom: a room's stop, then its viewers' closing.
+	for _, r := range d.Rooms() {
+		d.emit(Event{Type: EventStopped, Room: r, Reason: "device shutting down"})
+	}
 	d.cancel()
+	d.ctl.Unlock()
 	d.wg.Wait()
 	for _, s := range d.cfg.Streams {
 		s.Close()

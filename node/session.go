@@ -28,6 +28,10 @@ type session struct {
 	conn   *signal.Conn
 	bridge peer.ID
 	log    *slog.Logger
+	// ctx ends with the device, or with the session's room (StopRoom,
+	// cause errRoomStopped).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 
 	sid string // the WebRTC session id the player echoes in its messages
 
@@ -44,10 +48,12 @@ type session struct {
 	// detach ends the media delivery to this viewer (see fmp4.go, srtp.go).
 	detach func()
 
-	mu        sync.Mutex // guards offerSent, pending and stat
+	mu        sync.Mutex // guards offerSent, pending, stat, streaming, ended, and orders events
 	offerSent bool       // our description (offer, or answer in answer mode) went out
 	pending   []*signal.Message
 	stat      ViewerInfo // what Device.Viewers reports
+	streaming bool       // EventPeerStreamStarted was emitted
+	ended     bool       // the PeerConnection is closed: no more stream events
 }
 
 // sessionSID returns a random id for the ERS message "sid" field.
@@ -72,7 +78,7 @@ func (s *session) run() {
 	}
 	s.log = s.log.With("session", join.Session, "room", join.Room, "stream", join.Stream)
 	stream, err := s.admit(join)
-	if err == nil && join.ViewerOffers && s.dev.secrets[join.Room] != "" {
+	if err == nil && join.ViewerOffers && s.dev.secret(join.Room) != "" {
 		// A room secret is proven in a challenge and answer that WHEP has
 		// no room for; a bearer token would show the secret to the bridge.
 		err = refuse(signal.CodeUnauthorized, "room %q is protected by a room secret, which WHEP cannot prove; watch it with the ersmesh player", join.Room)
@@ -84,11 +90,26 @@ func (s *session) run() {
 		return
 	}
 	s.joined(join)
+	if !s.dev.serves(join.Room) {
+		// StopRoom ran between admit and joined, and did not see us.
+		s.log.Info("viewer refused: room stopped")
+		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: fmt.Sprintf("room %q is not served by this device", join.Room), Code: signal.CodeNotFound})
+		s.conn.Close()
+		return
+	}
 	// A bridge relaying a viewer keeps its connection through trimming.
 	defer s.dev.protector.Hold(s.bridge)()
 
-	// From here on, the device's context ending (Close) must unblock Recv.
-	stop := context.AfterFunc(s.dev.ctx, func() {
+	// From here on, the session's context ending (Close, StopRoom) must
+	// unblock Recv.
+	stop := context.AfterFunc(s.ctx, func() {
+		if errors.Is(context.Cause(s.ctx), errRoomStopped) {
+			// Say goodbye and let the loop close the stream cleanly, so
+			// the leave reaches the bridge and the player.
+			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "room stopped on the device"})
+			s.conn.Interrupt()
+			return
+		}
 		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "device shutting down"})
 		s.conn.Reset()
 	})
@@ -117,9 +138,11 @@ func (s *session) run() {
 		s.conn.Close()
 		return
 	}
+	s.peerCreated()
 	defer func() {
 		pc.Close()
 		s.detach()
+		s.peerClosed()
 	}()
 
 	pingDone := make(chan struct{})
@@ -190,7 +213,7 @@ func (s *session) run() {
 
 // admit decides whether this device serves the join, and with which stream.
 func (s *session) admit(join *signal.Message) (*media.Stream, error) {
-	if !s.dev.rooms[join.Room] {
+	if !s.dev.serves(join.Room) {
 		return nil, refuse(signal.CodeNotFound, "room %q is not served by this device", join.Room)
 	}
 	if err := s.dev.authorize(join); err != nil {
@@ -248,6 +271,8 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 		s.log.Info("peer connection", "state", st.String())
 		s.setState(st)
 		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.streamStarted()
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			// The viewer is unreachable, or closed its side (DTLS
 			// close_notify) without a word, as WHEP clients may: end the

@@ -24,7 +24,7 @@ var errUnauthorized = errors.New("unauthorized")
 // bridge that saw the proof cannot use it with a certificate of its own.
 // It returns "" for rooms without a secret.
 func (s *session) authorize(join *signal.Message) (string, error) {
-	secret := s.dev.secrets[join.Room]
+	secret := s.dev.secret(join.Room)
 	if secret == "" {
 		return "", nil
 	}

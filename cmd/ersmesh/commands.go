@@ -29,7 +29,9 @@ import (
 	"github.com/ersmesh/ersmesh/internal/config"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/webhook"
 	"github.com/ersmesh/ersmesh/ops"
 )
 
@@ -48,6 +50,7 @@ func commands() []command {
 		{"bridge", "serve the player and the ERS protocol, relay signalling to devices", runBridge},
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
 		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", runTURN},
+		{"ctl", "send an EMS-style command to a running device: startWebRTC, stopWebRTC, listConfig", runCtl},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -395,7 +398,7 @@ func runDevice(args []string) error {
 	var mf meshFlags
 	mf.register(fs, "device")
 	var rooms listFlag
-	fs.Var(&rooms, "room", "room `name` to publish: name, or name@<this device's peer ID> for an owned room (repeatable)")
+	fs.Var(&rooms, "room", "room `name` to publish: name, or name@<this device's peer ID> for an owned room (repeatable; more can be started with ersmesh ctl startWebRTC)")
 	var streamFlags listFlag
 	fs.Var(&streamFlags, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 Annex-B file[,audio=file.aac|file.ogg][,fps=N], an MP4 file, - for stdin, rtsp://..., or rtp://host[:port],sdp=file.sdp (ports from the SDP); a bare NAME serves the sample clip")
 	ttl := fs.Duration("record-ttl", node.DefaultRecordTTL, "how long a room record stays valid; republished at a third of it")
@@ -403,7 +406,12 @@ func runDevice(args []string) error {
 	loopbackCands := fs.Bool("loopback-candidates", false, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")
 	natTraversal := fs.Bool("nat-traversal", true, "behind NAT, stay reachable through relay reservations on the bootstrap nodes and hole punching")
 	reach := fs.String("reachability", "", "skip AutoNAT and take this reachability: public or private")
-	opsAddr := fs.String("ops", "127.0.0.1:7777", "`address` for /metrics, /healthz and /readyz (empty: none)")
+	opsAddr := fs.String("ops", "127.0.0.1:7777", "`address` for /metrics, /healthz, /readyz and the control API (startWebRTC, ...; empty: none)")
+	state := fs.String("state", defaultState(), "`file` keeping the keepAlive startWebRTC commands across restarts (empty: none)")
+	var controlAllow listFlag
+	fs.Var(&controlAllow, "control-allow", "client `prefix` or address allowed to send control commands (repeatable; default loopback)")
+	webhookURL := fs.String("webhook", "", "`URL` to POST device events to as JSON (webRTCStarted, webRTCPeerStreamStarted, ...)")
+	webhookTimeout := fs.Duration("webhook-timeout", webhook.DefaultTimeout, "how long one webhook POST may take; events queued meanwhile beyond the queue are dropped")
 	var secretFlags listFlag
 	fs.Var(&secretFlags, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's ?secret=); bridges never see it (repeatable)")
 	var limits node.Limits
@@ -415,8 +423,12 @@ func runDevice(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if len(rooms) == 0 {
-		return errors.New("--room is required")
+	allow, err := parsePrefixes(controlAllow)
+	if err != nil {
+		return fmt.Errorf("--control-allow: %w", err)
+	}
+	if len(rooms) == 0 && *opsAddr == "" && *state == "" {
+		return errors.New("--room is required (or the control API, --ops, to start rooms with ersmesh ctl startWebRTC)")
 	}
 	secrets := map[string]string{}
 	for _, f := range secretFlags {
@@ -432,6 +444,16 @@ func runDevice(args []string) error {
 	log, err := newLogger(mf.logLevel)
 	if err != nil {
 		return err
+	}
+	var onEvent func(node.Event)
+	var hook *webhook.Hook
+	if *webhookURL != "" {
+		hook, err = webhook.New(webhook.Config{URL: *webhookURL, Timeout: *webhookTimeout, Logger: log})
+		if err != nil {
+			return fmt.Errorf("--webhook: %w", err)
+		}
+		defer hook.Close() // after the device: its last events go out
+		onEvent = hook.Send
 	}
 	cfg, err := mf.config(*server, log)
 	if err != nil {
@@ -460,6 +482,7 @@ func runDevice(args []string) error {
 		IncludeLoopback: *loopbackCands,
 		Secrets:         secrets,
 		Limits:          limits,
+		OnEvent:         onEvent,
 		Logger:          log,
 	})
 	if err != nil {
@@ -468,21 +491,53 @@ func runDevice(args []string) error {
 		}
 		return err
 	}
+	ctl, err := control.New(control.Config{Device: d, StateFile: *state, Allow: allow, Logger: log})
+	if err != nil {
+		d.Close()
+		return err
+	}
+	defer ctl.Close()
+	if err := ctl.Restore(pubCtx); err != nil {
+		d.Close()
+		return fmt.Errorf("--state: %w", err)
+	}
 	o := ops.New("device")
 	o.Ready("mesh", n.Ready)
 	if err := errors.Join(n.RegisterMetrics(o.Registerer()), d.RegisterMetrics(o.Registerer())); err != nil {
 		d.Close()
 		return err
 	}
-	stopOps, err := startOps(*opsAddr, o.Handler(), log)
+	if hook != nil {
+		if err := hook.RegisterMetrics(o.Registerer()); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	mux := http.NewServeMux()
+	o.Register(mux)
+	ctl.Register(mux)
+	stopOps, err := startOps(*opsAddr, mux, log)
 	if err != nil {
 		d.Close()
 		return err
 	}
 	defer stopOps()
-	fmt.Printf("device %s serving rooms %s\n", n.ID(), strings.Join(rooms, ", "))
+	if *opsAddr != "" {
+		log.Info("control API: startWebRTC, stopWebRTC, listConfig (ersmesh ctl)", "http", *opsAddr)
+	}
+	fmt.Printf("device %s serving rooms %s\n", n.ID(), strings.Join(d.Rooms(), ", "))
 	<-ctx.Done()
 	return d.Close()
+}
+
+// defaultState is where a device keeps its keepAlive commands, beside its
+// identity.
+func defaultState() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "ersmesh", "device-webrtc.json")
 }
 
 func runVersion(args []string) error {

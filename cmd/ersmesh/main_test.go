@@ -18,13 +18,18 @@ func TestCommandLine(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("record-ttl: soon\n"), 0o600)
 	for args, want := range map[string]string{
-		"nonsense":                        "unknown command",
-		"device":                          "--room is required",
-		"device --room x":                 "--bootstrap is required",
-		"device --config " + bad:          `key "record-ttl"`,
-		"bridge --admin-allow 300.1.1.1":  "--admin-allow",
-		"device --room x --room-secret x": "ROOM=SECRET",
-		"bridge --no-such-flag":           "flag provided but not defined",
+		"nonsense":               "unknown command",
+		"device --ops= --state=": "--room is required",
+		"device":                 "--bootstrap is required",
+		"device --room x":        "--bootstrap is required",
+		"device --room x --webhook ftp://x --bootstrap /ip4/127.0.0.1/tcp/1": "--webhook",
+		"device --control-allow nope":                                        "--control-allow",
+		"ctl":                                                                "no command given",
+		"ctl --api 127.0.0.1:1 listConfig":                                   "device API at 127.0.0.1:1",
+		"device --config " + bad:                                             `key "record-ttl"`,
+		"bridge --admin-allow 300.1.1.1":                                     "--admin-allow",
+		"device --room x --room-secret x":                                    "ROOM=SECRET",
+		"bridge --no-such-flag":                                              "flag provided but not defined",
 	} {
 		err := run(strings.Fields(args))
 		if err == nil || !strings.Contains(err.Error(), want) {
