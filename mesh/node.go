@@ -72,6 +72,11 @@ type Config struct {
 	// for roles that need more of the host: a relay service on bootstrap
 	// nodes, auto relay and hole punching on devices behind NAT.
 	HostOptions []libp2p.Option
+	// Host, if set, is used instead of a new libp2p host, and the Node
+	// closes it. Its peerstore must hold its private key. IdentityFile,
+	// ListenAddrs and HostOptions are then ignored. Simulations use it to
+	// run hundreds of nodes on one in-process network (mocknet).
+	Host host.Host
 }
 
 // Node is a libp2p host in the ersmesh DHT. Roles register their own
@@ -113,23 +118,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("bootstrap peers must be multiaddrs ending in /p2p/<peer ID>: %w", err)
 	}
 
-	var priv crypto.PrivKey
-	if cfg.IdentityFile != "" {
-		priv, err = LoadOrCreateIdentity(cfg.IdentityFile)
-	} else {
-		priv, _, err = crypto.GenerateEd25519Key(rand.Reader)
-	}
+	priv, h, err := newHost(cfg)
 	if err != nil {
 		return nil, err
-	}
-
-	opts := append([]libp2p.Option{
-		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-	}, cfg.HostOptions...)
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 
 	n := &Node{
@@ -179,6 +170,36 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap))
 	return n, nil
+}
+
+// newHost returns cfg.Host with its key, or a new host.
+func newHost(cfg Config) (crypto.PrivKey, host.Host, error) {
+	if cfg.Host != nil {
+		priv := cfg.Host.Peerstore().PrivKey(cfg.Host.ID())
+		if priv == nil {
+			return nil, nil, errors.Join(errors.New("the given libp2p host has no private key in its peerstore"), cfg.Host.Close())
+		}
+		return priv, cfg.Host, nil
+	}
+	var priv crypto.PrivKey
+	var err error
+	if cfg.IdentityFile != "" {
+		priv, err = LoadOrCreateIdentity(cfg.IdentityFile)
+	} else {
+		priv, _, err = crypto.GenerateEd25519Key(rand.Reader)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append([]libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+	}, cfg.HostOptions...)
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return priv, h, nil
 }
 
 // joinMesh dials the bootstrap peers, waits until at least one of them is in

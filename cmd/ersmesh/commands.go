@@ -40,6 +40,7 @@ func commands() []command {
 		{"device", "publish rooms and stream to viewers (the camera side)", runDevice},
 		{"bridge", "serve the player and the ERS protocol, relay signalling to devices", runBridge},
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
+		{"bench", "run the benchmarks of docs/benchmarks.md and write the report", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

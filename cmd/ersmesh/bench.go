@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ersmesh/ersmesh/internal/meshsim"
+)
+
+// runBench runs the benchmarks of docs/benchmarks.md. Each writes its raw
+// results as JSON under <out>/bench/; "report" turns those into the
+// document and its plots, and "all" does everything.
+func runBench(args []string) error {
+	subs := map[string]func([]string) error{
+		"mesh": benchMesh,
+	}
+	if len(args) == 0 || subs[args[0]] == nil {
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|report|all> [flags]")
+		if len(args) == 0 {
+			return errors.New("no benchmark given")
+		}
+		return fmt.Errorf("unknown benchmark %q", args[0])
+	}
+	return subs[args[0]](args[1:])
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func benchMesh(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench mesh", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/mesh.json")
+	sizes := fs.String("n", "50,100,200,500", "comma-separated mesh `sizes`")
+	latency := fs.Duration("latency", 40*time.Millisecond, "one-way link latency")
+	rooms := fs.Int("rooms", 20, "rooms published per mesh")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var ns []int
+	for f := range strings.SplitSeq(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("--n: %w", err)
+		}
+		ns = append(ns, n)
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	var results []*meshsim.Result
+	for _, n := range ns {
+		r, err := meshsim.Run(ctx, meshsim.Config{N: n, Latency: *latency, Rooms: *rooms, Progress: progress})
+		if err != nil {
+			return fmt.Errorf("mesh of %d nodes: %w", n, err)
+		}
+		results = append(results, r)
+		// Written after each size, so a run stopped at a size that does
+		// not fit keeps the smaller ones.
+		if err := writeJSON(*out, "mesh.json", results); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeJSON(out, name string, v any) error {
+	dir := filepath.Join(out, "bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+}
