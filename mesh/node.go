@@ -191,12 +191,18 @@ func newHost(cfg Config) (crypto.PrivKey, host.Host, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := append([]libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.ResourceManager(rm),
 	}, cfg.HostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		rm.Close()
 		return nil, nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return priv, h, nil

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/ersmesh/ersmesh/internal/bridgeload"
 	"github.com/ersmesh/ersmesh/internal/meshsim"
 )
 
@@ -19,7 +22,9 @@ import (
 // document and its plots, and "all" does everything.
 func runBench(args []string) error {
 	subs := map[string]func([]string) error{
-		"mesh": benchMesh,
+		"mesh":          benchMesh,
+		"bridge":        benchBridge,
+		"bridge-target": benchBridgeTarget,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
 		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|report|all> [flags]")
@@ -80,4 +85,52 @@ func writeJSON(out, name string, v any) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+}
+
+func benchBridge(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench bridge", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/bridge.json")
+	var cfg bridgeload.Config
+	fs.IntVar(&cfg.Sessions, "sessions", 10000, "idle sessions")
+	fs.IntVar(&cfg.JoinWorkers, "join-workers", 64, "sessions joining in a loop")
+	fs.DurationVar(&cfg.JoinTime, "join-time", 10*time.Second, "duration of the join run")
+	fs.IntVar(&cfg.MsgSessions, "msg-sessions", 100, "sessions sending signalling messages")
+	fs.IntVar(&cfg.MsgRate, "msg-rate", 1000, "messages per second in the latency run")
+	fs.DurationVar(&cfg.MsgTime, "msg-time", 10*time.Second, "duration of each message run")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe, cfg.Args, cfg.Progress = exe, []string{"bench", "bridge-target"}, progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := bridgeload.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(*out, "bridge.json", res)
+}
+
+// benchBridgeTarget is the bridge process that "bench bridge" loads.
+func benchBridgeTarget(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench bridge-target", flag.ContinueOnError)
+	var boot listFlag
+	fs.Var(&boot, "bootstrap", "bootstrap peer `multiaddr`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var addrs []multiaddr.Multiaddr
+	for _, s := range boot {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("--bootstrap %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	return bridgeload.ServeTarget(ctx, addrs, os.Stdout)
 }
