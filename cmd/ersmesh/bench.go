@@ -15,6 +15,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/bridgeload"
 	"github.com/ersmesh/ersmesh/internal/meshsim"
+	"github.com/ersmesh/ersmesh/internal/playerbench"
 )
 
 // runBench runs the benchmarks of docs/benchmarks.md. Each writes its raw
@@ -25,6 +26,7 @@ func runBench(args []string) error {
 		"mesh":          benchMesh,
 		"bridge":        benchBridge,
 		"bridge-target": benchBridgeTarget,
+		"player":        benchPlayer,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
 		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|report|all> [flags]")
@@ -133,4 +135,20 @@ func benchBridgeTarget(args []string) error {
 	ctx, stop := interrupted()
 	defer stop()
 	return bridgeload.ServeTarget(ctx, addrs, os.Stdout)
+}
+
+func benchPlayer(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench player", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/player.json")
+	runs := fs.Int("runs", 20, "joins measured with a cold bridge, and again with a warm one")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := playerbench.Run(ctx, playerbench.Config{Runs: *runs, Progress: progress})
+	if err != nil {
+		return err
+	}
+	return writeJSON(*out, "player.json", res)
 }

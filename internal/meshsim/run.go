@@ -73,9 +73,9 @@ func (c *Config) defaults() {
 // Op is one measured publication or lookup.
 type Op struct {
 	Millis float64 `json:"ms"`
-	Msgs   int     `json:"msgs"`           // DHT requests sent
-	Hops   int     `json:"hops"`           // to the first record holder that answered; -1 unknown
-	OK     bool    `json:"ok"`             // found the right device (or published)
+	Msgs   int     `json:"msgs"`          // DHT requests sent
+	Hops   int     `json:"hops"`          // to the first record holder that answered; -1 unknown
+	OK     bool    `json:"ok"`            // found the right device (or published)
 	Err    string  `json:"err,omitempty"` // why not
 }
 
@@ -105,7 +105,7 @@ type Result struct {
 
 // Offline is how long a device that stopped stays visible.
 type Offline struct {
-	TTLMillis        float64 `json:"ttl_ms"`          // the record's time to live
+	TTLMillis        float64 `json:"ttl_ms"`           // the record's time to live
 	ExpiresAfter     float64 `json:"expires_after_ms"` // record expiry, counted from the kill
 	GoneAfter        float64 `json:"gone_after_ms"`    // first lookup that no longer found it; -1 never
 	LastSeenAfter    float64 `json:"last_seen_after_ms"`
@@ -411,4 +411,3 @@ func RSSMiB() float64 {
 	}
 	return 0
 }
-
