@@ -1,18 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/ersmesh/ersmesh/internal/benchreport"
 	"github.com/ersmesh/ersmesh/internal/bridgeload"
 	"github.com/ersmesh/ersmesh/internal/meshsim"
 	"github.com/ersmesh/ersmesh/internal/playerbench"
@@ -27,6 +26,8 @@ func runBench(args []string) error {
 		"bridge":        benchBridge,
 		"bridge-target": benchBridgeTarget,
 		"player":        benchPlayer,
+		"report":        benchReport,
+		"all":           benchAll,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
 		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|report|all> [flags]")
@@ -44,7 +45,8 @@ func progress(format string, args ...any) {
 
 func benchMesh(args []string) error {
 	fs := flag.NewFlagSet("ersmesh bench mesh", flag.ContinueOnError)
-	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/mesh.json")
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/<file>")
+	file := fs.String("file", benchreport.MeshFile, "results `file` name; "+benchreport.MeshLimitFile+" for a run that looks for the limit")
 	sizes := fs.String("n", "50,100,200,500", "comma-separated mesh `sizes`")
 	latency := fs.Duration("latency", 40*time.Millisecond, "one-way link latency")
 	rooms := fs.Int("rooms", 20, "rooms published per mesh")
@@ -70,23 +72,40 @@ func benchMesh(args []string) error {
 		results = append(results, r)
 		// Written after each size, so a run stopped at a size that does
 		// not fit keeps the smaller ones.
-		if err := writeJSON(*out, "mesh.json", results); err != nil {
+		if err := writeJSON(*out, *file, results); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// writeJSON saves a result with the command line that produced it.
 func writeJSON(out, name string, v any) error {
-	dir := filepath.Join(out, "bench")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return benchreport.Write(out, name, "ersmesh "+strings.Join(os.Args[1:], " "), v)
+}
+
+func benchReport(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench report", flag.ContinueOnError)
+	out := fs.String("out", "docs", "`dir` with bench/*.json; writes <dir>/benchmarks.md and <dir>/bench/*.png")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(v, "", " ")
-	if err != nil {
+	return benchreport.Generate(*out)
+}
+
+// benchAll runs every benchmark with its defaults, then the report.
+func benchAll(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench all", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+	for _, run := range []func([]string) error{benchMesh, benchBridge, benchPlayer, benchReport} {
+		if err := run([]string{"--out", *out}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func benchBridge(args []string) error {
@@ -113,7 +132,7 @@ func benchBridge(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(*out, "bridge.json", res)
+	return writeJSON(*out, benchreport.BridgeFile, res)
 }
 
 // benchBridgeTarget is the bridge process that "bench bridge" loads.
@@ -150,5 +169,5 @@ func benchPlayer(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(*out, "player.json", res)
+	return writeJSON(*out, benchreport.PlayerFile, res)
 }

@@ -142,24 +142,21 @@ func (s *Sim) Kill(i int) error {
 	return s.Nodes[i].Close()
 }
 
-// Close stops every node and the network.
+// Close stops every node, one at a time, and the network. One at a time
+// because mocknet delivers a closing connection's event to the other end's
+// event bus even when that host is closing too, and with hundreds of hosts
+// closing at once such an event can wait forever on a bus nobody reads.
 func (s *Sim) Close() error {
 	var errs []error
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for i, n := range s.Nodes {
 		if n == nil || !s.Alive(i) {
 			continue
 		}
-		wg.Go(func() {
-			if err := n.Close(); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+		s.mu.Lock()
+		s.dead[i] = true
+		s.mu.Unlock()
+		errs = append(errs, n.Close())
 	}
-	wg.Wait()
 	errs = append(errs, s.mn.Close())
 	return errors.Join(errs...)
 }
