@@ -72,16 +72,18 @@ func benchMesh(args []string) error {
 		results = append(results, r)
 		// Written after each size, so a run stopped at a size that does
 		// not fit keeps the smaller ones.
-		if err := writeJSON(*out, *file, results); err != nil {
+		if err := writeJSON(fs, args, *out, *file, results); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeJSON saves a result with the command line that produced it.
-func writeJSON(out, name string, v any) error {
-	return benchreport.Write(out, name, "ersmesh "+strings.Join(os.Args[1:], " "), v)
+// writeJSON saves a result with the command line that produced it: the
+// benchmark's own, also when "bench all" ran it.
+func writeJSON(fs *flag.FlagSet, args []string, out, name string, v any) error {
+	cmd := strings.Join(append([]string{"go run ./cmd/" + fs.Name()}, args...), " ")
+	return benchreport.Write(out, name, cmd, v)
 }
 
 func benchReport(args []string) error {
@@ -118,6 +120,7 @@ func benchBridge(args []string) error {
 	fs.IntVar(&cfg.MsgSessions, "msg-sessions", 100, "sessions sending signalling messages")
 	fs.IntVar(&cfg.MsgRate, "msg-rate", 1000, "messages per second in the latency run")
 	fs.DurationVar(&cfg.MsgTime, "msg-time", 10*time.Second, "duration of each message run")
+	fs.StringVar(&cfg.HeapProfile, "heap-profile", "", "save the bridge's heap profile with the idle sessions open to `file`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -132,7 +135,7 @@ func benchBridge(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(*out, benchreport.BridgeFile, res)
+	return writeJSON(fs, args, *out, benchreport.BridgeFile, res)
 }
 
 // benchBridgeTarget is the bridge process that "bench bridge" loads.
@@ -169,5 +172,5 @@ func benchPlayer(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(*out, benchreport.PlayerFile, res)
+	return writeJSON(fs, args, *out, benchreport.PlayerFile, res)
 }

@@ -173,7 +173,7 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	d.f("N real `mesh.Node`s (kad-dht in server mode, the ersmesh validator, signed room records) in\n")
 	d.f("one process on go-libp2p's mocknet with %.0f ms one-way latency on every link (a round trip is\n", lat)
 	d.f("%.0f ms). Three nodes are bootstrap nodes; the others join through them, %d at a time, with no\n", 2*lat, 16)
-	d.f("latency while the mesh forms. Then: %d devices (random nodes) publish one room each, one after the\n", len(rs[0].Publish))
+	d.f("latency while the mesh forms. Then: 20 devices (N/3 at N < 60; random nodes) publish one room each, one after the\n")
 	d.f("other; each room is resolved by 3 other random nodes with a fresh `mesh.Resolver` (a cold cache:\n")
 	d.f("the bridge's first lookup of that room), one lookup at a time; a device publishes with a 15 s\n")
 	d.f("record TTL and is killed, and random nodes look it up every 0.5 s; then 30 %% of the nodes\n")
@@ -184,24 +184,29 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	d.f("the record itself (it is one of the ~20 nodes closest to the key). *Messages* are the DHT\n")
 	d.f("requests the lookup sent (kad-dht query events) until the resolver returned.\n\n")
 
-	d.f("| N | build | heap per node | routing table (median) | record holders | publish median / p95 | publish msgs | cold resolve median / p95 | round trips (median) | hops median / p95 | msgs median / p95 |\n")
-	d.f("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	d.f("| N | build | heap per node | routing table (median) | record holders | publish median / p95 | publish msgs | cold resolve median / p95 | round trips (median) | hops median / p95 | msgs median / p95 | new connections median / p95 |\n")
+	d.f("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		pub, res := benchstat.Summarize(opMillis(r.Publish)), benchstat.Summarize(opMillis(r.Resolve))
-		var pm, hops, msgs []float64
+		var pm, hops, msgs, dials []float64
 		for _, op := range r.Publish {
 			pm = append(pm, float64(op.Msgs))
 		}
 		for _, op := range r.Resolve {
 			hops = append(hops, float64(op.Hops))
 			msgs = append(msgs, float64(op.Msgs))
+			dials = append(dials, float64(op.Dials))
 		}
-		h, m, p := benchstat.Summarize(hops), benchstat.Summarize(msgs), benchstat.Summarize(pm)
-		d.f("| %d | %.0f s | %.1f MiB | %.0f | %.0f | %.0f / %.0f ms | %.0f | %.0f / %.0f ms | %.1f | %.0f / %.0f | %.0f / %.0f |\n",
+		h, m, p, dl := benchstat.Summarize(hops), benchstat.Summarize(msgs), benchstat.Summarize(pm), benchstat.Summarize(dials)
+		d.f("| %d | %.0f s | %.1f MiB | %.0f | %.0f | %.0f / %.0f ms | %.0f | %.0f / %.0f ms | %.1f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |\n",
 			r.N, r.BuildSeconds, r.HeapMiB/float64(r.N), r.RoutingTable.Median, r.RecordHolders.Median,
-			pub.Median, pub.P95, p.Median, res.Median, res.P95, res.Median/(2*r.LatencyMillis), h.Median, h.P95, m.Median, m.P95)
+			pub.Median, pub.P95, p.Median, res.Median, res.P95, res.Median/(2*r.LatencyMillis), h.Median, h.P95, m.Median, m.P95, dl.Median, dl.P95)
 	}
 	d.f("\n")
+	d.f("kad-dht asks up to 10 peers at once (its default concurrency, alpha = 10), so a lookup that\n")
+	d.f("ends in the first round has sent about 10 requests; the resolver stops as soon as 3 holders\n")
+	d.f("answered (or 200 ms after the first), which keeps later rounds short. Publishing is a full\n")
+	d.f("lookup of the 20 closest peers followed by 20 PUT requests.\n\n")
 	name, err := meshLatencyPlot(dir, rs)
 	if err != nil {
 		return err
@@ -267,17 +272,19 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 				limit.Command, r.N, r.BuildSeconds, r.HeapMiB, res.Median, res.Median/(2*r.LatencyMillis))
 		}
 	}
-	d.f("Past that the limit is the two shared cores, not the 24 GiB: forming the mesh is CPU-bound\n")
+	d.f("An attempt at N = 1000 (`go run ./cmd/ersmesh bench mesh --n 1000 --file mesh-limit.json`) was\n")
+	d.f("stopped by hand after 5 minutes, still forming the mesh, at 7.7 GB RSS (read with `ps`) and a load\n")
+	d.f("average of 11 on the two cores. The limit is the two shared cores, not the 24 GiB: forming the mesh is CPU-bound\n")
 	d.f("(every join refreshes its routing table with a dozen lookups) and the benchmark must stay within\n")
 	d.f("a few minutes per size on a machine shared with four other engineers.\n\n")
 
 	d.f("### What the simulation does not model\n\n")
-	d.f("- **Connection set-up is free in mocknet.** A real cold bridge that is not yet connected to the\n")
-	d.f("  peers it queries pays one round trip per new connection (QUIC) or two to three (TCP + Noise +\n")
-	d.f("  yamux) before its first request. In these meshes most lookups reach a holder at hop 1 or 2, so\n")
-	d.f("  a fully cold lookup over QUIC costs about twice the round trips shown; a bridge that has been\n")
-	d.f("  up for a while keeps connections to its routing table (libp2p's connection manager) and pays\n")
-	d.f("  what is shown.\n")
+	d.f("- **Connection set-up is free in mocknet.** *New connections* in the table counts the peers a\n")
+	d.f("  lookup was not yet connected to (kad-dht's dialling events). Over a real network each costs one\n")
+	d.f("  round trip (QUIC) or two to three (TCP + Noise + yamux) before its request, in parallel within\n")
+	d.f("  a round: a lookup that needs new connections in each of its h rounds costs up to about 2h round\n")
+	d.f("  trips over QUIC instead of h. A bridge that has been up for a while keeps connections to the\n")
+	d.f("  peers of its routing table (libp2p's connection manager) and pays what the table shows.\n")
 	d.f("- No bandwidth limit, loss or encryption cost; every node is a DHT server (a device behind NAT\n")
 	d.f("  runs as a client and neither stores records nor answers queries).\n")
 	d.f("- Kills are clean (connections close at once). A node that vanishes silently leaves half-open\n")
@@ -315,6 +322,12 @@ func (d *doc) bridge(dir string, e *Envelope[*bridgeload.Result]) error {
 	d.f("\nThe latency is the whole path (client WebSocket write, the bridge's Socket.IO parsing and JSON\n")
 	d.f("re-encoding, the libp2p stream to the device, its read), stamped in the message by the client\n")
 	d.f("and read by the device on the same clock; the bridge's added latency is at most that.\n\n")
+	d.f("Where an idle session's memory goes (`--heap-profile FILE`, then `go tool pprof -top FILE`):\n")
+	d.f("the hijacked HTTP connection's bufio reader and writer (4 KiB each, net/http), the socket's send\n")
+	d.f("queue (a channel of `socketio.Config.SendQueue` = 256 slots, about 6 KiB allocated up front),\n")
+	d.f("the WebSocket and request state, and outside the heap the stacks of the socket's two goroutines\n")
+	d.f("(reader and writer). A smaller send queue is the cheapest saving if memory ever matters more than\n")
+	d.f("absorbing bursts.\n\n")
 	name, err := cdfPlot(dir, "bridge-latency.png", "Bridge: forwarded message latency (browser → device)", "ms",
 		namedSample{fmt.Sprintf("%d messages/s", r.MsgRate), r.MsgLatencies})
 	if err != nil {
@@ -379,6 +392,7 @@ func (d *doc) device() {
 	d.f("Not measured by `ersmesh bench` yet. Viewers per core depend on the media engine being built on\n")
 	d.f("the `media` branch, which has its own pion-receiver benchmarks (`node.BenchmarkViewersPerCore`,\n")
 	d.f("`media.BenchmarkFanout`); they belong in `ersmesh bench device` once it is merged. The\n")
-	d.f("comparison run with Janus's streaming plugin (Debian package `janus`, fed the same RTP stream)\n")
-	d.f("has not been done.\n")
+	d.f("comparison run with Janus's streaming plugin, fed the same RTP stream, has not been done: Janus\n")
+	d.f("is installable here (`apt-cache policy janus`: 1.1.2-1), so it needs only the device benchmark\n")
+	d.f("to compare against.\n")
 }

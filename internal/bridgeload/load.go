@@ -43,6 +43,9 @@ type Config struct {
 	MsgRate      int           // messages/s in the latency run; default 1000
 	MsgTime      time.Duration // of the latency run and of the throughput run; default 10 s
 	Progress     func(format string, args ...any)
+	// HeapProfile, if set, is where the bridge's heap profile is saved
+	// while the idle sessions are open (for go tool pprof).
+	HeapProfile string
 }
 
 func (c *Config) defaults() {
@@ -140,6 +143,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.IdleRSSMiB = t.rss()
+	if cfg.HeapProfile != "" {
+		if err := t.saveProfile("/debug/pprof/heap", cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
 	res.RSSPerSession = (res.IdleRSSMiB - res.BaseRSSMiB) * 1024 / float64(cfg.Sessions)
 	res.HeapPerSess = (res.IdleHeapMiB - res.BaseHeapMiB) * 1024 / float64(cfg.Sessions)
 	cfg.Progress("bridge: %d idle sessions in %.1fs: RSS %.0f→%.0f MiB (%.1f KiB each), heap %.0f→%.0f MiB, %d goroutines",
@@ -401,6 +409,24 @@ func (t *target) stop() {
 		t.cmd.Process.Kill()
 		<-t.done
 	}
+}
+
+// saveProfile copies a pprof endpoint of the bridge to a file.
+func (t *target) saveProfile(path, file string) error {
+	resp, err := http.Get(t.pprof + path)
+	if err != nil {
+		return fmt.Errorf("read the bridge's profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // rss is the bridge process's resident set size in MiB.

@@ -75,6 +75,7 @@ type Op struct {
 	Millis float64 `json:"ms"`
 	Msgs   int     `json:"msgs"`          // DHT requests sent
 	Hops   int     `json:"hops"`          // to the first record holder that answered; -1 unknown
+	Dials  int     `json:"dials"`         // new connections the query opened
 	OK     bool    `json:"ok"`            // found the right device (or published)
 	Err    string  `json:"err,omitempty"` // why not
 }
@@ -164,8 +165,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		_, err := s.Nodes[d].Publish(tr.attach(pctx, ""), []string{names[i]}, 5*time.Minute)
 		dur := time.Since(start)
 		cancel()
-		msgs, _ := tr.wait()
-		op := Op{Millis: ms(dur), Msgs: msgs, Hops: -1, OK: err == nil}
+		msgs, _, dials := tr.wait()
+		op := Op{Millis: ms(dur), Msgs: msgs, Hops: -1, Dials: dials, OK: err == nil}
 		if err != nil {
 			op.Err = err.Error()
 		}
@@ -256,11 +257,11 @@ func (s *Sim) lookup(ctx context.Context, b int, name string, want peer.ID, hold
 	start := time.Now()
 	info, err := r.Resolve(ctx, name)
 	dur := time.Since(start)
-	msgs, hops := tr.wait()
+	msgs, hops, dials := tr.wait()
 	if holders[s.Nodes[b].ID()] {
 		hops = 0 // kad-dht looks in its own store first
 	}
-	op := Op{Millis: ms(dur), Msgs: msgs, Hops: hops, OK: err == nil && info.ID == want}
+	op := Op{Millis: ms(dur), Msgs: msgs, Hops: hops, Dials: dials, OK: err == nil && info.ID == want}
 	switch {
 	case err != nil:
 		op.Err = err.Error()

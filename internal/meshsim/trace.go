@@ -17,6 +17,7 @@ type tracer struct {
 
 	mu        sync.Mutex
 	msgs      int
+	dials     int
 	firstHold int // hops to the first holder that answered; -1 none yet
 	hops      map[peer.ID]int
 	attached  bool
@@ -56,6 +57,8 @@ func (t *tracer) observe(ev *routing.QueryEvent) {
 		if _, ok := t.hops[ev.ID]; !ok {
 			t.hops[ev.ID] = 1
 		}
+	case routing.DialingPeer: // kad-dht was not connected to the peer it asks next
+		t.dials++
 	case routing.PeerResponse:
 		h, ok := t.hops[ev.ID]
 		if !ok {
@@ -73,7 +76,7 @@ func (t *tracer) observe(ev *routing.QueryEvent) {
 }
 
 // wait returns the counts once the query's context has ended.
-func (t *tracer) wait() (msgs, hops int) {
+func (t *tracer) wait() (msgs, hops, dials int) {
 	t.mu.Lock()
 	attached := t.attached
 	t.mu.Unlock()
@@ -82,5 +85,5 @@ func (t *tracer) wait() (msgs, hops int) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.msgs, t.firstHold
+	return t.msgs, t.firstHold, t.dials
 }
