@@ -66,16 +66,17 @@ func meshLatencyPlot(dir string, rs []*meshsim.Result) (string, error) {
 	return save(p, dir, "mesh-latency.png")
 }
 
-// meshChurnPlot: median lookup time in each round after the kill, per N.
-func meshChurnPlot(dir string, rs []*meshsim.Result) (string, error) {
+// meshChurnPlot: median lookup time in each round after the kill (or the
+// silencing), per N.
+func meshChurnPlot(dir, name, title, xlabel string, rs []*meshsim.Result, rounds func(*meshsim.Result) []meshsim.Round) (string, error) {
 	p := plot.New()
-	p.Title.Text = "Mesh: lookups after 30 % of the nodes died"
-	p.X.Label.Text = "seconds since the kill"
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
 	p.Y.Label.Text = "median lookup ms (round of one lookup per room)"
 	var args []any
 	for _, r := range rs {
 		var xys plotter.XYs
-		for _, round := range r.Churn {
+		for _, round := range rounds(r) {
 			xys = append(xys, plotter.XY{X: round.AtMillis / 1000, Y: benchstat.Summarize(opMillis(round.Lookups)).Median})
 		}
 		args = append(args, fmt.Sprintf("n=%d", r.N), xys)
@@ -85,7 +86,7 @@ func meshChurnPlot(dir string, rs []*meshsim.Result) (string, error) {
 	}
 	p.Y.Min = 0
 	p.Legend.Top = true
-	return save(p, dir, "mesh-churn.png")
+	return save(p, dir, name)
 }
 
 // cdfPlot draws the empirical CDF of each sample, in ms on a log axis.

@@ -115,7 +115,7 @@ func (d *doc) targets(mesh *Envelope[[]*meshsim.Result], br *Envelope[*bridgeloa
 		allFound, allGone := true, true
 		for _, r := range mesh.Result {
 			worstPub = max(worstPub, benchstat.Summarize(opMillis(r.Publish)).P95)
-			for _, round := range r.Churn {
+			for _, round := range append(r.Silent, r.Churn...) {
 				for _, op := range round.Lookups {
 					allFound = allFound && op.OK
 				}
@@ -139,16 +139,20 @@ func (d *doc) targets(mesh *Envelope[[]*meshsim.Result], br *Envelope[*bridgeloa
 func churnSummary(rs []*meshsim.Result) string {
 	var parts []string
 	for _, r := range rs {
-		ok, all := 0, 0
-		for _, round := range r.Churn {
-			for _, op := range round.Lookups {
-				all++
-				if op.OK {
-					ok++
+		count := func(rounds []meshsim.Round) (ok, all int) {
+			for _, round := range rounds {
+				for _, op := range round.Lookups {
+					all++
+					if op.OK {
+						ok++
+					}
 				}
 			}
+			return ok, all
 		}
-		parts = append(parts, fmt.Sprintf("N = %d: %d/%d", r.N, ok, all))
+		sok, sall := count(r.Silent)
+		kok, kall := count(r.Churn)
+		parts = append(parts, fmt.Sprintf("N = %d: %d/%d with 30 %% silent, %d/%d with 30 %% killed", r.N, sok, sall, kok, kall))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -177,8 +181,8 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	d.f("other; each room is resolved by 3 other random nodes with a fresh `mesh.Resolver` (a cold cache:\n")
 	d.f("the bridge's first lookup of that room), one lookup at a time; a device publishes with a 15 s\n")
 	d.f("record TTL and is killed, and random nodes look it up every 0.5 s; then 30 %% of the nodes\n")
-	d.f("(never a room's device) are killed at once and every room is looked up from a random surviving\n")
-	d.f("node every 2 s for 20 s.\n\n")
+	d.f("(never a room's device) go silent, and every room is looked up from a random answering node every\n")
+	d.f("2 s for 20 s; the network heals, another 30 %% are killed, and the rounds are repeated.\n\n")
 	d.f("*Hops* is how far the first record holder that answered was from the bridge: 1 for a peer from\n")
 	d.f("its own routing table, 2 for a peer named by one of those, and so on; 0 when the bridge stores\n")
 	d.f("the record itself (it is one of the ~20 nodes closest to the key). *Messages* are the DHT\n")
@@ -213,41 +217,28 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	}
 	d.f("![publish and cold resolve vs N](%s/%s)\n\n", Dir, name)
 
-	d.f("### 30 %% of the nodes killed\n\n")
-	d.f("| N | killed | lookups found | first round (right after the kill): found, median | recovered (every lookup found, median ≤ 1.25 × before) |\n|---|---|---|---|---|\n")
-	for _, r := range rs {
-		ok, all := 0, 0
-		for _, round := range r.Churn {
-			for _, op := range round.Lookups {
-				all++
-				if op.OK {
-					ok++
-				}
-			}
-		}
-		first := r.Churn[0]
-		fok := 0
-		for _, op := range first.Lookups {
-			if op.OK {
-				fok++
-			}
-		}
-		rec := "not within the window"
-		if r.RecoveredAfter >= 0 {
-			rec = fmt.Sprintf("round at %.1f s", r.RecoveredAfter/1000)
-		}
-		d.f("| %d | %d | %d/%d (%.1f %%) | %d/%d, %.0f ms | %s |\n", r.N, r.Killed, ok, all, 100*float64(ok)/float64(max(all, 1)),
-			fok, len(first.Lookups), benchstat.Summarize(opMillis(first.Lookups)).Median, rec)
-	}
-	d.f("\n")
-	if name, err = meshChurnPlot(dir, rs); err != nil {
+	if err := d.churn(dir, rs, "### 30 % of the nodes go silent\n\n", "silenced", "mesh-silent.png",
+		"Mesh: lookups while 30 % of the nodes are silent", "seconds since they went silent",
+		func(r *meshsim.Result) ([]meshsim.Round, int, float64) {
+			return r.Silent, r.Silenced, r.SilentRecoveredAfter
+		}); err != nil {
 		return err
 	}
-	d.f("![lookups after the kill](%s/%s)\n\n", Dir, name)
-	d.f("A killed node's connections close at once in mocknet and it can no longer be dialled, so the\n")
-	d.f("survivors' `mesh` departure watcher drops it from their routing tables on the first failed\n")
-	d.f("redial. Records it held are gone; each room still has its other holders (about 70 %% of ~20).\n")
-	d.f("Spikes in single rounds are the shared CPU (rounds run 8 lookups at once), not the mesh.\n\n")
+	d.f("Silent nodes neither answer nor close anything: every byte to or from them over any link,\n")
+	d.f("open connections included, is delayed by an hour (mocknet link latency), as a power cut or a\n")
+	d.f("network partition would leave them. Requests to them get no error, only silence; what keeps\n")
+	d.f("lookups short is that kad-dht asks 10 peers at once and the resolver returns once 3 holders\n")
+	d.f("answered. After the window the network heals, and then:\n\n")
+	if err := d.churn(dir, rs, "### 30 % of the nodes killed\n\n", "killed", "mesh-churn.png",
+		"Mesh: lookups after 30 % of the nodes died", "seconds since the kill",
+		func(r *meshsim.Result) ([]meshsim.Round, int, float64) { return r.Churn, r.Killed, r.RecoveredAfter }); err != nil {
+		return err
+	}
+	d.f("Another random 30 %% of the nodes (never a room's device) are killed: their connections close at\n")
+	d.f("once and they can no longer be dialled, so the survivors' `mesh` departure watcher drops them\n")
+	d.f("from their routing tables on the first failed redial. Records they held are gone; each room\n")
+	d.f("still has its other holders (about 70 %% of ~20). Spikes in single rounds are the shared CPU\n")
+	d.f("(rounds run 8 lookups at once), not the mesh.\n\n")
 
 	d.f("### A device goes offline\n\n| N | record TTL | record expired after the device stopped | last lookup that found it | first lookup that did not |\n|---|---|---|---|---|\n")
 	for _, r := range rs {
@@ -287,9 +278,53 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	d.f("  peers of its routing table (libp2p's connection manager) and pays what the table shows.\n")
 	d.f("- No bandwidth limit, loss or encryption cost; every node is a DHT server (a device behind NAT\n")
 	d.f("  runs as a client and neither stores records nor answers queries).\n")
-	d.f("- Kills are clean (connections close at once). A node that vanishes silently leaves half-open\n")
-	d.f("  connections; kad-dht then waits for its request timeout, and the resolver's early return\n")
-	d.f("  (quorum of 3 answers, or 200 ms after the first) is what keeps such lookups short.\n\n")
+	d.f("- Silence is total (an hour of delay on every link of a silent node) and kills are clean\n")
+	d.f("  (connections close at once); real failures fall in between: packet loss, slow peers, a node\n")
+	d.f("  that answers late.\n\n")
+	return nil
+}
+
+// churn writes one table and plot of lookups in rounds after nodes went.
+func (d *doc) churn(dir string, rs []*meshsim.Result, heading, verb, png, title, xlabel string,
+	get func(*meshsim.Result) ([]meshsim.Round, int, float64)) error {
+	d.f("%s", heading)
+	d.f("| N | %s | lookups found | worst lookup | first round: found, median | recovered (every lookup found, median ≤ 1.25 × before) |\n|---|---|---|---|---|---|\n", verb)
+	for _, r := range rs {
+		rounds, gone, recovered := get(r)
+		if len(rounds) == 0 {
+			continue
+		}
+		ok, all := 0, 0
+		var worst float64
+		for _, round := range rounds {
+			for _, op := range round.Lookups {
+				all++
+				worst = max(worst, op.Millis)
+				if op.OK {
+					ok++
+				}
+			}
+		}
+		first := rounds[0]
+		fok := 0
+		for _, op := range first.Lookups {
+			if op.OK {
+				fok++
+			}
+		}
+		rec := "not within the window"
+		if recovered >= 0 {
+			rec = fmt.Sprintf("round at %.1f s", recovered/1000)
+		}
+		d.f("| %d | %d | %d/%d (%.1f %%) | %.0f ms | %d/%d, %.0f ms | %s |\n", r.N, gone, ok, all, 100*float64(ok)/float64(max(all, 1)),
+			worst, fok, len(first.Lookups), benchstat.Summarize(opMillis(first.Lookups)).Median, rec)
+	}
+	d.f("\nRecovered at 0.0 s means the first round, right after the event, already met that bar.\n\n")
+	name, err := meshChurnPlot(dir, png, title, xlabel, rs, func(r *meshsim.Result) []meshsim.Round { rounds, _, _ := get(r); return rounds })
+	if err != nil {
+		return err
+	}
+	d.f("![%s](%s/%s)\n\n", title, Dir, name)
 	return nil
 }
 

@@ -88,21 +88,24 @@ type Round struct {
 
 // Result of one simulation.
 type Result struct {
-	N              int               `json:"n"`
-	LatencyMillis  float64           `json:"latency_ms"` // one way
-	BuildSeconds   float64           `json:"build_s"`
-	HeapMiB        float64           `json:"heap_mib"` // live heap after the mesh formed
-	RSSMiB         float64           `json:"rss_mib"`
-	Goroutines     int               `json:"goroutines"`
-	RoutingTable   benchstat.Summary `json:"routing_table"` // peers per node
-	RecordHolders  benchstat.Summary `json:"record_holders"`
-	Publish        []Op              `json:"publish"`
-	Resolve        []Op              `json:"resolve"`
-	Killed         int               `json:"killed"`
-	KillMillis     float64           `json:"kill_ms"` // killing them took
-	Churn          []Round           `json:"churn"`
-	RecoveredAfter float64           `json:"recovered_after_ms"` // -1: not within the window
-	Offline        Offline           `json:"offline"`
+	N                    int               `json:"n"`
+	LatencyMillis        float64           `json:"latency_ms"` // one way
+	BuildSeconds         float64           `json:"build_s"`
+	HeapMiB              float64           `json:"heap_mib"` // live heap after the mesh formed
+	RSSMiB               float64           `json:"rss_mib"`
+	Goroutines           int               `json:"goroutines"`
+	RoutingTable         benchstat.Summary `json:"routing_table"` // peers per node
+	RecordHolders        benchstat.Summary `json:"record_holders"`
+	Publish              []Op              `json:"publish"`
+	Resolve              []Op              `json:"resolve"`
+	Silenced             int               `json:"silenced"`
+	Silent               []Round           `json:"silent"` // rounds while they were silent
+	SilentRecoveredAfter float64           `json:"silent_recovered_after_ms"`
+	Killed               int               `json:"killed"`
+	KillMillis           float64           `json:"kill_ms"` // killing them took
+	Churn                []Round           `json:"churn"`
+	RecoveredAfter       float64           `json:"recovered_after_ms"` // -1: not within the window
+	Offline              Offline           `json:"offline"`
 }
 
 // Offline is how long a device that stopped stays visible.
@@ -196,7 +199,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.Progress("mesh n=%d: offline device gone after %.1fs (record expired after %.1fs)", cfg.N, res.Offline.GoneAfter/1000, res.Offline.ExpiresAfter/1000)
 
-	// Churn: kill a fraction of the nodes (never the rooms' devices: their
+	// Silent churn first: a fraction of the nodes stop answering without
+	// closing anything (a power cut, a partition), so queries to them get
+	// no error, only silence; then the network heals.
+	silent := pick(rng, cfg.N, int(cfg.Churn*float64(cfg.N)), func(j int) bool { return !isDevice[j] })
+	res.Silenced = len(silent)
+	for _, v := range silent {
+		s.Silence(v, true, cfg.Latency)
+	}
+	cfg.Progress("mesh n=%d: %d nodes silenced", cfg.N, len(silent))
+	res.Silent, res.SilentRecoveredAfter, err = s.rounds(ctx, cfg, rng, "silent", time.Now(), base, devices, names, holders)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range silent {
+		s.Silence(v, false, cfg.Latency)
+	}
+	// Let the requests stuck on silenced peers time out.
+	if err := sleepUntil(ctx, time.Now().Add(cfg.ChurnEvery)); err != nil {
+		return nil, err
+	}
+
+	// Then kill a fraction of the nodes (never the rooms' devices: their
 	// rooms would rightly vanish), then look every room up again in rounds.
 	victims := pick(rng, cfg.N, int(cfg.Churn*float64(cfg.N)), func(j int) bool { return !isDevice[j] })
 	res.Killed = len(victims)
@@ -211,22 +235,36 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	killAt := time.Now()
 	res.KillMillis = ms(killAt.Sub(killStart))
 	cfg.Progress("mesh n=%d: killed %d nodes in %.0f ms", cfg.N, len(victims), res.KillMillis)
+	res.Churn, res.RecoveredAfter, err = s.rounds(ctx, cfg, rng, "churn", killAt, base, devices, names, holders)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// rounds looks every room up from random reachable nodes every
+// cfg.ChurnEvery for cfg.ChurnWindow from start. recovered is the time of
+// the first round where every lookup succeeded with a median within 1.25
+// times base; -1 if none.
+func (s *Sim) rounds(ctx context.Context, cfg Config, rng *rand.Rand, what string, start time.Time, base float64,
+	devices []int, names []string, holders []map[peer.ID]bool) (out []Round, recovered float64, err error) {
+	recovered = -1
 	for round := 0; ; round++ {
-		at := killAt.Add(time.Duration(round) * cfg.ChurnEvery)
-		if round > 0 && at.Sub(killAt) > cfg.ChurnWindow {
-			break
+		at := start.Add(time.Duration(round) * cfg.ChurnEvery)
+		if round > 0 && at.Sub(start) > cfg.ChurnWindow {
+			return out, recovered, nil
 		}
 		if err := sleepUntil(ctx, at); err != nil {
-			return nil, err
+			return nil, -1, err
 		}
-		r := Round{AtMillis: ms(time.Since(killAt))}
+		r := Round{AtMillis: ms(time.Since(start))}
 		var mu sync.Mutex
-		var rwg sync.WaitGroup
+		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
-		for i := range rooms {
-			b := pick(rng, cfg.N, 1, func(j int) bool { return j != devices[i] && s.Alive(j) })[0]
+		for i := range names {
+			b := pick(rng, cfg.N, 1, func(j int) bool { return j != devices[i] && s.Reachable(j) })[0]
 			sem <- struct{}{}
-			rwg.Go(func() {
+			wg.Go(func() {
 				defer func() { <-sem }()
 				op := s.lookup(ctx, b, names[i], s.Nodes[devices[i]].ID(), holders[i])
 				mu.Lock()
@@ -234,20 +272,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				mu.Unlock()
 			})
 		}
-		rwg.Wait()
-		res.Churn = append(res.Churn, r)
+		wg.Wait()
+		out = append(out, r)
 		okCount, med := 0, benchstat.Summarize(opMillis(r.Lookups)).Median
 		for _, op := range r.Lookups {
 			if op.OK {
 				okCount++
 			}
 		}
-		if res.RecoveredAfter < 0 && okCount == len(r.Lookups) && med <= 1.25*base {
-			res.RecoveredAfter = r.AtMillis
+		if recovered < 0 && okCount == len(r.Lookups) && med <= 1.25*base {
+			recovered = r.AtMillis
 		}
-		cfg.Progress("mesh n=%d: churn round at %.1fs: %d/%d found, median %.0f ms", cfg.N, r.AtMillis/1000, okCount, len(r.Lookups), med)
+		cfg.Progress("mesh n=%d: %s round at %.1fs: %d/%d found, median %.0f ms", cfg.N, what, r.AtMillis/1000, okCount, len(r.Lookups), med)
 	}
-	return res, nil
 }
 
 // lookup resolves name from node b with a cold cache.

@@ -30,8 +30,9 @@ type Sim struct {
 	log   *slog.Logger
 	Nodes []*mesh.Node
 
-	mu   sync.Mutex
-	dead map[int]bool
+	mu    sync.Mutex
+	dead  map[int]bool
+	quiet map[int]bool // silenced
 }
 
 // Build starts n nodes on a fresh mocknet and joins them into one mesh,
@@ -44,7 +45,7 @@ func Build(ctx context.Context, n, joinParallel int, log *slog.Logger) (*Sim, er
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Sim{mn: mocknet.New(), log: log, Nodes: make([]*mesh.Node, n), dead: map[int]bool{}}
+	s := &Sim{mn: mocknet.New(), log: log, Nodes: make([]*mesh.Node, n), dead: map[int]bool{}, quiet: map[int]bool{}}
 	hosts := make([]host.Host, n)
 	for i := range n {
 		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
@@ -119,6 +120,37 @@ func (s *Sim) Alive(i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.dead[i] && s.Nodes[i] != nil
+}
+
+// Reachable reports whether node i runs and answers.
+func (s *Sim) Reachable(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.dead[i] && !s.quiet[i] && s.Nodes[i] != nil
+}
+
+// Silence makes node i unreachable without closing anything, as a power
+// cut or a network partition would: what is sent to or from it over any of
+// its links (existing connections included) arrives only in an hour.
+// Silence(i, false, latency) heals it; streams with data stuck in transit
+// stay stuck until their owners time them out.
+func (s *Sim) Silence(i int, on bool, latency time.Duration) {
+	d := latency
+	if on {
+		d = time.Hour
+	}
+	id := s.Nodes[i].ID()
+	for _, p := range s.mn.Peers() {
+		if p == id {
+			continue
+		}
+		for _, l := range s.mn.LinksBetweenPeers(id, p) {
+			l.SetOptions(mocknet.LinkOptions{Latency: d})
+		}
+	}
+	s.mu.Lock()
+	s.quiet[i] = on
+	s.mu.Unlock()
 }
 
 // Kill stops node i as a crash would: its connections drop and it can no

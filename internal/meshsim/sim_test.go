@@ -44,8 +44,8 @@ func TestSmallMesh(t *testing.T) {
 	if res.RecordHolders.Min < 2 {
 		t.Errorf("records are stored on %v nodes at least, want several", res.RecordHolders.Min)
 	}
-	if res.Killed != 4 || len(res.Churn) == 0 {
-		t.Errorf("killed %d nodes, %d churn rounds", res.Killed, len(res.Churn))
+	if res.Killed != 4 || len(res.Churn) == 0 || res.Silenced != 4 || len(res.Silent) == 0 {
+		t.Errorf("killed %d nodes, %d churn rounds; silenced %d, %d rounds", res.Killed, len(res.Churn), res.Silenced, len(res.Silent))
 	}
 	if res.Offline.GoneAfter < 0 || res.Offline.GoneAfter > res.Offline.ExpiresAfter+2000 {
 		t.Errorf("offline device: %+v, want gone by its record's expiry", res.Offline)
