@@ -13,6 +13,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/benchreport"
 	"github.com/ersmesh/ersmesh/internal/bridgeload"
+	"github.com/ersmesh/ersmesh/internal/devicebench"
 	"github.com/ersmesh/ersmesh/internal/meshsim"
 	"github.com/ersmesh/ersmesh/internal/playerbench"
 )
@@ -26,6 +27,8 @@ func runBench(args []string) error {
 		"bridge":        benchBridge,
 		"bridge-target": benchBridgeTarget,
 		"player":        benchPlayer,
+		"device":        benchDevice,
+		"device-target": benchDeviceTarget,
 		"report":        benchReport,
 		"all":           benchAll,
 	}
@@ -102,7 +105,7 @@ func benchAll(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	for _, run := range []func([]string) error{benchMesh, benchBridge, benchPlayer, benchReport} {
+	for _, run := range []func([]string) error{benchMesh, benchBridge, benchPlayer, benchDevice, benchReport} {
 		if err := run([]string{"--out", *out}); err != nil {
 			return err
 		}
@@ -173,4 +176,45 @@ func benchPlayer(args []string) error {
 		return err
 	}
 	return writeJSON(fs, args, *out, benchreport.PlayerFile, res)
+}
+
+func benchDevice(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench device", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.DeviceFile)
+	counts := fs.String("viewers", "10,25,50,100", "comma-separated viewer `counts`, measured in turn")
+	measure := fs.Duration("measure", 10*time.Second, "CPU time measured over, per count")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var cfg devicebench.Config
+	for f := range strings.SplitSeq(*counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("--viewers: %w", err)
+		}
+		cfg.Viewers = append(cfg.Viewers, n)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe, cfg.Args, cfg.Measure, cfg.Progress = exe, []string{"bench", "device-target"}, *measure, progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := devicebench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(fs, args, *out, benchreport.DeviceFile, res)
+}
+
+// benchDeviceTarget is the demo process that "bench device" measures.
+func benchDeviceTarget(args []string) error {
+	fs := flag.NewFlagSet("ersmesh bench device-target", flag.ContinueOnError)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	return devicebench.ServeTarget(ctx, os.Stdout)
 }

@@ -89,14 +89,17 @@ func meshChurnPlot(dir, name, title, xlabel string, rs []*meshsim.Result, rounds
 	return save(p, dir, name)
 }
 
-// cdfPlot draws the empirical CDF of each sample, in ms on a log axis.
-func cdfPlot(dir, name, title, xlabel string, samples ...namedSample) (string, error) {
+// cdfPlot draws the empirical CDF of each sample, on a log x axis for
+// samples that span decades.
+func cdfPlot(dir, name, title, xlabel string, logX bool, samples ...namedSample) (string, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = "fraction of samples ≤ x"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	if logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
 	var args []any
 	for _, s := range samples {
 		xs := slices.Clone(s.values)

@@ -1,7 +1,6 @@
 package bridgeload
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,14 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/ersmesh/ersmesh/internal/benchproc"
 	"github.com/ersmesh/ersmesh/internal/benchstat"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 	"github.com/ersmesh/ersmesh/mesh"
@@ -104,7 +102,7 @@ type Result struct {
 // Run starts the sink device and the bridge under test and loads it.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.defaults()
-	raiseFileLimit()
+	benchproc.RaiseFileLimit()
 	// A bootstrap node for the device and the bridge to meet at.
 	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Server: true, Logger: discard})
 	if err != nil {
@@ -121,13 +119,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer t.stop()
+	defer t.Stop()
 	res := &Result{GOMAXPROCS: 1, Sessions: cfg.Sessions, MsgRate: cfg.MsgRate}
 	time.Sleep(time.Second)
 	if res.BaseHeapMiB, _, err = t.heap(); err != nil {
 		return nil, err
 	}
-	res.BaseRSSMiB = t.rss()
+	res.BaseRSSMiB = t.RSS()
 
 	// Idle sessions.
 	cfg.Progress("bridge: dialling %d sessions", cfg.Sessions)
@@ -142,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if res.IdleHeapMiB, res.Goroutines, err = t.heap(); err != nil {
 		return nil, err
 	}
-	res.IdleRSSMiB = t.rss()
+	res.IdleRSSMiB = t.RSS()
 	if cfg.HeapProfile != "" {
 		if err := t.saveProfile("/debug/pprof/heap", cfg.HeapProfile); err != nil {
 			return nil, err
@@ -166,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var firstFail atomic.Pointer[error]
 	var lmu sync.Mutex
 	var joinLat []time.Duration
-	cpu0 := t.cpu()
+	cpu0 := t.CPU()
 	start = time.Now()
 	jctx, cancel := context.WithDeadline(ctx, start.Add(cfg.JoinTime))
 	var wg sync.WaitGroup
@@ -193,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	cancel()
 	elapsed := time.Since(start).Seconds()
-	cpu := t.cpu() - cpu0
+	cpu := t.CPU() - cpu0
 	res.Joins, res.JoinFailures = joins.Load(), fails.Load()
 	res.JoinsPerSecond = float64(res.Joins) / elapsed
 	if res.Joins > 0 {
@@ -235,14 +233,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.Progress("bridge: %d messages at %d/s: latency median %.2f ms, p99 %.2f ms", len(lat), cfg.MsgRate, res.MsgLatency.Median, res.MsgLatency.P99)
 
 	// Throughput, unthrottled.
-	m0, cpu0 := dev.msgs.Load(), t.cpu()
+	m0, cpu0 := dev.msgs.Load(), t.CPU()
 	start = time.Now()
 	if err := sendMessages(ctx, senders, 0, cfg.MsgTime); err != nil {
 		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond)
 	res.Msgs = dev.msgs.Load() - m0
-	cpu = t.cpu() - cpu0
+	cpu = t.CPU() - cpu0
 	res.MsgsPerSecond = float64(res.Msgs) / time.Since(start).Seconds()
 	if res.Msgs > 0 {
 		res.MsgCPUPerMsg = cpu.Seconds() / float64(res.Msgs) * 1e6
@@ -356,59 +354,18 @@ func closeAll(cs []*sioclient.Client) {
 	wg.Wait()
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard one: every
-// session is a socket at both ends.
-func raiseFileLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}
-
 // target is the bridge process under test.
 type target struct {
-	cmd   *exec.Cmd
-	url   string
-	pprof string
-	done  chan error
+	*benchproc.Child
+	url, pprof string
 }
 
 func startTarget(ctx context.Context, cfg Config, bootstrap string) (*target, error) {
-	cmd := exec.CommandContext(ctx, cfg.Exe, append(cfg.Args, "--bootstrap", bootstrap)...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	cmd.Stderr = os.Stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.StdoutPipe()
+	c, err := benchproc.Start(ctx, cfg.Exe, append(cfg.Args, "--bootstrap", bootstrap), 1, 2)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the bridge under test: %w", err)
-	}
-	t := &target{cmd: cmd, done: make(chan error, 1)}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 3 || f[0] != "READY" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("the bridge under test did not start: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, out)
-	t.url, t.pprof = f[1], f[2]
-	go func() { t.done <- cmd.Wait() }()
-	return t, nil
-}
-
-func (t *target) stop() {
-	t.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-t.done:
-	case <-time.After(15 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.done
-	}
+	return &target{Child: c, url: c.Ready[0], pprof: c.Ready[1]}, nil
 }
 
 // saveProfile copies a pprof endpoint of the bridge to a file.
@@ -427,41 +384,6 @@ func (t *target) saveProfile(path, file string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// rss is the bridge process's resident set size in MiB.
-func (t *target) rss() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", t.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				kb, _ := strconv.ParseFloat(f[0], 64)
-				return kb / 1024
-			}
-		}
-	}
-	return 0
-}
-
-// cpu is the bridge process's user+system CPU time so far.
-func (t *target) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", t.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which ends with the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticksPerSecond
 }
 
 // heap is the bridge's live heap (HeapInuse after a forced GC) and
