@@ -183,6 +183,7 @@ func benchDevice(args []string) error {
 	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.DeviceFile)
 	counts := fs.String("viewers", "10,25,50,100", "comma-separated viewer `counts`, measured in turn")
 	measure := fs.Duration("measure", 10*time.Second, "CPU time measured over, per count")
+	janus := fs.Bool("janus", true, "measure Janus's streaming plugin the same way, if janus is installed")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -205,7 +206,21 @@ func benchDevice(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(fs, args, *out, benchreport.DeviceFile, res)
+	if err := writeJSON(fs, args, *out, benchreport.DeviceFile, res); err != nil {
+		return err
+	}
+	if !*janus {
+		return nil
+	}
+	jres, err := devicebench.RunJanus(ctx, cfg)
+	if errors.Is(err, devicebench.ErrNoJanus) {
+		progress("janus: %v; no comparison", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("janus: %w", err)
+	}
+	return writeJSON(fs, args, *out, benchreport.JanusFile, jres)
 }
 
 // benchDeviceTarget is the demo process that "bench device" measures.

@@ -61,8 +61,14 @@ func (c *Child) Stop() {
 }
 
 // RSS is the child's resident set size in MiB.
-func (c *Child) RSS() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+func (c *Child) RSS() float64 { return RSS(c.cmd.Process.Pid) }
+
+// CPU is the child's user+system CPU time so far.
+func (c *Child) CPU() time.Duration { return CPU(c.cmd.Process.Pid) }
+
+// RSS is the resident set size in MiB of process pid; 0 if unknown.
+func RSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
@@ -77,9 +83,9 @@ func (c *Child) RSS() float64 {
 	return 0
 }
 
-// CPU is the child's user+system CPU time so far.
-func (c *Child) CPU() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+// CPU is the user+system CPU time of process pid so far; 0 if unknown.
+func CPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

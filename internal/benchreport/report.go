@@ -20,6 +20,7 @@ const (
 	BridgeFile    = "bridge.json"
 	PlayerFile    = "player.json"
 	DeviceFile    = "device.json"
+	JanusFile     = "janus.json"
 )
 
 // Generate writes <out>/benchmarks.md and its plots from the results
@@ -62,7 +63,11 @@ func Generate(out string) error {
 	if err != nil {
 		return err
 	}
-	w.device(dev)
+	jan, err := read[*devicebench.Result](out, JanusFile)
+	if err != nil {
+		return err
+	}
+	w.device(dev, jan)
 	return os.WriteFile(filepath.Join(out, "benchmarks.md"), []byte(w.String()), 0o644)
 }
 
@@ -429,32 +434,65 @@ func (d *doc) player(dir string, e *Envelope[*playerbench.Result]) error {
 	return nil
 }
 
-func (d *doc) device(e *Envelope[*devicebench.Result]) {
-	d.f("## Device fan-out\n\n")
+func (d *doc) device(e, janus *Envelope[*devicebench.Result]) {
+	d.f("## Device fan-out, and Janus for comparison\n\n")
 	if e == nil {
 		d.f("No results: run `go run ./cmd/ersmesh bench device --out docs`.\n\n")
-	} else {
-		r := e.Result
-		d.f("Command: `%s`\n\n", e.Command)
-		d.f("The demo (bootstrap, bridge and device with the built-in sample stream) runs in its own\n")
-		d.f("process with GOMAXPROCS=1; N pion receivers in the benchmark's process join through the bridge\n")
-		d.f("as ERS players (Socket.IO, the device's offer, a pion answer, ICE on this machine) and receive the\n")
-		d.f("srtp transport. CPU time is the demo process's own (`/proc/<pid>/stat`) over the measurement,\n")
-		d.f("less its idle use (%.1f %% of a core with no viewer: the stream's pacing, the DHT, the bridge);\n", r.IdleCPUPercent)
-		d.f("signalling is over before it starts, so what is left is the device's fan-out: per viewer, one\n")
-		d.f("SRTP encryption and one UDP write per packet (packetisation happens once per frame). *Worst /\n")
-		d.f("best viewer* compares the bytes the least and the most served viewers received.\n\n")
-		d.f("| viewers | demo process CPU | per viewer | viewers per core | received per viewer | worst / best viewer | RSS |\n|---|---|---|---|---|---|---|\n")
-		for _, st := range r.Steps {
-			d.f("| %d | %.1f %% of a core | %.2f mcore | %.0f | %.0f kbit/s | %.2f | %.0f MiB |\n",
-				st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare, st.RSSMiB)
-		}
-		d.f("\nThis is the device of this branch: one shared pion track written once per frame, the sample\n")
-		d.f("clip at about half a megabit per second. Per-viewer cost grows with the bitrate (it is per\n")
-		d.f("packet); the media engine on the `media` branch (GOP cache, fmp4 over data channels, real\n")
-		d.f("sources) replaces it, and this command measures it unchanged once merged.\n\n")
+		return
 	}
-	d.f("**Comparison with another WebRTC server: not done.** Janus's streaming plugin is installable here\n")
-	d.f("(`apt-cache policy janus`: 1.1.2-1); feeding it the same RTP stream and driving its HTTP API from\n")
-	d.f("the same pion receivers is the missing piece.\n")
+	r := e.Result
+	d.f("Command: `%s`\n\n", e.Command)
+	d.f("The demo (bootstrap, bridge and device with the built-in sample stream) runs in its own\n")
+	d.f("process with GOMAXPROCS=1; N pion receivers in the benchmark's process join through the bridge\n")
+	d.f("as ERS players (Socket.IO, the device's offer, a pion answer, ICE on this machine) and receive the\n")
+	d.f("srtp transport. CPU time is the demo process's own (`/proc/<pid>/stat`) over the measurement,\n")
+	d.f("less its idle use (%.1f %% of a core with no viewer: the stream's pacing, the DHT, the bridge);\n", r.IdleCPUPercent)
+	d.f("signalling is over before it starts, so what is left is the device's fan-out: per viewer, one\n")
+	d.f("SRTP encryption and one UDP write per packet (packetisation happens once per frame).\n\n")
+	if janus != nil {
+		d.f("The same command then starts Janus %s (Debian package `janus`) restricted to one core\n", "1.1.2")
+		d.f("(`taskset -c 0`), with only its HTTP transport and streaming plugin, and one RTP mountpoint fed\n")
+		d.f("the same sample clip as H.264 RTP over loopback at the same pace; the same pion receivers watch\n")
+		d.f("it through Janus's HTTP API (create, attach, watch, the plugin's offer, a pion answer, start).\n")
+		d.f("Janus idles at %.1f %% of a core.\n\n", janus.Result.IdleCPUPercent)
+	}
+	d.f("| viewers | device CPU per viewer | device viewers per core | received per viewer |")
+	if janus != nil {
+		d.f(" Janus CPU per viewer | Janus viewers per core | received per viewer | device ÷ Janus viewers per core |")
+	}
+	d.f("\n|---|---|---|---|")
+	if janus != nil {
+		d.f("---|---|---|---|")
+	}
+	d.f("\n")
+	for _, st := range r.Steps {
+		d.f("| %d | %.2f mcore | %.0f | %.0f kbit/s |", st.Viewers, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps)
+		if janus != nil {
+			var js *devicebench.Step
+			for k := range janus.Result.Steps {
+				if janus.Result.Steps[k].Viewers == st.Viewers {
+					js = &janus.Result.Steps[k]
+				}
+			}
+			if js == nil {
+				d.f(" | | | |")
+			} else {
+				ratio := "–"
+				if js.ViewersPerCore > 0 {
+					ratio = fmt.Sprintf("%.2f", st.ViewersPerCore/js.ViewersPerCore)
+				}
+				d.f(" %.2f mcore | %.0f | %.0f kbit/s | %s |", js.CPUPerViewer, js.ViewersPerCore, js.RxKbps, ratio)
+			}
+		}
+		d.f("\n")
+	}
+	d.f("\nCPU time is read in ticks of 10 ms, so the per-viewer figures at small counts are coarse; the\n")
+	d.f("largest count is the one to quote. This is the device of this branch: one shared pion track\n")
+	d.f("written once per frame, the sample clip at about half a megabit per second; per-viewer cost\n")
+	d.f("grows with the bitrate (it is per packet). The media engine on the `media` branch (GOP cache,\n")
+	d.f("fmp4 over data channels, real sources) replaces it, and this command measures it unchanged once\n")
+	d.f("merged.\n")
+	if janus == nil {
+		d.f("\nJanus was not measured: install it (`apt-get install janus`) and rerun the command.\n")
+	}
 }

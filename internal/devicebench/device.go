@@ -64,9 +64,7 @@ type Result struct {
 	Steps          []Step  `json:"steps"`
 }
 
-// Run starts the demo in a child process and measures it with each number
-// of viewers.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func (cfg *Config) defaults() {
 	if len(cfg.Viewers) == 0 {
 		cfg.Viewers = []int{10, 25, 50, 100}
 	}
@@ -79,6 +77,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = func(string, ...any) {}
 	}
+}
+
+// Run starts the demo in a child process and measures it with each number
+// of viewers.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.defaults()
 	benchproc.RaiseFileLimit()
 	child, err := benchproc.Start(ctx, cfg.Exe, cfg.Args, 1, 3)
 	if err != nil {
@@ -86,16 +90,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer child.Stop()
 	base, room, stream := child.Ready[0], child.Ready[1], child.Ready[2]
+	api := webrtc.NewAPI()
+	return measure(ctx, cfg, "device", child.CPU, child.RSS, func(ctx context.Context) (receiver, error) {
+		return watch(ctx, api, base, room, stream)
+	})
+}
 
+// receiver is one viewer of the system under test.
+type receiver interface {
+	received() int64 // bytes of media so far
+	close()
+}
+
+// measure adds viewers up to each count of cfg.Viewers and reads the CPU
+// time the system under test spends on them.
+func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.Duration, rss func() float64,
+	join func(context.Context) (receiver, error)) (*Result, error) {
 	res := &Result{}
 	time.Sleep(cfg.Settle)
-	c0, t0 := child.CPU(), time.Now()
+	c0, t0 := cpuTime(), time.Now()
 	time.Sleep(cfg.Measure)
-	res.IdleCPUPercent = 100 * (child.CPU() - c0).Seconds() / time.Since(t0).Seconds()
-	cfg.Progress("device: idle, %.1f %% of a core", res.IdleCPUPercent)
+	res.IdleCPUPercent = 100 * (cpuTime() - c0).Seconds() / time.Since(t0).Seconds()
+	cfg.Progress("%s: idle, %.1f %% of a core", what, res.IdleCPUPercent)
 
-	api := webrtc.NewAPI()
-	var viewers []*viewer
+	var viewers []receiver
 	defer func() {
 		var wg sync.WaitGroup
 		for _, v := range viewers {
@@ -113,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				v, err := watch(ctx, api, base, room, stream)
+				v, err := join(ctx)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -125,20 +143,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("%d viewers: %w", n, err)
+			return nil, fmt.Errorf("%s with %d viewers: %w", what, n, err)
 		}
 		time.Sleep(cfg.Settle)
 		rx0 := make([]int64, len(viewers))
 		for i, v := range viewers {
-			rx0[i] = v.bytes.Load()
+			rx0[i] = v.received()
 		}
-		c0, t0 := child.CPU(), time.Now()
+		c0, t0 := cpuTime(), time.Now()
 		time.Sleep(cfg.Measure)
 		secs := time.Since(t0).Seconds()
-		cpu := (child.CPU() - c0).Seconds() / secs
+		cpu := (cpuTime() - c0).Seconds() / secs
 		var total, least, most int64
 		for i, v := range viewers {
-			got := v.bytes.Load() - rx0[i]
+			got := v.received() - rx0[i]
 			total += got
 			if i == 0 || got < least {
 				least = got
@@ -149,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			Viewers:    n,
 			CPUPercent: 100 * cpu,
 			RxKbps:     float64(total) * 8 / 1000 / secs / float64(n),
-			RSSMiB:     child.RSS(),
+			RSSMiB:     rss(),
 		}
 		if most > 0 {
 			st.RxShare = float64(least) / float64(most)
@@ -159,8 +177,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			st.ViewersPerCore = 1000 / st.CPUPerViewer
 		}
 		res.Steps = append(res.Steps, st)
-		cfg.Progress("device: %d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f",
-			n, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare)
+		cfg.Progress("%s: %d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f",
+			what, n, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare)
 	}
 	return res, nil
 }
@@ -176,7 +194,7 @@ type viewer struct {
 }
 
 // watch joins room on the bridge at base and returns once video flows.
-func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (*viewer, error) {
+func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (receiver, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := sioclient.Dial(ctx, base, nil)
@@ -264,6 +282,8 @@ func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (*vi
 	ok = true
 	return v, nil
 }
+
+func (v *viewer) received() int64 { return v.bytes.Load() }
 
 func (v *viewer) close() {
 	v.c.Close() // ends the reader: NextEvent returns ErrClosed

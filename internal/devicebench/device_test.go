@@ -2,6 +2,7 @@ package devicebench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -49,5 +50,27 @@ func TestTwoViewers(t *testing.T) {
 	st := res.Steps[0]
 	if st.RxKbps < 50 || st.RxShare < 0.5 || st.RSSMiB <= 0 {
 		t.Errorf("step %+v: want video to every viewer and the child's memory read", st)
+	}
+}
+
+// TestJanusTwoViewers checks the Janus side of the harness where Janus is
+// installed (it is a point of comparison, not part of ersmesh, so it is
+// skipped elsewhere, CI included).
+func TestJanusTwoViewers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := RunJanus(ctx, Config{Viewers: []int{2}, Settle: 500 * time.Millisecond, Measure: time.Second})
+	if errors.Is(err, ErrNoJanus) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := res.Steps[0]; st.RxKbps < 50 || st.RxShare < 0.5 || st.RSSMiB <= 0 {
+		t.Errorf("step %+v: want video to every viewer and Janus's memory read", st)
 	}
 }
