@@ -33,13 +33,26 @@ func runBench(args []string) error {
 		"all":           benchAll,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|report|all> [flags]")
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh bench <mesh|bridge|player|device|report|all> [flags]")
 		if len(args) == 0 {
 			return errors.New("no benchmark given")
 		}
 		return fmt.Errorf("unknown benchmark %q", args[0])
 	}
 	return subs[args[0]](args[1:])
+}
+
+// parseInts reads a comma-separated list of positive numbers.
+func parseInts(flagName, list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func progress(format string, args ...any) {
@@ -56,13 +69,9 @@ func benchMesh(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var ns []int
-	for f := range strings.SplitSeq(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return fmt.Errorf("--n: %w", err)
-		}
-		ns = append(ns, n)
+	ns, err := parseInts("--n", *sizes)
+	if err != nil {
+		return err
 	}
 	ctx, stop := interrupted()
 	defer stop()
@@ -181,19 +190,16 @@ func benchPlayer(args []string) error {
 func benchDevice(args []string) error {
 	fs := flag.NewFlagSet("ersmesh bench device", flag.ContinueOnError)
 	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.DeviceFile)
-	counts := fs.String("viewers", "10,25,50,100", "comma-separated viewer `counts`, measured in turn")
+	counts := fs.String("viewers", "10,25,50,100,200", "comma-separated viewer `counts`, measured in turn")
 	measure := fs.Duration("measure", 10*time.Second, "CPU time measured over, per count")
 	janus := fs.Bool("janus", true, "measure Janus's streaming plugin the same way, if janus is installed")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var cfg devicebench.Config
-	for f := range strings.SplitSeq(*counts, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return fmt.Errorf("--viewers: %w", err)
-		}
-		cfg.Viewers = append(cfg.Viewers, n)
+	var err error
+	if cfg.Viewers, err = parseInts("--viewers", *counts); err != nil {
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {

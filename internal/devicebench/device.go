@@ -41,7 +41,7 @@ func ServeTarget(ctx context.Context, ready io.Writer) error {
 type Config struct {
 	Exe      string // the ersmesh binary; Args start ServeTarget in it
 	Args     []string
-	Viewers  []int         // viewer counts measured in turn; default 10, 25, 50, 100
+	Viewers  []int         // viewer counts measured in turn; default 10, 25, 50, 100, 200
 	Settle   time.Duration // after the viewers connected; default 3 s
 	Measure  time.Duration // CPU measured over; default 10 s
 	Progress func(format string, args ...any)
@@ -66,7 +66,7 @@ type Result struct {
 
 func (cfg *Config) defaults() {
 	if len(cfg.Viewers) == 0 {
-		cfg.Viewers = []int{10, 25, 50, 100}
+		cfg.Viewers = []int{10, 25, 50, 100, 200}
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 3 * time.Second
