@@ -17,6 +17,18 @@ import (
 
 const plotW, plotH = 6 * vg.Inch, 3.6 * vg.Inch
 
+// headroom raises the top of the y axis above the data so that the legend,
+// drawn at the top, covers none of it.
+func headroom(p *plot.Plot, series ...plotter.XYs) {
+	var top float64
+	for _, xys := range series {
+		for _, xy := range xys {
+			top = max(top, xy.Y)
+		}
+	}
+	p.Y.Max = max(p.Y.Max, 1.6*top)
+}
+
 func save(p *plot.Plot, dir, name string) (string, error) {
 	if err := p.Save(plotW, plotH, filepath.Join(dir, name)); err != nil {
 		return "", fmt.Errorf("plot %s: %w", name, err)
@@ -45,6 +57,7 @@ func meshLatencyPlot(dir string, rs []*meshsim.Result) (string, error) {
 	var args []any
 	for _, name := range names {
 		args = append(args, name, series[name])
+		headroom(p, series[name])
 	}
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return "", err
@@ -80,6 +93,7 @@ func meshChurnPlot(dir, name, title, xlabel string, rs []*meshsim.Result, rounds
 			xys = append(xys, plotter.XY{X: round.AtMillis / 1000, Y: benchstat.Summarize(opMillis(round.Lookups)).Median})
 		}
 		args = append(args, fmt.Sprintf("n=%d", r.N), xys)
+		headroom(p, xys)
 	}
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return "", err
