@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/internal/benchproc"
 	"github.com/ersmesh/ersmesh/internal/benchstat"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
@@ -281,6 +282,24 @@ func sendMessages(ctx context.Context, clients []*sioclient.Client, rate int, d 
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(clients))
+	// Read what the bridge sends back, so that a session never stalls on
+	// a full receive queue (the bridge would drop it as a slow client),
+	// and so that an error packet is reported, not ignored.
+	var drain sync.WaitGroup
+	bad := make([]error, len(clients))
+	for i, c := range clients {
+		drain.Go(func() {
+			for {
+				p, err := c.Next(ctx)
+				if err != nil {
+					return
+				}
+				if p.Type == socketio.PacketError && bad[i] == nil {
+					bad[i] = fmt.Errorf("the bridge answered a message with an error: %s", p.Data)
+				}
+			}
+		})
+	}
 	for i, c := range clients {
 		wg.Go(func() {
 			var tick *time.Ticker
@@ -310,7 +329,9 @@ func sendMessages(ctx context.Context, clients []*sioclient.Client, rate int, d 
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	cancel()
+	drain.Wait()
+	return errors.Join(append(errs, bad...)...)
 }
 
 func dialMany(ctx context.Context, url string, n, parallel int) ([]*sioclient.Client, error) {
