@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,19 @@ func (d *sinkDevice) serve(c *signal.Conn) {
 			}
 		}
 	}
+}
+
+// await waits until the device has received n signalling messages in
+// all: every message the load client sent must arrive.
+func (d *sinkDevice) await(ctx context.Context, n int64) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for d.msgs.Load() < n {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the device received %d of the %d signalling messages sent", d.msgs.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 // recording starts (on) or stops recording latencies and returns what was
