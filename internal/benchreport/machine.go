@@ -16,6 +16,9 @@ type Machine struct {
 	Kernel   string  `json:"kernel"`
 	Go       string  `json:"go"`
 	Date     string  `json:"date"`
+	// LoadAvg is the 1, 5 and 15 minute load averages when the results
+	// were written: how busy the shared machine was.
+	LoadAvg string `json:"loadavg"`
 }
 
 // ThisMachine reads the machine's description from /proc.
@@ -37,6 +40,11 @@ func ThisMachine() Machine {
 					m.MemGiB = kb / (1 << 20)
 				}
 			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
