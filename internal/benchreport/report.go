@@ -238,7 +238,10 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	d.f("the first, so a lookup whose first holder answers at hop 1 but whose third is only reached in\n")
 	d.f("the next round takes two round trips. The quorum is there so that the freshest record (highest\n")
 	d.f("sequence number: current addresses, or the new owner of an open room) wins (`mesh/resolve.go`);\n")
-	d.f("a quorum of 1 would save that round trip at the risk of a stale record from the first holder.\n\n")
+	d.f("a quorum of 1 would save that round trip at the risk of a stale record from the first holder.\n")
+	d.f("So the median at N = 500 moves between one and two round trips from run to run, with the random\n")
+	d.f("mesh: whether the bridge's first 10 requests already reach three holders. Two earlier runs of the\n")
+	d.f("same command on this machine measured 166 and 171 ms (about two round trips).\n\n")
 	name, err := meshLatencyPlot(dir, rs)
 	if err != nil {
 		return err
@@ -293,9 +296,10 @@ func (d *doc) mesh(dir string, e, limit *Envelope[[]*meshsim.Result]) error {
 	}
 	d.f("An attempt at N = 1000 (`go run ./cmd/ersmesh bench mesh --n 1000 --file mesh-limit.json`) was\n")
 	d.f("stopped by hand after 5 minutes, still forming the mesh, at 7.7 GB RSS (read with `ps`) and a load\n")
-	d.f("average of 11 on the two cores. The limit is the two shared cores, not the 24 GiB: forming the mesh is CPU-bound\n")
-	d.f("(every join refreshes its routing table with a dozen lookups) and the benchmark must stay within\n")
-	d.f("a few minutes per size on a machine shared with four other engineers.\n\n")
+	d.f("average of 11 on the two cores (it ran alongside another simulation and other engineers' tests).\n")
+	d.f("Both limits are near there: memory grows faster than N, so a complete 1000-node mesh would take a\n")
+	d.f("large part of the 24 GiB, and forming it is CPU-bound (every join refreshes its routing table with\n")
+	d.f("a dozen lookups) while each size must stay within a few minutes on two shared cores.\n\n")
 
 	d.f("### What the simulation does not model\n\n")
 	d.f("- **Connection set-up is free in mocknet.** *New connections* in the table counts the peers a\n")
@@ -502,6 +506,13 @@ func (d *doc) device(e, janus *Envelope[*devicebench.Result]) {
 			}
 		}
 		d.f("\n")
+	}
+	if janus != nil && len(r.Steps) > 0 && len(janus.Result.Steps) > 0 {
+		last, jl := r.Steps[len(r.Steps)-1], janus.Result.Steps[len(janus.Result.Steps)-1]
+		if last.Viewers == jl.Viewers && jl.ViewersPerCore > 0 {
+			d.f("\n**The ratio:** at %d viewers the device serves %.0f viewers per core and Janus %.0f: %.2f times\n", last.Viewers, last.ViewersPerCore, jl.ViewersPerCore, last.ViewersPerCore/jl.ViewersPerCore)
+			d.f("Janus's figure, on the same stream to the same receivers.\n")
+		}
 	}
 	d.f("\nCPU time is read in ticks of 10 ms, so the per-viewer figures at small counts are coarse; the\n")
 	d.f("largest count is the one to quote. This is the device of this branch: one shared pion track\n")
