@@ -308,17 +308,17 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 	if err := c.Emit(ctx, "leave"); err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan struct{})
-	var once atomic.Bool
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if (s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected) && once.CompareAndSwap(false, true) {
-			close(closed)
+	for {
+		switch pc.ConnectionState() {
+		case webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
+		default:
+			if ctx.Err() != nil {
+				t.Fatalf("the device did not end the session after leave; state %s", pc.ConnectionState())
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
-	})
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		t.Fatalf("the device did not end the session after leave; state %s", pc.ConnectionState())
+		break
 	}
 	c.Close()
 	<-readDone
