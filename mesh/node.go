@@ -99,6 +99,11 @@ type Config struct {
 	DiversityPerTable  int           // DHT servers per IP group in the routing table
 	MaxRecordsPerPeer  int           // room records stored here per publisher
 	MaxRecords         int           // room records stored here in all
+	// Host, if set, is used instead of a new libp2p host, and the Node
+	// closes it. Its peerstore must hold its private key. IdentityFile,
+	// ListenAddrs and HostOptions are then ignored. Simulations use it to
+	// run hundreds of nodes on one in-process network (mocknet).
+	Host host.Host
 }
 
 // Node is a libp2p host in the ersmesh DHT. Roles register their own
@@ -143,16 +148,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("bootstrap peers must be multiaddrs ending in /p2p/<peer ID>: %w", err)
 	}
 
-	var priv crypto.PrivKey
-	if cfg.IdentityFile != "" {
-		priv, err = LoadOrCreateIdentity(cfg.IdentityFile)
-	} else {
-		priv, _, err = crypto.GenerateEd25519Key(rand.Reader)
-	}
-	if err != nil {
-		return nil, err
-	}
-
 	// A copy: dropPeer below reuses bootstrap's array, and auto relay reads
 	// this slice from its own goroutines.
 	relays := slices.Clone(bootstrap)
@@ -169,16 +164,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]libp2p.Option{
-		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-		libp2p.ConnectionManager(cm),
-	}, natOpts...)
-	opts = append(opts, cfg.HostOptions...)
-	h, err := libp2p.New(opts...)
+	priv, h, err := newHost(cfg, append([]libp2p.Option{libp2p.ConnectionManager(cm)}, natOpts...))
 	if err != nil {
 		cm.Close()
-		return nil, fmt.Errorf("start libp2p host: %w", err)
+		return nil, err
+	}
+	if cfg.Host != nil {
+		cm.Close() // a given host brings its own
 	}
 	var rel *relay.Relay
 	if cfg.RelayService {
@@ -245,6 +237,46 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap),
 		"relay_service", cfg.RelayService, "nat_traversal", cfg.NATTraversal)
 	return n, nil
+}
+
+// newHost returns cfg.Host with its key, or a new host.
+// newHost returns cfg.Host, or a new host with the node's identity, its
+// listen addresses, our resource limits, extra (connection manager, NAT
+// traversal) and cfg.HostOptions.
+func newHost(cfg Config, extra []libp2p.Option) (crypto.PrivKey, host.Host, error) {
+	if cfg.Host != nil {
+		priv := cfg.Host.Peerstore().PrivKey(cfg.Host.ID())
+		if priv == nil {
+			return nil, nil, errors.Join(errors.New("the given libp2p host has no private key in its peerstore"), cfg.Host.Close())
+		}
+		return priv, cfg.Host, nil
+	}
+	var priv crypto.PrivKey
+	var err error
+	if cfg.IdentityFile != "" {
+		priv, err = LoadOrCreateIdentity(cfg.IdentityFile)
+	} else {
+		priv, _, err = crypto.GenerateEd25519Key(rand.Reader)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append([]libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.ResourceManager(rm),
+	}, extra...)
+	opts = append(opts, cfg.HostOptions...)
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		rm.Close()
+		return nil, nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return priv, h, nil
 }
 
 // joinMesh dials the bootstrap peers, waits until at least one of them is in

@@ -50,6 +50,11 @@ type ResolverOptions struct {
 	NegativeTTL time.Duration
 	// LookupTimeout bounds one DHT query. Zero means DefaultLookupTimeout.
 	LookupTimeout time.Duration
+	// QueryContext, if set, derives the context of each DHT query from the
+	// one the Resolver made; benchmarks use it to register for kad-dht's
+	// query events (routing.RegisterForQueryEvents) and count messages and
+	// hops. It must not cancel the query early.
+	QueryContext func(ctx context.Context, room string) context.Context
 }
 
 // Resolver finds the device serving a room, for bridges. Lookups are cached
@@ -193,6 +198,9 @@ func (r *Resolver) run(key string, l *lookup) {
 func (r *Resolver) query(key string) (*room.Record, error) {
 	ctx, cancel := context.WithTimeout(r.n.ctx, r.opts.LookupTimeout)
 	defer cancel()
+	if r.opts.QueryContext != nil {
+		ctx = r.opts.QueryContext(ctx, key)
+	}
 	select {
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()

@@ -51,6 +51,7 @@ func commands() []command {
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
 		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", runTURN},
 		{"ctl", "send an EMS-style command to a running device: startWebRTC, stopWebRTC, listConfig", runCtl},
+		{"bench", "run the benchmarks of docs/benchmarks.md and write the report", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -105,17 +105,35 @@ func sessionOf(ctx context.Context) *session {
 // then it fails, so that CI cannot pass by testing nothing.
 func New(t testing.TB, opts ...Option) context.Context {
 	t.Helper()
-	bin, err := findChromium()
-	if err != nil {
+	ctx, stop, err := Start(opts...)
+	if errors.Is(err, ErrNoBrowser) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("browsertest: %v (CI=true, so this is an error)", err)
 		}
 		t.Skipf("browsertest: skipping, no browser: %v", err)
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return ctx
+}
 
-	// TempDir first: cleanups run last-in first-out, so the profile is
-	// removed only after the browser that writes in it is dead.
-	dataDir := t.TempDir()
+// ErrNoBrowser is returned by Start when no Chromium is installed.
+var ErrNoBrowser = errors.New("no Chromium found")
+
+// Start is New for code that is not a test (benchmark harnesses): it
+// returns the tab's context and stop, which closes the browser, kills its
+// processes, waits for its goroutines and removes its profile directory.
+func Start(opts ...Option) (_ context.Context, stop func(), _ error) {
+	bin, err := findChromium()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrNoBrowser, err)
+	}
+	dataDir, err := os.MkdirTemp("", "browsertest-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("browsertest: profile directory: %w", err)
+	}
 	cfg := &config{flags: map[string]any{}}
 	for _, f := range []struct {
 		name  string
@@ -167,7 +185,7 @@ func New(t testing.TB, opts ...Option) context.Context {
 	ctx, cancel := chromedp.NewContext(allocCtx)
 
 	var wg sync.WaitGroup
-	stop := func() {
+	stop = func() {
 		// Close gracefully, so that Chromium flushes nothing half-written,
 		// then make sure: cancel kills the process, and the sweep kills the
 		// helpers (zygote, renderers) that can outlive it.
@@ -178,6 +196,7 @@ func New(t testing.TB, opts ...Option) context.Context {
 		allocCancel()
 		killLeftovers(dataDir)
 		wg.Wait()
+		os.RemoveAll(dataDir)
 	}
 
 	// The first action starts the browser and binds it to ctx, which must
@@ -196,7 +215,7 @@ func New(t testing.TB, opts ...Option) context.Context {
 	close(started)
 	if err != nil {
 		stop()
-		t.Fatalf("browsertest: cannot start %s: %v\n%s", bin, err, sess.output.String())
+		return nil, nil, fmt.Errorf("browsertest: cannot start %s: %w\n%s", bin, err, sess.output.String())
 	}
 
 	// Subscribe before any navigation, so no console message is lost.
@@ -215,8 +234,7 @@ func New(t testing.TB, opts ...Option) context.Context {
 			sess.mu.Unlock()
 		}
 	})
-	t.Cleanup(stop)
-	return context.WithValue(ctx, sessionKey{}, sess)
+	return context.WithValue(ctx, sessionKey{}, sess), stop, nil
 }
 
 // Navigate opens url in the tab and waits for it to load.

@@ -1,0 +1,76 @@
+package devicebench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// targetEnv makes the test binary the system under test: Run starts
+// os.Args[0] with it set.
+const targetEnv = "ERSMESH_DEVICEBENCH_TARGET"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(targetEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		err := ServeTarget(ctx, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestTwoViewers checks the harness: two pion viewers get video through
+// the bridge, the child's CPU is read, and every viewer closes cleanly.
+func TestTwoViewers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Setenv(targetEnv, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Exe: os.Args[0], Viewers: []int{2}, Settle: 500 * time.Millisecond, Measure: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Steps) != 1 {
+		t.Fatalf("steps %+v", res.Steps)
+	}
+	st := res.Steps[0]
+	if st.RxKbps < 50 || st.RxShare < 0.5 || st.RSSMiB <= 0 {
+		t.Errorf("step %+v: want video to every viewer and the child's memory read", st)
+	}
+}
+
+// TestJanusTwoViewers checks the Janus side of the harness where Janus is
+// installed (it is a point of comparison, not part of ersmesh, so it is
+// skipped elsewhere, CI included).
+func TestJanusTwoViewers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := RunJanus(ctx, Config{Viewers: []int{2}, Settle: 500 * time.Millisecond, Measure: time.Second})
+	if errors.Is(err, ErrNoJanus) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := res.Steps[0]; st.RxKbps < 50 || st.RxShare < 0.5 || st.RSSMiB <= 0 {
+		t.Errorf("step %+v: want video to every viewer and Janus's memory read", st)
+	}
+}
