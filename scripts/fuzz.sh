@@ -16,7 +16,22 @@ for pkg in $(go list "${pkgs[@]}"); do
   targets=$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/' | sort -u || true)
   for t in $targets; do
     echo "fuzz: $pkg $t for $fuzztime"
-    if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+    ok=0
+    for try in 1 2; do
+      if go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+        ok=1
+        break
+      fi
+      # Go's fuzzing engine sometimes gives up on a busy machine with
+      # "context deadline exceeded" and no failing input: that is no
+      # finding, so the target runs once more. A real failure writes its
+      # input ("Failing input written to ...") and is not retried.
+      if grep -q "Failing input written to" /tmp/fuzz-$$.log || ! grep -q "context deadline exceeded" /tmp/fuzz-$$.log; then
+        break
+      fi
+      echo "fuzz: $t: the fuzzing engine timed out without a finding; running it again"
+    done
+    if [ $ok -eq 0 ]; then
       cat /tmp/fuzz-$$.log
       echo "fuzz: FAIL $pkg $t (the failing input is in $dir/testdata/fuzz/$t/)"
       failed=1
