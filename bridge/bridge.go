@@ -164,6 +164,7 @@ func New(cfg Config) (*Bridge, error) {
 	b.mux = http.NewServeMux()
 	b.mux.Handle("/socket.io/", b.gate.Wrap(b.sio))
 	b.mux.HandleFunc("/whep/", b.serveWHEP)
+	b.mux.HandleFunc(RegisterPath, b.serveRegister)
 	b.mux.Handle("/", web.Handler())
 	return b, nil
 }

@@ -133,3 +133,9 @@ func (d *Device) canonicalRoom(r string) (string, error) {
 	}
 	return name.String(), nil
 }
+
+// RoomRecord returns a fresh signed record of one of the device's rooms,
+// for handing to a bridge directly (see bridge.RegisterPath).
+func (d *Device) RoomRecord(room string) ([]byte, error) {
+	return d.publisher.Record(room)
+}

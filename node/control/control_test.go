@@ -501,3 +501,40 @@ func TestRestoreRetries(t *testing.T) {
 		t.Fatalf("resolve the retried room: %v %v", info, err)
 	}
 }
+
+// TestRegisterWithBridge: startWebRTC's ersip/ersport make the device hand
+// its room to that bridge directly. The bridge here is in another mesh, so
+// a DHT lookup there could never find the room: the viewer plays only
+// because of the direct registration, which ends with stopWebRTC.
+func TestRegisterWithBridge(t *testing.T) {
+	r := newRig(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	other, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Room: "elsewhere", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	host := strings.TrimPrefix(other.Bridge, "http://")
+	ip, port, _ := strings.Cut(host, ":")
+
+	// Before: the other mesh's bridge cannot find the room.
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	_, err = ersviewer.Play(short, ersviewer.Options{Bridge: other.Bridge, Room: "faraway", Stream: "sample", Packets: 5})
+	cancelShort()
+	if err == nil {
+		t.Fatal("a bridge of another mesh played a room it cannot know of")
+	}
+
+	rep := r.call(t, "startWebRTC", "roomid=faraway", "ersip="+ip, "ersport="+port)
+	if rep.Status != StatusSuccess {
+		t.Fatalf("startWebRTC: %+v", rep)
+	}
+	_, err = ersviewer.Play(ctx, ersviewer.Options{Bridge: other.Bridge, Room: "faraway", Stream: "sample", Packets: 20})
+	if err != nil {
+		t.Fatalf("viewer through the bridge the room was registered with: %v", err)
+	}
+	if rep := r.call(t, "stopWebRTC", "roomid=faraway"); rep.Status != StatusSuccess {
+		t.Fatalf("stopWebRTC: %+v", rep)
+	}
+}

@@ -43,7 +43,10 @@ type Config struct {
 	// (the mesh not reachable yet) is tried again; default
 	// DefaultRetryInterval.
 	RetryInterval time.Duration
-	Logger        *slog.Logger
+	// RegisterInterval is how often a room started with ersip/ersport is
+	// handed to that bridge again; default DefaultRegisterInterval.
+	RegisterInterval time.Duration
+	Logger           *slog.Logger
 }
 
 // Controller runs commands against one device.
@@ -63,6 +66,8 @@ type Controller struct {
 type entry struct {
 	WebRTCConfig
 	running bool // the device serves the room (else a restored room waits for a retry)
+	// stopRegister ends the handing of the record to ersip/ersport.
+	stopRegister context.CancelFunc
 }
 
 // New returns a Controller for cfg.Device. Call Restore to run the saved
@@ -76,6 +81,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.RegisterInterval <= 0 {
+		cfg.RegisterInterval = DefaultRegisterInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -163,6 +171,7 @@ func (c *Controller) start(ctx context.Context, e *entry) error {
 		return err
 	}
 	e.running = true
+	c.registerWith(e)
 	return nil
 }
 
@@ -320,12 +329,15 @@ func (c *Controller) startWebRTC(ctx context.Context, p map[string]string) Reply
 			// The promise of keepAlive is surviving a restart: rather no
 			// room than one that silently would not.
 			delete(c.configs, sc.RoomID)
+			if e.stopRegister != nil {
+				e.stopRegister()
+			}
 			c.cfg.Device.StopRoom(sc.RoomID)
 			return fail(fmt.Sprintf("Unable to save the keepAlive command: %v", err))
 		}
 	}
 	if sc.ERSIP != "" {
-		c.log.Info("startWebRTC names a preferred bridge; it is recorded, and the room is published in the mesh as always", "room", sc.RoomID, "ersip", sc.ERSIP, "ersport", sc.ERSPort)
+		c.log.Info("startWebRTC names a preferred bridge: the room is handed to it directly, and published in the mesh as always", "room", sc.RoomID, "ersip", sc.ERSIP, "ersport", sc.ERSPort)
 	}
 	return success(DescStarted, sc)
 }
@@ -366,6 +378,10 @@ func (c *Controller) stopWebRTC(p map[string]string) Reply {
 		return fail(fmt.Sprintf("Unable to stop WebRTC Negotiation Service for room %s: %v", name, err))
 	}
 	data := map[string]any{"roomid": name.String(), "ersip": "", "ersport": 0}
+	if e != nil && e.stopRegister != nil {
+		e.stopRegister()
+		e.stopRegister = nil
+	}
 	if e != nil {
 		data["ersip"], data["ersport"], data["configId"] = e.ERSIP, e.ERSPort, e.ConfigID
 		delete(c.configs, name.String())
