@@ -447,13 +447,8 @@ func (d *doc) player(dir string, e *Envelope[*playerbench.Result]) error {
 	}
 	d.f("![join to first frame](%s/%s)\n\n", Dir, name)
 	d.f("Cold differs from warm by the bridge's DHT lookup and its new libp2p connection to the device;\n")
-	d.f("most of both figures is the device side. The device in this\n")
-	d.f("branch feeds every viewer the one shared track from whatever frame comes next, so the browser\n")
-	d.f("can show nothing before the next keyframe: one a second in the sample clip, half a second of\n")
-	d.f("waiting on average, on top of ICE and DTLS. The media engine being built on the `media` branch\n")
-	d.f("starts each viewer on the cached keyframe at once; its own measurement\n")
-	d.f("(`demo.BenchmarkJoinToFirstFrame`) reports a median of ~100 ms. Rerun this command once it is\n")
-	d.f("merged.\n\n")
+	d.f("most of both figures is ICE and DTLS on this machine. The device starts each viewer on the\n")
+	d.f("keyframe it keeps (the current GOP), so no join waits for the camera's next keyframe.\n\n")
 	return nil
 }
 
@@ -517,11 +512,11 @@ func (d *doc) device(e, janus *Envelope[*devicebench.Result]) {
 		}
 	}
 	d.f("\nCPU time is read in ticks of 10 ms, so the per-viewer figures at small counts are coarse; the\n")
-	d.f("largest count is the one to quote. This is the device of this branch: one shared pion track\n")
-	d.f("written once per frame, the sample clip at about half a megabit per second; per-viewer cost\n")
-	d.f("grows with the bitrate (it is per packet). The media engine on the `media` branch (GOP cache,\n")
-	d.f("fmp4 over data channels, real sources) replaces it, and this command measures it unchanged once\n")
-	d.f("merged.\n")
+	d.f("largest count is the one to quote. The device is the media engine's srtp transport: one\n")
+	d.f("packetization per frame shared by every viewer's own track (with its GOP start and keyframe\n")
+	d.f("requests), the sample clip at about half a megabit per second; per-viewer cost grows with the\n")
+	d.f("bitrate (it is per packet). The fmp4 transport is not measured here; its micro-benchmarks are\n")
+	d.f("in `media-benchmarks.md`.\n")
 	if janus == nil {
 		d.f("\nJanus was not measured: install it (`apt-get install janus`) and rerun the command.\n")
 	}
