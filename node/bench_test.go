@@ -77,12 +77,9 @@ type benchSDP struct {
 	SDP webrtc.SessionDescription `json:"sdp"`
 }
 
-// TestBenchViewerHelper is the helper process; it does nothing in a normal
-// test run.
+// TestBenchViewerHelper is BenchmarkViewersPerCore's viewer process, run
+// with helperEnv set; TestMain leaves it out of a normal run.
 func TestBenchViewerHelper(t *testing.T) {
-	if os.Getenv(helperEnv) != "1" {
-		t.Skip("helper process of BenchmarkViewersPerCore")
-	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))

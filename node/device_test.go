@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +24,14 @@ import (
 	"github.com/ersmesh/ersmesh/signal"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// TestBenchViewerHelper is BenchmarkViewersPerCore's child process, not
+	// a test: a normal run leaves it out.
+	if os.Getenv(helperEnv) != "1" {
+		flag.Set("test.skip", "^TestBenchViewerHelper$")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 

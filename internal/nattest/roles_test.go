@@ -74,11 +74,7 @@ func roleLogger() *slog.Logger {
 }
 
 func TestNATHelper(t *testing.T) {
-	role := os.Getenv(roleEnv)
-	if role == "" {
-		t.Skip("helper of the NAT tests: runs only inside their namespaces")
-	}
-	switch role {
+	switch role := os.Getenv(roleEnv); role {
 	case "public":
 		runPublic(t)
 	case "device":
