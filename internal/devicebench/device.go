@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -196,8 +195,7 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 // PeerConnection that receives the device's video.
 type viewer struct {
 	c       *sioclient.Client
-	pc      *webrtc.PeerConnection
-	bytes   atomic.Int64
+	sink
 	reading bool          // the signalling reader runs
 	done    chan struct{} // the signalling reader ended
 }
@@ -231,22 +229,10 @@ func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (rec
 	if err := json.Unmarshal(offer.Args[0], &msg); err != nil || msg.Type != "offer" {
 		return nil, fmt.Errorf("first message %s: want an offer", offer.Args)
 	}
-	if v.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	flowing, err := v.open(api)
+	if err != nil {
 		return nil, err
 	}
-	flowing := make(chan struct{})
-	var once sync.Once
-	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1600)
-		for {
-			n, _, err := tr.Read(buf)
-			if err != nil {
-				return
-			}
-			v.bytes.Add(int64(n))
-			once.Do(func() { close(flowing) })
-		}
-	})
 	send := func(typ string, payload any) {
 		c.Emit(context.Background(), "message", map[string]any{"to": msg.From, "sid": msg.SID, "type": typ, "payload": payload})
 	}
@@ -291,8 +277,6 @@ func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (rec
 	ok = true
 	return v, nil
 }
-
-func (v *viewer) received() int64 { return v.bytes.Load() }
 
 func (v *viewer) close() {
 	v.c.Close() // ends the reader: NextEvent returns ErrClosed

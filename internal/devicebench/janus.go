@@ -14,8 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -265,9 +263,8 @@ func feedRTP(ctx context.Context, port int) error {
 
 // janusViewer watches the mountpoint with a pion PeerConnection.
 type janusViewer struct {
-	pc      *webrtc.PeerConnection
+	sink
 	session string
-	bytes   atomic.Int64
 }
 
 func watchJanus(ctx context.Context, api *webrtc.API, base string) (receiver, error) {
@@ -296,22 +293,10 @@ func watchJanus(ctx context.Context, api *webrtc.API, base string) (receiver, er
 	if err != nil {
 		return nil, err
 	}
-	if v.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	flowing, err := v.open(api)
+	if err != nil {
 		return nil, err
 	}
-	flowing := make(chan struct{})
-	var once sync.Once
-	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1600)
-		for {
-			n, _, err := tr.Read(buf)
-			if err != nil {
-				return
-			}
-			v.bytes.Add(int64(n))
-			once.Do(func() { close(flowing) })
-		}
-	})
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
 		return nil, err
 	}
@@ -366,8 +351,6 @@ func janusOffer(ctx context.Context, session string) (webrtc.SessionDescription,
 		}
 	}
 }
-
-func (v *janusViewer) received() int64 { return v.bytes.Load() }
 
 func (v *janusViewer) close() {
 	if v.pc != nil {

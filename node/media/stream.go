@@ -655,6 +655,10 @@ func (v *RTPViewer) write(s *Stream, f *Frame) {
 // send writes f's packets with timestamp ts. Until the track's first
 // packet has gone out it stops after one dropped packet and returns false.
 func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
+	// One add per frame, not per packet: every viewer's sender shares
+	// the counter.
+	sent := 0
+	defer func() { s.sent.Add(uint64(sent)) }()
 	for _, p := range f.RTP {
 		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
 		pkt.SequenceNumber = v.seq
@@ -667,7 +671,7 @@ func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
 				s.log.Debug("write video", "err", err)
 			}
 		} else {
-			s.sent.Add(uint64(pkt.MarshalSize()))
+			sent += pkt.MarshalSize()
 		}
 		if !v.track.live.Load() {
 			return false
