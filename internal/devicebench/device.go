@@ -194,7 +194,7 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 // viewer is one ERS player made of a Socket.IO session and a pion
 // PeerConnection that receives the device's video.
 type viewer struct {
-	c       *sioclient.Client
+	c *sioclient.Client
 	sink
 	reading bool          // the signalling reader runs
 	done    chan struct{} // the signalling reader ended
