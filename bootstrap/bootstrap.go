@@ -10,7 +10,7 @@ import (
 // New starts a bootstrap node. cfg.Server and cfg.RelayService are forced
 // on: a bootstrap node exists to answer DHT queries and to relay
 // signalling to devices behind NAT.
-func New(ctx context.Context, cfg mesh.Config) (*mesh.Node, error) {
+func New(ctx context.Context, cfg mesh.Config) (*mesh.Host, error) {
 	cfg.Server = true
 	cfg.RelayService = true
 	n, err := mesh.New(ctx, cfg)

@@ -20,8 +20,8 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/ops"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/telemetry"
+	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/turnserver"
 	"github.com/ersmesh/ersmesh/web"
 )
@@ -61,7 +61,7 @@ type Config struct {
 	// Ops, if set, gets the bridge's metrics (unless Metrics says
 	// otherwise) and its /metrics, /healthz and /readyz are served beside
 	// the admin commands.
-	Ops *ops.Ops
+	Ops *telemetry.Ops
 	// Metrics, if set, is where the bridge registers its metrics (and
 	// its resolver's, when that has a RegisterMetrics method).
 	Metrics prometheus.Registerer
@@ -253,9 +253,9 @@ func (b *Bridge) Close() error {
 // servers with credentials of their own for viewer sid: short-lived, so
 // what a page shows is worth little once the viewer is gone, and counted
 // per viewer by the TURN server's quotas.
-func (b *Bridge) iceServers(sid string) (stun, turn []signal.ICEServer) {
+func (b *Bridge) iceServers(sid string) (stun, turn []signalwire.ICEServer) {
 	for _, s := range b.cfg.STUNServers {
-		stun = append(stun, signal.ICEServer{URLs: []string{s}})
+		stun = append(stun, signalwire.ICEServer{URLs: []string{s}})
 	}
 	if b.cfg.TURN == nil || len(b.cfg.TURN.URLs) == 0 {
 		return stun, nil
@@ -265,6 +265,6 @@ func (b *Bridge) iceServers(sid string) (stun, turn []signal.ICEServer) {
 		b.log.Warn("cannot mint TURN credentials; viewer gets STUN only", "sid", sid, "err", err)
 		return stun, nil
 	}
-	turn = []signal.ICEServer{{URLs: b.cfg.TURN.URLs, Username: cr.Username, Credential: cr.Password}}
+	turn = []signalwire.ICEServer{{URLs: b.cfg.TURN.URLs, Username: cr.Username, Credential: cr.Password}}
 	return stun, turn
 }

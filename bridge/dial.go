@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // errUnreachable wraps the failure to reach a room's device after it was
@@ -19,7 +19,7 @@ var errUnreachable = errors.New("the room's device cannot be reached")
 
 // dialDevice finds the device serving room and opens a signalling stream to
 // it. Both ERS viewers and WHEP sessions start here.
-func (b *Bridge) dialDevice(ctx context.Context, room string) (*signal.Conn, peer.ID, error) {
+func (b *Bridge) dialDevice(ctx context.Context, room string) (*signalwire.Conn, peer.ID, error) {
 	info, err := b.cfg.Resolver.Resolve(ctx, room)
 	if err != nil {
 		return nil, "", err
@@ -30,13 +30,13 @@ func (b *Bridge) dialDevice(ctx context.Context, room string) (*signal.Conn, pee
 	if err := b.cfg.Host.Connect(sctx, info); err != nil {
 		return nil, info.ID, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
-	st, err := b.cfg.Host.NewStream(sctx, info.ID, signal.ProtocolID)
+	st, err := b.cfg.Host.NewStream(sctx, info.ID, signalwire.ProtocolID)
 	if err != nil {
 		return nil, info.ID, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	// While the session lives, the connection manager must not trim the
 	// connection that carries it (mesh.Protector).
-	return signal.NewConn(&protectedStream{Stream: st, release: b.protect.Hold(info.ID)}), info.ID, nil
+	return signalwire.NewConn(&protectedStream{Stream: st, release: b.protect.Hold(info.ID)}), info.ID, nil
 }
 
 // ProtectTag marks, on the host's connection manager, devices this bridge
@@ -60,20 +60,20 @@ func (s *protectedStream) Reset() error {
 	return s.Stream.Reset()
 }
 
-// keepAlive pings the device every signal.PingInterval until stop, so that
+// keepAlive pings the device every signalwire.PingInterval until stop, so that
 // an idle but healthy session is not taken for dead.
-func keepAlive(conn *signal.Conn) (stop func()) {
+func keepAlive(conn *signalwire.Conn) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(signal.PingInterval)
+		t := time.NewTicker(signalwire.PingInterval)
 		defer t.Stop()
 		for {
 			select {
 			case <-quit:
 				return
 			case <-t.C:
-				if conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+				if conn.Send(&signalwire.Message{Kind: signalwire.KindPing}) != nil {
 					return
 				}
 			}

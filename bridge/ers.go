@@ -7,7 +7,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // ersHandler turns Socket.IO events into ERS behaviour. It is the Bridge
@@ -42,7 +42,7 @@ func (h *ersHandler) Connect(s *socketio.Socket) {
 	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
 }
 
-func iceServersJSON(servers []signal.ICEServer) []iceServerJSON {
+func iceServersJSON(servers []signalwire.ICEServer) []iceServerJSON {
 	out := []iceServerJSON{}
 	for _, is := range servers {
 		out = append(out, iceServerJSON{URL: is.URLs[0], URLs: is.URLs, Username: is.Username, Credential: is.Credential})

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // FuzzERSEvent feeds arbitrary argument arrays to the decoders of the ERS
@@ -29,7 +29,7 @@ func FuzzERSEvent(f *testing.F) {
 			return
 		}
 		if room, data, err := parseJoin(args); err == nil {
-			m := &signal.Message{Kind: signal.KindJoin, Room: room, Stream: data.StreamName, Transport: data.Transport, Token: data.Token}
+			m := &signalwire.Message{Kind: signalwire.KindJoin, Room: room, Stream: data.StreamName, Transport: data.Transport, Token: data.Token}
 			// A join the device would refuse is fine; encoding it must not be.
 			if m.Validate() == nil {
 				if _, err := json.Marshal(m); err != nil {
@@ -44,7 +44,7 @@ func FuzzERSEvent(f *testing.F) {
 		if json.Unmarshal(args[0], &m) != nil {
 			return
 		}
-		sm := &signal.Message{Kind: signal.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}
+		sm := &signalwire.Message{Kind: signalwire.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}
 		if sm.Validate() != nil {
 			return
 		}
@@ -52,7 +52,7 @@ func FuzzERSEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a message that validates does not encode: %v", err)
 		}
-		if _, err := signal.DecodeMessage(body); err != nil && len(body) <= signal.MaxMessageSize {
+		if _, err := signalwire.DecodeMessage(body); err != nil && len(body) <= signalwire.MaxMessageSize {
 			t.Fatalf("a message the bridge would forward is refused by the device: %v", err)
 		}
 	})

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 const chromeFrag = "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\n" +
@@ -105,7 +105,7 @@ func FuzzParseOffer(f *testing.F) {
 }
 
 func TestIceServerLinks(t *testing.T) {
-	got := iceServerLinks([]signal.ICEServer{
+	got := iceServerLinks([]signalwire.ICEServer{
 		{URLs: []string{"stun:stun.example.org:3478"}},
 		{URLs: []string{"turn:turn.example.org:3478?transport=udp", "turn:bad>url"}, Username: `u"1`, Credential: `p\w`},
 	})

@@ -20,7 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -50,16 +50,16 @@ func TestTURNCredentialsPerViewer(t *testing.T) {
 	// A device that answers every join with a refusal carrying the ICE
 	// servers it was given, so the viewer side can compare.
 	dev := newHost(t)
-	joins := make(chan *signal.Message, 4)
-	dev.SetStreamHandler(signal.ProtocolID, func(s network.Stream) {
-		c := signal.NewConn(s)
+	joins := make(chan *signalwire.Message, 4)
+	dev.SetStreamHandler(signalwire.ProtocolID, func(s network.Stream) {
+		c := signalwire.NewConn(s)
 		m, err := c.Recv(5 * time.Second)
 		if err != nil {
 			s.Reset()
 			return
 		}
 		joins <- m
-		c.Send(&signal.Message{Kind: signal.KindReject, Reason: "test device serves nobody"})
+		c.Send(&signalwire.Message{Kind: signalwire.KindReject, Reason: "test device serves nobody"})
 		c.Close()
 	})
 
@@ -95,7 +95,7 @@ func TestTURNCredentialsPerViewer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "serves nobody") {
 			t.Fatalf("Play: %v, want the device's refusal", err)
 		}
-		var join *signal.Message
+		var join *signalwire.Message
 		select {
 		case join = <-joins:
 		case <-time.After(5 * time.Second):

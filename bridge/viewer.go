@@ -13,7 +13,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // maxJoinDelay bounds how long a join over the rate is held back.
@@ -28,7 +28,7 @@ const joinTimeout = 15 * time.Second
 type viewer struct {
 	b    *Bridge
 	sock *socketio.Socket
-	ice  []signal.ICEServer // what the browser got, for the device too
+	ice  []signalwire.ICEServer // what the browser got, for the device too
 
 	// Event rates; each is used only from the socket's read goroutine.
 	joins, messages, candidates *limit.Rate
@@ -150,7 +150,7 @@ type deviceSession struct {
 	done   chan struct{}
 
 	mu     sync.Mutex // guards conn and device, set once the device accepted
-	conn   *signal.Conn
+	conn   *signalwire.Conn
 	device string
 	reason string // why the viewer side ended the session
 }
@@ -181,7 +181,7 @@ func (ds *deviceSession) forward(m *ersMessage) error {
 	if m.To != "" && m.To != device {
 		return fmt.Errorf("message: unknown recipient %q", truncate(m.To, 64))
 	}
-	sm := &signal.Message{Kind: signal.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}
+	sm := &signalwire.Message{Kind: signalwire.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}
 	if err := sm.Validate(); err != nil {
 		return fmt.Errorf("message: %w", err)
 	}
@@ -220,7 +220,7 @@ func (ds *deviceSession) run() {
 
 // connect finds the device, opens the stream, sends the join and acks the
 // browser with the device's answer.
-func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
+func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	b := ds.v.b
 	ctx, cancel := context.WithTimeout(ds.ctx, joinTimeout)
 	defer cancel()
@@ -248,8 +248,8 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		conn.Reset()
 		return nil, "", false
 	}
-	err = conn.Send(&signal.Message{
-		Kind:       signal.KindJoin,
+	err = conn.Send(&signalwire.Message{
+		Kind:       signalwire.KindJoin,
 		Session:    ds.v.sock.ID(),
 		Room:       ds.room,
 		Stream:     ds.data.StreamName,
@@ -262,14 +262,14 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 		conn.Reset()
 		return ds.unreachable(err)
 	}
-	reply, err := conn.Recv(signal.JoinTimeout)
+	reply, err := conn.Recv(signalwire.JoinTimeout)
 	if err != nil {
 		conn.Reset()
 		return ds.unreachable(err)
 	}
 	switch reply.Kind {
-	case signal.KindAccept:
-	case signal.KindReject:
+	case signalwire.KindAccept:
+	case signalwire.KindReject:
 		ds.log.Info("device refused viewer", "reason", reply.Reason)
 		ds.v.b.metrics.joins.WithLabelValues("refused").Inc()
 		ds.ack(reply.Reason)
@@ -291,7 +291,7 @@ func (ds *deviceSession) connect() (*signal.Conn, string, bool) {
 
 // unreachable answers a join whose device could not be reached as an empty
 // room, as ERS did: the player retries, and by then the record may be fresh.
-func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
+func (ds *deviceSession) unreachable(err error) (*signalwire.Conn, string, bool) {
 	if ds.ctx.Err() != nil {
 		return nil, "", false
 	}
@@ -307,12 +307,12 @@ func (ds *deviceSession) unreachable(err error) (*signal.Conn, string, bool) {
 }
 
 // relay forwards the device's messages to the browser until either side ends.
-func (ds *deviceSession) relay(conn *signal.Conn, device string) {
+func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 	sock := ds.v.sock
 	for {
-		m, err := conn.Recv(signal.IdleTimeout)
+		m, err := conn.Recv(signalwire.IdleTimeout)
 		if err != nil {
-			if errors.Is(err, signal.ErrInterrupted) || ds.ctx.Err() != nil {
+			if errors.Is(err, signalwire.ErrInterrupted) || ds.ctx.Err() != nil {
 				ds.mu.Lock()
 				reason := ds.reason
 				ds.mu.Unlock()
@@ -320,7 +320,7 @@ func (ds *deviceSession) relay(conn *signal.Conn, device string) {
 					reason = "bridge shutting down"
 					sock.Emit("remove", map[string]string{"id": device, "type": "video"})
 				}
-				conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: reason})
+				conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: reason})
 				return
 			}
 			ds.log.Info("device stream ended", "err", err)
@@ -328,7 +328,7 @@ func (ds *deviceSession) relay(conn *signal.Conn, device string) {
 			return
 		}
 		switch m.Kind {
-		case signal.KindSignal:
+		case signalwire.KindSignal:
 			ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
 			err = sock.Emit("message", ersMessage{
 				From: device, To: sock.ID(), SID: m.SID, Broadcaster: device,
@@ -337,13 +337,13 @@ func (ds *deviceSession) relay(conn *signal.Conn, device string) {
 			if err != nil { // the browser is gone; Disconnect ends this session
 				return
 			}
-		case signal.KindLeave:
+		case signalwire.KindLeave:
 			ds.log.Info("device ended the session", "reason", m.Reason)
 			// The reason is extra to ERS: our player shows it (a refused
 			// room secret, say); ERS players ignore it.
 			sock.Emit("remove", map[string]string{"id": device, "type": "video", "reason": m.Reason})
 			return
-		case signal.KindPing:
+		case signalwire.KindPing:
 		default:
 			ds.log.Debug("unexpected message from device", "kind", m.Kind)
 		}

@@ -3,7 +3,7 @@ package bridge
 // WHEP, the WebRTC-HTTP Egress Protocol (draft-ietf-wish-whep; its ingest
 // twin WHIP is RFC 9725): any WHEP client watches any device of the mesh
 // through this bridge. The bridge turns the client's POSTed offer into a
-// join with signal.Message ViewerOffers set, the device answers, and the
+// join with signalwire.Message ViewerOffers set, the device answers, and the
 // answer goes back as the POST's response. The session then lives in the
 // WHEP session table until the client DELETEs it, the device ends it (the
 // viewer's PeerConnection failed or never connected), or the bridge closes.
@@ -25,7 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // Content types of WHEP bodies.
@@ -54,8 +54,8 @@ type whepSession struct {
 	room     string
 	device   peer.ID
 	offer    *sdpOffer
-	ice      []signal.ICEServer // given to both ends: one set of TURN credentials
-	conn     *signal.Conn
+	ice      []signalwire.ICEServer // given to both ends: one set of TURN credentials
+	conn     *signalwire.Conn
 	log      *slog.Logger
 	done     chan struct{} // closed when relay has ended
 
@@ -301,7 +301,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	fail := func(e *whepError) (*whepSession, string, *whepError) {
 		interrupt()
 		// Interrupt stops reading only: the device still hears why.
-		conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "WHEP request failed: " + truncate(e.reason, 200)})
+		conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "WHEP request failed: " + truncate(e.reason, 200)})
 		conn.Close()
 		return nil, "", e
 	}
@@ -309,12 +309,12 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	if err != nil {
 		return fail(whepFail(http.StatusInternalServerError, "encode offer: %v", err))
 	}
-	join := &signal.Message{
-		Kind: signal.KindJoin, Session: "whep-" + id[:8], Room: roomName, Stream: p.stream,
+	join := &signalwire.Message{
+		Kind: signalwire.KindJoin, Session: "whep-" + id[:8], Room: roomName, Stream: p.stream,
 		Transport: "srtp", Token: token, ICEServers: ice, ViewerOffers: true,
 	}
 	// The offer follows the join at once: no round trip waits for the accept.
-	offerMsg := &signal.Message{Kind: signal.KindSignal, Type: "offer", Payload: payload}
+	offerMsg := &signalwire.Message{Kind: signalwire.KindSignal, Type: "offer", Payload: payload}
 	if err := offerMsg.Validate(); err != nil {
 		return fail(whepFail(http.StatusBadRequest, "bad offer: %v", err))
 	}
@@ -322,7 +322,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 		return fail(whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached: %v", roomName, err))
 	}
 	if err := conn.Send(offerMsg); err != nil {
-		if errors.Is(err, signal.ErrTooLarge) {
+		if errors.Is(err, signalwire.ErrTooLarge) {
 			return fail(whepFail(http.StatusRequestEntityTooLarge, "the offer is too large to relay"))
 		}
 		return fail(whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached: %v", roomName, err))
@@ -359,7 +359,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 
 // awaitAnswer reads the device's accept and answer, mapping refusals onto
 // statuses.
-func awaitAnswer(ctx context.Context, conn *signal.Conn, roomName string) (string, *whepError) {
+func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (string, *whepError) {
 	deadline, _ := ctx.Deadline()
 	for {
 		m, err := conn.Recv(time.Until(deadline))
@@ -374,10 +374,10 @@ func awaitAnswer(ctx context.Context, conn *signal.Conn, roomName string) (strin
 			return "", whepFail(http.StatusServiceUnavailable, "lost the device of room %q: %v", roomName, err)
 		}
 		switch m.Kind {
-		case signal.KindAccept, signal.KindPing:
-		case signal.KindReject, signal.KindLeave:
+		case signalwire.KindAccept, signalwire.KindPing:
+		case signalwire.KindReject, signalwire.KindLeave:
 			return "", refusalStatus(m, roomName)
-		case signal.KindSignal:
+		case signalwire.KindSignal:
 			switch m.Type {
 			case "answer":
 				var sd struct {
@@ -400,19 +400,19 @@ func awaitAnswer(ctx context.Context, conn *signal.Conn, roomName string) (strin
 }
 
 // refusalStatus maps a device's reject or leave onto an HTTP status.
-func refusalStatus(m *signal.Message, roomName string) *whepError {
+func refusalStatus(m *signalwire.Message, roomName string) *whepError {
 	reason := m.Reason
 	if reason == "" {
 		reason = "the device refused"
 	}
 	switch m.Code {
-	case signal.CodeNotFound:
+	case signalwire.CodeNotFound:
 		return whepFail(http.StatusNotFound, "%s", reason)
-	case signal.CodeUnauthorized:
+	case signalwire.CodeUnauthorized:
 		return whepFail(http.StatusUnauthorized, "%s", reason)
-	case signal.CodeForbidden:
+	case signalwire.CodeForbidden:
 		return whepFail(http.StatusForbidden, "%s", reason)
-	case signal.CodeBadOffer:
+	case signalwire.CodeBadOffer:
 		return whepFail(http.StatusBadRequest, "bad offer: %s", reason)
 	}
 	return whepFail(http.StatusServiceUnavailable, "the device of room %q refused: %s", roomName, reason)
@@ -428,13 +428,13 @@ func (b *Bridge) relayWHEP(s *whepSession) {
 	stopPings := keepAlive(s.conn)
 	defer stopPings()
 	for {
-		m, err := s.conn.Recv(signal.IdleTimeout)
+		m, err := s.conn.Recv(signalwire.IdleTimeout)
 		if err != nil {
-			if errors.Is(err, signal.ErrInterrupted) {
+			if errors.Is(err, signalwire.ErrInterrupted) {
 				s.mu.Lock()
 				reason := s.reason
 				s.mu.Unlock()
-				s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: reason})
+				s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: reason})
 				s.conn.Close()
 				s.log.Info("WHEP session ended", "reason", reason)
 				return
@@ -444,11 +444,11 @@ func (b *Bridge) relayWHEP(s *whepSession) {
 			return
 		}
 		switch m.Kind {
-		case signal.KindLeave:
+		case signalwire.KindLeave:
 			s.log.Info("device ended the WHEP session", "reason", m.Reason)
 			s.conn.Close()
 			return
-		case signal.KindSignal, signal.KindPing:
+		case signalwire.KindSignal, signalwire.KindPing:
 		default:
 			s.log.Debug("unexpected message from device", "kind", m.Kind)
 		}
@@ -477,7 +477,7 @@ func (b *Bridge) whepDelete(w http.ResponseWriter, r *http.Request, p whepPath) 
 	s.end("the WHEP client ended the session")
 	select {
 	case <-s.done:
-	case <-time.After(signal.WriteTimeout):
+	case <-time.After(signalwire.WriteTimeout):
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -541,7 +541,7 @@ func (s *whepSession) sendCandidate(c map[string]any) error {
 	if err != nil {
 		return err
 	}
-	m := &signal.Message{Kind: signal.KindSignal, Type: "candidate", Payload: payload}
+	m := &signalwire.Message{Kind: signalwire.KindSignal, Type: "candidate", Payload: payload}
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -551,7 +551,7 @@ func (s *whepSession) sendCandidate(c map[string]any) error {
 // iceServerLinks renders ICE servers as Link headers (RFC 9725 section
 // 4.6): <url>; rel="ice-server", with username, credential and
 // credential-type for TURN.
-func iceServerLinks(servers []signal.ICEServer) []string {
+func iceServerLinks(servers []signalwire.ICEServer) []string {
 	var out []string
 	for _, s := range servers {
 		for _, u := range s.URLs {

@@ -25,7 +25,7 @@ var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 // "lobby" (stream "cam"), and a bridge serving HTTP.
 type whepMesh struct {
 	boot    []multiaddr.Multiaddr
-	bridgeN *mesh.Node
+	bridgeN *mesh.Host
 	dev     *node.Device
 	bridge  *Bridge
 	url     string // http://127.0.0.1:port
@@ -73,7 +73,7 @@ func startDevice(t *testing.T, boot []multiaddr.Multiaddr, room string, tune fun
 	return d
 }
 
-func startDeviceNode(t *testing.T, boot []multiaddr.Multiaddr, room string, tune func(*node.Config)) (*node.Device, *mesh.Node) {
+func startDeviceNode(t *testing.T, boot []multiaddr.Multiaddr, room string, tune func(*node.Config)) (*node.Device, *mesh.Host) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -105,10 +105,10 @@ func startDeviceNode(t *testing.T, boot []multiaddr.Multiaddr, room string, tune
 	return d, n
 }
 
-func startBridge(t *testing.T, n *mesh.Node, whep WHEPConfig) (*Bridge, string) {
+func startBridge(t *testing.T, n *mesh.Host, whep WHEPConfig) (*Bridge, string) {
 	t.Helper()
 	b, err := New(Config{
-		Host: n.Host(), Resolver: mesh.NewResolver(n, mesh.ResolverOptions{}),
+		Host: n.Libp2p(), Resolver: mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: []string{"stun:127.0.0.1:9"},
 		WHEP:        whep,
 		Logger:      quietLogger(t),

@@ -40,9 +40,9 @@ type Demo struct {
 	URL    string // the player page for the demo room
 	Bridge string // the bridge's origin, http://host:port (WHEP is at Bridge+"/whep/<room>")
 
-	bootstrap *mesh.Node
-	bridgeN   *mesh.Node
-	deviceN   *mesh.Node
+	bootstrap *mesh.Host
+	bridgeN   *mesh.Host
+	deviceN   *mesh.Host
 	bridge    *bridge.Bridge
 	device    *node.Device
 	turn      *turnserver.Server
@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		issuer = &turnserver.Issuer{Secret: secret, URLs: d.turn.URLs("")}
 	}
 	bcfg := bridge.Config{
-		Host:     d.bridgeN.Host(),
+		Host:     d.bridgeN.Libp2p(),
 		Resolver: mesh.NewResolver(d.bridgeN, mesh.ResolverOptions{}),
 		TURN:     issuer,
 		Logger:   cfg.Logger.With("role", "bridge"),
@@ -173,7 +173,7 @@ func (d *Demo) Close() error {
 	if d.turn != nil {
 		errs = append(errs, d.turn.Close())
 	}
-	for _, n := range []*mesh.Node{d.deviceN, d.bridgeN, d.bootstrap} {
+	for _, n := range []*mesh.Host{d.deviceN, d.bridgeN, d.bootstrap} {
 		if n != nil {
 			errs = append(errs, n.Close())
 		}

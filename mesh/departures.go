@@ -25,7 +25,7 @@ const departureCheckTimeout = 10 * time.Second
 // wait, and the Resolver's early return would keep cancelling the very dial
 // that would evict the peer. One redial per lost connection, right away,
 // settles it.
-func (n *Node) watchDepartures(sub event.Subscription) {
+func (n *Host) watchDepartures(sub event.Subscription) {
 	defer sub.Close()
 	var (
 		mu       sync.Mutex
@@ -63,7 +63,7 @@ func (n *Node) watchDepartures(sub event.Subscription) {
 }
 
 // checkDeparted redials p and drops it from the routing table if that fails.
-func (n *Node) checkDeparted(p peer.ID) {
+func (n *Host) checkDeparted(p peer.ID) {
 	ctx, cancel := context.WithTimeout(n.ctx, departureCheckTimeout)
 	defer cancel()
 	err := n.host.Connect(ctx, peer.AddrInfo{ID: p})

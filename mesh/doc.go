@@ -8,11 +8,11 @@
 // (quota.go).
 //
 // It knows nothing of signalling, media or HTTP: the device, the bridge and
-// the bootstrap role build on Node and register their own protocols on
-// Node.Host. What a room name and a room record are is the room package's
+// the bootstrap role build on Host and register their own protocols on
+// Host.Libp2p. What a room name and a room record are is the room package's
 // business; mesh only puts records in the DHT and gets them out.
 //
-// Lifetimes: a Node owns every goroutine it starts, including those of its
-// Publishers and Resolvers, and Node.Close stops and waits for all of them
+// Lifetimes: a Host owns every goroutine it starts, including those of its
+// Publishers and Resolvers, and Host.Close stops and waits for all of them
 // before it closes the DHT and the host.
 package mesh

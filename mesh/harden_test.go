@@ -44,10 +44,10 @@ func (q *quotaStore) heldBy(p peer.ID) int {
 // by many fresh identities stop at MaxRecords.
 func TestRecordFloodIsLimited(t *testing.T) {
 	ctx := t.Context()
-	boot := newTestNode(t, Config{Server: true})
-	victim := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecordsPerPeer: 5, MaxRecords: 40})
-	flooder := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecords: 10000})
-	dev := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs()})
+	boot := newTestHost(t, Config{Server: true})
+	victim := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecordsPerPeer: 5, MaxRecords: 40})
+	flooder := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecords: 10000})
+	dev := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()})
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -118,8 +118,8 @@ func TestRecordFloodIsLimited(t *testing.T) {
 // publisher's slot back, and a record that replaces another publisher's for
 // the same room moves the slot.
 func TestRecordQuotaFreesSlots(t *testing.T) {
-	boot := newTestNode(t, Config{Server: true})
-	n := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecordsPerPeer: 2})
+	boot := newTestHost(t, Config{Server: true})
+	n := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs(), MaxRecordsPerPeer: 2})
 	a, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	b, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	ida, _ := peer.IDFromPrivateKey(a)
@@ -219,10 +219,10 @@ func TestDiversityFilterCaps(t *testing.T) {
 // all share one IP group by nature and are not counted, so a test mesh or a
 // home mesh fills its routing table; the mesh tests depend on it too.
 func TestDiversityExemptsLoopback(t *testing.T) {
-	boot := newTestNode(t, Config{Server: true, DiversityPerBucket: 1, DiversityPerTable: 1})
-	var nodes []*Node
+	boot := newTestHost(t, Config{Server: true, DiversityPerBucket: 1, DiversityPerTable: 1})
+	var nodes []*Host
 	for range 4 {
-		nodes = append(nodes, newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs(), DiversityPerBucket: 1, DiversityPerTable: 1}))
+		nodes = append(nodes, newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs(), DiversityPerBucket: 1, DiversityPerTable: 1}))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for boot.DHT().RoutingTable().Size() < len(nodes) {
@@ -236,8 +236,8 @@ func TestDiversityExemptsLoopback(t *testing.T) {
 // TestProtectorCounts: protection lasts until the last holder releases, and
 // a protected connection survives trimming that closes unprotected ones.
 func TestProtectorCounts(t *testing.T) {
-	n := newTestNode(t, Config{ConnLow: 1, ConnHigh: 2, ConnGrace: time.Millisecond})
-	p := NewProtector(n.Host(), "test-sessions")
+	n := newTestHost(t, Config{ConnLow: 1, ConnHigh: 2, ConnGrace: time.Millisecond})
+	p := NewProtector(n.Libp2p(), "test-sessions")
 	var others []peer.ID
 	for range 4 {
 		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -246,7 +246,7 @@ func TestProtectorCounts(t *testing.T) {
 		}
 		t.Cleanup(func() { h.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()})
+		err = h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Libp2p().Addrs()})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -258,18 +258,18 @@ func TestProtectorCounts(t *testing.T) {
 	r2 := p.Hold(kept)
 	r1()
 	r1() // idempotent
-	cm := n.Host().ConnManager()
+	cm := n.Libp2p().ConnManager()
 	if !cm.IsProtected(kept, "test-sessions") {
 		t.Fatal("released by one of two holders, the peer lost its protection")
 	}
 	time.Sleep(20 * time.Millisecond) // past the grace period
 	cm.TrimOpenConns(t.Context())
-	if n.Host().Network().Connectedness(kept) != network.Connected {
+	if n.Libp2p().Network().Connectedness(kept) != network.Connected {
 		t.Fatal("trimming closed the protected connection")
 	}
 	closed := 0
 	for _, id := range others[1:] {
-		if n.Host().Network().Connectedness(id) != network.Connected {
+		if n.Libp2p().Network().Connectedness(id) != network.Connected {
 			closed++
 		}
 	}

@@ -38,7 +38,7 @@ func TestIdentityPersists(t *testing.T) {
 	// A node started twice from the same file has the same peer ID.
 	want, _ := peer.IDFromPrivateKey(priv)
 	for range 2 {
-		n := newTestNode(t, Config{IdentityFile: path, Server: true})
+		n := newTestHost(t, Config{IdentityFile: path, Server: true})
 		if n.ID() != want {
 			t.Fatalf("node ID %s, want %s", n.ID(), want)
 		}

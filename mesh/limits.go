@@ -13,7 +13,7 @@ import (
 // spends at 256 KiB a stream) suit a public DHT where every peer is a
 // stranger. In ersmesh one bridge opens one signalling stream per viewer to
 // the same device over one connection, so the defaults refused the 76th
-// viewer of a device behind a bridge (measured by `ersmesh bench bridge`,
+// viewer of a device behind a bridge (measured by `ersmesh-bench bridge`,
 // see docs/benchmarks.md). These limits let one peer hold a few thousand
 // streams; the system-wide limits, which libp2p scales to the machine's
 // memory and file descriptors, still bound the total.

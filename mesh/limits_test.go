@@ -26,11 +26,11 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 	} {
 		listen, streams := []string{tc.listen}, tc.streams
 		t.Run(tc.listen, func(t *testing.T) {
-			dev := newTestNode(t, Config{Server: true, ListenAddrs: listen})
-			bridge := newTestNode(t, Config{Server: true, ListenAddrs: listen})
+			dev := newTestHost(t, Config{Server: true, ListenAddrs: listen})
+			bridge := newTestHost(t, Config{Server: true, ListenAddrs: listen})
 			var held sync.WaitGroup
 			release := make(chan struct{})
-			dev.Host().SetStreamHandler(proto, func(s network.Stream) {
+			dev.Libp2p().SetStreamHandler(proto, func(s network.Stream) {
 				held.Add(1)
 				defer held.Done()
 				s.Write([]byte{1})
@@ -42,7 +42,7 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := bridge.Host().Connect(ctx, peer.AddrInfo{ID: dev.ID(), Addrs: dev.Host().Addrs()}); err != nil {
+			if err := bridge.Libp2p().Connect(ctx, peer.AddrInfo{ID: dev.ID(), Addrs: dev.Libp2p().Addrs()}); err != nil {
 				t.Fatal(err)
 			}
 			var open []network.Stream
@@ -52,7 +52,7 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 				}
 			}()
 			for i := range streams {
-				s, err := bridge.Host().NewStream(ctx, dev.ID(), proto)
+				s, err := bridge.Libp2p().NewStream(ctx, dev.ID(), proto)
 				if err == nil {
 					s.SetReadDeadline(time.Now().Add(10 * time.Second))
 					var b [1]byte

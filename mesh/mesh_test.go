@@ -23,7 +23,7 @@ import (
 // loopback is where every test node listens, TCP and QUIC as in production.
 var loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 
-func newTestNode(t *testing.T, cfg Config) *Node {
+func newTestHost(t *testing.T, cfg Config) *Host {
 	t.Helper()
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = loopback
@@ -40,11 +40,11 @@ func newTestNode(t *testing.T, cfg Config) *Node {
 }
 
 // testMesh starts a bootstrap node and n bridges (DHT servers).
-func testMesh(t *testing.T, bridges int) (boot *Node, bs []*Node) {
+func testMesh(t *testing.T, bridges int) (boot *Host, bs []*Host) {
 	t.Helper()
-	boot = newTestNode(t, Config{Server: true})
+	boot = newTestHost(t, Config{Server: true})
 	for range bridges {
-		bs = append(bs, newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs()}))
+		bs = append(bs, newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()}))
 	}
 	return boot, bs
 }
@@ -55,7 +55,7 @@ func TestPublishResolveExpire(t *testing.T) {
 	// A device reachable enough to be a DHT server: once it stops, the
 	// others still have it in their routing tables, the slow case for
 	// lookups.
-	dev := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs()})
+	dev := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()})
 
 	const ttl = 2 * time.Second
 	pub, err := dev.Publish(ctx, []string{"frontdoor"}, ttl)
@@ -76,11 +76,11 @@ func TestPublishResolveExpire(t *testing.T) {
 		if info.ID != dev.ID() || len(info.Addrs) == 0 {
 			t.Fatalf("bridge %d resolved %v, want %s with addresses", i, info, dev.ID())
 		}
-		if len(b.Host().Peerstore().Addrs(dev.ID())) == 0 {
+		if len(b.Libp2p().Peerstore().Addrs(dev.ID())) == 0 {
 			t.Fatalf("bridge %d: device addresses not in the peerstore", i)
 		}
 		// The bridge can reach the device with what it found.
-		if err := b.Host().Connect(ctx, info); err != nil {
+		if err := b.Libp2p().Connect(ctx, info); err != nil {
 			t.Fatalf("bridge %d cannot dial the device: %v", i, err)
 		}
 	}
@@ -153,8 +153,8 @@ func TestOwnedRoom(t *testing.T) {
 	boot, bridges := testMesh(t, 1)
 	res := NewResolver(bridges[0], ResolverOptions{})
 	// Devices behind NAT run the DHT as clients.
-	owner := newTestNode(t, Config{Bootstrap: boot.Addrs()})
-	other := newTestNode(t, Config{Bootstrap: boot.Addrs()})
+	owner := newTestHost(t, Config{Bootstrap: boot.Addrs()})
+	other := newTestHost(t, Config{Bootstrap: boot.Addrs()})
 
 	owned := "cam@" + owner.ID().String()
 	pub, err := owner.Publish(ctx, []string{owned, "lobby"}, time.Minute)
@@ -275,7 +275,7 @@ func (s *squatter) put(t *testing.T, roomName string) {
 }
 
 func TestPublishChecks(t *testing.T) {
-	n := newTestNode(t, Config{Server: true, MaxRecordTTL: time.Minute})
+	n := newTestHost(t, Config{Server: true, MaxRecordTTL: time.Minute})
 	ctx := t.Context()
 	// No rooms yet is fine (a device controlled at run time), and costs no
 	// DHT query: the node is alone here.
@@ -311,7 +311,7 @@ func TestPublishChecks(t *testing.T) {
 }
 
 func TestAddrs(t *testing.T) {
-	n := newTestNode(t, Config{Server: true})
+	n := newTestHost(t, Config{Server: true})
 	addrs := n.Addrs()
 	if len(addrs) == 0 {
 		t.Fatal("no addresses")
@@ -331,7 +331,7 @@ func TestRepublishOnAddressChange(t *testing.T) {
 	ctx := t.Context()
 	boot, bridges := testMesh(t, 1)
 	res := NewResolver(bridges[0], ResolverOptions{})
-	dev := newTestNode(t, Config{Bootstrap: boot.Addrs()})
+	dev := newTestHost(t, Config{Bootstrap: boot.Addrs()})
 	pub, err := dev.Publish(ctx, []string{"porch"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -340,12 +340,12 @@ func TestRepublishOnAddressChange(t *testing.T) {
 
 	// A new listener (as a relay reservation would) changes the device's
 	// addresses; bridges must see them long before the next republish.
-	before := dev.Host().Network().ListenAddresses()
-	if err := dev.Host().Network().Listen(multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+	before := dev.Libp2p().Network().ListenAddresses()
+	if err := dev.Libp2p().Network().Listen(multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
 		t.Fatal(err)
 	}
 	var newAddr multiaddr.Multiaddr
-	for _, a := range dev.Host().Network().ListenAddresses() {
+	for _, a := range dev.Libp2p().Network().ListenAddresses() {
 		if !slices.ContainsFunc(before, a.Equal) {
 			newAddr = a
 		}
@@ -396,7 +396,7 @@ func TestAddrRank(t *testing.T) {
 func TestPublisherAddRemove(t *testing.T) {
 	ctx := t.Context()
 	boot, bridges := testMesh(t, 1)
-	dev := newTestNode(t, Config{Server: true, Bootstrap: boot.Addrs()})
+	dev := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()})
 	const ttl = 2 * time.Second
 	pub, err := dev.Publish(ctx, nil, ttl)
 	if err != nil {

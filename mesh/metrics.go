@@ -71,7 +71,7 @@ func (p *Publisher) RegisterMetrics(reg prometheus.Registerer) error {
 
 // RegisterMetrics exposes the size of the node's DHT routing table and its
 // connected peers, the first things to look at when lookups fail.
-func (n *Node) RegisterMetrics(reg prometheus.Registerer) error {
+func (n *Host) RegisterMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ersmesh_dht_routing_table_peers", Help: "Peers in the DHT routing table."},
 			func() float64 { return float64(n.dht.RoutingTable().Size()) }),
@@ -92,7 +92,7 @@ func (n *Node) RegisterMetrics(reg prometheus.Registerer) error {
 
 // Ready reports an error while the node knows no other DHT peer: lookups
 // and publishing cannot work yet.
-func (n *Node) Ready() error {
+func (n *Host) Ready() error {
 	if n.dht.RoutingTable().Size() == 0 {
 		return errors.New("no peer in the DHT routing table yet")
 	}

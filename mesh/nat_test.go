@@ -16,9 +16,9 @@ import (
 const echoProto = "/ersmesh/test/echo/1.0.0"
 
 // relayedVia returns the relays whose circuit addresses n advertises.
-func relayedVia(n *Node) []peer.ID {
+func relayedVia(n *Host) []peer.ID {
 	var out []peer.ID
-	for _, a := range n.Host().Addrs() {
+	for _, a := range n.Libp2p().Addrs() {
 		if !isRelayed(a) {
 			continue
 		}
@@ -47,18 +47,18 @@ func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 // which carries streams only when the opener allows it. When the device's
 // relay goes away it takes another.
 func TestRelayedSignalling(t *testing.T) {
-	var relays []*Node
+	var relays []*Host
 	var relayAddrs []multiaddr.Multiaddr
 	for range 3 {
-		r := newTestNode(t, Config{Server: true, RelayService: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+		r := newTestHost(t, Config{Server: true, RelayService: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
 		relays = append(relays, r)
 		relayAddrs = append(relayAddrs, r.Addrs()...)
 	}
-	dev := newTestNode(t, Config{
+	dev := newTestHost(t, Config{
 		Bootstrap: relayAddrs, NATTraversal: true, Reachability: ReachabilityPrivate,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 	})
-	dev.Host().SetStreamHandler(echoProto, func(s network.Stream) {
+	dev.Libp2p().SetStreamHandler(echoProto, func(s network.Stream) {
 		io.Copy(s, s)
 		s.Close()
 	})
@@ -66,9 +66,9 @@ func TestRelayedSignalling(t *testing.T) {
 
 	// The bridge gets only the circuit addresses, as from a record of a
 	// device whose direct addresses are unreachable behind its NAT.
-	bridge := newTestNode(t, Config{Server: true, Bootstrap: relays[0].Addrs()})
+	bridge := newTestHost(t, Config{Server: true, Bootstrap: relays[0].Addrs()})
 	var circuit []multiaddr.Multiaddr
-	for _, a := range dev.Host().Addrs() {
+	for _, a := range dev.Libp2p().Addrs() {
 		if isRelayed(a) {
 			circuit = append(circuit, a)
 		}
@@ -76,24 +76,24 @@ func TestRelayedSignalling(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lctx := network.WithAllowLimitedConn(ctx, "test signalling")
-	if err := bridge.Host().Connect(lctx, peer.AddrInfo{ID: dev.ID(), Addrs: circuit}); err != nil {
+	if err := bridge.Libp2p().Connect(lctx, peer.AddrInfo{ID: dev.ID(), Addrs: circuit}); err != nil {
 		t.Fatalf("connect over the relay: %v", err)
 	}
-	conns := bridge.Host().Network().ConnsToPeer(dev.ID())
+	conns := bridge.Libp2p().Network().ConnsToPeer(dev.ID())
 	if len(conns) == 0 || !conns[0].Stat().Limited {
 		t.Fatalf("bridge's connection to the device is not a limited (relayed) one: %v", conns)
 	}
 	// Without permission libp2p waits for a direct connection (which
 	// cannot come: the device's direct addresses are unknown here).
 	strict, cancelStrict := context.WithTimeout(ctx, 2*time.Second)
-	if s, err := bridge.Host().NewStream(strict, dev.ID(), echoProto); err == nil {
+	if s, err := bridge.Libp2p().NewStream(strict, dev.ID(), echoProto); err == nil {
 		s.Reset()
 		t.Fatal("stream over a limited connection opened without permission")
 	} else if !errors.Is(err, network.ErrLimitedConn) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("stream without permission: %v", err)
 	}
 	cancelStrict()
-	s, err := bridge.Host().NewStream(lctx, dev.ID(), echoProto)
+	s, err := bridge.Libp2p().NewStream(lctx, dev.ID(), echoProto)
 	if err != nil {
 		t.Fatalf("stream over the relay: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestRelayedSignalling(t *testing.T) {
 
 	// Lose a relay: the device reserves on the third.
 	held := relayedVia(dev)
-	var lost *Node
+	var lost *Host
 	for _, r := range relays {
 		if slices.Contains(held, r.ID()) {
 			lost = r

@@ -26,7 +26,7 @@ const addrChangeDelay = time.Second
 // addresses change (a relay reservation, a new interface), so bridges always
 // dial current addresses.
 type Publisher struct {
-	n   *Node
+	n   *Host
 	ttl time.Duration
 
 	mu    sync.Mutex // guards rooms: Add and Remove run beside the republishing goroutine
@@ -39,14 +39,14 @@ type Publisher struct {
 
 // Publish puts a signed record for each room in the DHT, returning an error
 // if that first publication fails, and then keeps them alive until the
-// Publisher or the Node is closed. ttl is the records' lifetime: after the
+// Publisher or the Host is closed. ttl is the records' lifetime: after the
 // device stops, lookups forget it within ttl. It must not exceed the mesh's
 // MaxRecordTTL, or other nodes would refuse the records.
 //
 // Owned rooms ("name@<peer ID>") must be owned by this node. rooms may be
 // empty: a device controlled at run time (package node/control) adds its
 // rooms later with Add.
-func (n *Node) Publish(ctx context.Context, rooms []string, ttl time.Duration) (*Publisher, error) {
+func (n *Host) Publish(ctx context.Context, rooms []string, ttl time.Duration) (*Publisher, error) {
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
@@ -84,7 +84,7 @@ func (n *Node) Publish(ctx context.Context, rooms []string, ttl time.Duration) (
 
 // canonicalRoom checks that this node may publish r and returns its
 // canonical name.
-func (n *Node) canonicalRoom(r string) (string, error) {
+func (n *Host) canonicalRoom(r string) (string, error) {
 	name, err := room.ParseName(r)
 	if err != nil {
 		return "", fmt.Errorf("publish: %w", err)
@@ -252,7 +252,7 @@ func (p *Publisher) Close() error {
 // publishAddrs returns the host's addresses in the order a bridge should
 // try them, at most room.MaxAddrs: public, then relayed, then private, then
 // loopback (kept: in the demo every role runs on 127.0.0.1).
-func (n *Node) publishAddrs() []ma.Multiaddr {
+func (n *Host) publishAddrs() []ma.Multiaddr {
 	addrs := slices.Clone(n.host.Addrs())
 	slices.SortStableFunc(addrs, func(a, b ma.Multiaddr) int { return cmp.Compare(addrRank(a), addrRank(b)) })
 	if len(addrs) > room.MaxAddrs {

@@ -59,10 +59,10 @@ type ResolverOptions struct {
 
 // Resolver finds the device serving a room, for bridges. Lookups are cached
 // and concurrent lookups of the same room share one DHT query, so a cold
-// lookup is the exception. Its goroutines belong to the Node; a Resolver
+// lookup is the exception. Its goroutines belong to the Host; a Resolver
 // needs no Close.
 type Resolver struct {
-	n    *Node
+	n    *Host
 	opts ResolverOptions
 	sem  chan struct{} // one token per running DHT query
 
@@ -96,7 +96,7 @@ type lookup struct {
 }
 
 // NewResolver returns a Resolver that looks rooms up through n.
-func NewResolver(n *Node, opts ResolverOptions) *Resolver {
+func NewResolver(n *Host, opts ResolverOptions) *Resolver {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = DefaultCacheTTL
 	}

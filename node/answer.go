@@ -8,7 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // answerGatherTimeout bounds how long the device waits for its own ICE
@@ -24,12 +24,12 @@ const answerGatherTimeout = 2 * time.Second
 // client) may vanish without a word, and its bridge cannot tell.
 const DefaultConnectTimeout = 30 * time.Second
 
-// answer applies the viewer's offer (answer mode, signal.Message
+// answer applies the viewer's offer (answer mode, signalwire.Message
 // ViewerOffers) and sends one complete answer. It is the same session as the
 // ERS flow, with the roles of offer and answer swapped: the PeerConnection
 // is built by newPeerConnection, candidates both ways go through
 // sendCandidate and apply.
-func (s *session) answer(pc *webrtc.PeerConnection, join, m *signal.Message) error {
+func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message) error {
 	if !join.ViewerOffers {
 		return fmt.Errorf("the viewer sent an offer, but in this session the device offers")
 	}
@@ -38,26 +38,26 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signal.Message) err
 	}
 	var sd webrtc.SessionDescription
 	if err := json.Unmarshal(m.Payload, &sd); err != nil {
-		return refuse(signal.CodeBadOffer, "offer payload: %v", err)
+		return refuse(signalwire.CodeBadOffer, "offer payload: %v", err)
 	}
 	if sd.Type != webrtc.SDPTypeOffer {
-		return refuse(signal.CodeBadOffer, "offer payload has type %q", sd.Type)
+		return refuse(signalwire.CodeBadOffer, "offer payload has type %q", sd.Type)
 	}
 	if err := pc.SetRemoteDescription(sd); err != nil {
-		return refuse(signal.CodeBadOffer, "cannot use the offer: %v", err)
+		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
 	}
 	if !sendsVideo(pc) {
-		return refuse(signal.CodeBadOffer, "the offer does not receive video (it needs a recvonly or sendrecv video section with H.264)")
+		return refuse(signalwire.CodeBadOffer, "the offer does not receive video (it needs a recvonly or sendrecv video section with H.264)")
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return refuse(signal.CodeBadOffer, "cannot answer the offer: %v", err)
+		return refuse(signalwire.CodeBadOffer, "cannot answer the offer: %v", err)
 	}
 	// The promise must exist before gathering starts, which
 	// SetLocalDescription does.
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
-		return refuse(signal.CodeBadOffer, "cannot answer the offer: %v", err)
+		return refuse(signalwire.CodeBadOffer, "cannot answer the offer: %v", err)
 	}
 	t := time.NewTimer(answerGatherTimeout)
 	select {
@@ -73,7 +73,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signal.Message) err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "answer", SID: s.sid, Payload: payload}); err != nil {
+	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "answer", SID: s.sid, Payload: payload}); err != nil {
 		return err
 	}
 	s.offerSent = true
@@ -107,7 +107,7 @@ func sendsVideo(pc *webrtc.PeerConnection) bool {
 }
 
 // candidateIn reports whether the candidate message m is a line of sdp.
-func candidateIn(m *signal.Message, sdp string) bool {
+func candidateIn(m *signalwire.Message, sdp string) bool {
 	var p struct {
 		Candidate struct {
 			Candidate string `json:"candidate"`
@@ -143,7 +143,7 @@ func (s *session) watchConnect(pc *webrtc.PeerConnection) (stop func()) {
 			return // a later failure is handled by the connection state
 		}
 		s.log.Info("viewer did not connect in time; ending its session", "timeout", timeout)
-		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", timeout)})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", timeout)})
 		s.conn.Interrupt()
 	}()
 	return func() { close(quit); <-done }

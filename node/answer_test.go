@@ -8,7 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // newViewer is a pion PeerConnection that wants to receive video, as a
@@ -56,24 +56,24 @@ func completeOffer(t *testing.T, pc *webrtc.PeerConnection) webrtc.SessionDescri
 	return *pc.LocalDescription()
 }
 
-func signalOf(t *testing.T, typ string, v any) *signal.Message {
+func signalOf(t *testing.T, typ string, v any) *signalwire.Message {
 	t.Helper()
 	payload, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signal.Message{Kind: signal.KindSignal, Type: typ, Payload: payload}
+	return &signalwire.Message{Kind: signalwire.KindSignal, Type: typ, Payload: payload}
 }
 
 // recvSkippingPings returns the next message that is not a ping.
-func recvSkippingPings(t *testing.T, c *signal.Conn, timeout time.Duration) *signal.Message {
+func recvSkippingPings(t *testing.T, c *signalwire.Conn, timeout time.Duration) *signalwire.Message {
 	t.Helper()
 	for {
 		m, err := c.Recv(timeout)
 		if err != nil {
 			t.Fatalf("recv: %v", err)
 		}
-		if m.Kind != signal.KindPing {
+		if m.Kind != signalwire.KindPing {
 			return m
 		}
 	}
@@ -86,15 +86,15 @@ func TestDeviceAnswersViewerOffer(t *testing.T) {
 	tm := newTestMesh(t)
 	pc, packets := newViewer(t)
 	offer := completeOffer(t, pc)
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "whep1", Room: "lobby", Stream: "cam", Transport: "srtp", ViewerOffers: true})
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "whep1", Room: "lobby", Stream: "cam", Transport: "srtp", ViewerOffers: true})
 	if err := c.Send(signalOf(t, "offer", offer)); err != nil {
 		t.Fatal(err)
 	}
-	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signal.KindAccept {
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: got %+v, want accept", m)
 	}
 	m := recvSkippingPings(t, c, 5*time.Second)
-	if m.Kind != signal.KindSignal || m.Type != "answer" {
+	if m.Kind != signalwire.KindSignal || m.Type != "answer" {
 		t.Fatalf("got %+v, want the answer (and no candidate before it)", m)
 	}
 	var answer webrtc.SessionDescription
@@ -120,7 +120,7 @@ func TestDeviceAnswersViewerOffer(t *testing.T) {
 	if len(vs) != 1 || !vs[0].Answering || vs[0].Session != "whep1" || vs[0].State != "connected" {
 		t.Errorf("Viewers() = %+v, want one connected answering session whep1", vs)
 	}
-	c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
+	c.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "test done"})
 	waitViewers(t, tm.dev, 0)
 }
 
@@ -162,16 +162,16 @@ func TestDeviceRefusesBadOffers(t *testing.T) {
 		{"no video", audioOnly, "does not receive video"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "cam", ViewerOffers: true})
+			c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", ViewerOffers: true})
 			if err := c.Send(signalOf(t, "offer", tc.payload)); err != nil {
 				t.Fatal(err)
 			}
-			if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signal.KindAccept {
+			if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
 				t.Fatalf("join: got %+v, want accept", m)
 			}
 			m := recvSkippingPings(t, c, 5*time.Second)
-			if m.Kind != signal.KindLeave || m.Code != signal.CodeBadOffer || !strings.Contains(m.Reason, tc.want) {
-				t.Fatalf("got %+v, want a leave with code %q and reason containing %q", m, signal.CodeBadOffer, tc.want)
+			if m.Kind != signalwire.KindLeave || m.Code != signalwire.CodeBadOffer || !strings.Contains(m.Reason, tc.want) {
+				t.Fatalf("got %+v, want a leave with code %q and reason containing %q", m, signalwire.CodeBadOffer, tc.want)
 			}
 		})
 	}
@@ -192,16 +192,16 @@ func TestDeviceAuthorizes(t *testing.T) {
 			return ErrForbidden
 		}
 	})
-	for token, want := range map[string]string{"": signal.CodeUnauthorized, "bad": signal.CodeForbidden, "good": ""} {
-		c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "cam", Token: token})
+	for token, want := range map[string]string{"": signalwire.CodeUnauthorized, "bad": signalwire.CodeForbidden, "good": ""} {
+		c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Token: token})
 		m := recvSkippingPings(t, c, 5*time.Second)
 		switch {
-		case want == "" && m.Kind != signal.KindAccept:
+		case want == "" && m.Kind != signalwire.KindAccept:
 			t.Errorf("token %q: got %+v, want accept", token, m)
-		case want != "" && (m.Kind != signal.KindReject || m.Code != want):
+		case want != "" && (m.Kind != signalwire.KindReject || m.Code != want):
 			t.Errorf("token %q: got %+v, want reject %q", token, m, want)
 		}
-		c.Send(&signal.Message{Kind: signal.KindLeave})
+		c.Send(&signalwire.Message{Kind: signalwire.KindLeave})
 	}
 }
 
@@ -212,13 +212,13 @@ func TestDeviceEndsUnconnectedViewer(t *testing.T) {
 	pc, _ := newViewer(t)
 	offer := completeOffer(t, pc)
 	pc.Close() // gone before it could connect
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "cam", ViewerOffers: true})
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", ViewerOffers: true})
 	if err := c.Send(signalOf(t, "offer", offer)); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		m := recvSkippingPings(t, c, 10*time.Second)
-		if m.Kind == signal.KindLeave {
+		if m.Kind == signalwire.KindLeave {
 			if !strings.Contains(m.Reason, "did not connect") {
 				t.Errorf("leave reason %q", m.Reason)
 			}

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // Errors an Authorize hook returns to refuse a viewer. The device sends them
-// to the bridge as a reject with signal.CodeUnauthorized or
-// signal.CodeForbidden, which a WHEP bridge answers with 401 or 403.
+// to the bridge as a reject with signalwire.CodeUnauthorized or
+// signalwire.CodeForbidden, which a WHEP bridge answers with 401 or 403.
 var (
 	ErrUnauthorized = errors.New("this room needs a token")
 	ErrForbidden    = errors.New("the token does not open this room")
@@ -18,7 +18,7 @@ var (
 // authorize runs the device's Authorize hook, if any. Tokens and room
 // secrets are checked here, on the device, never only by a bridge: bridges
 // are run by strangers and merely pass the viewer's token along.
-func (d *Device) authorize(join *signal.Message) error {
+func (d *Device) authorize(join *signalwire.Message) error {
 	if d.cfg.Authorize == nil {
 		return nil
 	}
@@ -27,9 +27,9 @@ func (d *Device) authorize(join *signal.Message) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrUnauthorized):
-		return &refusal{code: signal.CodeUnauthorized, msg: err.Error()}
+		return &refusal{code: signalwire.CodeUnauthorized, msg: err.Error()}
 	case errors.Is(err, ErrForbidden):
-		return &refusal{code: signal.CodeForbidden, msg: err.Error()}
+		return &refusal{code: signalwire.CodeForbidden, msg: err.Error()}
 	}
 	// Any other failure is still a refusal; without a code the bridge
 	// reports the reason as is.

@@ -17,7 +17,7 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/room"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // DefaultRecordTTL is how long a room record stays valid: short, so that a
@@ -33,7 +33,7 @@ const (
 
 // Config is what a device serves and how.
 type Config struct {
-	Mesh      *mesh.Node
+	Mesh      *mesh.Host
 	Rooms     []string                 // room names to publish (open "name" or owned "name@peerID")
 	Streams   map[string]*media.Stream // by stream name; the device owns and closes them
 	RecordTTL time.Duration            // default DefaultRecordTTL
@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		}
 		secrets[name.String()] = sec
 	}
-	key := cfg.Mesh.Host().Peerstore().PrivKey(cfg.Mesh.ID())
+	key := cfg.Mesh.Libp2p().Peerstore().PrivKey(cfg.Mesh.ID())
 	if key == nil {
 		return nil, errors.New("device: the mesh node has no private key to sign offers with")
 	}
@@ -132,14 +132,14 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}),
-		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Host(), viewerProtectTag)}
+		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.
-	cfg.Mesh.Host().SetStreamHandler(signal.ProtocolID, d.handleStream)
+	cfg.Mesh.Libp2p().SetStreamHandler(signalwire.ProtocolID, d.handleStream)
 	d.publisher, err = cfg.Mesh.Publish(ctx, cfg.Rooms, cfg.RecordTTL)
 	if err != nil {
-		cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
+		cfg.Mesh.Libp2p().RemoveStreamHandler(signalwire.ProtocolID)
 		d.cancel()
 		return nil, fmt.Errorf("publish rooms: %w", err)
 	}
@@ -197,7 +197,7 @@ func (d *Device) handleStream(s network.Stream) {
 		return
 	}
 	d.wg.Add(1)
-	sess := &session{dev: d, conn: signal.NewConn(s), bridge: s.Conn().RemotePeer()}
+	sess := &session{dev: d, conn: signalwire.NewConn(s), bridge: s.Conn().RemotePeer()}
 	sess.ctx, sess.cancel = context.WithCancelCause(d.ctx)
 	d.viewers[sess] = struct{}{}
 	d.mu.Unlock()
@@ -222,7 +222,7 @@ func (d *Device) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
-	d.cfg.Mesh.Host().RemoveStreamHandler(signal.ProtocolID)
+	d.cfg.Mesh.Libp2p().RemoveStreamHandler(signalwire.ProtocolID)
 	err := d.publisher.Close()
 	d.ctl.Lock() // a StartRoom under way finishes first
 	// As StopRoom: a room's stop, then its viewers' closing.

@@ -21,7 +21,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node/media"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 func TestMain(m *testing.M) {
@@ -39,8 +39,8 @@ var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 // standing in for a bridge: it opens signalling streams itself, so the test
 // sees every message the device sends.
 type testMesh struct {
-	bridge *mesh.Node
-	device *mesh.Node
+	bridge *mesh.Host
+	device *mesh.Host
 	dev    *Device
 }
 
@@ -112,7 +112,7 @@ func newTestMeshFull(t *testing.T, tuneMesh func(*mesh.Config), tune func(*Confi
 }
 
 // open starts a signalling session as a bridge would.
-func (tm *testMesh) open(t *testing.T, join *signal.Message) *signal.Conn {
+func (tm *testMesh) open(t *testing.T, join *signalwire.Message) *signalwire.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -124,14 +124,14 @@ func (tm *testMesh) open(t *testing.T, join *signal.Message) *signal.Conn {
 	if info.ID != tm.device.ID() {
 		t.Fatalf("room resolved to %s, want the device %s", info.ID, tm.device.ID())
 	}
-	if err := tm.bridge.Host().Connect(ctx, info); err != nil {
+	if err := tm.bridge.Libp2p().Connect(ctx, info); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tm.bridge.Host().NewStream(network.WithAllowLimitedConn(ctx, "test"), info.ID, signal.ProtocolID)
+	s, err := tm.bridge.Libp2p().NewStream(network.WithAllowLimitedConn(ctx, "test"), info.ID, signalwire.ProtocolID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := signal.NewConn(s)
+	c := signalwire.NewConn(s)
 	t.Cleanup(func() { c.Reset() })
 	if err := c.Send(join); err != nil {
 		t.Fatal(err)
@@ -142,18 +142,18 @@ func (tm *testMesh) open(t *testing.T, join *signal.Message) *signal.Conn {
 func TestDeviceRefusesWhatItDoesNotServe(t *testing.T) {
 	tm := newTestMesh(t)
 	for _, tc := range []struct {
-		join *signal.Message
+		join *signalwire.Message
 		want string
 	}{
-		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam, phone`},
-		{&signal.Message{Kind: signal.KindJoin, Room: "lobby", Stream: "nope", Transport: "fmp4"}, `stream "nope" not found; this device serves: cam, phone`},
+		{&signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "nope"}, `stream "nope" not found; this device serves: cam, phone`},
+		{&signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "nope", Transport: "fmp4"}, `stream "nope" not found; this device serves: cam, phone`},
 	} {
 		c := tm.open(t, tc.join)
 		m, err := c.Recv(5 * time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Kind != signal.KindReject || !strings.Contains(m.Reason, tc.want) {
+		if m.Kind != signalwire.KindReject || !strings.Contains(m.Reason, tc.want) {
 			t.Errorf("join %+v: got %s %q, want a reject containing %q", tc.join, m.Kind, m.Reason, tc.want)
 		}
 	}
@@ -163,10 +163,10 @@ func TestDeviceRefusesGarbageStream(t *testing.T) {
 	tm := newTestMesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tm.bridge.Host().Connect(ctx, tm.device.Host().Peerstore().PeerInfo(tm.device.ID())); err != nil {
+	if err := tm.bridge.Libp2p().Connect(ctx, tm.device.Libp2p().Peerstore().PeerInfo(tm.device.ID())); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tm.bridge.Host().NewStream(ctx, tm.device.ID(), signal.ProtocolID)
+	s, err := tm.bridge.Libp2p().NewStream(ctx, tm.device.ID(), signalwire.ProtocolID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +184,8 @@ func TestDeviceRefusesGarbageStream(t *testing.T) {
 // then H.264 RTP arrives.
 func TestViewerReceivesVideo(t *testing.T) {
 	tm := newTestMesh(t)
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "viewer1", Room: "lobby", Stream: "cam", Transport: "srtp"})
-	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "viewer1", Room: "lobby", Stream: "cam", Transport: "srtp"})
+	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: %v %+v", err, m)
 	}
 
@@ -217,12 +217,12 @@ func TestViewerReceivesVideo(t *testing.T) {
 			return
 		}
 		payload, _ := json.Marshal(map[string]any{"candidate": cand.ToJSON()})
-		c.Send(&signal.Message{Kind: signal.KindSignal, Type: "candidate", SID: sid, Payload: payload})
+		c.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "candidate", SID: sid, Payload: payload})
 	})
 
 	sawOffer := false
 	deadline := time.After(15 * time.Second)
-	msgs := make(chan *signal.Message)
+	msgs := make(chan *signalwire.Message)
 	go func() {
 		defer close(msgs)
 		for {
@@ -250,7 +250,7 @@ func TestViewerReceivesVideo(t *testing.T) {
 			if got := testutil.ToFloat64(metricVec(t, reg, "ersmesh_device_stream_sent_bytes_total", `stream="cam"`)); got < 100*12 {
 				t.Errorf("sent bytes for stream cam = %v, want at least the 100 packets' headers", got)
 			}
-			c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
+			c.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "test done"})
 			pc.Close()
 			for range msgs {
 			}
@@ -259,7 +259,7 @@ func TestViewerReceivesVideo(t *testing.T) {
 			if !ok {
 				t.Fatal("device closed the session early")
 			}
-			if m.Kind != signal.KindSignal {
+			if m.Kind != signalwire.KindSignal {
 				continue
 			}
 			switch m.Type {
@@ -284,7 +284,7 @@ func TestViewerReceivesVideo(t *testing.T) {
 					t.Fatal(err)
 				}
 				payload, _ := json.Marshal(answer)
-				c.Send(&signal.Message{Kind: signal.KindSignal, Type: "answer", SID: sid, Payload: payload})
+				c.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "answer", SID: sid, Payload: payload})
 			case "candidate":
 				if !sawOffer {
 					t.Fatal("candidate arrived before the offer")

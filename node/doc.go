@@ -11,6 +11,6 @@
 //
 // It owns viewer sessions and their PeerConnections. Media sources live in
 // package media; the libp2p host and DHT in package mesh; the wire format in
-// package signal. It must not speak to browsers directly: every byte of
+// package signalwire. It must not speak to browsers directly: every byte of
 // signalling goes through a bridge.
 package node

@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // Defaults of Limits. A bridge carries one signalling stream per viewer, so
@@ -236,7 +236,7 @@ func (s *session) endUnconnected(d time.Duration) {
 		s.dev.log.Info("ending a signalling session whose viewer never connected", "bridge", s.bridge,
 			"session", info.Session, "room", info.Room, "after", d)
 	}
-	s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", d)})
+	s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", d)})
 	s.conn.Interrupt()
 }
 

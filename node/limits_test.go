@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // newBareHost is a libp2p host outside the DHT, standing in for a bridge
@@ -33,22 +33,22 @@ func newBareHost(t *testing.T) host.Host {
 }
 
 func (tm *testMesh) deviceInfo() peer.AddrInfo {
-	return peer.AddrInfo{ID: tm.device.ID(), Addrs: tm.device.Host().Addrs()}
+	return peer.AddrInfo{ID: tm.device.ID(), Addrs: tm.device.Libp2p().Addrs()}
 }
 
 // openFrom starts a signalling session from h, as a bridge would.
-func (tm *testMesh) openFrom(t *testing.T, h host.Host, join *signal.Message) *signal.Conn {
+func (tm *testMesh) openFrom(t *testing.T, h host.Host, join *signalwire.Message) *signalwire.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, tm.deviceInfo()); err != nil {
 		t.Fatal(err)
 	}
-	s, err := h.NewStream(ctx, tm.device.ID(), signal.ProtocolID)
+	s, err := h.NewStream(ctx, tm.device.ID(), signalwire.ProtocolID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := signal.NewConn(s)
+	c := signalwire.NewConn(s)
 	t.Cleanup(func() { c.Reset() })
 	if err := c.Send(join); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestHostilePeerStreamsAreCapped(t *testing.T) {
 			for next.Add(1) <= attempts {
 				// An idle stream: it negotiates the protocol and then says
 				// nothing, holding its slot until the join timeout.
-				s, err := hostile.NewStream(ctx, tm.device.ID(), signal.ProtocolID)
+				s, err := hostile.NewStream(ctx, tm.device.ID(), signalwire.ProtocolID)
 				if err != nil {
 					openErr.Add(1)
 					continue
@@ -189,7 +189,7 @@ func TestStreamRateLimitsOnePeerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 10 {
-		s, err := fast.NewStream(ctx, tm.device.ID(), signal.ProtocolID)
+		s, err := fast.NewStream(ctx, tm.device.ID(), signalwire.ProtocolID)
 		if err == nil {
 			s.Write([]byte{})
 			defer s.Reset()
@@ -202,8 +202,8 @@ func TestStreamRateLimitsOnePeerOnly(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "other", Room: "lobby", Stream: "cam"})
-	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "other", Room: "lobby", Stream: "cam"})
+	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signalwire.KindAccept {
 		t.Fatalf("another bridge's join during the first one's burst: %v %+v", err, m)
 	}
 
@@ -243,7 +243,7 @@ func TestUnconnectedSessionIsEnded(t *testing.T) {
 	watching := newTestViewer(t, tm, "watching", "srtp", "cam")
 	waitFrames(t, watching, 5, "video")
 
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "silent", Room: "lobby", Stream: "cam"})
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "silent", Room: "lobby", Stream: "cam"})
 	stopPings := make(chan struct{})
 	pinged := make(chan struct{})
 	go func() {
@@ -253,19 +253,19 @@ func TestUnconnectedSessionIsEnded(t *testing.T) {
 			case <-stopPings:
 				return
 			case <-time.After(300 * time.Millisecond):
-				c.Send(&signal.Message{Kind: signal.KindPing})
+				c.Send(&signalwire.Message{Kind: signalwire.KindPing})
 			}
 		}
 	}()
 	defer func() { close(stopPings); <-pinged }()
 	start := time.Now()
-	var leave *signal.Message
+	var leave *signalwire.Message
 	for leave == nil {
 		m, err := c.Recv(3 * timeout)
 		if err != nil {
 			t.Fatalf("no leave for a viewer that never connected: %v", err)
 		}
-		if m.Kind == signal.KindLeave {
+		if m.Kind == signalwire.KindLeave {
 			leave = m
 		}
 	}
@@ -291,7 +291,7 @@ func TestTrimmingKeepsViewerBridges(t *testing.T) {
 		mc.ConnLow, mc.ConnHigh, mc.ConnGrace = 1, 2, time.Millisecond
 	}, nil)
 	withViewer := newBareHost(t)
-	c := tm.openFrom(t, withViewer, &signal.Message{Kind: signal.KindJoin, Session: "v1", Room: "lobby", Stream: "cam"})
+	c := tm.openFrom(t, withViewer, &signalwire.Message{Kind: signalwire.KindJoin, Session: "v1", Room: "lobby", Stream: "cam"})
 	v := newTestViewerOn(t, c, "cam")
 	waitFrames(t, v, 5, "video before trimming")
 
@@ -300,7 +300,7 @@ func TestTrimmingKeepsViewerBridges(t *testing.T) {
 	if err := idle.Connect(ctx, tm.deviceInfo()); err != nil {
 		t.Fatal(err)
 	}
-	cm := tm.device.Host().ConnManager()
+	cm := tm.device.Libp2p().ConnManager()
 	for range 5 {
 		f := newBareHost(t)
 		if err := f.Connect(ctx, tm.deviceInfo()); err != nil {
@@ -315,17 +315,17 @@ func TestTrimmingKeepsViewerBridges(t *testing.T) {
 		t.Fatal("the bridge with a viewer is not protected")
 	}
 	time.Sleep(20 * time.Millisecond) // past the grace period
-	before := len(tm.device.Host().Network().Conns())
+	before := len(tm.device.Libp2p().Network().Conns())
 	cm.TrimOpenConns(ctx)
 	deadline := time.Now().Add(5 * time.Second)
-	for tm.device.Host().Network().Connectedness(idle.ID()) == network.Connected {
+	for tm.device.Libp2p().Network().Connectedness(idle.ID()) == network.Connected {
 		if time.Now().After(deadline) {
 			t.Fatal("trimming left the idle bridge connected: the test cannot tell protection from luck")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("trimmed from %d to %d connections", before, len(tm.device.Host().Network().Conns()))
-	if tm.device.Host().Network().Connectedness(withViewer.ID()) != network.Connected {
+	t.Logf("trimmed from %d to %d connections", before, len(tm.device.Libp2p().Network().Conns()))
+	if tm.device.Libp2p().Network().Connectedness(withViewer.ID()) != network.Connected {
 		t.Fatal("trimming closed the connection of a bridge with a live viewer")
 	}
 	waitFrames(t, v, 10, "video after trimming")
@@ -348,8 +348,8 @@ func TestSignallingFloodEndsOnlyThatSession(t *testing.T) {
 	tm := newTestMesh(t)
 	watching := newTestViewer(t, tm, "watching", "srtp", "cam")
 	waitFrames(t, watching, 5, "video")
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "flood", Room: "lobby", Stream: "cam"})
-	got := make(chan *signal.Message, 1)
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "flood", Room: "lobby", Stream: "cam"})
+	got := make(chan *signalwire.Message, 1)
 	go func() {
 		for {
 			m, err := c.Recv(10 * time.Second)
@@ -357,7 +357,7 @@ func TestSignallingFloodEndsOnlyThatSession(t *testing.T) {
 				close(got)
 				return
 			}
-			if m.Kind == signal.KindLeave {
+			if m.Kind == signalwire.KindLeave {
 				got <- m
 				close(got)
 				return
@@ -365,7 +365,7 @@ func TestSignallingFloodEndsOnlyThatSession(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 2*sessionMsgBurst; i++ {
-		if c.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+		if c.Send(&signalwire.Message{Kind: signalwire.KindPing}) != nil {
 			break // the device has ended the session already
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // eventLog collects a device's events.
@@ -60,13 +60,13 @@ func TestStartStopRoom(t *testing.T) {
 		t.Fatalf("Rooms = %v", got)
 	}
 
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "v1", Room: "porch", Stream: "cam", Transport: "srtp"})
-	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "v1", Room: "porch", Stream: "cam", Transport: "srtp"})
+	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: %v %+v", err, m)
 	}
 	// The token became the room's secret: the device asks for the proof.
 	m, err := c.Recv(5 * time.Second)
-	if err != nil || m.Kind != signal.KindSignal || m.Type != "challenge" {
+	if err != nil || m.Kind != signalwire.KindSignal || m.Type != "challenge" {
 		t.Fatalf("after accept: %v %+v, want a challenge", err, m)
 	}
 
@@ -80,13 +80,13 @@ func TestStartStopRoom(t *testing.T) {
 	// the proof wait ends with the stream).
 	for {
 		m, err := c.Recv(5 * time.Second)
-		if err != nil || m.Kind == signal.KindLeave {
+		if err != nil || m.Kind == signalwire.KindLeave {
 			break
 		}
 	}
 	// The record is still in the DHT, but the device refuses the room.
-	c2 := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "v2", Room: "porch", Stream: "cam"})
-	if m, err := c2.Recv(5 * time.Second); err != nil || m.Kind != signal.KindReject || m.Code != signal.CodeNotFound {
+	c2 := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "v2", Room: "porch", Stream: "cam"})
+	if m, err := c2.Recv(5 * time.Second); err != nil || m.Kind != signalwire.KindReject || m.Code != signalwire.CodeNotFound {
 		t.Fatalf("join of a stopped room: %v %+v, want a not-found reject", err, m)
 	}
 	if got := tm.dev.Rooms(); !slices.Equal(got, []string{"lobby"}) {
@@ -105,13 +105,13 @@ func TestStartStopRoom(t *testing.T) {
 func TestStopRoomEndsSessions(t *testing.T) {
 	var events eventLog
 	tm := newTestMeshWith(t, func(c *Config) { c.OnEvent = events.add })
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: "v1", Room: "lobby", Stream: "cam", Transport: "srtp"})
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "v1", Room: "lobby", Stream: "cam", Transport: "srtp"})
 	for {
 		m, err := c.Recv(5 * time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Kind == signal.KindSignal && m.Type == "offer" {
+		if m.Kind == signalwire.KindSignal && m.Type == "offer" {
 			break
 		}
 	}
@@ -123,7 +123,7 @@ func TestStopRoomEndsSessions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no leave after StopRoom: %v", err)
 		}
-		if m.Kind == signal.KindLeave {
+		if m.Kind == signalwire.KindLeave {
 			if m.Reason != "room stopped on the device" {
 				t.Errorf("leave reason %q", m.Reason)
 			}

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ersmesh/ersmesh/node/media"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
 
@@ -25,7 +25,7 @@ import (
 // PeerConnection. Its run goroutine (the stream handler's) owns both.
 type session struct {
 	dev    *Device
-	conn   *signal.Conn
+	conn   *signalwire.Conn
 	bridge peer.ID
 	log    *slog.Logger
 	// ctx ends with the device, or with the session's room (StopRoom,
@@ -50,7 +50,7 @@ type session struct {
 
 	mu        sync.Mutex // guards offerSent, pending, stat, streaming, ended, and orders events
 	offerSent bool       // our description (offer, or answer in answer mode) went out
-	pending   []*signal.Message
+	pending   []*signalwire.Message
 	stat      ViewerInfo // what Device.Viewers reports
 	streaming bool       // EventPeerStreamStarted was emitted
 	ended     bool       // the PeerConnection is closed: no more stream events
@@ -65,13 +65,13 @@ func sessionSID() string {
 
 func (s *session) run() {
 	s.log = s.dev.log.With("bridge", s.bridge)
-	join, err := s.conn.Recv(signal.JoinTimeout)
+	join, err := s.conn.Recv(signalwire.JoinTimeout)
 	if err != nil {
 		s.log.Warn("signalling stream without a valid join", "err", err)
 		s.conn.Reset()
 		return
 	}
-	if join.Kind != signal.KindJoin {
+	if join.Kind != signalwire.KindJoin {
 		s.log.Warn("signalling stream did not start with a join", "kind", join.Kind)
 		s.conn.Reset()
 		return
@@ -81,11 +81,11 @@ func (s *session) run() {
 	if err == nil && join.ViewerOffers && s.dev.secret(join.Room) != "" {
 		// A room secret is proven in a challenge and answer that WHEP has
 		// no room for; a bearer token would show the secret to the bridge.
-		err = refuse(signal.CodeUnauthorized, "room %q is protected by a room secret, which WHEP cannot prove; watch it with the ersmesh player", join.Room)
+		err = refuse(signalwire.CodeUnauthorized, "room %q is protected by a room secret, which WHEP cannot prove; watch it with the ersmesh player", join.Room)
 	}
 	if err != nil {
 		s.log.Info("viewer refused", "reason", err)
-		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: err.Error(), Code: refusalCode(err)})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindReject, Reason: err.Error(), Code: refusalCode(err)})
 		s.conn.Close()
 		return
 	}
@@ -93,7 +93,7 @@ func (s *session) run() {
 	if !s.dev.serves(join.Room) {
 		// StopRoom ran between admit and joined, and did not see us.
 		s.log.Info("viewer refused: room stopped")
-		s.conn.Send(&signal.Message{Kind: signal.KindReject, Reason: fmt.Sprintf("room %q is not served by this device", join.Room), Code: signal.CodeNotFound})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindReject, Reason: fmt.Sprintf("room %q is not served by this device", join.Room), Code: signalwire.CodeNotFound})
 		s.conn.Close()
 		return
 	}
@@ -106,16 +106,16 @@ func (s *session) run() {
 		if errors.Is(context.Cause(s.ctx), errRoomStopped) {
 			// Say goodbye and let the loop close the stream cleanly, so
 			// the leave reaches the bridge and the player.
-			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "room stopped on the device"})
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "room stopped on the device"})
 			s.conn.Interrupt()
 			return
 		}
-		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "device shutting down"})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "device shutting down"})
 		s.conn.Reset()
 	})
 	defer stop()
 
-	if err := s.conn.Send(&signal.Message{Kind: signal.KindAccept}); err != nil {
+	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindAccept}); err != nil {
 		s.log.Warn("send accept", "err", err)
 		s.conn.Reset()
 		return
@@ -127,14 +127,14 @@ func (s *session) run() {
 	s.fingerprint, err = s.authorize(join)
 	if err != nil {
 		s.log.Warn("viewer refused", "reason", err)
-		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error()})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error()})
 		s.conn.Close()
 		return
 	}
 	pc, err := s.newPeerConnection(join, stream)
 	if err != nil {
 		s.log.Error("create peer connection", "err", err)
-		s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "device could not create a peer connection"})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "device could not create a peer connection"})
 		s.conn.Close()
 		return
 	}
@@ -149,14 +149,14 @@ func (s *session) run() {
 	pingStop := make(chan struct{})
 	go func() {
 		defer close(pingDone)
-		t := time.NewTicker(signal.PingInterval)
+		t := time.NewTicker(signalwire.PingInterval)
 		defer t.Stop()
 		for {
 			select {
 			case <-pingStop:
 				return
 			case <-t.C:
-				if s.conn.Send(&signal.Message{Kind: signal.KindPing}) != nil {
+				if s.conn.Send(&signalwire.Message{Kind: signalwire.KindPing}) != nil {
 					return
 				}
 			}
@@ -175,10 +175,10 @@ func (s *session) run() {
 	}
 	msgs := rate.NewLimiter(sessionMsgRate, sessionMsgBurst)
 	for {
-		m, err := s.conn.Recv(signal.IdleTimeout)
+		m, err := s.conn.Recv(signalwire.IdleTimeout)
 		if err != nil {
 			s.log.Info("viewer session ended", "err", err)
-			if errors.Is(err, signal.ErrInterrupted) {
+			if errors.Is(err, signalwire.ErrInterrupted) {
 				s.conn.Close() // we said goodbye: let the leave reach the bridge
 			} else {
 				s.conn.Reset()
@@ -187,21 +187,21 @@ func (s *session) run() {
 		}
 		if !msgs.Allow() {
 			s.log.Warn("viewer sends signalling messages too fast; ending its session", "limit_per_second", sessionMsgRate)
-			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "too many signalling messages"})
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "too many signalling messages"})
 			s.conn.Close()
 			return
 		}
 		switch m.Kind {
-		case signal.KindLeave:
+		case signalwire.KindLeave:
 			s.log.Info("viewer left", "reason", m.Reason)
 			s.conn.Close()
 			return
-		case signal.KindPing:
-		case signal.KindSignal:
+		case signalwire.KindPing:
+		case signalwire.KindSignal:
 			if err := s.apply(pc, join, m); err != nil {
 				// One bad message from a viewer ends only that viewer's session.
 				s.log.Warn("bad signalling message from viewer", "type", m.Type, "err", err)
-				s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
+				s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
 				s.conn.Close()
 				return
 			}
@@ -212,9 +212,9 @@ func (s *session) run() {
 }
 
 // admit decides whether this device serves the join, and with which stream.
-func (s *session) admit(join *signal.Message) (*media.Stream, error) {
+func (s *session) admit(join *signalwire.Message) (*media.Stream, error) {
 	if !s.dev.serves(join.Room) {
-		return nil, refuse(signal.CodeNotFound, "room %q is not served by this device", join.Room)
+		return nil, refuse(signalwire.CodeNotFound, "room %q is not served by this device", join.Room)
 	}
 	if err := s.dev.authorize(join); err != nil {
 		return nil, err
@@ -222,7 +222,7 @@ func (s *session) admit(join *signal.Message) (*media.Stream, error) {
 	switch join.Transport {
 	case "", "srtp", "fmp4":
 	default:
-		return nil, refuse(signal.CodeUnsupported, "transport %q is not supported by this device; use fmp4 or srtp", join.Transport)
+		return nil, refuse(signalwire.CodeUnsupported, "transport %q is not supported by this device; use fmp4 or srtp", join.Transport)
 	}
 	streams := s.dev.cfg.Streams
 	if join.Stream == "" && len(streams) == 1 {
@@ -235,10 +235,10 @@ func (s *session) admit(join *signal.Message) (*media.Stream, error) {
 	}
 	names := streamNames(streams)
 	sort.Strings(names)
-	return nil, refuse(signal.CodeNotFound, "stream %q not found; this device serves: %s", join.Stream, strings.Join(names, ", "))
+	return nil, refuse(signalwire.CodeNotFound, "stream %q not found; this device serves: %s", join.Stream, strings.Join(names, ", "))
 }
 
-func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) (*webrtc.PeerConnection, error) {
+func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stream) (*webrtc.PeerConnection, error) {
 	var servers []webrtc.ICEServer
 	for _, is := range join.ICEServers {
 		servers = append(servers, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
@@ -265,7 +265,7 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 		if err != nil {
 			return
 		}
-		s.sendCandidate(&signal.Message{Kind: signal.KindSignal, Type: "candidate", SID: s.sid, Payload: payload})
+		s.sendCandidate(&signalwire.Message{Kind: signalwire.KindSignal, Type: "candidate", SID: s.sid, Payload: payload})
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Info("peer connection", "state", st.String())
@@ -278,7 +278,7 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 			// close_notify) without a word, as WHEP clients may: end the
 			// session so the bridge tells the player, which can join again.
 			// After the session's own pc.Close this only fails to send.
-			s.conn.Send(&signal.Message{Kind: signal.KindLeave, Reason: "peer connection " + st.String()})
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "peer connection " + st.String()})
 			s.conn.Interrupt()
 		}
 	})
@@ -287,7 +287,7 @@ func (s *session) newPeerConnection(join *signal.Message, stream *media.Stream) 
 
 // sendCandidate sends a local candidate, or holds it until the offer has
 // gone out: ERS players may drop a candidate that arrives before the offer.
-func (s *session) sendCandidate(m *signal.Message) {
+func (s *session) sendCandidate(m *signalwire.Message) {
 	s.mu.Lock()
 	if !s.offerSent {
 		s.pending = append(s.pending, m)
@@ -314,7 +314,7 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "offer", SID: s.sid, Payload: payload}); err != nil {
+	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "offer", SID: s.sid, Payload: payload}); err != nil {
 		return err
 	}
 	s.offerSent = true
@@ -347,7 +347,7 @@ func (s *session) addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateI
 	s.countCandidate()
 }
 
-func (s *session) apply(pc *webrtc.PeerConnection, join *signal.Message, m *signal.Message) error {
+func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *signalwire.Message) error {
 	switch m.Type {
 	case "offer":
 		return s.answer(pc, join, m)

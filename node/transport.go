@@ -4,12 +4,12 @@ import (
 	"strings"
 
 	"github.com/ersmesh/ersmesh/node/media"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // transportOf is the join's transport: EMS players send "fmp4" or "srtp";
 // older ones send none and get srtp, the only transport they know.
-func transportOf(join *signal.Message) string {
+func transportOf(join *signalwire.Message) string {
 	if join.Transport == "fmp4" {
 		return "fmp4"
 	}

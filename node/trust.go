@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
 
@@ -23,14 +23,14 @@ var errUnauthorized = errors.New("unauthorized")
 // the proven fingerprint, which the viewer's answer must then carry, so a
 // bridge that saw the proof cannot use it with a certificate of its own.
 // It returns "" for rooms without a secret.
-func (s *session) authorize(join *signal.Message) (string, error) {
+func (s *session) authorize(join *signalwire.Message) (string, error) {
 	secret := s.dev.secret(join.Room)
 	if secret == "" {
 		return "", nil
 	}
 	challenge := trust.NewNonce()
 	payload, _ := json.Marshal(map[string]string{"challenge": challenge, "room": join.Room})
-	if err := s.conn.Send(&signal.Message{Kind: signal.KindSignal, Type: "challenge", SID: s.sid, Payload: payload}); err != nil {
+	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "challenge", SID: s.sid, Payload: payload}); err != nil {
 		return "", err
 	}
 	for {
@@ -39,11 +39,11 @@ func (s *session) authorize(join *signal.Message) (string, error) {
 			return "", fmt.Errorf("%w: no proof of the room secret from the viewer (%v)", errUnauthorized, err)
 		}
 		switch {
-		case m.Kind == signal.KindPing:
+		case m.Kind == signalwire.KindPing:
 			continue
-		case m.Kind == signal.KindLeave:
+		case m.Kind == signalwire.KindLeave:
 			return "", fmt.Errorf("viewer left before proving the room secret")
-		case m.Kind == signal.KindSignal && m.Type == "auth":
+		case m.Kind == signalwire.KindSignal && m.Type == "auth":
 		default:
 			continue // a candidate or event before the proof: nothing to act on yet
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media/ems"
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // testViewer is a pion peer that plays the browser's part of the EMS flow
@@ -21,7 +21,7 @@ import (
 // device's offer, trickles candidates, and records what media it gets.
 type testViewer struct {
 	t    *testing.T
-	c    *signal.Conn
+	c    *signalwire.Conn
 	pc   *webrtc.PeerConnection
 	done chan struct{} // the signalling reader ended
 
@@ -54,15 +54,15 @@ type testViewer struct {
 
 func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
-	c := tm.open(t, &signal.Message{Kind: signal.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
 	return newTestViewerOn(t, c, stream, first...)
 }
 
 // newTestViewerOn is newTestViewer on a signalling stream that has sent its
 // join already, from whichever host opened it.
-func newTestViewerOn(t *testing.T, c *signal.Conn, stream string, first ...interceptor.Factory) *testViewer {
+func newTestViewerOn(t *testing.T, c *signalwire.Conn, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
-	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signal.KindAccept {
+	if m, err := c.Recv(5 * time.Second); err != nil || m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: %v %+v", err, m)
 	}
 	m := &webrtc.MediaEngine{}
@@ -96,7 +96,7 @@ func newTestViewerOn(t *testing.T, c *signal.Conn, stream string, first ...inter
 		payload, _ := json.Marshal(map[string]any{"candidate": cand.ToJSON()})
 		sidMu.Lock()
 		defer sidMu.Unlock()
-		c.Send(&signal.Message{Kind: signal.KindSignal, Type: "candidate", SID: sid, Payload: payload})
+		c.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "candidate", SID: sid, Payload: payload})
 	})
 	go func() {
 		defer close(v.done)
@@ -105,7 +105,7 @@ func newTestViewerOn(t *testing.T, c *signal.Conn, stream string, first ...inter
 			if err != nil {
 				return
 			}
-			if m.Kind != signal.KindSignal {
+			if m.Kind != signalwire.KindSignal {
 				continue
 			}
 			switch m.Type {
@@ -136,7 +136,7 @@ func newTestViewerOn(t *testing.T, c *signal.Conn, stream string, first ...inter
 					return
 				}
 				payload, _ := json.Marshal(answer)
-				c.Send(&signal.Message{Kind: signal.KindSignal, Type: "answer", SID: m.SID, Payload: payload})
+				c.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "answer", SID: m.SID, Payload: payload})
 			case "candidate":
 				var p struct {
 					Candidate webrtc.ICECandidateInit `json:"candidate"`
@@ -262,7 +262,7 @@ func (v *testViewer) onDataChannel(dc *webrtc.DataChannel) {
 func (v *testViewer) close() {
 	v.closeOnce.Do(func() {
 		close(v.unstall)
-		v.c.Send(&signal.Message{Kind: signal.KindLeave, Reason: "test done"})
+		v.c.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "test done"})
 		v.pc.Close()
 		v.c.Reset()
 		<-v.done

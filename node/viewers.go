@@ -6,7 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ersmesh/ersmesh/signal"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // ViewerInfo describes one viewer session, for operators (and tests).
@@ -53,7 +53,7 @@ func (d *Device) Viewers() []ViewerInfo {
 	return out
 }
 
-func (s *session) joined(join *signal.Message) {
+func (s *session) joined(join *signalwire.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stat.Session, s.stat.Room, s.stat.Stream = join.Session, join.Room, join.Stream

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	ossignal "os/signal"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -32,7 +32,7 @@ import (
 	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
-	"github.com/ersmesh/ersmesh/ops"
+	"github.com/ersmesh/ersmesh/telemetry"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -51,7 +51,6 @@ func commands() []command {
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", runBootstrap},
 		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", runTURN},
 		{"ctl", "send an EMS-style command to a running device: startWebRTC, stopWebRTC, listConfig", runCtl},
-		{"bench", "run the benchmarks of docs/benchmarks.md and write the report", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -167,7 +166,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 // interrupted returns a context that ends on Ctrl-C or SIGTERM.
 func interrupted() (context.Context, context.CancelFunc) {
-	return ossignal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func runDemo(args []string) error {
@@ -223,7 +222,7 @@ func runBootstrap(args []string) error {
 		return err
 	}
 	defer n.Close()
-	o := ops.New("bootstrap")
+	o := telemetry.New("bootstrap")
 	if err := n.RegisterMetrics(o.Registerer()); err != nil {
 		return err
 	}
@@ -303,7 +302,7 @@ func runBridge(args []string) error {
 		return err
 	}
 	defer n.Close()
-	o := ops.New("bridge")
+	o := telemetry.New("bridge")
 	o.Ready("mesh", n.Ready)
 	if err := n.RegisterMetrics(o.Registerer()); err != nil {
 		return err
@@ -314,7 +313,7 @@ func runBridge(args []string) error {
 		}
 	}
 	b, err := bridge.New(bridge.Config{
-		Host:        n.Host(),
+		Host:        n.Libp2p(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
 		Limits:      limit.Config{PerIP: *perIP, PerSubnet: *perSubnet, AllowedOrigins: origins},
@@ -369,7 +368,7 @@ func startOps(addr string, h http.Handler, log *slog.Logger) (stop func(), err e
 	if addr == "" {
 		return func() {}, nil
 	}
-	s, err := ops.Listen(addr, h)
+	s, err := telemetry.Listen(addr, h)
 	if err != nil {
 		return nil, fmt.Errorf("--ops %s: %w", addr, err)
 	}
@@ -502,7 +501,7 @@ func runDevice(args []string) error {
 		d.Close()
 		return fmt.Errorf("--state: %w", err)
 	}
-	o := ops.New("device")
+	o := telemetry.New("device")
 	o.Ready("mesh", n.Ready)
 	if err := errors.Join(n.RegisterMetrics(o.Registerer()), d.RegisterMetrics(o.Registerer())); err != nil {
 		d.Close()

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ersmesh/ersmesh/ops"
+	"github.com/ersmesh/ersmesh/telemetry"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -94,7 +94,7 @@ func runTURN(args []string) error {
 	if err != nil {
 		return err
 	}
-	o := ops.New("turn")
+	o := telemetry.New("turn")
 	if err := s.RegisterMetrics(o.Registerer()); err != nil {
 		s.Close()
 		return err

@@ -122,7 +122,7 @@ func runPublic(t *testing.T) {
 	// Which peers the bridge reached over relayed (limited) connections.
 	var mu sync.Mutex
 	relayed := map[string]bool{}
-	bn.Host().Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+	bn.Libp2p().Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		if c.Stat().Limited {
 			mu.Lock()
 			relayed[c.RemotePeer().String()] = true
@@ -136,7 +136,7 @@ func runPublic(t *testing.T) {
 	}
 	defer ts.Close()
 	br, err := bridge.New(bridge.Config{
-		Host: bn.Host(), Resolver: mesh.NewResolver(bn, mesh.ResolverOptions{}),
+		Host: bn.Libp2p(), Resolver: mesh.NewResolver(bn, mesh.ResolverOptions{}),
 		STUNServers: []string{ts.STUNURL("")},
 		TURN:        &turnserver.Issuer{Secret: secret, URLs: ts.URLs("")},
 		Logger:      log.With("role", "bridge"),
@@ -166,7 +166,7 @@ func runPublic(t *testing.T) {
 			}
 			mu.Unlock()
 			var conns []string
-			for _, c := range bn.Host().Network().Conns() {
+			for _, c := range bn.Libp2p().Network().Conns() {
 				conns = append(conns, fmt.Sprintf("%s %s limited=%v dir=%v", c.RemotePeer(), c.RemoteMultiaddr(), c.Stat().Limited, c.Stat().Direction))
 			}
 			report(map[string]any{"relayed": peers, "conns": conns})

@@ -25,7 +25,7 @@ import (
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
-	"github.com/ersmesh/ersmesh/ops"
+	"github.com/ersmesh/ersmesh/telemetry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,7 +39,7 @@ type rig struct {
 	demo *demo.Demo
 	ctl  *Controller
 	api  string // host:port of the ops listener
-	srv  *ops.Server
+	srv  *telemetry.Server
 	once sync.Once
 }
 
@@ -80,11 +80,11 @@ func newRig(t *testing.T, state string, onEvent func(node.Event)) *rig {
 		d.Close()
 		t.Fatal(err)
 	}
-	o := ops.New("device")
+	o := telemetry.New("device")
 	mux := http.NewServeMux()
 	o.Register(mux)
 	r.ctl.Register(mux)
-	srv, err := ops.Listen("127.0.0.1:0", mux)
+	srv, err := telemetry.Listen("127.0.0.1:0", mux)
 	if err != nil {
 		d.Close()
 		t.Fatal(err)
@@ -487,7 +487,7 @@ func TestRestoreRetries(t *testing.T) {
 	if rep := c.Do(ctx, Command{Name: CmdStartWebRTC, Params: map[string]string{"roomid": "late"}}); rep.OK() {
 		t.Errorf("start of a pending restored room: %+v", rep)
 	}
-	if err := alone.Host().Connect(ctx, peer.AddrInfo{ID: boot.ID(), Addrs: boot.Host().Addrs()}); err != nil {
+	if err := alone.Libp2p().Connect(ctx, peer.AddrInfo{ID: boot.ID(), Addrs: boot.Libp2p().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	for !slices.Equal(dev.Rooms(), []string{"late"}) {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/ersmesh/ersmesh/internal/bench/benchreport"
+	"github.com/ersmesh/ersmesh/internal/bench/bridgeload"
+	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
+	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
+	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+)
+
+// runBench runs the benchmarks of docs/benchmarks.md. Each writes its raw
+// results as JSON under <out>/bench/; "report" turns those into the
+// document and its plots, and "all" does everything.
+func runBench(args []string) error {
+	subs := map[string]func([]string) error{
+		"mesh":          benchMesh,
+		"bridge":        benchBridge,
+		"bridge-target": benchBridgeTarget,
+		"player":        benchPlayer,
+		"device":        benchDevice,
+		"device-target": benchDeviceTarget,
+		"report":        benchReport,
+		"all":           benchAll,
+	}
+	if len(args) == 0 || subs[args[0]] == nil {
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|report|all> [flags]")
+		if len(args) == 0 {
+			return errors.New("no benchmark given")
+		}
+		return fmt.Errorf("unknown benchmark %q", args[0])
+	}
+	return subs[args[0]](args[1:])
+}
+
+// parseInts reads a comma-separated list of positive numbers.
+func parseInts(flagName, list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func benchMesh(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench mesh", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/<file>")
+	file := fs.String("file", benchreport.MeshFile, "results `file` name; "+benchreport.MeshLimitFile+" for a run that looks for the limit")
+	sizes := fs.String("n", "50,100,200,500", "comma-separated mesh `sizes`")
+	latency := fs.Duration("latency", 40*time.Millisecond, "one-way link latency")
+	rooms := fs.Int("rooms", 20, "rooms published per mesh")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ns, err := parseInts("--n", *sizes)
+	if err != nil {
+		return err
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	var results []*meshsim.Result
+	for _, n := range ns {
+		r, err := meshsim.Run(ctx, meshsim.Config{N: n, Latency: *latency, Rooms: *rooms, Progress: progress})
+		if err != nil {
+			return fmt.Errorf("mesh of %d nodes: %w", n, err)
+		}
+		results = append(results, r)
+		// Written after each size, so a run stopped at a size that does
+		// not fit keeps the smaller ones.
+		if err := writeJSON(fs, args, *out, *file, results); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeJSON saves a result with the command line that produced it: the
+// benchmark's own, also when "bench all" ran it.
+func writeJSON(fs *flag.FlagSet, args []string, out, name string, v any) error {
+	cmd := strings.Join(append([]string{"go run ./cmd/" + fs.Name()}, args...), " ")
+	return benchreport.Write(out, name, cmd, v)
+}
+
+func benchReport(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench report", flag.ContinueOnError)
+	out := fs.String("out", "docs", "`dir` with bench/*.json; writes <dir>/benchmarks.md and <dir>/bench/*.png")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return benchreport.Generate(*out)
+}
+
+// benchAll runs every benchmark with its defaults, then the report.
+func benchAll(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench all", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	for _, run := range []func([]string) error{benchMesh, benchBridge, benchPlayer, benchDevice, benchReport} {
+		if err := run([]string{"--out", *out}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchBridge(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench bridge", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/bridge.json")
+	var cfg bridgeload.Config
+	fs.IntVar(&cfg.Sessions, "sessions", 10000, "idle sessions")
+	fs.IntVar(&cfg.JoinWorkers, "join-workers", 64, "sessions joining in a loop")
+	fs.DurationVar(&cfg.JoinTime, "join-time", 10*time.Second, "duration of the join run")
+	fs.IntVar(&cfg.MsgSessions, "msg-sessions", 100, "sessions sending signalling messages")
+	fs.IntVar(&cfg.MsgRate, "msg-rate", 1000, "messages per second in the latency run")
+	fs.DurationVar(&cfg.MsgTime, "msg-time", 10*time.Second, "duration of each message run")
+	fs.StringVar(&cfg.HeapProfile, "heap-profile", "", "save the bridge's heap profile with the idle sessions open to `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe, cfg.Args, cfg.Progress = exe, []string{"bridge-target"}, progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := bridgeload.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(fs, args, *out, benchreport.BridgeFile, res)
+}
+
+// benchBridgeTarget is the bridge process that "bench bridge" loads.
+func benchBridgeTarget(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench bridge-target", flag.ContinueOnError)
+	var boot listFlag
+	fs.Var(&boot, "bootstrap", "bootstrap peer `multiaddr`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var addrs []multiaddr.Multiaddr
+	for _, s := range boot {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("--bootstrap %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	return bridgeload.ServeTarget(ctx, addrs, os.Stdout)
+}
+
+func benchPlayer(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench player", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/player.json")
+	runs := fs.Int("runs", 20, "joins measured with a cold bridge, and again with a warm one")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := playerbench.Run(ctx, playerbench.Config{Runs: *runs, Progress: progress})
+	if err != nil {
+		return err
+	}
+	return writeJSON(fs, args, *out, benchreport.PlayerFile, res)
+}
+
+func benchDevice(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench device", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.DeviceFile)
+	counts := fs.String("viewers", "10,25,50,100,200", "comma-separated viewer `counts`, measured in turn")
+	measure := fs.Duration("measure", 10*time.Second, "CPU time measured over, per count")
+	janus := fs.Bool("janus", true, "measure Janus's streaming plugin the same way, if janus is installed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var cfg devicebench.Config
+	var err error
+	if cfg.Viewers, err = parseInts("--viewers", *counts); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe, cfg.Args, cfg.Measure, cfg.Progress = exe, []string{"device-target"}, *measure, progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := devicebench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(fs, args, *out, benchreport.DeviceFile, res); err != nil {
+		return err
+	}
+	if !*janus {
+		return nil
+	}
+	jres, err := devicebench.RunJanus(ctx, cfg)
+	if errors.Is(err, devicebench.ErrNoJanus) {
+		progress("janus: %v; no comparison", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("janus: %w", err)
+	}
+	return writeJSON(fs, args, *out, benchreport.JanusFile, jres)
+}
+
+// benchDeviceTarget is the demo process that "bench device" measures.
+func benchDeviceTarget(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench device-target", flag.ContinueOnError)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	return devicebench.ServeTarget(ctx, os.Stdout)
+}

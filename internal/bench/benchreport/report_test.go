@@ -1,0 +1,67 @@
+package benchreport
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
+	"github.com/ersmesh/ersmesh/internal/bench/bridgeload"
+	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
+	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+)
+
+// TestGenerate writes a report from made-up results and checks that the
+// figures and the verdicts on the targets follow from them.
+func TestGenerate(t *testing.T) {
+	out := t.TempDir()
+	ops := func(ms ...float64) []meshsim.Op {
+		var o []meshsim.Op
+		for _, m := range ms {
+			o = append(o, meshsim.Op{Millis: m, Msgs: 10, Hops: 1, OK: true})
+		}
+		return o
+	}
+	mesh := []*meshsim.Result{{
+		N: 500, LatencyMillis: 40, HeapMiB: 1000, Publish: ops(400, 500), Resolve: ops(150, 170, 500),
+		Churn:   []meshsim.Round{{AtMillis: 0, Lookups: ops(100)}},
+		Offline: meshsim.Offline{TTLMillis: 15000, ExpiresAfter: 14000, GoneAfter: 14300},
+	}}
+	if err := Write(out, MeshFile, "ersmesh-bench mesh --n 500", mesh); err != nil {
+		t.Fatal(err)
+	}
+	br := &bridgeload.Result{GOMAXPROCS: 1, Sessions: 10000, IdleRSSMiB: 612, JoinsPerSecond: 2500, MsgLatencies: []float64{0.2, 0.3, 1.5}}
+	if err := Write(out, BridgeFile, "ersmesh-bench bridge", br); err != nil {
+		t.Fatal(err)
+	}
+	pl := &playerbench.Result{Cold: []float64{700, 800}, Warm: []float64{600, 650}}
+	pl.ColdSummary, pl.WarmSummary = benchstat.Summarize(pl.Cold), benchstat.Summarize(pl.Warm)
+	if err := Write(out, PlayerFile, "ersmesh-bench player", pl); err != nil {
+		t.Fatal(err)
+	}
+	if err := Generate(out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"| cold resolve median ≤ 3 round trips at N = 500 | 170 ms = 2.1 round trips of 80 ms at N = 500 | **met** |",
+		"bridge RSS 612 MiB", "| **missed** |\n| ≥ 2,000 joins/s", // 612 MiB is over the 500 MiB target
+		"Command: `ersmesh-bench mesh --n 500`",
+		"| cold | 2 | 700 ms |",
+		"![join to first frame](bench/player.png)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, png := range []string{"mesh-latency.png", "mesh-churn.png", "bridge-latency.png", "player.png"} {
+		if fi, err := os.Stat(filepath.Join(out, Dir, png)); err != nil || fi.Size() < 1000 {
+			t.Errorf("plot %s: %v", png, err)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+package devicebench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/limit"
+	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
+	"github.com/ersmesh/ersmesh/internal/sioclient"
+)
+
+// ServeTarget runs the demo on loopback and writes "READY <bridge URL>
+// <room> <stream>\n" to ready; it returns when ctx ends.
+func ServeTarget(ctx context.Context, ready io.Writer) error {
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		// Every receiver connects from 127.0.0.1 within a second or two:
+		// the bridge's per-address limits, which guard a public bridge
+		// from one greedy client, are off for the measurement.
+		TuneBridge: func(c *bridge.Config) {
+			c.Limits = limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
+			c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
+		}})
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		d.Close()
+		return err
+	}
+	q := u.Query()
+	fmt.Fprintf(ready, "READY http://%s %s %s\n", u.Host, q.Get("room"), q.Get("stream"))
+	<-ctx.Done()
+	return d.Close()
+}
+
+// Config of a run. Zero values give the defaults of `ersmesh-bench device`.
+type Config struct {
+	Exe      string // the ersmesh binary; Args start ServeTarget in it
+	Args     []string
+	Viewers  []int         // viewer counts measured in turn; default 10, 25, 50, 100, 200
+	Settle   time.Duration // after the viewers connected; default 3 s
+	Measure  time.Duration // CPU measured over; default 10 s
+	Progress func(format string, args ...any)
+}
+
+// Step is the measurement with one number of viewers.
+type Step struct {
+	Viewers        int     `json:"viewers"`
+	CPUPercent     float64 `json:"cpu_percent"`       // of one core, the whole child process
+	CPUPerViewer   float64 `json:"cpu_per_viewer_mc"` // millicores above the idle baseline
+	ViewersPerCore float64 `json:"viewers_per_core"`
+	RxKbps         float64 `json:"rx_kbps_per_viewer"` // what each viewer received, on average
+	RxShare        float64 `json:"rx_share"`           // worst viewer's bytes / best viewer's
+	RSSMiB         float64 `json:"rss_mib"`
+}
+
+// Result of a run.
+type Result struct {
+	IdleCPUPercent float64 `json:"idle_cpu_percent"`
+	Steps          []Step  `json:"steps"`
+}
+
+func (cfg *Config) defaults() {
+	if len(cfg.Viewers) == 0 {
+		cfg.Viewers = []int{10, 25, 50, 100, 200}
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 3 * time.Second
+	}
+	if cfg.Measure == 0 {
+		cfg.Measure = 10 * time.Second
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = func(string, ...any) {}
+	}
+}
+
+// Run starts the demo in a child process and measures it with each number
+// of viewers.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.defaults()
+	benchproc.RaiseFileLimit()
+	child, err := benchproc.Start(ctx, cfg.Exe, cfg.Args, 1, 3)
+	if err != nil {
+		return nil, err
+	}
+	defer child.Stop()
+	base, room, stream := child.Ready[0], child.Ready[1], child.Ready[2]
+	api := webrtc.NewAPI()
+	return measure(ctx, cfg, "device", child.CPU, child.RSS, func(ctx context.Context) (receiver, error) {
+		return watch(ctx, api, base, room, stream)
+	})
+}
+
+// receiver is one viewer of the system under test.
+type receiver interface {
+	received() int64 // bytes of media so far
+	close()
+}
+
+// measure adds viewers up to each count of cfg.Viewers and reads the CPU
+// time the system under test spends on them.
+func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.Duration, rss func() float64,
+	join func(context.Context) (receiver, error)) (*Result, error) {
+	res := &Result{}
+	time.Sleep(cfg.Settle)
+	c0, t0 := cpuTime(), time.Now()
+	time.Sleep(cfg.Measure)
+	res.IdleCPUPercent = 100 * (cpuTime() - c0).Seconds() / time.Since(t0).Seconds()
+	cfg.Progress("%s: idle, %.1f %% of a core", what, res.IdleCPUPercent)
+
+	var viewers []receiver
+	defer func() {
+		var wg sync.WaitGroup
+		for _, v := range viewers {
+			wg.Go(v.close)
+		}
+		wg.Wait()
+	}()
+	for _, n := range cfg.Viewers {
+		// Add viewers up to n, a few at a time.
+		sem := make(chan struct{}, 8)
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
+		for range n - len(viewers) {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				v, err := join(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				viewers = append(viewers, v)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("%s with %d viewers: %w", what, n, err)
+		}
+		time.Sleep(cfg.Settle)
+		rx0 := make([]int64, len(viewers))
+		for i, v := range viewers {
+			rx0[i] = v.received()
+		}
+		c0, t0 := cpuTime(), time.Now()
+		time.Sleep(cfg.Measure)
+		secs := time.Since(t0).Seconds()
+		cpu := (cpuTime() - c0).Seconds() / secs
+		var total, least, most int64
+		for i, v := range viewers {
+			got := v.received() - rx0[i]
+			total += got
+			if i == 0 || got < least {
+				least = got
+			}
+			most = max(most, got)
+		}
+		st := Step{
+			Viewers:    n,
+			CPUPercent: 100 * cpu,
+			RxKbps:     float64(total) * 8 / 1000 / secs / float64(n),
+			RSSMiB:     rss(),
+		}
+		if most > 0 {
+			st.RxShare = float64(least) / float64(most)
+		}
+		st.CPUPerViewer = 1000 * (cpu - res.IdleCPUPercent/100) / float64(n)
+		if st.CPUPerViewer > 0 {
+			st.ViewersPerCore = 1000 / st.CPUPerViewer
+		}
+		res.Steps = append(res.Steps, st)
+		cfg.Progress("%s: %d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f",
+			what, n, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare)
+	}
+	return res, nil
+}
+
+// viewer is one ERS player made of a Socket.IO session and a pion
+// PeerConnection that receives the device's video.
+type viewer struct {
+	c *sioclient.Client
+	sink
+	reading bool          // the signalling reader runs
+	done    chan struct{} // the signalling reader ended
+}
+
+// watch joins room on the bridge at base and returns once video flows.
+func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (receiver, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := sioclient.Dial(ctx, base, nil)
+	if err != nil {
+		return nil, err
+	}
+	v := &viewer{c: c, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			v.close()
+		}
+	}()
+	if _, err := c.EmitAck(ctx, "join", room, map[string]string{"streamName": stream, "transport": "srtp"}); err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	offer, err := c.NextEvent(ctx, "message")
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the offer: %w", err)
+	}
+	var msg struct {
+		From, SID, Type string
+		Payload         webrtc.SessionDescription
+	}
+	if err := json.Unmarshal(offer.Args[0], &msg); err != nil || msg.Type != "offer" {
+		return nil, fmt.Errorf("first message %s: want an offer", offer.Args)
+	}
+	flowing, err := v.open(api)
+	if err != nil {
+		return nil, err
+	}
+	send := func(typ string, payload any) {
+		c.Emit(context.Background(), "message", map[string]any{"to": msg.From, "sid": msg.SID, "type": typ, "payload": payload})
+	}
+	v.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			send("candidate", map[string]any{"candidate": cand.ToJSON()})
+		}
+	})
+	if err := v.pc.SetRemoteDescription(msg.Payload); err != nil {
+		return nil, err
+	}
+	answer, err := v.pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.pc.SetLocalDescription(answer); err != nil {
+		return nil, err
+	}
+	send("answer", answer)
+	v.reading = true
+	go func() {
+		defer close(v.done)
+		for {
+			e, err := c.NextEvent(context.Background(), "message")
+			if err != nil {
+				return
+			}
+			var m struct {
+				Type    string
+				Payload struct{ Candidate webrtc.ICECandidateInit }
+			}
+			if json.Unmarshal(e.Args[0], &m) == nil && m.Type == "candidate" {
+				v.pc.AddICECandidate(m.Payload.Candidate)
+			}
+		}
+	}()
+	select {
+	case <-flowing:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no video within 30 s; connection %s", v.pc.ConnectionState())
+	}
+	ok = true
+	return v, nil
+}
+
+func (v *viewer) close() {
+	v.c.Close() // ends the reader: NextEvent returns ErrClosed
+	if v.reading {
+		<-v.done
+	}
+	if v.pc != nil {
+		v.pc.Close()
+	}
+}

@@ -1,5 +1,0 @@
-// Package ops serves what an operator's tools read from every role:
-// Prometheus metrics at /metrics, liveness at /healthz, readiness at
-// /readyz. Each role's package defines its own metrics against the
-// Registerer given here; ops only owns the registry and the endpoints.
-package ops

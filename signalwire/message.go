@@ -1,0 +1,182 @@
+package signalwire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ProtocolID is the libp2p protocol of a signalling stream.
+const ProtocolID = "/ersmesh/signal/1.0.0"
+
+// Kind says what a Message is.
+type Kind string
+
+// The kinds of message on a signalling stream.
+const (
+	// KindJoin is the bridge's first message: a viewer wants a stream.
+	KindJoin Kind = "join"
+	// KindAccept is the device's answer to a join it will serve.
+	KindAccept Kind = "accept"
+	// KindReject is the device's answer to a join it refuses; Reason says why.
+	KindReject Kind = "reject"
+	// KindSignal carries one ERS signalling message (Type, SID, Payload).
+	KindSignal Kind = "signal"
+	// KindPing keeps an idle session alive; it needs no answer.
+	KindPing Kind = "ping"
+	// KindLeave ends the session; Reason may say why.
+	KindLeave Kind = "leave"
+)
+
+// Limits on what a peer may send. They bound memory per session, not
+// protocol features: an SDP offer with many candidates is a few KiB.
+const (
+	MaxMessageSize = 64 << 10
+	maxShortField  = 256
+	maxToken       = 1024
+	maxNonce       = 64
+	maxReason      = 512
+	maxICEServers  = 16
+	maxICEURLs     = 8
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid signalling message")
+
+// ICEServer is an RTCIceServer as the browser and pion know it.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Message is one message on a signalling stream. Which fields are set depends
+// on Kind; Validate checks that.
+type Message struct {
+	Kind Kind `json:"kind"`
+
+	// Join: who is asking for what.
+	Session   string `json:"session,omitempty"` // the viewer's id at the bridge, for logs
+	Room      string `json:"room,omitempty"`
+	Stream    string `json:"stream,omitempty"`
+	Transport string `json:"transport,omitempty"` // "srtp" or "fmp4"
+	Token     string `json:"token,omitempty"`
+	// Nonce is the player's fresh value the device binds its offer
+	// signature to (package trust), so that no bridge can replay an offer.
+	Nonce      string      `json:"nonce,omitempty"`
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+	// ViewerOffers says the viewer brings its own offer (WHEP): the bridge
+	// sends it as the session's first signal and the device answers,
+	// instead of the device offering (the ERS flow).
+	ViewerOffers bool `json:"viewerOffers,omitempty"`
+
+	// Signal: an ERS message; Payload is relayed untouched.
+	Type    string          `json:"type,omitempty"` // offer, answer, candidate, ...
+	SID     string          `json:"sid,omitempty"`  // the WebRTC session id the player echoes
+	Payload json.RawMessage `json:"payload,omitempty"`
+
+	// Reject and Leave. Code, when set, is one of the Code constants (or a
+	// newer one a bridge may not know): it lets a bridge map a refusal onto
+	// a status, such as an HTTP status for WHEP, without parsing Reason.
+	Reason string `json:"reason,omitempty"`
+	Code   string `json:"code,omitempty"`
+}
+
+// Codes of a reject or leave.
+const (
+	// CodeNotFound: the device does not serve this room or stream.
+	CodeNotFound = "not-found"
+	// CodeUnauthorized: the room needs a token and the join carried none.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden: the join's token does not open this room.
+	CodeForbidden = "forbidden"
+	// CodeUnsupported: the device does not support what the join asks for
+	// (a transport, or answering the viewer's offer).
+	CodeUnsupported = "unsupported"
+	// CodeBadOffer: the viewer's offer cannot be used (malformed SDP, no
+	// video to receive).
+	CodeBadOffer = "bad-offer"
+)
+
+// maxCode bounds a code; codes are short lowercase words joined by "-".
+const maxCode = 32
+
+// Signal types a device or player may send. Others are refused so that a
+// bridge cannot be used to smuggle arbitrary events.
+var signalTypes = map[string]bool{
+	"offer": true, "answer": true, "candidate": true,
+	"connectivityError": true, "mute": true, "unmute": true,
+	// Room-secret authorisation (package trust): the device's challenge,
+	// the player's proof.
+	"challenge": true, "auth": true,
+}
+
+// Validate reports whether m is well formed for its kind.
+func (m *Message) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	for name, v := range map[string]string{
+		"session": m.Session, "room": m.Room, "stream": m.Stream,
+		"transport": m.Transport, "type": m.Type, "sid": m.SID,
+	} {
+		if len(v) > maxShortField {
+			return bad("%s is longer than %d bytes", name, maxShortField)
+		}
+	}
+	if len(m.Nonce) > maxNonce {
+		return bad("nonce is longer than %d bytes", maxNonce)
+	}
+	if len(m.Token) > maxToken {
+		return bad("token is longer than %d bytes", maxToken)
+	}
+	if len(m.Reason) > maxReason {
+		return bad("reason is longer than %d bytes", maxReason)
+	}
+	if len(m.Code) > maxCode {
+		return bad("code is longer than %d bytes", maxCode)
+	}
+	for _, r := range m.Code {
+		if (r < 'a' || r > 'z') && r != '-' {
+			return bad("code %q is not lowercase letters and dashes", m.Code)
+		}
+	}
+	if len(m.ICEServers) > maxICEServers {
+		return bad("more than %d ICE servers", maxICEServers)
+	}
+	for _, s := range m.ICEServers {
+		if len(s.URLs) == 0 || len(s.URLs) > maxICEURLs {
+			return bad("an ICE server needs 1 to %d urls", maxICEURLs)
+		}
+		for _, u := range s.URLs {
+			if len(u) > maxShortField {
+				return bad("ICE server url is longer than %d bytes", maxShortField)
+			}
+		}
+		if len(s.Username) > maxShortField || len(s.Credential) > maxShortField {
+			return bad("ICE server credentials are longer than %d bytes", maxShortField)
+		}
+	}
+	switch m.Kind {
+	case KindJoin:
+		if m.Room == "" {
+			return bad("join without a room")
+		}
+		switch m.Transport {
+		case "", "srtp", "fmp4":
+		default:
+			return bad("unknown transport %q", m.Transport)
+		}
+	case KindSignal:
+		if !signalTypes[m.Type] {
+			return bad("unknown signal type %q", m.Type)
+		}
+		if len(m.Payload) > 0 && !json.Valid(m.Payload) {
+			return bad("payload is not JSON")
+		}
+	case KindAccept, KindReject, KindPing, KindLeave:
+	default:
+		return bad("unknown kind %q", m.Kind)
+	}
+	return nil
+}
