@@ -40,6 +40,16 @@ func TestBrowserPlaysWHEP(t *testing.T) {
 		const v = document.getElementById("video");
 		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1 && v.videoWidth === 640;
 	})()`)
+	// The stage timeline of PlayerBase: the way to playing, each finished
+	// stage with its duration.
+	stages, err := browsertest.Eval[string](b, `window.ersPlayer.timeline
+		.map((e) => e.stage + (e.ms === null ? '' : typeof e.ms === 'number' && e.ms >= 0 ? ':ok' : ':bad')).join(' ')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^connecting:ok negotiating:ok (connected:ok )?playing$`).MatchString(stages) {
+		t.Errorf("WHEP player's timeline %q, want connecting, negotiating, (connected,) playing", stages)
+	}
 	vs := d.Device().Viewers()
 	if len(vs) != 1 || !vs[0].Answering {
 		t.Fatalf("device viewers %+v, want one WHEP (answering) session", vs)

@@ -11,7 +11,8 @@ import (
 var static embed.FS
 
 // FS returns the player's static files, rooted at the static folder
-// (index.html, ersmesh.js, fmp4.js, stats.js, support.js, whep.js, trust.js, socketio.js, player.css).
+// (index.html, ersmesh.js, whep.js, playerbase.js, fmp4.js, stats.js,
+// support.js, trust.js, socketio.js, player.css).
 func FS() fs.FS {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {

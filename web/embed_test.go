@@ -18,10 +18,11 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/", "200 OK", "text/html; charset=utf-8", `<video id="video" autoplay muted playsinline>`},
 		{"/?room=frontdoor&stream=sample", "200 OK", "text/html; charset=utf-8", `import { Player } from './ersmesh.js'`},
-		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends EventTarget"},
+		{"/ersmesh.js", "200 OK", "text/javascript; charset=utf-8", "export class Player extends PlayerBase"},
 		{"/socketio.js", "200 OK", "text/javascript; charset=utf-8", "export class Socket"},
 		{"/fmp4.js", "200 OK", "text/javascript; charset=utf-8", "export class Demuxer"},
-		{"/whep.js", "200 OK", "text/javascript; charset=utf-8", "export class WHEPPlayer extends EventTarget"},
+		{"/whep.js", "200 OK", "text/javascript; charset=utf-8", "export class WHEPPlayer extends PlayerBase"},
+		{"/playerbase.js", "200 OK", "text/javascript; charset=utf-8", "export class PlayerBase extends EventTarget"},
 		{"/stats.js", "200 OK", "text/javascript; charset=utf-8", "export class StatsSampler"},
 		{"/player.css", "200 OK", "text/css; charset=utf-8", "video"},
 		{"/nope.js", "404 Not Found", "text/plain; charset=utf-8", ""},
@@ -66,7 +67,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "stats.js", "support.js", "player.css"} {
+	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "playerbase.js", "stats.js", "support.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
 		}

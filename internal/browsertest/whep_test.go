@@ -1,8 +1,10 @@
 package browsertest
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/ersmesh/ersmesh/web"
 )
@@ -39,5 +41,46 @@ func TestWHEPHelpers(t *testing.T) {
 		`m=audio 9 RTP/AVP 0\r\na=mid:1\r\na=candidate:2 1 udp 1 10.0.0.2 9 typ host\r\na=end-of-candidates\r\n"}`
 	if got != want {
 		t.Errorf("helpers:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestWHEPStageTimeline checks that the WHEP player keeps the stage timeline
+// of PlayerBase, which the page shows: a bridge that knows no device for the
+// room answers 404, so the player goes from connecting to waiting (reason
+// no-device), and its retry starts a new timeline.
+func TestWHEPStageTimeline(t *testing.T) {
+	posts := make(chan struct{}, 16)
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.HandleFunc("POST /whep/{room}/{stream}", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case posts <- struct{}{}:
+		default:
+		}
+		http.Error(w, "no device serves room "+r.PathValue("room"), http.StatusNotFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := New(t)
+	if err := Navigate(ctx, srv.URL+"/?room=x&protocol=whep"); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device'`)
+	got, err := Eval[string](ctx, `JSON.stringify({
+		player: window.ersPlayer.timeline.map((e) => [e.stage, e.ms === null ? 'now' : typeof e.ms]),
+		page: [...document.querySelectorAll('#timeline li')].map((li) => li.dataset.stage),
+	})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"player":[["connecting","number"],["waiting","now"]],"page":["connecting","waiting"]}`; got != want {
+		t.Errorf("timeline %s, want %s", got, want)
+	}
+	// The retry (after a second) is a new attempt: a new timeline that
+	// starts with connecting again.
+	WaitFor(ctx, t, 10*time.Second, `window.ersPlayer.timeline.length >= 1 && window.ersPlayer.timeline[0].stage === 'connecting' &&
+		window.ersPlayer.timeline[0].start === 0 && window.ersPlayer._failures >= 2`)
+	if n := len(posts); n < 2 {
+		t.Errorf("%d POSTs, want a retry", n)
 	}
 }

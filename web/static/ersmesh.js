@@ -7,36 +7,12 @@
 import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
-import { StatsSampler } from './stats.js';
 import { checkSupport } from './support.js';
+import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
 
-export { checkSupport };
+export { checkSupport, REASONS, STAGES };
 
 export const TRANSPORTS = ['fmp4', 'srtp'];
-
-// Stages, in the order a successful session passes them; "waiting" (no
-// device in the room) and "error" are off the happy path.
-export const STAGES = ['connecting', 'joined', 'negotiating', 'connected', 'playing', 'waiting', 'error'];
-
-// Reasons: why the player is waiting or has stopped, as the "reason" of
-// stage events and player.reason, so that a page can react to a kind of
-// failure without parsing the words of the message.
-export const REASONS = [
-  'unsupported',        // the browser lacks WebRTC, MSE or H.264
-  'bridge-unreachable', // no bridge answers
-  'bridge-lost',        // the connection to the bridge dropped
-  'no-device',          // no device serves the room
-  'device-unreachable', // a device serves the room but cannot be reached
-  'device-left',        // the device ended the session
-  'token',              // the bridge wants a (valid) token
-  'room-not-allowed',   // the bridge does not serve this room
-  'secret-missing',     // the room needs a secret
-  'secret-wrong',       // the device refused the secret
-  'refused',            // the bridge or device refused for another reason
-  'untrusted',          // the offer is not from the room's device
-  'no-path',            // no network path to the device
-  'stream',             // the device cannot send this stream, or sent a broken one
-];
 
 // The module's own origin: pages that import it from a bridge
 // (import {Player} from 'https://bridge.example/ersmesh.js') talk to that
@@ -47,9 +23,7 @@ const moduleOrigin = new URL(import.meta.url).origin;
 // payload type 0 (PCMU) as H.264, which browsers reject.
 const badFmtp = /^a=fmtp:0 profile-level-id=0x42e00c;packetization-mode=1\r?\n/gm;
 
-const maxBackoff = 10000;     // ms
 const bridgeFaultLimit = 3;   // faults (join timeouts, failed peers, empty rooms) before trying the next bridge
-const maxTimeline = 16;       // stage entries kept
 const joinTimeout = 20000;    // ms: the bridge may need a DHT lookup and the device's answer
 const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
@@ -76,10 +50,6 @@ export function sessionInfo(sdp) {
 export function ownerOf(room) {
   const i = room.lastIndexOf('@');
   return i > 0 ? room.slice(i + 1) : '';
-}
-
-function backoff(n) {
-  return Math.min(1000 * 2 ** n, maxBackoff);
 }
 
 // bridgeList turns the bridges option (an array, or a comma-separated
@@ -152,13 +122,11 @@ export function iceServersFrom(list) {
 // state one of verified (owned room, signature checked), pinned (open
 // room, same device as first seen), unverified, changed (open room, another
 // device than first seen).
-export class Player extends EventTarget {
+export class Player extends PlayerBase {
   constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', transport = 'fmp4', video } = {}) {
-    super();
-    if (!room) throw new Error('ersmesh: a room name is needed');
     transport = transport || 'fmp4';
     if (!TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4 or srtp)`);
-    if (!(video instanceof HTMLVideoElement)) throw new Error('ersmesh: a <video> element is needed');
+    super({ room, stream, token, transport, video });
     // bridges (several, tried in turn) or bridge (one, as before); by
     // default the bridge this module was loaded from.
     const given = bridges !== undefined && bridges !== null && String(bridges) !== '' ? bridges : (bridge || moduleOrigin);
@@ -166,29 +134,14 @@ export class Player extends EventTarget {
     if (this.bridges.length === 0) throw new Error('ersmesh: no bridge given');
     this._bridgeIndex = 0;
     this.bridge = this.bridges[0]; // the bridge in use
-    this.room = room;
-    this.stream = stream || 'sample';
-    this.token = token || '';
     // The room secret is for the device only: it never goes to a bridge,
     // only a proof bound to this browser's DTLS certificate does.
     this._secret = secret || '';
     this._cert = null;        // our DTLS certificate when a secret is proven
     this._nonce = '';         // this join's nonce, which the offer must be signed for
     this.trust = { state: '', message: '' };
-    this.transport = transport;
-    this.video = video;
 
-    this.stage = '';
-    this.message = '';
-    this.reason = '';         // one of REASONS while waiting or stopped, else ""
-    // The stages of the current attempt: {stage, message, start, ms}, start
-    // in ms since the attempt began and ms how long the stage lasted (null
-    // for the current one).
-    this.timeline = [];
-    this._timelineStart = 0;
     this.deviceId = '';       // the device's id in the room (the key of the join ack's clients)
-    this.peerConnection = null;
-    this.note = '';           // what the device said it cannot send, from its offer
     // performance.now() of the last join and of the first frame shown after
     // it: join-to-first-frame is what a viewer waits (docs/benchmarks.md).
     this.timing = { join: 0, firstFrame: 0 };
@@ -197,65 +150,25 @@ export class Player extends EventTarget {
     this._socket = null;
     this._stun = [];
     this._turn = [];
-    this._running = false;
     this._socketFailures = 0; // consecutive, for the reconnect backoff
     this._joinFailures = 0;   // consecutive empty rooms, for the join backoff
     this._bridgeFaults = 0;   // faults through the current bridge since it last played
     this._bridgesDown = 0;    // bridges found unreachable in a row
     this._rounds = 0;         // rounds of all bridges unreachable, for the backoff
-    this._sampler = new StatsSampler();
     this._refusedBy = new Set(); // bridges that refused the join (token, room)
     this._joinGen = 0;        // tells a current join ack from a stale one
-    this._timer = null;       // the one pending retry or watchdog
     this._session = null;     // the offer's {from, sid} while a peer exists
     this._pending = [];       // candidates that arrived before the offer was applied
     this._remoteSet = false;
-    this._started = false;    // playerstarted fired for this peer
     this._peerUp = false;     // connectedPeer fired, disconnectedPeer not since
-
-    this._onPlaying = () => {
-      if (!this.peerConnection) return;
-      this._bridgeFaults = 0;
-      this._setStage('playing', this.note);
-      if (!this._started) {
-        this._started = true;
-        this._emit('playerstarted');
-      }
-    };
   }
 
-  start() {
-    if (this._running) return;
-    const unsupported = checkSupport(this.transport);
-    if (unsupported) {
-      this._setStage('error', unsupported, 'unsupported');
-      return;
-    }
-    this._running = true;
-    this.video.addEventListener('playing', this._onPlaying);
-    this._connect();
+  _played() {
+    this._bridgeFaults = 0;
+    super._played();
   }
 
-  // getStats resolves to what the stats overlay shows, or null without a
-  // peer connection: {transport, bridge, width, height, fps, bitrate
-  // (bit/s), rtt (ms), packetLoss (% over the last interval, null on the
-  // reliable fmp4 channel), candidate and remoteCandidate (host, srflx,
-  // prflx, relay udp, relay tcp, relay tls), framesDecoded, framesDropped,
-  // buffered (s of video ahead, fmp4), bytesReceived}. Rates are measured
-  // between calls: call it about once a second.
-  async getStats() {
-    const pc = this.peerConnection;
-    if (!pc) return null;
-    const s = await this._sampler.sample(pc, this.video, this.transport);
-    if (pc !== this.peerConnection) return null;
-    return { ...s, transport: this.transport, bridge: this.bridge };
-  }
-
-  close() {
-    if (!this._running) return;
-    this._running = false;
-    clearTimeout(this._timer);
-    this.video.removeEventListener('playing', this._onPlaying);
+  _stop() {
     this._closePeer();
     const s = this._socket;
     this._socket = null;
@@ -263,49 +176,6 @@ export class Player extends EventTarget {
       if (s.connected) s.emit('leave');
       s.close();
     }
-    log('closed');
-  }
-
-  // --- stage and events ---
-
-  _setStage(stage, message = '', reason = '') {
-    if (stage === 'playing' || stage === 'connected' || stage === 'negotiating' || stage === 'joined') reason = '';
-    else if (!reason && stage === this.stage) reason = this.reason; // a new message for the same state
-    if (stage === this.stage && message === this.message && reason === this.reason) return;
-    const now = performance.now();
-    if (stage !== this.stage) {
-      // A new attempt starts its own timeline: "connecting" to a bridge,
-      // or whatever follows a session that played.
-      if (stage === 'connecting' || this.stage === 'playing' || this.timeline.length === 0) {
-        this.timeline = [];
-        this._timelineStart = now;
-      }
-      const last = this.timeline[this.timeline.length - 1];
-      if (last && last.ms === null) last.ms = Math.round(now - this._timelineStart - last.start);
-      this.timeline.push({ stage, message, start: Math.round(now - this._timelineStart), ms: null });
-      if (this.timeline.length > maxTimeline) this.timeline.splice(0, this.timeline.length - maxTimeline);
-    } else {
-      const last = this.timeline[this.timeline.length - 1];
-      if (last) last.message = message;
-    }
-    this.stage = stage;
-    this.message = message;
-    this.reason = reason;
-    log(`stage ${stage}${reason ? ' (' + reason + ')' : ''}${message ? ': ' + message : ''}`);
-    const timeline = this.timeline.map((e) => ({ ...e }));
-    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message, reason, timeline } }));
-  }
-
-  _emit(name, detail = {}) {
-    this.dispatchEvent(new CustomEvent(name, { detail }));
-  }
-
-  _later(ms, fn) {
-    clearTimeout(this._timer);
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      if (this._running) fn();
-    }, ms);
   }
 
   // --- the socket ---
@@ -573,17 +443,7 @@ export class Player extends EventTarget {
       }
       this._onChannel(pc, e.channel);
     };
-    pc.ontrack = (e) => {
-      if (pc !== this.peerConnection) return;
-      // Offers without msid give tracks with no stream: gather them in one.
-      let stream = e.streams[0];
-      if (!stream) {
-        stream = this.video.srcObject instanceof MediaStream ? this.video.srcObject : new MediaStream();
-        stream.addTrack(e.track);
-      }
-      if (this.video.srcObject !== stream) this.video.srcObject = stream;
-      this.video.play().catch((err) => log('video.play:', err.message));
-    };
+    pc.ontrack = (e) => this._showTrack(pc, e);
     pc.oniceconnectionstatechange = () => this._onPeerState(pc, pc.iceConnectionState);
     pc.onconnectionstatechange = () => this._onPeerState(pc, pc.connectionState);
 
@@ -820,19 +680,14 @@ export class Player extends EventTarget {
   }
 
   _closePeer() {
-    const pc = this.peerConnection;
     this._pending = [];
     this._remoteSet = false;
     this._session = null;
-    this._started = false;
     this._peerUp = false;
-    if (!pc) return;
-    this.peerConnection = null;
-    pc.onicecandidate = pc.ontrack = pc.ondatachannel = pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
-    pc.close();
-    this._mse?.close();
-    this._mse = null;
-    this.video.srcObject = null;
-    this._emit('closePeer', { id: this.deviceId });
+    if (this.peerConnection) {
+      this._mse?.close();
+      this._mse = null;
+    }
+    if (this._dropPeer()) this._emit('closePeer', { id: this.deviceId });
   }
 }

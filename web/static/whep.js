@@ -5,10 +5,8 @@
 // PATCH as RFC 8840 SDP fragments. An alternative to the ERS protocol
 // (ersmesh.js) for `?protocol=whep`; it fires the same "stage" events.
 
-import { StatsSampler } from './stats.js';
-import { checkSupport } from './support.js';
+import { PlayerBase, backoff } from './playerbase.js';
 
-const maxBackoff = 10000;    // ms
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
 const connectTimeout = 30000; // ms from the answer to a connected peer
 
@@ -63,116 +61,46 @@ function sdpAttr(sdp, name) {
   return m ? m[1].trim() : '';
 }
 
-// WHEPPlayer plays one room's stream over WHEP. Events: "stage" ({detail:
-// {stage, message}}) with the stages of Player, and playerstarted.
-export class WHEPPlayer extends EventTarget {
+// WHEPPlayer plays one room's stream over WHEP. It is a PlayerBase: the
+// same stage events (with their timeline), reasons, playerstarted and
+// getStats as Player.
+export class WHEPPlayer extends PlayerBase {
   constructor({ bridge = location.origin, room, stream = 'sample', token = '', video } = {}) {
-    super();
-    if (!room) throw new Error('ersmesh: a room name is needed');
-    if (!(video instanceof HTMLVideoElement)) throw new Error('ersmesh: a <video> element is needed');
+    // WHEP carries media as RTP tracks.
+    super({ room, stream, token, transport: 'srtp', video, logPrefix: '[ersmesh whep]' });
     this.bridge = new URL(bridge, location.href).origin;
-    this.room = room;
-    this.stream = stream || 'sample';
-    this.token = token || '';
-    this.video = video;
-    this.transport = 'srtp'; // WHEP carries media as RTP tracks
-    this._sampler = new StatsSampler();
     this.endpoint = `${this.bridge}/whep/${encodeURIComponent(room)}/${encodeURIComponent(this.stream)}`;
-
-    this.stage = '';
-    this.message = '';
-    this.reason = '';
-    this.peerConnection = null;
     this.session = null;      // the session's URL (the POST's Location)
 
-    this._running = false;
     this._failures = 0;       // consecutive, for the backoff
-    this._timer = null;
     this._etag = '';
     this._pending = [];       // candidates found before the session existed
     this._ended = false;      // end of candidates seen
     this._patching = Promise.resolve();
-    this._started = false;
-    this._onPlaying = () => {
-      if (!this.peerConnection) return;
-      this._setStage('playing', '');
-      if (!this._started) {
-        this._started = true;
-        this.dispatchEvent(new CustomEvent('playerstarted'));
-      }
-    };
   }
 
-  start() {
-    if (this._running) return;
-    const unsupported = checkSupport('srtp');
-    if (unsupported) {
-      this._setStage('error', unsupported, 'unsupported');
-      return;
-    }
-    this._running = true;
-    this.video.addEventListener('playing', this._onPlaying);
-    this._connect();
+  _statsTransport() {
+    return 'whep';
   }
 
-  // getStats resolves to the numbers of Player.getStats, or null without a
-  // peer connection.
-  async getStats() {
-    const pc = this.peerConnection;
-    if (!pc) return null;
-    const s = await this._sampler.sample(pc, this.video, 'srtp');
-    return pc === this.peerConnection ? { ...s, transport: 'whep', bridge: this.bridge } : null;
-  }
-
-  close() {
-    if (!this._running) return;
-    this._running = false;
-    clearTimeout(this._timer);
-    this.video.removeEventListener('playing', this._onPlaying);
+  _stop() {
     this._endSession();
-    log('closed');
-  }
-
-  // _setStage reports a stage; reason is one of Player's REASONS, for the
-  // few failures WHEP tells apart.
-  _setStage(stage, message = '', reason = '') {
-    if (stage === this.stage && message === this.message && reason === this.reason) return;
-    this.stage = stage;
-    this.message = message;
-    this.reason = reason;
-    log(`stage ${stage}${message ? ': ' + message : ''}`);
-    this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message, reason } }));
-  }
-
-  _later(ms, fn) {
-    clearTimeout(this._timer);
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      if (this._running) fn();
-    }, ms);
   }
 
   _retry(stage, why, afterMs, reason = '') {
     this._endSession();
-    const wait = afterMs ?? Math.min(1000 * 2 ** this._failures++, maxBackoff);
+    const wait = afterMs ?? backoff(this._failures++);
     this._setStage(stage, `${why} — retrying in ${Math.ceil(wait / 1000)} s…`, reason);
     this._later(wait, () => this._connect());
   }
 
   // _endSession closes the peer and DELETEs the session, if any.
   _endSession() {
-    const pc = this.peerConnection;
-    this.peerConnection = null;
-    if (pc) {
-      pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
-      pc.close();
-      this.video.srcObject = null;
-    }
+    this._dropPeer();
     const url = this.session;
     this.session = null;
     this._pending = [];
     this._ended = false;
-    this._started = false;
     if (url) {
       // keepalive: the DELETE must go out even when the page is closing.
       fetch(url, { method: 'DELETE', keepalive: true }).catch((err) => log('DELETE failed:', err.message));
@@ -185,16 +113,7 @@ export class WHEPPlayer extends EventTarget {
     this.peerConnection = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.ontrack = (e) => {
-      if (pc !== this.peerConnection) return;
-      let stream = e.streams[0];
-      if (!stream) {
-        stream = this.video.srcObject instanceof MediaStream ? this.video.srcObject : new MediaStream();
-        stream.addTrack(e.track);
-      }
-      if (this.video.srcObject !== stream) this.video.srcObject = stream;
-      this.video.play().catch((err) => log('video.play:', err.message));
-    };
+    pc.ontrack = (e) => this._showTrack(pc, e);
     pc.onicecandidate = (e) => {
       if (pc !== this.peerConnection) return;
       if (e.candidate && e.candidate.candidate) {
