@@ -57,7 +57,9 @@ func (h *ersHandler) Disconnect(s *socketio.Socket, err error) {
 	delete(b.views, s.ID())
 	b.mu.Unlock()
 	if v != nil {
-		v.leave("viewer disconnected")
+		// The player may re-attach its session through another bridge
+		// (or this one, on a new socket): the device keeps it meanwhile.
+		v.detach("viewer disconnected")
 	}
 	b.log.Debug("viewer disconnected", "sid", s.ID(), "err", err)
 }
@@ -73,6 +75,8 @@ func (h *ersHandler) Event(s *socketio.Socket, name string, args []json.RawMessa
 	switch name {
 	case "join":
 		return b.counted("join", v.join(args, ack))
+	case "resume":
+		return b.counted("resume", v.resume(args, ack))
 	case "message":
 		return b.counted("message", v.message(args))
 	case "leave":
@@ -103,6 +107,11 @@ type joinData struct {
 	StreamName string `json:"streamName"`
 	Transport  string `json:"transport"`
 	Nonce      string `json:"nonce"` // ersmesh players: what the device signs its offer for
+	// ResumeKey (ersmesh players) is the viewer's public key for
+	// re-attaching the session through another bridge later.
+	ResumeKey string `json:"resumeKey"`
+	// SID, in a resume, is the session (the offer's sid) to re-attach.
+	SID string `json:"sid"`
 }
 
 // parseJoin reads join(roomName, [data]); plain signalmaster clients send

@@ -38,7 +38,22 @@ type viewer struct {
 }
 
 func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
+	return v.start(args, ack, false)
+}
+
+// resume is our players' event resume(room, {sid, token}, ack): re-attach
+// the session sid, which came through another bridge (or an earlier socket),
+// instead of starting one. The device challenges the viewer to prove its
+// resume key; this bridge only relays.
+func (v *viewer) resume(args []json.RawMessage, ack socketio.AckFunc) error {
+	return v.start(args, ack, true)
+}
+
+func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool) error {
 	room, data, err := parseJoin(args)
+	if err == nil && resume && data.SID == "" {
+		err = errors.New("resume: no session id")
+	}
 	if err != nil {
 		if ack != nil {
 			ack(err.Error())
@@ -67,7 +82,7 @@ func (v *viewer) join(args []json.RawMessage, ack socketio.AckFunc) error {
 		ack(err.Error())
 		return nil
 	}
-	ds := &deviceSession{v: v, room: room, data: data, ack: ack, delay: delay, done: make(chan struct{})}
+	ds := &deviceSession{v: v, room: room, data: data, ack: ack, delay: delay, resume: resume, done: make(chan struct{})}
 	ds.log = v.b.log.With("sid", v.sock.ID(), "room", room)
 	ds.ctx, ds.cancel = context.WithCancel(v.b.ctx)
 
@@ -135,6 +150,21 @@ func (v *viewer) leave(reason string) {
 	}
 }
 
+// detach ends the relay of the viewer's session but not the session: the
+// device keeps it for a resume (signalwire.CodeDetach).
+func (v *viewer) detach(reason string) {
+	v.mu.Lock()
+	ds := v.cur
+	v.cur = nil
+	v.mu.Unlock()
+	if ds != nil {
+		ds.mu.Lock()
+		ds.detach = true
+		ds.mu.Unlock()
+		ds.end(reason)
+	}
+}
+
 // deviceSession is one join: the stream to the room's device and the
 // goroutine that relays the device's messages to the browser.
 type deviceSession struct {
@@ -144,6 +174,8 @@ type deviceSession struct {
 	ack   socketio.AckFunc
 	delay time.Duration // held back this long first: the join rate
 	log   *slog.Logger
+	// resume: re-attach session data.SID instead of joining.
+	resume bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,6 +185,9 @@ type deviceSession struct {
 	conn   *signalwire.Conn
 	device string
 	reason string // why the viewer side ended the session
+	// detach: the relay ends but the session may go on through another
+	// bridge (the socket dropped, or this bridge shuts down).
+	detach bool
 }
 
 // end stops the session from the viewer's side without waiting: the run
@@ -248,6 +283,9 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 		conn.Reset()
 		return nil, "", false
 	}
+	if ds.resume {
+		return ds.resumeSession(conn, id.String())
+	}
 	err = conn.Send(&signalwire.Message{
 		Kind:       signalwire.KindJoin,
 		Session:    ds.v.sock.ID(),
@@ -256,6 +294,7 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 		Transport:  ds.data.Transport,
 		Token:      ds.data.Token,
 		Nonce:      ds.data.Nonce,
+		ResumeKey:  ds.data.ResumeKey,
 		ICEServers: ds.v.ice,
 	})
 	if err != nil {
@@ -315,12 +354,18 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 			if errors.Is(err, signalwire.ErrInterrupted) || ds.ctx.Err() != nil {
 				ds.mu.Lock()
 				reason := ds.reason
+				detach := ds.detach
 				ds.mu.Unlock()
 				if reason == "" {
 					reason = "bridge shutting down"
+					detach = true
 					sock.Emit("remove", map[string]string{"id": device, "type": "video"})
 				}
-				conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: reason})
+				leave := &signalwire.Message{Kind: signalwire.KindLeave, Reason: reason}
+				if detach {
+					leave.Code = signalwire.CodeDetach
+				}
+				conn.Send(leave)
 				return
 			}
 			ds.log.Info("device stream ended", "err", err)
@@ -338,6 +383,12 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 				return
 			}
 		case signalwire.KindLeave:
+			if m.Code == signalwire.CodeDetach {
+				// The viewer re-attached its session elsewhere: nothing
+				// ended that this socket should hear of.
+				ds.log.Info("session moved to another bridge")
+				return
+			}
 			ds.log.Info("device ended the session", "reason", m.Reason)
 			// The reason is extra to ERS: our player shows it (a refused
 			// room secret, say); ERS players ignore it.
@@ -346,6 +397,59 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 		case signalwire.KindPing:
 		default:
 			ds.log.Debug("unexpected message from device", "kind", m.Kind)
+		}
+	}
+}
+
+// resumeSession asks the device to re-attach session ds.data.SID here and
+// relays its challenge and the viewer's proof until the device accepts or
+// refuses. The refusal's code leads the ack's error ("not-found: …"), so
+// that the player knows when to start a fresh session instead.
+func (ds *deviceSession) resumeSession(conn *signalwire.Conn, device string) (*signalwire.Conn, string, bool) {
+	ds.mu.Lock()
+	ds.device = device
+	ds.mu.Unlock()
+	err := conn.Send(&signalwire.Message{Kind: signalwire.KindResume, Session: ds.v.sock.ID(), Room: ds.room, SID: ds.data.SID})
+	if err != nil {
+		conn.Reset()
+		return ds.unreachable(err)
+	}
+	deadline := time.Now().Add(joinTimeout)
+	for {
+		m, err := conn.Recv(time.Until(deadline))
+		if err != nil {
+			conn.Reset()
+			if ds.ctx.Err() != nil {
+				return nil, "", false
+			}
+			ds.log.Info("resume failed", "err", err)
+			ds.v.b.metrics.joins.WithLabelValues("error").Inc()
+			ds.ack(fmt.Sprintf("unreachable: the device did not complete the resume (%v)", err))
+			return nil, "", false
+		}
+		switch m.Kind {
+		case signalwire.KindSignal:
+			ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
+			ds.v.sock.Emit("message", ersMessage{
+				From: device, To: ds.v.sock.ID(), SID: m.SID, Broadcaster: device,
+				RoomType: "video", Type: m.Type, Payload: m.Payload, Prefix: "webkit",
+			})
+		case signalwire.KindAccept:
+			ds.log.Info("viewer re-attached its session", "device", device)
+			ds.v.b.metrics.joins.WithLabelValues("resumed").Inc()
+			ds.ack(nil, roomDescription(device))
+			return conn, device, true
+		case signalwire.KindReject, signalwire.KindLeave:
+			ds.log.Info("device refused the resume", "reason", m.Reason)
+			ds.v.b.metrics.joins.WithLabelValues("refused").Inc()
+			code := m.Code
+			if code == "" {
+				code = "refused"
+			}
+			ds.ack(code + ": " + m.Reason)
+			conn.Close()
+			return nil, "", false
+		case signalwire.KindPing:
 		}
 	}
 }

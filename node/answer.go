@@ -143,8 +143,7 @@ func (s *session) watchConnect(pc *webrtc.PeerConnection) (stop func()) {
 			return // a later failure is handled by the connection state
 		}
 		s.log.Info("viewer did not connect in time; ending its session", "timeout", timeout)
-		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", timeout)})
-		s.conn.Interrupt()
+		s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", timeout)})
 	}()
 	return func() { close(quit); <-done }
 }

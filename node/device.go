@@ -81,6 +81,9 @@ type Device struct {
 	closed  bool
 	wg      sync.WaitGroup
 	viewers map[*session]struct{} // every running session, for Viewers
+	// resumable holds the sessions a viewer may re-attach, by WebRTC
+	// session id (resume.go).
+	resumable map[string]*session
 }
 
 // New validates cfg, publishes the rooms and starts accepting viewers.
@@ -131,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}),
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
@@ -197,11 +200,27 @@ func (d *Device) handleStream(s network.Stream) {
 		return
 	}
 	d.wg.Add(1)
-	sess := &session{dev: d, conn: signalwire.NewConn(s), bridge: s.Conn().RemotePeer()}
-	sess.ctx, sess.cancel = context.WithCancelCause(d.ctx)
-	d.viewers[sess] = struct{}{}
 	d.mu.Unlock()
 	defer d.wg.Done()
+	conn := signalwire.NewConn(s)
+	from := s.Conn().RemotePeer()
+	first, err := conn.Recv(signalwire.JoinTimeout)
+	if err != nil {
+		d.log.Warn("signalling stream without a valid join", "bridge", from, "err", err)
+		conn.Reset()
+		return
+	}
+	if first.Kind == signalwire.KindResume {
+		d.resume(conn, from, first)
+		return
+	}
+	sess := &session{dev: d, conn: conn, bridge: from,
+		attach: make(chan *attachment, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	sess.ctx, sess.cancel = context.WithCancelCause(d.ctx)
+	d.mu.Lock()
+	d.viewers[sess] = struct{}{}
+	d.mu.Unlock()
+	defer close(sess.done)
 	defer sess.cancel(nil)
 	defer func() {
 		d.mu.Lock()
@@ -209,7 +228,7 @@ func (d *Device) handleStream(s network.Stream) {
 		d.mu.Unlock()
 	}()
 	defer sess.limitLifetime(d.guard.lim.UnconnectedTimeout)()
-	sess.run()
+	sess.run(first)
 }
 
 // Close stops publishing (the records then expire), ends every viewer

@@ -50,7 +50,7 @@ func (d *Device) emit(ev Event) {
 
 // viewerEvent is an event of session s; the caller holds s.mu.
 func (s *session) viewerEvent(typ string) {
-	s.dev.emit(Event{Type: typ, Room: s.stat.Room, Session: s.stat.Session, Bridge: s.bridge.String(), Stream: s.stat.Stream, Transport: s.stat.Transport})
+	s.dev.emit(Event{Type: typ, Room: s.stat.Room, Session: s.stat.Session, Bridge: s.currentBridge().String(), Stream: s.stat.Stream, Transport: s.stat.Transport})
 }
 
 // streamStarted emits EventPeerStreamStarted the first time the viewer

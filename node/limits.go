@@ -236,8 +236,7 @@ func (s *session) endUnconnected(d time.Duration) {
 		s.dev.log.Info("ending a signalling session whose viewer never connected", "bridge", s.bridge,
 			"session", info.Session, "room", info.Room, "after", d)
 	}
-	s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", d)})
-	s.conn.Interrupt()
+	s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", d)})
 }
 
 // viewerProtectTag marks, on the connection manager, bridges that relay a

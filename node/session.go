@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -24,10 +25,28 @@ import (
 // session is one viewer: one signalling stream from a bridge and one
 // PeerConnection. Its run goroutine (the stream handler's) owns both.
 type session struct {
-	dev    *Device
+	dev *Device
+	// conn and bridge are the signalling stream and its bridge. The run
+	// goroutine swaps them when the viewer re-attaches through another
+	// bridge (resume.go), under cmu; other goroutines read them with
+	// current and currentBridge, or send with send. conn is nil while the
+	// session is detached.
+	cmu    sync.Mutex
 	conn   *signalwire.Conn
 	bridge peer.ID
 	log    *slog.Logger
+
+	// resumeKey is the viewer's key for re-attaching (nil: the session
+	// ends with its stream). attach takes resumed streams to the run
+	// goroutine; quit is closed by end; done when run has returned.
+	resumeKey *ecdsa.PublicKey
+	attach    chan *attachment
+	quit      chan struct{}
+	quitOnce  sync.Once
+	done      chan struct{}
+	// answerFP is the DTLS fingerprint of the viewer's first answer: a
+	// later answer (ICE restart) must carry the same.
+	answerFP string
 	// ctx ends with the device, or with the session's room (StopRoom,
 	// cause errRoomStopped).
 	ctx    context.Context
@@ -63,14 +82,10 @@ func sessionSID() string {
 	return fmt.Sprintf("%x", b)
 }
 
-func (s *session) run() {
+// run serves the session whose stream opened with join (any other first
+// message is refused).
+func (s *session) run(join *signalwire.Message) {
 	s.log = s.dev.log.With("bridge", s.bridge)
-	join, err := s.conn.Recv(signalwire.JoinTimeout)
-	if err != nil {
-		s.log.Warn("signalling stream without a valid join", "err", err)
-		s.conn.Reset()
-		return
-	}
 	if join.Kind != signalwire.KindJoin {
 		s.log.Warn("signalling stream did not start with a join", "kind", join.Kind)
 		s.conn.Reset()
@@ -97,21 +112,20 @@ func (s *session) run() {
 		s.conn.Close()
 		return
 	}
-	// A bridge relaying a viewer keeps its connection through trimming.
-	defer s.dev.protector.Hold(s.bridge)()
+	// A bridge relaying a viewer keeps its connection through trimming
+	// (the hold moves with a resume).
+	release := s.dev.protector.Hold(s.bridge)
+	defer func() { release() }()
 
 	// From here on, the session's context ending (Close, StopRoom) must
-	// unblock Recv.
+	// unblock Recv. Say goodbye and let the loop close the stream
+	// cleanly, so the leave reaches the bridge and the player.
 	stop := context.AfterFunc(s.ctx, func() {
 		if errors.Is(context.Cause(s.ctx), errRoomStopped) {
-			// Say goodbye and let the loop close the stream cleanly, so
-			// the leave reaches the bridge and the player.
-			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "room stopped on the device"})
-			s.conn.Interrupt()
+			s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "room stopped on the device"})
 			return
 		}
-		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "device shutting down"})
-		s.conn.Reset()
+		s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "device shutting down"})
 	})
 	defer stop()
 
@@ -123,6 +137,10 @@ func (s *session) run() {
 	s.log.Info("viewer joined", "transport", transportOf(join))
 	s.room, s.nonce = join.Room, join.Nonce
 	s.sid = sessionSID()
+	if s.resumeKey = resumeKey(join); s.resumeKey != nil {
+		s.dev.addResumable(s)
+		defer s.dev.removeResumable(s)
+	}
 	// No PeerConnection, and so no media, before the viewer is authorised.
 	s.fingerprint, err = s.authorize(join)
 	if err != nil {
@@ -156,9 +174,9 @@ func (s *session) run() {
 			case <-pingStop:
 				return
 			case <-t.C:
-				if s.conn.Send(&signalwire.Message{Kind: signalwire.KindPing}) != nil {
-					return
-				}
+				// While detached there is nobody to ping; a broken
+				// stream is the run loop's to notice.
+				s.send(&signalwire.Message{Kind: signalwire.KindPing})
 			}
 		}
 	}()
@@ -177,13 +195,28 @@ func (s *session) run() {
 	for {
 		m, err := s.conn.Recv(signalwire.IdleTimeout)
 		if err != nil {
-			s.log.Info("viewer session ended", "err", err)
-			if errors.Is(err, signalwire.ErrInterrupted) {
+			if s.ending() {
+				s.log.Info("viewer session ended", "err", err)
 				s.conn.Close() // we said goodbye: let the leave reach the bridge
+				return
+			}
+			if errors.Is(err, signalwire.ErrInterrupted) {
+				// A resume through another bridge took over (resume.go).
+				s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Code: signalwire.CodeDetach, Reason: "the viewer re-attached through another bridge"})
+				s.conn.Close()
 			} else {
 				s.conn.Reset()
 			}
-			return
+			if !s.resumable() {
+				s.log.Info("viewer session ended", "err", err)
+				return
+			}
+			if !s.waitResume() {
+				return
+			}
+			release()
+			release = s.dev.protector.Hold(s.bridge)
+			continue
 		}
 		if !msgs.Allow() {
 			s.log.Warn("viewer sends signalling messages too fast; ending its session", "limit_per_second", sessionMsgRate)
@@ -193,6 +226,17 @@ func (s *session) run() {
 		}
 		switch m.Kind {
 		case signalwire.KindLeave:
+			if m.Code == signalwire.CodeDetach && s.resumable() {
+				// The bridge stops relaying, not the viewer watching.
+				s.log.Info("bridge let go of the session", "reason", m.Reason)
+				s.conn.Close()
+				if !s.waitResume() {
+					return
+				}
+				release()
+				release = s.dev.protector.Hold(s.bridge)
+				continue
+			}
 			s.log.Info("viewer left", "reason", m.Reason)
 			s.conn.Close()
 			return
@@ -278,8 +322,7 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 			// close_notify) without a word, as WHEP clients may: end the
 			// session so the bridge tells the player, which can join again.
 			// After the session's own pc.Close this only fails to send.
-			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "peer connection " + st.String()})
-			s.conn.Interrupt()
+			s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "peer connection " + st.String()})
 		}
 	})
 	return pc, nil
@@ -295,7 +338,7 @@ func (s *session) sendCandidate(m *signalwire.Message) {
 		return
 	}
 	s.mu.Unlock()
-	s.conn.Send(m)
+	s.send(m)
 }
 
 func (s *session) offer(pc *webrtc.PeerConnection) error {
@@ -362,6 +405,14 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		if s.fingerprint != "" && trust.SDPFingerprint(sd.SDP) != s.fingerprint {
 			return fmt.Errorf("%w: the answer's DTLS fingerprint is not the one the room secret was proven for", errUnauthorized)
 		}
+		// A later answer (to an ICE restart) keeps the certificate: a
+		// bridge relaying a resumed session cannot swap in its own.
+		fp := trust.SDPFingerprint(sd.SDP)
+		if s.answerFP == "" {
+			s.answerFP = fp
+		} else if fp != s.answerFP {
+			return fmt.Errorf("%w: the answer's DTLS fingerprint differs from the session's", errUnauthorized)
+		}
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			return fmt.Errorf("apply answer: %w", err)
 		}
@@ -388,6 +439,11 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 			return nil
 		}
 		s.addCandidate(pc, *p.Candidate)
+	case "restart":
+		if join.ViewerOffers {
+			return nil // WHEP viewers restart ICE with their own offer
+		}
+		return s.restartICE(pc)
 	case "connectivityError", "mute", "unmute":
 		s.log.Debug("viewer event", "type", m.Type)
 	}

@@ -24,7 +24,14 @@ type ViewerInfo struct {
 	// device through signalling (trickled) and were accepted.
 	RemoteCandidates int
 	State            string // the PeerConnection's state; "" before it exists
-	everConnected    bool
+	// Detached is true while no bridge relays the session's signalling
+	// (its bridge went away) and the device waits for the viewer to
+	// re-attach it; media flows on.
+	Detached bool
+	// Resumes counts re-attachments through a bridge; ICERestarts the ICE
+	// restarts the viewer asked for.
+	Resumes, ICERestarts int
+	everConnected        bool
 }
 
 // Viewers returns a snapshot of the sessions the device is serving, joined
@@ -41,7 +48,7 @@ func (d *Device) Viewers() []ViewerInfo {
 		s.mu.Lock()
 		info := s.stat
 		s.mu.Unlock()
-		info.Bridge = s.bridge
+		info.Bridge = s.currentBridge()
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -74,4 +81,33 @@ func (s *session) countCandidate() {
 	s.mu.Lock()
 	s.stat.RemoteCandidates++
 	s.mu.Unlock()
+}
+
+func (s *session) setDetached(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stat.Detached && !v {
+		s.stat.Resumes++
+	}
+	s.stat.Detached = v
+}
+
+func (s *session) countRestart() {
+	s.mu.Lock()
+	s.stat.ICERestarts++
+	s.mu.Unlock()
+}
+
+func (d *Device) addResumable(s *session) {
+	d.mu.Lock()
+	d.resumable[s.sid] = s
+	d.mu.Unlock()
+}
+
+func (d *Device) removeResumable(s *session) {
+	d.mu.Lock()
+	if d.resumable[s.sid] == s {
+		delete(d.resumable, s.sid)
+	}
+	d.mu.Unlock()
 }

@@ -24,8 +24,14 @@ const (
 	KindSignal Kind = "signal"
 	// KindPing keeps an idle session alive; it needs no answer.
 	KindPing Kind = "ping"
-	// KindLeave ends the session; Reason may say why.
+	// KindLeave ends the session; Reason may say why. With Code
+	// CodeDetach it ends only this stream's relay (see KindResume).
 	KindLeave Kind = "leave"
+	// KindResume is a bridge's first message instead of a join: a viewer
+	// whose session came through another bridge re-attaches its signalling
+	// here (Room, SID). The device answers with a "resumeChallenge" signal,
+	// relays the viewer's "resumeProof", then accepts or rejects.
+	KindResume Kind = "resume"
 )
 
 // Limits on what a peer may send. They bound memory per session, not
@@ -35,6 +41,7 @@ const (
 	maxShortField  = 256
 	maxToken       = 1024
 	maxNonce       = 64
+	maxResumeKey   = 128
 	maxReason      = 512
 	maxICEServers  = 16
 	maxICEURLs     = 8
@@ -69,6 +76,11 @@ type Message struct {
 	// sends it as the session's first signal and the device answers,
 	// instead of the device offering (the ERS flow).
 	ViewerOffers bool `json:"viewerOffers,omitempty"`
+	// ResumeKey is the viewer's public key (base64 of an uncompressed
+	// P-256 point) that a later resume must prove possession of; the join's
+	// Nonce is then its hash, so the device's signed offer binds it and no
+	// bridge can swap in a key of its own (package trust, resume.go).
+	ResumeKey string `json:"resumeKey,omitempty"`
 
 	// Signal: an ERS message; Payload is relayed untouched.
 	Type    string          `json:"type,omitempty"` // offer, answer, candidate, ...
@@ -96,6 +108,11 @@ const (
 	// CodeBadOffer: the viewer's offer cannot be used (malformed SDP, no
 	// video to receive).
 	CodeBadOffer = "bad-offer"
+	// CodeDetach, on a bridge's leave: the bridge stops relaying (it shuts
+	// down, or the viewer's socket dropped without a leave) but the viewer
+	// may re-attach its session through another bridge (KindResume): the
+	// device keeps the PeerConnection while it is connected.
+	CodeDetach = "detach"
 )
 
 // maxCode bounds a code; codes are short lowercase words joined by "-".
@@ -109,6 +126,10 @@ var signalTypes = map[string]bool{
 	// Room-secret authorisation (package trust): the device's challenge,
 	// the player's proof.
 	"challenge": true, "auth": true,
+	// Resuming a session through another bridge: the device's challenge,
+	// the viewer's signature over it; and the viewer asking for an ICE
+	// restart (the device then sends a new offer for the same session).
+	"resumeChallenge": true, "resumeProof": true, "restart": true,
 }
 
 // Validate reports whether m is well formed for its kind.
@@ -126,6 +147,9 @@ func (m *Message) Validate() error {
 	}
 	if len(m.Nonce) > maxNonce {
 		return bad("nonce is longer than %d bytes", maxNonce)
+	}
+	if len(m.ResumeKey) > maxResumeKey {
+		return bad("resume key is longer than %d bytes", maxResumeKey)
 	}
 	if len(m.Token) > maxToken {
 		return bad("token is longer than %d bytes", maxToken)
@@ -166,6 +190,10 @@ func (m *Message) Validate() error {
 		case "", "srtp", "fmp4":
 		default:
 			return bad("unknown transport %q", m.Transport)
+		}
+	case KindResume:
+		if m.Room == "" || m.SID == "" {
+			return bad("resume without a room or session id")
 		}
 	case KindSignal:
 		if !signalTypes[m.Type] {
