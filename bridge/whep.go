@@ -24,6 +24,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ersmesh/ersmesh/bridge/access"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -221,6 +222,19 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// checkAccess applies the bridge's tokens and allowed rooms to a WHEP
+// client, with the statuses WHEP clients understand.
+func (b *Bridge) checkAccess(room, token, client string) *whepError {
+	err := b.access.Check(room, token, client)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, access.ErrTokenRequired):
+		return whepFail(http.StatusUnauthorized, "%v: send Authorization: Bearer <token>", err)
+	}
+	return whepFail(http.StatusForbidden, "%v", err)
+}
+
 // whepPost starts a session: the client's offer in, the device's answer out.
 func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	if p.room.String() == "" {
@@ -252,6 +266,14 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	}
 	if b.whep.full() {
 		b.writeWHEPError(w, whepFail(http.StatusServiceUnavailable, "%v", errTableFull))
+		return
+	}
+	// The bridge's own rules (--tokens, --allowed-room) hold for WHEP as
+	// for ERS joins; checked after the offer parsed, so a malformed request
+	// does not use up a token.
+	if herr := b.checkAccess(p.room.String(), token, clientAddr(r)); herr != nil {
+		b.log.Info("WHEP request refused", "room", p.room.String(), "addr", r.RemoteAddr, "reason", herr.reason)
+		b.writeWHEPError(w, herr)
 		return
 	}
 	s, answer, herr := b.startWHEP(r.Context(), p, token, body, offer)

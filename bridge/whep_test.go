@@ -107,12 +107,21 @@ func startDeviceNode(t *testing.T, boot []multiaddr.Multiaddr, room string, tune
 
 func startBridge(t *testing.T, n *mesh.Host, whep WHEPConfig) (*Bridge, string) {
 	t.Helper()
-	b, err := New(Config{
+	return startBridgeWith(t, n, func(c *Config) { c.WHEP = whep })
+}
+
+// startBridgeWith serves a bridge on loopback, its Config tuned by tune.
+func startBridgeWith(t *testing.T, n *mesh.Host, tune func(*Config)) (*Bridge, string) {
+	t.Helper()
+	cfg := Config{
 		Host: n.Libp2p(), Resolver: mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: []string{"stun:127.0.0.1:9"},
-		WHEP:        whep,
 		Logger:      quietLogger(t),
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
