@@ -20,8 +20,8 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/telemetry"
 	"github.com/ersmesh/ersmesh/signalwire"
+	"github.com/ersmesh/ersmesh/telemetry"
 	"github.com/ersmesh/ersmesh/turnserver"
 	"github.com/ersmesh/ersmesh/web"
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,18 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 		ack(nil, roomDescription(""))
 		return nil
 	}
+	// A join the device would refuse as malformed (a nonce over 64 bytes,
+	// say) is refused here with the reason, not reported as an
+	// unreachable device after a wasted lookup.
+	joinMsg := &signalwire.Message{
+		Kind: signalwire.KindJoin, Session: v.sock.ID(), Room: room,
+		Stream: data.StreamName, Transport: data.Transport, Token: data.Token, Nonce: data.Nonce,
+		ResumeKey: data.ResumeKey,
+	}
+	if err := joinMsg.Validate(); err != nil {
+		ack("join: " + strings.TrimPrefix(err.Error(), signalwire.ErrInvalid.Error()+": "))
+		return nil
+	}
 	// Tokens bind to the client's address, not its socket: ERS players
 	// open a new socket for every rejoin.
 	if err := v.b.access.Check(room, data.Token, v.clientID()); err != nil {
@@ -82,7 +95,7 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 		ack(err.Error())
 		return nil
 	}
-	ds := &deviceSession{v: v, room: room, data: data, ack: ack, delay: delay, resume: resume, done: make(chan struct{})}
+	ds := &deviceSession{v: v, room: room, data: data, join: joinMsg, ack: ack, delay: delay, resume: resume, done: make(chan struct{})}
 	ds.log = v.b.log.With("sid", v.sock.ID(), "room", room)
 	ds.ctx, ds.cancel = context.WithCancel(v.b.ctx)
 
@@ -171,6 +184,7 @@ type deviceSession struct {
 	v     *viewer
 	room  string
 	data  joinData
+	join  *signalwire.Message // validated; ICEServers are added when sent
 	ack   socketio.AckFunc
 	delay time.Duration // held back this long first: the join rate
 	log   *slog.Logger
@@ -286,17 +300,9 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	if ds.resume {
 		return ds.resumeSession(conn, id.String())
 	}
-	err = conn.Send(&signalwire.Message{
-		Kind:       signalwire.KindJoin,
-		Session:    ds.v.sock.ID(),
-		Room:       ds.room,
-		Stream:     ds.data.StreamName,
-		Transport:  ds.data.Transport,
-		Token:      ds.data.Token,
-		Nonce:      ds.data.Nonce,
-		ResumeKey:  ds.data.ResumeKey,
-		ICEServers: ds.v.ice,
-	})
+	join := *ds.join
+	join.ICEServers = ds.v.ice
+	err = conn.Send(&join)
 	if err != nil {
 		conn.Reset()
 		return ds.unreachable(err)

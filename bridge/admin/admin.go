@@ -9,6 +9,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/access"
 	"github.com/ersmesh/ersmesh/bridge/limit"
+	"github.com/ersmesh/ersmesh/internal/localapi"
 )
 
 // DefaultAddr is ERS's admin port, on loopback.
@@ -37,19 +38,52 @@ func Handler(store *access.Store, version string, allowed []netip.Prefix, log *s
 			write(w, http.StatusForbidden, Reply{Status: "FAIL", Description: "your address may not administer this bridge"})
 			return
 		}
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			write(w, http.StatusMethodNotAllowed, Reply{Status: "FAIL", Description: "admin commands are GET /?c=<command>&i=<id>"})
+		if why := localapi.FromWebPage(r); why != "" {
+			log.Warn("admin: refused a request from a web page", "addr", r.RemoteAddr, "reason", why,
+				"origin", truncate(r.Header.Get("Origin"), 100), "host", truncate(r.Host, 100))
+			write(w, http.StatusForbidden, Reply{Status: "FAIL", Description: why})
 			return
 		}
 		q := r.URL.Query()
 		c, id := q.Get("c"), q.Get("i")
+		switch {
+		case r.Method == http.MethodPost:
+		case r.Method == http.MethodGet && readOnly(c):
+			// ERS administrators' scripts read with GET; reads change
+			// nothing, and a page cannot read the answer (no CORS, and the
+			// Host check stops rebinding).
+		case r.Method == http.MethodGet:
+			w.Header().Set("Allow", "POST")
+			write(w, http.StatusMethodNotAllowed, Reply{Status: "FAIL", Description: "commands that change the bridge need POST: curl -X POST '127.0.0.1:3030/?c=" + truncate(c, 40) + "&i=...'"})
+			return
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			write(w, http.StatusMethodNotAllowed, Reply{Status: "FAIL", Description: "admin commands are POST /?c=<command>&i=<id> (GET for version and list commands)"})
+			return
+		}
 		code, rep := run(store, version, c, id)
 		if rep.Status == "SUCCESS" && c != "version" && !strings.HasPrefix(c, "list") {
 			log.Info("admin command", "c", c, "i", id, "addr", r.RemoteAddr)
 		}
 		write(w, code, rep)
 	})
+}
+
+// readOnly reports whether command c changes nothing (and so may be
+// sent with GET, as ERS took every command).
+func readOnly(c string) bool {
+	switch c {
+	case "version", "listTokens", "listRooms", "listEMSToken", "":
+		return true
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func contains(ps []netip.Prefix, a netip.Addr) bool {
@@ -102,10 +136,7 @@ func run(store *access.Store, version, c, id string) (int, Reply) {
 	case "":
 		return fail(http.StatusBadRequest, "no command: use /?c=<command>&i=<id>")
 	}
-	if len(c) > 40 {
-		c = c[:40] + "…"
-	}
-	return fail(http.StatusBadRequest, "unknown command "+c)
+	return fail(http.StatusBadRequest, "unknown command "+truncate(c, 40))
 }
 
 func write(w http.ResponseWriter, code int, rep Reply) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ersmesh/ersmesh/internal/localapi"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/room"
 )
@@ -229,23 +230,9 @@ func (c *Controller) refuse(r *http.Request) string {
 		return "commands are only taken from " + c.allowedWords()
 	}
 	// A web page the operator visits can make the browser send GETs to
-	// loopback: refuse what browsers mark as cross-site, and host names
-	// other than an address or localhost (DNS rebinding).
-	if r.Header.Get("Origin") != "" {
-		return "commands from web pages are refused"
-	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "none", "same-origin":
-	default:
-		return "commands from web pages are refused"
-	}
-	h := r.Host
-	if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if _, err := netip.ParseAddr(h); err != nil && !strings.EqualFold(h, "localhost") {
-		return "the Host header must be an address or localhost"
+	// loopback (and rebind its own name there).
+	if why := localapi.FromWebPage(r); why != "" {
+		return "commands from web pages are refused: " + why
 	}
 	return ""
 }
