@@ -15,8 +15,8 @@ import (
 const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks cannot carry: video only. Use transport fmp4 to hear it."
 
 // attachSRTP adds the stream's sendonly tracks to pc, as EMS offers them:
-// H.264 video (the viewer's own track, fed once per frame by the stream)
-// and the stream's Opus/PCMU/PCMA audio. It returns a note for the viewer
+// H.264 video and Opus/PCMU/PCMA audio, the viewer's own tracks, written
+// by its own writer goroutine from the stream's shared packets. It returns a note for the viewer
 // when audio cannot be sent, and the function that detaches the viewer.
 func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger) (note string, detach func(), err error) {
 	v, err := stream.SubscribeRTP()
@@ -25,7 +25,7 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 	}
 	detach = func() { stream.UnsubscribeRTP(v) }
 	tracks := []webrtc.TrackLocal{v.Track()}
-	if a := stream.AudioTrack(); a != nil {
+	if a := v.AudioTrack(); a != nil {
 		tracks = append(tracks, a)
 	} else if f := stream.Audio(); f != nil && f.Codec == media.AudioAAC {
 		log.Info("srtp viewer gets video only: the stream's audio is AAC; transport fmp4 carries it")

@@ -58,7 +58,7 @@ func BenchmarkFanout(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := r.track.Bind(discardContext{id: fmt.Sprint(i)}); err != nil {
+				if _, err := r.video.Bind(discardContext{id: fmt.Sprint(i)}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -481,7 +481,12 @@ func TestRTSPSourceG711PassThrough(t *testing.T) {
 	if c := w.codecs(); c != "avc1.42c01f" {
 		t.Errorf("fmp4 codecs %q, want video only (G.711 is not AAC)", c)
 	}
-	a := s.AudioTrack()
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnsubscribeRTP(v)
+	a, _ := v.AudioTrack().(*boundTrack)
 	if a == nil || a.Codec().MimeType != webrtc.MimeTypePCMU {
 		t.Fatalf("audio track %v, want PCMU", a)
 	}
@@ -555,7 +560,12 @@ func TestFileSourceWithOggOpus(t *testing.T) {
 	defer s.Close()
 	w := watchStream(t, s)
 	w.waitSegments(t, 10, 10*time.Second)
-	a := s.AudioTrack()
+	v, err := s.SubscribeRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnsubscribeRTP(v)
+	a, _ := v.AudioTrack().(*boundTrack)
 	if a == nil || a.Codec().MimeType != webrtc.MimeTypeOpus {
 		t.Fatalf("audio track %v, want Opus", a)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 )
 
 // H264Codec is what a Stream's video tracks announce: Constrained Baseline
@@ -34,24 +32,6 @@ const (
 	rtpMTU       = 1200 // leaves room for SRTP, TURN and IPv6 headers in 1500
 	clockRate    = 90000
 )
-
-// Frame is one video frame prepared once for every viewer: packetized for
-// RTP and muxed into an fMP4 segment in the EMS record framing. Its slices
-// are shared by all viewers and never modified after the frame is made.
-type Frame struct {
-	Key bool
-	TS  uint32        // RTP timestamp, 90 kHz
-	RTP []*rtp.Packet // payloads shared; viewers copy the header
-	EMS []byte        // BEGIN..END records; nil while the fMP4 init is unknown
-}
-
-func (f *Frame) size() int {
-	n := len(f.EMS)
-	for _, p := range f.RTP {
-		n += len(p.Payload) + 12
-	}
-	return n
-}
 
 // Writer takes a source's frames. Stream implements it; a source calls it
 // from one goroutine.
@@ -115,26 +95,28 @@ type Stream struct {
 	lastKeyReq atomic.Int64  // unix ns of the last keyframe request passed to src
 	sent       atomic.Uint64 // media bytes handed to viewers' transports
 
-	mu         sync.Mutex // guards everything below; held per frame and per (un)subscribe
-	audio      *AudioFormat
-	audioTrack *webrtc.TrackLocalStaticSample // Opus, PCMU or PCMA for srtp viewers
-	sps, pps   []byte
-	mux        *fmp4Muxer
-	moov       []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
-	moovGen    int    // counts MOOVs: a new SPS (a camera that changed resolution) makes a new one
-	pending    []AudioFrame
-	gop        []*Frame
-	gopBytes   int
-	gopFull    bool // the GOP outgrew the cache: new viewers wait for the next keyframe
-	packetizer rtp.Packetizer
-	lastPTS    time.Duration
-	lastDur    time.Duration
-	base       time.Duration // added to the source's PTS, so restarts continue the clock
-	rebase     bool
-	nextPTS    time.Duration
-	fsubs      map[*FMP4Viewer]struct{}
-	rsubs      map[*RTPViewer]struct{}
-	frames     atomic.Uint64
+	// mu guards everything below; held per frame and per (un)subscribe,
+	// never across a viewer's send: viewers' writers send from their own
+	// queues.
+	mu          sync.Mutex
+	audio       *AudioFormat
+	audioCodec  *webrtc.RTPCodecCapability // Opus, PCMU or PCMA: srtp viewers' audio tracks
+	audioPacket rtp.Packetizer             // for audioCodec, once for all viewers
+	sps, pps    []byte
+	mux         *fmp4Muxer
+	moov        []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
+	moovGen     int    // counts MOOVs: a new SPS (a camera that changed resolution) makes a new one
+	pending     []AudioFrame
+	gop         gopCache
+	packetizer  rtp.Packetizer
+	lastPTS     time.Duration
+	lastDur     time.Duration
+	base        time.Duration // added to the source's PTS, so restarts continue the clock
+	rebase      bool
+	nextPTS     time.Duration
+	fsubs       map[*FMP4Viewer]struct{}
+	rsubs       map[*RTPViewer]struct{}
+	frames      atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -222,14 +204,6 @@ func (s *Stream) Audio() *AudioFormat {
 	return s.audio
 }
 
-// AudioTrack is the shared audio track for srtp viewers, nil when the
-// stream has no audio a WebRTC track can carry (none, or AAC).
-func (s *Stream) AudioTrack() *webrtc.TrackLocalStaticSample {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.audioTrack
-}
-
 // SetAudio implements Writer.
 func (s *Stream) SetAudio(f AudioFormat) {
 	s.mu.Lock()
@@ -242,25 +216,22 @@ func (s *Stream) SetAudio(f AudioFormat) {
 	}
 	s.audio = &f
 	var c webrtc.RTPCodecCapability
+	var p rtp.Payloader
 	switch f.Codec {
 	case AudioOpus:
-		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+		c, p = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, &codecs.OpusPayloader{}
 	case AudioPCMU:
-		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}
+		c, p = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, &codecs.G711Payloader{}
 	case AudioPCMA:
-		c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}
+		c, p = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, &codecs.G711Payloader{}
 	case AudioAAC:
 		s.log.Info("audio is AAC: fmp4 viewers hear it; srtp viewers get video only, since WebRTC media tracks cannot carry AAC")
 		return
 	default:
 		return
 	}
-	t, err := webrtc.NewTrackLocalStaticSample(c, "audio", "ersmesh-"+s.name)
-	if err != nil {
-		s.log.Error("create audio track", "err", err)
-		return
-	}
-	s.audioTrack = t
+	s.audioCodec = &c
+	s.audioPacket = rtp.NewPacketizer(rtpMTU, 0, 0, p, rtp.NewRandomSequencer(), c.ClockRate)
 }
 
 // WriteAudio implements Writer.
@@ -270,10 +241,19 @@ func (s *Stream) WriteAudio(a AudioFrame) {
 	if s.audio == nil {
 		return
 	}
-	if s.audioTrack != nil {
+	if s.audioPacket != nil {
 		dur := time.Duration(a.Samples) * time.Second / time.Duration(max(s.audio.SampleRate, 1))
-		if err := s.audioTrack.WriteSample(pionmedia.Sample{Data: a.Data, Duration: dur}); err != nil {
-			s.log.Debug("write audio", "err", err)
+		samples := uint32(ticks(dur, int64(s.audioCodec.ClockRate)))
+		if len(s.rsubs) == 0 {
+			s.audioPacket.SkipSamples(samples)
+		} else {
+			// Packetized once (the payloader copies the data); each
+			// viewer's writer sends the packets with its own sequence
+			// numbers.
+			pkts := s.audioPacket.Packetize(a.Data, samples)
+			for v := range s.rsubs {
+				v.pushAudio(pkts)
+			}
 		}
 	}
 	if s.audio.Codec == AudioAAC && s.mux != nil && s.mux.hasAudio {
@@ -354,26 +334,13 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 		}
 	}
 
-	if f.Key {
-		clear(s.gop)
-		s.gop, s.gopBytes, s.gopFull = s.gop[:0], 0, false
-	}
-	if !s.gopFull {
-		if len(s.gop) >= maxGOPFrames || s.gopBytes+f.size() > maxGOPBytes {
-			s.gopFull = true
-			clear(s.gop)
-			s.gop, s.gopBytes = s.gop[:0], 0
-		} else if len(s.gop) > 0 || f.Key {
-			s.gop = append(s.gop, f)
-			s.gopBytes += f.size()
-		}
-	}
-
+	s.gop.add(f)
 	for v := range s.fsubs {
 		v.push(s, f)
 	}
+	gop := s.gop.snapshot(f)
 	for v := range s.rsubs {
-		v.write(s, f)
+		v.pushVideo(f, gop)
 	}
 }
 
@@ -412,18 +379,26 @@ func annexB(nalus [][]byte) []byte {
 	return out
 }
 
-// Close stops the source, waits for its goroutine and ends every viewer's
-// queue.
+// Close stops the source, waits for its goroutine, ends every viewer's
+// queue and waits for the srtp viewers' writers.
 func (s *Stream) Close() error {
 	s.once.Do(s.cancel)
 	<-s.done
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for v := range s.fsubs {
 		v.close()
 	}
 	clear(s.fsubs)
+	rsubs := make([]*RTPViewer, 0, len(s.rsubs))
+	for v := range s.rsubs {
+		v.close()
+		rsubs = append(rsubs, v)
+	}
 	clear(s.rsubs)
+	s.mu.Unlock()
+	for _, v := range rsubs {
+		<-v.done
+	}
 	return nil
 }
 
@@ -437,245 +412,4 @@ func (s *Stream) closed() bool {
 	default:
 		return false
 	}
-}
-
-// Chunk is one piece of an fmp4 viewer's byte stream: the MOOV record, or
-// one frame's segment records.
-type Chunk struct {
-	Data []byte
-	Key  bool // a MOOV or a keyframe's segment: a skipping viewer resumes here
-}
-
-// FMP4Viewer receives a stream's EMS records. C holds at most viewerQueue
-// chunks; when it is full the viewer skips to the next keyframe rather than
-// holding the stream up.
-type FMP4Viewer struct {
-	C        <-chan Chunk
-	c        chan Chunk
-	sentMoov int // the stream's moovGen last sent
-	waitKey  bool
-	dropped  atomic.Uint64
-	closed   bool
-}
-
-// Dropped counts frames skipped because the viewer's queue was full.
-func (v *FMP4Viewer) Dropped() uint64 { return v.dropped.Load() }
-
-func (v *FMP4Viewer) close() {
-	if !v.closed {
-		v.closed = true
-		close(v.c)
-	}
-}
-
-// push queues f (under the stream's lock), first the MOOV if not sent yet.
-func (v *FMP4Viewer) push(s *Stream, f *Frame) {
-	if f.EMS == nil {
-		return
-	}
-	if v.sentMoov != s.moovGen {
-		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true}) {
-			v.waitKey = true
-			return
-		}
-		v.sentMoov = s.moovGen
-	}
-	if v.waitKey && !f.Key {
-		v.dropped.Add(1)
-		return
-	}
-	if !v.offer(Chunk{Data: f.EMS, Key: f.Key}) {
-		v.waitKey = true
-		v.dropped.Add(1)
-		return
-	}
-	v.waitKey = false
-}
-
-func (v *FMP4Viewer) offer(c Chunk) bool {
-	select {
-	case v.c <- c:
-		return true
-	default:
-		return false
-	}
-}
-
-// SubscribeFMP4 adds an fmp4 viewer. Its queue starts with the MOOV record
-// and the current GOP, so the viewer's first frame is a keyframe at once.
-func (s *Stream) SubscribeFMP4() (*FMP4Viewer, error) {
-	c := make(chan Chunk, viewerQueue)
-	v := &FMP4Viewer{C: c, c: c}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed() {
-		return nil, ErrClosed
-	}
-	if s.moov != nil && !s.gopFull {
-		for _, f := range s.gop {
-			v.push(s, f)
-		}
-	}
-	s.fsubs[v] = struct{}{}
-	return v, nil
-}
-
-// UnsubscribeFMP4 removes v and closes its queue.
-func (s *Stream) UnsubscribeFMP4(v *FMP4Viewer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.fsubs, v)
-	v.close()
-}
-
-// RTPViewer is one srtp viewer's video: its own track, so that it gets its
-// own sequence numbers, a burst of the current GOP when its track is bound,
-// and no frame before a keyframe.
-type RTPViewer struct {
-	track     *boundTrack
-	seq       uint16
-	started   bool
-	lastTS    uint32
-	lastBurst time.Time
-	pli       atomic.Bool
-	errs      int
-}
-
-// RequestKeyframe answers a viewer's PLI or FIR (RFC 4585 §6.3.1, RFC
-// 5104 §4.3.1) from the GOP cache: with the next frame the viewer gets the
-// GOP again, from its keyframe, squeezed into the timestamps since the last
-// frame it got. At most once a second per viewer.
-func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
-
-// Track is the viewer's video track, for its PeerConnection.
-func (v *RTPViewer) Track() webrtc.TrackLocal { return v.track }
-
-// boundTrack notices when pion binds the track and when its packets start
-// to go out. An offerer's pion binds at SetRemoteDescription, before ICE and
-// DTLS, and until SRTP is up it drops what is written, silently (it returns
-// 0 bytes and no error): a GOP burst written then would be lost.
-type boundTrack struct {
-	*webrtc.TrackLocalStaticRTP
-	bound atomic.Bool
-	live  atomic.Bool // a packet went out
-}
-
-func (t *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	p, err := t.TrackLocalStaticRTP.Bind(liveContext{c, t})
-	if err == nil {
-		t.bound.Store(true)
-	}
-	return p, err
-}
-
-type liveContext struct {
-	webrtc.TrackLocalContext
-	t *boundTrack
-}
-
-func (c liveContext) WriteStream() webrtc.TrackLocalWriter {
-	return liveWriter{c.TrackLocalContext.WriteStream(), c.t}
-}
-
-type liveWriter struct {
-	webrtc.TrackLocalWriter
-	t *boundTrack
-}
-
-func (w liveWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	n, err := w.TrackLocalWriter.WriteRTP(h, payload)
-	if n > 0 && !w.t.live.Load() {
-		w.t.live.Store(true)
-	}
-	return n, err
-}
-
-// SubscribeRTP adds an srtp viewer.
-func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
-	t, err := webrtc.NewTrackLocalStaticRTP(H264Codec, "video", "ersmesh-"+s.name)
-	if err != nil {
-		return nil, fmt.Errorf("create video track: %w", err)
-	}
-	v := &RTPViewer{track: &boundTrack{TrackLocalStaticRTP: t}, seq: uint16(time.Now().UnixNano())}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed() {
-		return nil, ErrClosed
-	}
-	s.rsubs[v] = struct{}{}
-	return v, nil
-}
-
-// UnsubscribeRTP removes v.
-func (s *Stream) UnsubscribeRTP(v *RTPViewer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.rsubs, v)
-}
-
-// write sends f to the viewer (under the stream's lock). The first time the
-// track is bound it sends the cached GOP first, with timestamps squeezed
-// just before f's, so the browser decodes them at once and shows f on time.
-func (v *RTPViewer) write(s *Stream, f *Frame) {
-	if !v.track.bound.Load() {
-		return
-	}
-	if !v.started {
-		gop := s.gop
-		if s.gopFull || len(gop) == 0 || gop[len(gop)-1] != f {
-			if !f.Key {
-				return // nothing decodable yet: wait for a keyframe
-			}
-			gop = []*Frame{f}
-		}
-		n := len(gop) - 1
-		for i, g := range gop {
-			if !v.send(s, g, f.TS-uint32(n-i)) {
-				return // SRTP is not up yet: the next frame tries again
-			}
-			v.started = true
-		}
-		return
-	} else if v.pli.Swap(false) && !f.Key && time.Since(v.lastBurst) > time.Second {
-		gop := s.gop
-		if !s.gopFull && len(gop) > 1 && gop[len(gop)-1] == f {
-			n := len(gop) - 1
-			if gap := f.TS - v.lastTS; uint32(n) < gap && gap < clockRate {
-				v.lastBurst = time.Now()
-				base := v.lastTS
-				for i, g := range gop[:n] {
-					v.send(s, g, base+1+uint32(i))
-				}
-			}
-		}
-	}
-	v.send(s, f, f.TS)
-}
-
-// send writes f's packets with timestamp ts. Until the track's first
-// packet has gone out it stops after one dropped packet and returns false.
-func (v *RTPViewer) send(s *Stream, f *Frame, ts uint32) bool {
-	// One add per frame, not per packet: every viewer's sender shares
-	// the counter.
-	sent := 0
-	defer func() { s.sent.Add(uint64(sent)) }()
-	for _, p := range f.RTP {
-		pkt := rtp.Packet{Header: p.Header, Payload: p.Payload}
-		pkt.SequenceNumber = v.seq
-		pkt.Timestamp = ts
-		v.lastTS = ts
-		v.seq++
-		if err := v.track.WriteRTP(&pkt); err != nil {
-			// A closing PeerConnection: the session removes the viewer.
-			if v.errs++; v.errs == 1 {
-				s.log.Debug("write video", "err", err)
-			}
-		} else {
-			sent += pkt.MarshalSize()
-		}
-		if !v.track.live.Load() {
-			return false
-		}
-	}
-	return true
 }

@@ -151,13 +151,15 @@ func TestKeyframeRequestAnsweredFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ts tsRecorder
-	if _, err := v.track.Bind(tsContext{discardContext{id: "y"}, &ts}); err != nil {
+	if _, err := v.video.Bind(tsContext{discardContext{id: "y"}, &ts}); err != nil {
 		t.Fatal(err)
 	}
 	feed(s, 0, 10) // keyframe at 0: frames 0..9, the GOP holds them
+	ts.waitFor(t, tsOf(9))
 	before := ts.count()
 	v.RequestKeyframe()
 	feed(s, 10, 1)
+	ts.waitFor(t, tsOf(10))
 	frames := ts.frames()
 	// Frame 10 plus a burst of frames 0..9.
 	if got := ts.count() - before; got != 11 {
@@ -172,6 +174,7 @@ func TestKeyframeRequestAnsweredFromCache(t *testing.T) {
 	v.RequestKeyframe()
 	before = ts.count()
 	feed(s, 11, 1)
+	ts.waitFor(t, tsOf(11))
 	if got := ts.count() - before; got != 1 {
 		t.Fatalf("a second PLI within a second gave %d frames, want 1", got)
 	}
@@ -184,6 +187,29 @@ type tsRecorder struct {
 }
 
 func (r *tsRecorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.ts) }
+
+// waitFor waits until the frame with RTP timestamp ts has been written:
+// viewers' writers run on their own goroutines.
+func (r *tsRecorder) waitFor(t *testing.T, ts uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		n := len(r.ts)
+		got := n > 0 && r.ts[n-1] == ts
+		r.mu.Unlock()
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frame with timestamp %d not written in 10 s; %d frames written", ts, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// tsOf is the RTP timestamp of frame i of feed.
+func tsOf(i int) uint32 { return uint32(ticks(time.Duration(i)*SampleFrameDuration, clockRate)) }
 func (r *tsRecorder) frames() []uint32 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -267,15 +293,24 @@ func TestBurstWaitsForSRTP(t *testing.T) {
 	}
 	var ts tsRecorder
 	sw := &switchWriter{w: tsWriter{&ts}}
-	if _, err := v.track.Bind(switchContext{discardContext{id: "y"}, sw}); err != nil {
+	if _, err := v.video.Bind(switchContext{discardContext{id: "y"}, sw}); err != nil {
 		t.Fatal(err)
 	}
 	feed(s, 0, 10) // SRTP not up: everything is dropped
-	if ts.count() != 0 {
-		t.Fatalf("%d frames went out before SRTP was up", ts.count())
+	// Not live yet, the writer tries one packet per frame.
+	deadline := time.Now().Add(10 * time.Second)
+	for sw.tries.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer tried %d frames of 10", sw.tries.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ts.count() != 0 || sw.tries.Load() != 10 {
+		t.Fatalf("%d frames went out before SRTP was up, %d packets tried", ts.count(), sw.tries.Load())
 	}
 	sw.up.Store(true)
 	feed(s, 10, 1)
+	ts.waitFor(t, tsOf(10))
 	// The whole GOP (frames 0..10) at once, then live frames.
 	if got := ts.count(); got != 11 {
 		t.Fatalf("once SRTP is up the viewer got %d frames, want the GOP of 11", got)
@@ -284,8 +319,9 @@ func TestBurstWaitsForSRTP(t *testing.T) {
 
 // switchWriter drops packets, as pion does before SRTP is up, until up.
 type switchWriter struct {
-	w  webrtc.TrackLocalWriter
-	up atomic.Bool
+	w     webrtc.TrackLocalWriter
+	up    atomic.Bool
+	tries atomic.Int64 // packets dropped
 }
 
 type switchContext struct {
@@ -297,6 +333,7 @@ func (c switchContext) WriteStream() webrtc.TrackLocalWriter { return c.sw }
 
 func (w *switchWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	if !w.up.Load() {
+		w.tries.Add(1)
 		return 0, nil
 	}
 	return w.w.WriteRTP(h, p)

@@ -1,0 +1,241 @@
+package media
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// rtpQueue bounds an srtp viewer's queue, in video frames and audio
+// samples together: about three seconds of 30 fps video with 50 audio
+// packets a second. A viewer further behind skips to the next keyframe.
+const rtpQueue = 256
+
+// rtpJob is one entry of an srtp viewer's queue: a video frame with the
+// cached GOP that ends with it (nil if none), for the viewer's first frame
+// and its keyframe requests; or one audio sample's packets.
+type rtpJob struct {
+	f     *Frame
+	gop   []*Frame
+	audio []*rtp.Packet
+}
+
+// RTPViewer is one srtp viewer: its own tracks, so that it gets its own
+// sequence numbers, a burst of the current GOP when its video track is
+// bound, and no frame before a keyframe; and its own queue and writer
+// goroutine, so that a viewer whose sends block holds up nobody else, and
+// a stream's viewers are written on as many cores as the machine has.
+type RTPViewer struct {
+	s     *Stream
+	video *boundTrack
+	audio *boundTrack // nil when the stream's audio cannot go on a WebRTC track
+	q     chan rtpJob
+	done  chan struct{} // closed when the writer has ended
+	stop  atomic.Bool   // the viewer left: the writer drops what is queued
+
+	// The stream's goroutine's, under the stream's lock.
+	waitKey bool // the queue overflowed: skip video to the next keyframe
+	closed  bool
+	dropped atomic.Uint64
+
+	pli atomic.Bool
+
+	// The writer goroutine's alone.
+	seq, aseq uint16
+	started   bool
+	lastTS    uint32
+	lastBurst time.Time
+	errs      int
+}
+
+// Track is the viewer's video track, for its PeerConnection.
+func (v *RTPViewer) Track() webrtc.TrackLocal { return v.video }
+
+// AudioTrack is the viewer's audio track (Opus, PCMU or PCMA), nil when
+// the stream has no audio a WebRTC track can carry (none yet, or AAC).
+func (v *RTPViewer) AudioTrack() webrtc.TrackLocal {
+	if v.audio == nil {
+		return nil
+	}
+	return v.audio
+}
+
+// Dropped counts video frames the viewer skipped because its queue was
+// full.
+func (v *RTPViewer) Dropped() uint64 { return v.dropped.Load() }
+
+// RequestKeyframe answers a viewer's PLI or FIR (RFC 4585 §6.3.1, RFC
+// 5104 §4.3.1) from the GOP cache: with the next frame the viewer gets the
+// GOP again, from its keyframe, squeezed into the timestamps since the last
+// frame it got. At most once a second per viewer.
+func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
+
+// SubscribeRTP adds an srtp viewer and starts its writer.
+func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
+	vt, err := newBoundTrack(H264Codec, "video", "ersmesh-"+s.name)
+	if err != nil {
+		return nil, fmt.Errorf("create video track: %w", err)
+	}
+	seq := uint16(time.Now().UnixNano())
+	v := &RTPViewer{s: s, video: vt, q: make(chan rtpJob, rtpQueue), done: make(chan struct{}), seq: seq, aseq: seq ^ 0x5555}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	if s.audioCodec != nil {
+		if v.audio, err = newBoundTrack(*s.audioCodec, "audio", "ersmesh-"+s.name); err != nil {
+			return nil, fmt.Errorf("create audio track: %w", err)
+		}
+	}
+	s.rsubs[v] = struct{}{}
+	go v.run()
+	return v, nil
+}
+
+// UnsubscribeRTP removes v and waits for its writer to end.
+func (s *Stream) UnsubscribeRTP(v *RTPViewer) {
+	s.mu.Lock()
+	delete(s.rsubs, v)
+	v.close()
+	s.mu.Unlock()
+	<-v.done
+}
+
+// close ends the viewer's queue (under the stream's lock).
+func (v *RTPViewer) close() {
+	if !v.closed {
+		v.closed = true
+		v.stop.Store(true)
+		close(v.q)
+	}
+}
+
+// pushVideo queues f (under the stream's lock). A viewer whose queue is
+// full loses f and every frame after it up to the next keyframe.
+func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame) {
+	if !v.video.bound.Load() {
+		return
+	}
+	if v.waitKey && !f.Key {
+		v.dropped.Add(1)
+		return
+	}
+	select {
+	case v.q <- rtpJob{f: f, gop: gop}:
+		v.waitKey = false
+	default:
+		v.waitKey = true
+		v.dropped.Add(1)
+	}
+}
+
+// pushAudio queues one audio sample's packets (under the stream's lock); a
+// full queue loses them.
+func (v *RTPViewer) pushAudio(pkts []*rtp.Packet) {
+	if v.audio == nil || !v.audio.bound.Load() {
+		return
+	}
+	select {
+	case v.q <- rtpJob{audio: pkts}:
+	default:
+	}
+}
+
+// run is the viewer's writer goroutine.
+func (v *RTPViewer) run() {
+	defer close(v.done)
+	for j := range v.q {
+		if v.stop.Load() {
+			continue // drain: the PeerConnection is going away
+		}
+		if j.f != nil {
+			v.writeVideo(j.f, j.gop)
+		} else {
+			v.writeAudio(j.audio)
+		}
+	}
+}
+
+// writeVideo sends f. The first time it sends the cached GOP first, with
+// timestamps squeezed just before f's, so the browser decodes them at once
+// and shows f on time; after a keyframe request it sends the GOP again.
+func (v *RTPViewer) writeVideo(f *Frame, gop []*Frame) {
+	if !v.started {
+		if gop == nil {
+			if !f.Key {
+				return // nothing decodable yet: wait for a keyframe
+			}
+			gop = []*Frame{f}
+		}
+		n := len(gop) - 1
+		for i, g := range gop {
+			if !v.send(g, f.TS-uint32(n-i)) {
+				return // SRTP is not up yet: the next frame tries again
+			}
+			v.started = true
+		}
+		return
+	} else if v.pli.Swap(false) && !f.Key && time.Since(v.lastBurst) > time.Second && len(gop) > 1 {
+		n := len(gop) - 1
+		if gap := f.TS - v.lastTS; uint32(n) < gap && gap < clockRate {
+			v.lastBurst = time.Now()
+			base := v.lastTS
+			for i, g := range gop[:n] {
+				v.send(g, base+1+uint32(i))
+			}
+		}
+	}
+	v.send(f, f.TS)
+}
+
+// send writes f's packets with timestamp ts. Until the track's first
+// packet has gone out it stops after one dropped packet and returns false.
+func (v *RTPViewer) send(f *Frame, ts uint32) bool {
+	// One add per frame, not per packet: every viewer's writer shares
+	// the counter.
+	sent := 0
+	for _, p := range f.RTP {
+		h := p.Header
+		h.SequenceNumber = v.seq
+		h.Timestamp = ts
+		v.lastTS = ts
+		v.seq++
+		if n, err := v.video.write(&h, p.Payload); err != nil {
+			v.writeFailed(err)
+		} else if n > 0 {
+			sent += h.MarshalSize() + len(p.Payload)
+		}
+		if !v.video.live.Load() {
+			v.s.sent.Add(uint64(sent))
+			return false
+		}
+	}
+	v.s.sent.Add(uint64(sent))
+	return true
+}
+
+func (v *RTPViewer) writeAudio(pkts []*rtp.Packet) {
+	sent := 0
+	for _, p := range pkts {
+		h := p.Header
+		h.SequenceNumber = v.aseq
+		v.aseq++
+		if n, err := v.audio.write(&h, p.Payload); err != nil {
+			v.writeFailed(err)
+		} else if n > 0 {
+			sent += h.MarshalSize() + len(p.Payload)
+		}
+	}
+	v.s.sent.Add(uint64(sent))
+}
+
+func (v *RTPViewer) writeFailed(err error) {
+	// A closing PeerConnection: the session removes the viewer.
+	if v.errs++; v.errs == 1 {
+		v.s.log.Debug("write media", "err", err)
+	}
+}
