@@ -7,7 +7,11 @@
 // what a slow viewer can hold.
 //
 // It owns the sources' parsers, the per-stream reader goroutine, the GOP
-// cache and the viewers' queues. It knows nothing of rooms, bridges,
+// cache, the viewers' queues and the srtp viewers' writer goroutines (one
+// per viewer: a viewer whose sends block stalls no one, and one stream's
+// fan-out runs on every core). Files by concept: stream.go (the reader and
+// the per-frame work), gop.go, fmp4view.go and rtpview.go (the two fan-outs),
+// track.go (an srtp viewer's track). It knows nothing of rooms, bridges,
 // signalling or data channels: the device (package node) attaches a
 // stream's viewers to PeerConnections.
 package media
