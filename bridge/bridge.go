@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +67,13 @@ type Config struct {
 	// Metrics, if set, is where the bridge registers its metrics (and
 	// its resolver's, when that has a RegisterMetrics method).
 	Metrics prometheus.Registerer
+	// TLS, when set, makes Serve speak HTTPS (HTTP/2 and HTTP/1.1) with
+	// it: the page, the ERS protocol over WSS, WHEP and register alike
+	// (tlscert.Manager.TLSConfig gives one).
+	TLS *tls.Config
+	// HSTS is the max-age of the Strict-Transport-Security header on HTTPS
+	// responses; zero sends none.
+	HSTS time.Duration
 	// Version is reported by the admin endpoint.
 	Version string
 	Logger  *slog.Logger
@@ -172,9 +181,32 @@ func New(cfg Config) (*Bridge, error) {
 // Handler serves the player page, the ERS endpoint and WHEP (/whep/).
 func (b *Bridge) Handler() http.Handler { return b.mux }
 
-// Serve answers HTTP on l until Close: the player page and the ERS
-// endpoint.
-func (b *Bridge) Serve(l net.Listener) error { return b.serve(l, b.mux) }
+// Serve answers HTTP on l until Close: the player page, the ERS endpoint,
+// WHEP and register; over TLS when Config.TLS is set.
+func (b *Bridge) Serve(l net.Listener) error {
+	if b.cfg.TLS == nil {
+		return b.serve(l, b.mux, nil)
+	}
+	var h http.Handler = b.mux
+	if b.cfg.HSTS > 0 {
+		h = hsts(h, b.cfg.HSTS)
+	}
+	return b.serve(l, h, b.cfg.TLS)
+}
+
+// ServePlain answers plain HTTP on l with h until Close: with TLS on, the
+// port-80 listener, where ACME challenges arrive and everything else is
+// sent to HTTPS (tlscert.Manager.HTTPHandler).
+func (b *Bridge) ServePlain(l net.Listener, h http.Handler) error { return b.serve(l, h, nil) }
+
+// hsts tells browsers to come back over HTTPS only, for maxAge.
+func hsts(next http.Handler, maxAge time.Duration) http.Handler {
+	v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", v)
+		next.ServeHTTP(w, r)
+	})
+}
 
 // ServeAdmin answers the ERS-style admin commands (package admin) on l
 // until Close; only Config.AdminAllow addresses are served.
@@ -186,10 +218,11 @@ func (b *Bridge) ServeAdmin(l net.Listener) error {
 		b.cfg.Ops.Register(mux)
 		h = mux
 	}
-	return b.serve(l, h)
+	return b.serve(l, h, nil)
 }
 
-func (b *Bridge) serve(l net.Listener, h http.Handler) error {
+// serve answers on l with h until Close; over TLS when tc is set.
+func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -205,10 +238,19 @@ func (b *Bridge) serve(l net.Listener, h http.Handler) error {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+		TLSConfig:         tc,
 	}
 	b.servers = append(b.servers, srv)
 	b.mu.Unlock()
-	err := srv.Serve(l)
+	var err error
+	if tc != nil {
+		// ServeTLS sets HTTP/2 up: the page's many small files and
+		// concurrent WHEP requests share one connection. WebSockets stay
+		// on HTTP/1.1 (Go does not offer them over HTTP/2).
+		err = srv.ServeTLS(l, "", "")
+	} else {
+		err = srv.Serve(l)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -16,12 +16,20 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/tlscert"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
 // Config of a demo. Zero values give what `ersmesh demo` runs.
 type Config struct {
-	Addr   string // bridge HTTP address; default 127.0.0.1:4545
+	Addr string // bridge HTTP address; default 127.0.0.1:4545
+	// Listener, if set, is where the bridge serves instead of Addr.
+	Listener net.Listener
+	// TLS serves HTTPS with a certificate generated for localhost and
+	// 127.0.0.1 (browsers warn; localhost is a secure context over plain
+	// HTTP already, so this is for trying TLS). A TuneBridge that sets
+	// bridge.Config.TLS brings its own certificate instead.
+	TLS    bool
 	Room   string // default "demo"
 	Stream string // default "sample"
 	// TURN runs a TURN server on loopback (UDP and TCP, kernel-chosen
@@ -46,6 +54,7 @@ type Demo struct {
 	bridge    *bridge.Bridge
 	device    *node.Device
 	turn      *turnserver.Server
+	certs     *tlscert.Manager
 	serving   bool
 	serveErr  chan error
 }
@@ -131,6 +140,13 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		TURN:     issuer,
 		Logger:   cfg.Logger.With("role", "bridge"),
 	}
+	if cfg.TLS {
+		d.certs, err = tlscert.New(tlscert.Config{SelfSigned: []string{"localhost", "127.0.0.1", "::1"}, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		bcfg.TLS = d.certs.TLSConfig()
+	}
 	if cfg.TuneBridge != nil {
 		cfg.TuneBridge(&bcfg)
 	}
@@ -138,15 +154,21 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("bridge cannot listen on %s: %w", cfg.Addr, err)
+	l := cfg.Listener
+	if l == nil {
+		if l, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("bridge cannot listen on %s: %w", cfg.Addr, err)
+		}
 	}
 	d.serving = true
 	go func() { d.serveErr <- d.bridge.Serve(l) }()
 
 	q := url.Values{"room": {cfg.Room}, "stream": {cfg.Stream}}
-	d.Bridge = "http://" + l.Addr().String()
+	scheme := "http://"
+	if bcfg.TLS != nil {
+		scheme = "https://"
+	}
+	d.Bridge = scheme + l.Addr().String()
 	d.URL = d.Bridge + "/?" + q.Encode()
 	return d, nil
 }
@@ -172,6 +194,9 @@ func (d *Demo) Close() error {
 	}
 	if d.turn != nil {
 		errs = append(errs, d.turn.Close())
+	}
+	if d.certs != nil {
+		errs = append(errs, d.certs.Close())
 	}
 	for _, n := range []*mesh.Host{d.deviceN, d.bridgeN, d.bootstrap} {
 		if n != nil {

@@ -14,7 +14,17 @@ import (
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Library goroutines that outlive their users by design: Pebble's
+		// validation loop (a test CA, never stopped), certmagic's
+		// per-CA rate limiters (package globals) and its lock-file
+		// refresher (ends within seconds of the lock's release).
+		goleak.IgnoreTopFunction("github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"),
+	)
+}
 
 // TestBrowserPlaysDemo is the whole flow, for each transport: a bootstrap,
 // a bridge and a device, each its own libp2p host; headless Chromium opens

@@ -118,6 +118,14 @@ func (c *CA) RootSPKIHash() string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
+// IntermediateSPKIHash is RootSPKIHash for the intermediate that signs
+// the certificates (Chromium matches the list against the chain the
+// server sends, which ends at the intermediate).
+func (c *CA) IntermediateSPKIHash() string {
+	h := sha256.Sum256(c.ca.GetIntermediateCert(0).Cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
 // RootPEM is Root in PEM.
 func (c *CA) RootPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Root().Raw})

@@ -1,0 +1,100 @@
+package demo
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/pebbletest"
+	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/tlscert"
+)
+
+const tlsDomain = "bridge.ersmesh.test"
+
+// TestBrowserOverACMEHTTPS is a bridge on the open internet in small: it
+// gets its certificate from an ACME CA (Pebble) through its own HTTPS
+// port (TLS-ALPN-01), and Chromium, which resolves the bridge's name to
+// 127.0.0.1 and trusts only Pebble's root besides its own, opens
+// https://<name>:<port>/?room=<owned room>. The page is a secure context
+// that is not localhost, so WebCrypto is there and the owned room plays
+// verified; the WHEP player plays there too.
+func TestBrowserOverACMEHTTPS(t *testing.T) {
+	tlsL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := tlsL.Addr().(*net.TCPAddr).Port
+	ca := pebbletest.Start(t, pebbletest.Options{TLSPort: port})
+	certs, err := tlscert.New(tlscert.Config{Logger: testLogger(t), ACME: &tlscert.ACME{
+		Domains: []string{tlsDomain}, CA: ca.Directory, CARootFile: ca.ServerRootFile, Dir: t.TempDir(),
+		HTTPPort: tlscert.Off, TLSPort: port, ListenHost: "127.0.0.1",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer certs.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var room string
+	d, err := Start(ctx, Config{
+		Listener: tlsL, Room: "cam", Logger: testLogger(t),
+		TuneBridge: func(c *bridge.Config) {
+			c.TLS = certs.TLSConfig()
+			c.HSTS = time.Hour
+		},
+		TuneDevice: func(c *node.Config) {
+			room = "cam@" + c.Mesh.ID().String()
+			c.Rooms = []string{room}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close demo: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for certs.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate from Pebble: %v", certs.Ready())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	b := browsertest.New(t,
+		browsertest.Flag("host-resolver-rules", "MAP "+tlsDomain+" 127.0.0.1"),
+		// Trust Pebble's root key and nothing else beyond the system's.
+		browsertest.Flag("ignore-certificate-errors-spki-list", ca.RootSPKIHash()+","+ca.IntermediateSPKIHash()),
+	)
+	origin := "https://" + tlsDomain + ":" + strconv.Itoa(port)
+	page := origin + "/?" + url.Values{"room": {room}, "transport": {"srtp"}}.Encode()
+	if err := browsertest.Navigate(b, page); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 25*time.Second, `document.body && document.body.dataset.stage === "playing" && document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames > 10`)
+	browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById("trust").dataset.state === "verified"`)
+	ok, err := browsertest.Eval[bool](b, `window.isSecureContext && location.protocol === "https:" && location.hostname === `+jsString(tlsDomain)+` && !!crypto.subtle`)
+	if err != nil || !ok {
+		t.Fatalf("the page is not a secure context on %s (%v)", tlsDomain, err)
+	}
+	// The page's ERS connection went over wss:// to the same name.
+	ws, err := browsertest.Eval[bool](b, `performance.getEntriesByType("resource").some((e) => e.name.startsWith(`+jsString(origin+"/socket.io/")+`))`)
+	if err != nil || !ws {
+		t.Errorf("no Socket.IO request to %s seen (%v)", origin, err)
+	}
+
+	// The WHEP player, over the same HTTPS.
+	if err := browsertest.Navigate(b, page+"&protocol=whep"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 25*time.Second, `document.body && document.body.dataset.stage === "playing" && document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames > 10 && window.isSecureContext`)
+}
