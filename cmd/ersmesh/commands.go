@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -174,6 +175,7 @@ func runDemo(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:4545", "bridge HTTP `address`")
 	room := fs.String("room", "demo", "room `name`")
 	turn := fs.Bool("turn", false, "also run a TURN server on loopback and hand out its credentials")
+	tlsOn := fs.Bool("tls", false, "serve HTTPS with a certificate generated for localhost (the browser warns about it once; plain HTTP on localhost is already a secure context)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -184,7 +186,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := interrupted()
 	defer stop()
-	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, TURN: *turn, Logger: log})
+	d, err := demo.Start(ctx, demo.Config{Addr: *addr, Room: *room, TURN: *turn, TLS: *tlsOn, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -257,6 +259,8 @@ func runBridge(args []string) error {
 	fs.Var(&allowedRooms, "allowed-room", "`room` viewers may join (repeatable; default any; the admin commands addRoom/delRoom edit the list)")
 	var tf bridgeTURN
 	tf.register(fs)
+	var tlsf tlsFlags
+	tlsf.register(fs)
 	relayService := fs.Bool("relay-service", false, "also relay signalling for devices behind NAT (circuit relay v2), as bootstrap nodes do")
 	var whep bridge.WHEPConfig
 	fs.IntVar(&whep.MaxSessions, "whep-max-sessions", 256, "WHEP sessions relayed at once; more get 503")
@@ -279,7 +283,20 @@ func runBridge(args []string) error {
 	if err != nil {
 		return err
 	}
-	issuer, turnSrv, err := tf.start(log)
+	certs, err := tlsf.start(*httpAddr, log)
+	if err != nil {
+		return err
+	}
+	var turnTLS *tls.Config
+	var certName string
+	if certs != nil {
+		defer certs.Close()
+		turnTLS = certs.TURNConfig()
+		if len(tlsf.domains) > 0 {
+			certName = tlsf.domains[0]
+		}
+	}
+	issuer, turnSrv, err := tf.start(log, turnTLS, certName)
 	if err != nil {
 		return err
 	}
@@ -312,7 +329,7 @@ func runBridge(args []string) error {
 			return err
 		}
 	}
-	b, err := bridge.New(bridge.Config{
+	bcfg := bridge.Config{
 		Host:        n.Libp2p(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
@@ -324,7 +341,12 @@ func runBridge(args []string) error {
 		TURN:        issuer,
 		WHEP:        whep,
 		Logger:      log,
-	})
+	}
+	if certs != nil {
+		bcfg.TLS, bcfg.HSTS = certs.TLSConfig(), tlsf.hsts
+		o.Ready("tls", certs.Ready)
+	}
+	b, err := bridge.New(bcfg)
 	if err != nil {
 		return err
 	}
@@ -332,10 +354,22 @@ func runBridge(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--http %s: %w", *httpAddr, err)
 	}
-	log.Info("bridge serving", "http", l.Addr().String(), "peer", n.ID())
-	serveErr := make(chan error, 2)
+	log.Info("bridge serving", "http", l.Addr().String(), "tls", certs != nil, "peer", n.ID())
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- b.Serve(l) }()
 	serving := 1
+	if certs != nil && tlsf.plain != "" {
+		pl, err := net.Listen("tcp", tlsf.plain)
+		if err != nil {
+			b.Close()
+			<-serveErr
+			return fmt.Errorf("--http-redirect %s: %w", tlsf.plain, err)
+		}
+		log.Info("plain HTTP: ACME challenges and redirects to HTTPS", "http", pl.Addr().String())
+		_, httpsPort, _ := splitPort(*httpAddr)
+		go func() { serveErr <- b.ServePlain(pl, certs.HTTPHandler(httpsPort)) }()
+		serving++
+	}
 	if *adminAddr != "" {
 		al, err := net.Listen("tcp", *adminAddr)
 		if err != nil {

@@ -37,3 +37,21 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeTLSFlags: the TLS flags' mistakes are caught before anything
+// listens.
+func TestBridgeTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	for args, want := range map[string]string{
+		"bridge --tls-cert x.pem":                                                               "--tls-cert and --tls-key go together",
+		"bridge --tls-cert " + dir + "/none.pem --tls-key k.pem":                                "none.pem",
+		"bridge --acme-domain a.example --tls-cert c --tls-key k":                               "give one",
+		"bridge --acme-domain a.example --acme-dir " + dir + " --http nope":                     "--http",
+		"bridge --acme-domain a.example --acme-dir " + dir + " --acme-ca-root " + dir + "/none": "ACME CA root",
+	} {
+		err := run(strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ersmesh %s: %v, want an error mentioning %q", args, err, want)
+		}
+	}
+}

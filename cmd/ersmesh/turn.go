@@ -134,8 +134,14 @@ func (b *bridgeTURN) register(fs *flag.FlagSet) {
 }
 
 // start runs the TURN server if asked and returns the issuer for the
-// bridge (nil without TURN) and the server to close (nil if none).
-func (b *bridgeTURN) start(log *slog.Logger) (*turnserver.Issuer, *turnserver.Server, error) {
+// bridge (nil without TURN) and the server to close (nil if none). With
+// the bridge's TLS on (tc set), TURN over TLS uses its certificate unless
+// --turn-cert gives another, and name (the certificate's, which turns:
+// URLs must carry for browsers to accept it) is the default --turn-host.
+func (b *bridgeTURN) start(log *slog.Logger, tc *tls.Config, name string) (*turnserver.Issuer, *turnserver.Server, error) {
+	if b.run && b.host == "" {
+		b.host = name
+	}
 	if b.run && b.host == "" {
 		b.host = b.publicIP
 	}
@@ -159,6 +165,9 @@ func (b *bridgeTURN) start(log *slog.Logger) (*turnserver.Issuer, *turnserver.Se
 	cfg, err := b.config(log)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.TLS == nil && tc != nil {
+		cfg.TLS, cfg.TLSPort = tc, b.tlsPort
 	}
 	s, err := turnserver.New(cfg)
 	if err != nil {
