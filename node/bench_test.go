@@ -137,7 +137,7 @@ func BenchmarkViewersPerCore(b *testing.B) {
 }
 
 func benchViewersPerCore(b *testing.B, transport string, n int) {
-	api, err := newWebRTCAPI(true)
+	api, err := newWebRTCAPI(true, iceFailedTimeout)
 	if err != nil {
 		b.Fatal(err)
 	}

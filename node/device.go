@@ -28,7 +28,10 @@ const DefaultRecordTTL = 2 * time.Minute
 const (
 	iceDisconnectedTimeout = 4 * time.Second
 	iceFailedTimeout       = 6 * time.Second // after disconnected
-	iceKeepalive           = 2 * time.Second
+	// A session the viewer can resume can also restart ICE (resume.go):
+	// give its restart requests time to arrive through a bridge.
+	iceFailedTimeoutResumable = 21 * time.Second
+	iceKeepalive              = 2 * time.Second
 )
 
 // Config is what a device serves and how.
@@ -65,6 +68,7 @@ type Device struct {
 	cfg       Config
 	log       *slog.Logger
 	api       *webrtc.API
+	apiResume *webrtc.API    // for resumable sessions: a longer ICE failed timeout
 	key       crypto.PrivKey // signs offers (package trust)
 	publisher *mesh.Publisher
 	guard     *streamGuard    // admits signalling streams (limits.go)
@@ -130,11 +134,15 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if key == nil {
 		return nil, errors.New("device: the mesh node has no private key to sign offers with")
 	}
-	api, err := newWebRTCAPI(cfg.IncludeLoopback)
+	api, err := newWebRTCAPI(cfg.IncludeLoopback, iceFailedTimeout)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
+	apiResume, err := newWebRTCAPI(cfg.IncludeLoopback, iceFailedTimeoutResumable)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiResume: apiResume, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
@@ -153,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	return d, nil
 }
 
-func newWebRTCAPI(includeLoopback bool) (*webrtc.API, error) {
+func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -180,7 +188,7 @@ func newWebRTCAPI(includeLoopback bool) (*webrtc.API, error) {
 	// drops UDP) is better served by a fresh session, which gathers new
 	// paths, than by half a minute of frozen video: fail after about ten
 	// seconds of silence instead of pion's thirty.
-	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
+	se.SetICETimeouts(iceDisconnectedTimeout, failedTimeout, iceKeepalive)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

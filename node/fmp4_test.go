@@ -273,7 +273,7 @@ func pairUp(t *testing.T, dev, viewer *webrtc.PeerConnection) {
 func TestFMP4BackPressure(t *testing.T) {
 	stream := media.NewStream("hd", synthetic720p(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer stream.Close()
-	api, err := newWebRTCAPI(true)
+	api, err := newWebRTCAPI(true, iceFailedTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,7 +287,11 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 	for _, is := range join.ICEServers {
 		servers = append(servers, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 	}
-	pc, err := s.dev.api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
+	api := s.dev.api
+	if s.resumeKey != nil {
+		api = s.dev.apiResume
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/trust"
 	"github.com/ersmesh/ersmesh/web"
 )
 
@@ -309,7 +310,15 @@ func TestPlayerFlow(t *testing.T) {
 	if n := data["nonce"]; len(n) < 16 {
 		t.Errorf("join nonce %q, want a fresh random one", n)
 	}
+	// It is the hash of the resume key the join carries (trust/resume.go).
+	if n, k := data["nonce"], data["resumeKey"]; k == "" || n != trust.ResumeNonce(k) {
+		t.Errorf("join nonce %q, resume key %q: want a key and its hash as the nonce", n, k)
+	}
+	if _, err := trust.ParseResumeKey(data["resumeKey"]); err != nil {
+		t.Errorf("join resume key %q: %v", data["resumeKey"], err)
+	}
 	delete(data, "nonce")
+	delete(data, "resumeKey")
 	if want := map[string]string{"token": "tk1", "streamName": "cam", "transport": "srtp"}; room != "frontdoor" || fmt.Sprint(data) != fmt.Sprint(want) {
 		t.Errorf("join(%q, %v), want join(\"frontdoor\", %v)", room, data, want)
 	}

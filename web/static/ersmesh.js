@@ -8,6 +8,7 @@ import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { checkSupport } from './support.js';
+import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
 
 export { checkSupport, REASONS, STAGES };
@@ -28,6 +29,11 @@ const joinTimeout = 20000;    // ms: the bridge may need a DHT lookup and the de
 const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
 const disconnectGrace = 8000; // ms a disconnected transport may take to come back before a fresh session
+const restartDelay = 1500;    // ms a transport may stay disconnected before the player asks for an ICE restart
+const restartEvery = 5000;    // ms between ICE restart requests while it stays down
+const restartGrace = 25000;   // ms of ICE restarts before giving up on the session for a fresh one
+const recoverWindow = 60000;  // ms after a playing session ended during which rejoins do not back off
+const recoverRetry = 1000;    // ms between those rejoins
 
 function log(...args) {
   console.log('[ersmesh]', ...args);
@@ -161,6 +167,16 @@ export class Player extends PlayerBase {
     this._pending = [];       // candidates that arrived before the offer was applied
     this._remoteSet = false;
     this._peerUp = false;     // connectedPeer fired, disconnectedPeer not since
+    // Re-attaching a playing session through another bridge (resume.js),
+    // and ICE restarts: what the viewer sees while the picture goes on.
+    // failover.state is "" (nothing to report), reattaching, reattached,
+    // restarting-ice, restarted or fresh (re-attaching failed: a new
+    // session replaces the old one).
+    this.failover = { state: '', bridge: '', message: '' };
+    this._joinKey = null;     // the resume key of the current join
+    this._resuming = false;   // the socket being connected is for a resume, not a join
+    this._restartTimer = null;
+    this._recoverUntil = 0;   // performance.now() until which rejoins come fast
   }
 
   _played() {
@@ -184,7 +200,7 @@ export class Player extends PlayerBase {
     // After a failure the stage stays "error" during retries, and a
     // failover's "connecting" keeps its words, so that the explanation
     // stays on screen instead of flickering.
-    if (this.stage !== 'error' && !(this.stage === 'connecting' && this.reason)) this._setStage('connecting', `Connecting to ${this.bridge}…`);
+    if (!this._resuming && this.stage !== 'error' && !(this.stage === 'connecting' && this.reason)) this._setStage('connecting', `Connecting to ${this.bridge}…`);
     const s = new Socket(this.bridge, { log: (m) => log('socket.io:', m) });
     this._socket = s;
     this._stun = [];
@@ -197,7 +213,8 @@ export class Player extends PlayerBase {
       this._joinFailures = 0;
       this._bridgesDown = 0;
       this._rounds = 0;
-      this._join();
+      if (this._resuming) this._resume();
+      else this._join();
     });
     s.on('message', (msg) => this._onMessage(msg));
     s.on('remove', (info) => this._onRemove(info));
@@ -220,6 +237,13 @@ export class Player extends PlayerBase {
   _lostSocket(s, why, unreachable) {
     if (s !== this._socket || !this._running) return;
     this._socket = null;
+    if (this._canReattach()) {
+      // Media flows device → browser without the bridge: keep playing and
+      // re-attach the session through another bridge meanwhile.
+      this._reattach(why, unreachable);
+      return;
+    }
+    this._resuming = false;
     this._closePeer();
     this.deviceId = '';
     if (unreachable) {
@@ -285,9 +309,24 @@ export class Player extends PlayerBase {
     const gen = ++this._joinGen;
     this.timing = { join: performance.now(), firstFrame: 0 };
     log(`joining room "${this.room}" for stream "${this.stream}"`);
-    this._nonce = newNonce();
-    s.emit('join', this.room, { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce },
-      (err, desc) => this._joined(gen, err, desc));
+    // With a resume key, the nonce is its hash, which the device's
+    // signed offer then binds (resume.js).
+    const send = (key) => {
+      if (gen !== this._joinGen || s !== this._socket || !s.connected) return;
+      this._joinKey = key;
+      this._nonce = key ? key.nonce : newNonce();
+      const data = { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce };
+      if (key) data.resumeKey = key.publicKey;
+      s.emit('join', this.room, data, (err, desc) => this._joined(gen, err, desc));
+    };
+    if (resumeAvailable()) {
+      newResumeKey().then(send, (err) => {
+        log('cannot make a resume key:', err.message);
+        send(null);
+      });
+    } else {
+      send(null);
+    }
     this._later(joinTimeout, () => {
       log('no answer to join');
       if (this._bridgeFault()) this._failover('The bridge did not answer the join', 'bridge-lost', false);
@@ -348,9 +387,12 @@ export class Player extends PlayerBase {
   // _rejoin closes any peer and joins again after a backoff, in stage
   // "waiting". The bridge ends the previous session on a new join.
   _rejoin(why, reason) {
+    // Right after a session that played (the device restarted, say) the
+    // device is expected back soon: try every second for a while.
+    if (this._started) this._recoverUntil = performance.now() + recoverWindow;
     this._closePeer();
     this.deviceId = '';
-    const wait = backoff(this._joinFailures++);
+    const wait = performance.now() < this._recoverUntil ? recoverRetry : backoff(this._joinFailures++);
     this._setStage('waiting', `${why} — retrying…`, reason);
     this._later(wait, () => this._join());
   }
@@ -389,6 +431,9 @@ export class Player extends PlayerBase {
       case 'challenge':
         this._onChallenge(msg);
         break;
+      case 'resumeChallenge':
+        this._onResumeChallenge(msg);
+        break;
       default:
         log('ignoring message of type', msg.type);
     }
@@ -404,15 +449,22 @@ export class Player extends PlayerBase {
       log('ignoring an offer from', msg.from, 'while in session with', this.deviceId);
       return;
     }
+    if (this._session && this.peerConnection && msg.sid === this._session.sid && msg.from === this._session.from) {
+      this._onRestartOffer(msg, sdp); // the same session: an ICE restart
+      return;
+    }
     this._closePeer(); // a new offer is a new session
     this.deviceId = msg.from;
-    const session = { from: msg.from, sid: msg.sid };
+    // key and nonce: what this session was joined with, for resumes and
+    // for checking the signatures of later offers.
+    const session = { from: msg.from, sid: msg.sid, key: this._joinKey, nonce: this._nonce, signed: false };
     this._session = session;
     clearTimeout(this._timer);
     this._setStage('negotiating', 'Setting up the peer-to-peer connection with the device…');
     this._later(connectTimeout, () => this._peerFailed('The connection to the device did not come up in time'));
     // Candidates arriving meanwhile wait in _pending.
     if (!(await this._checkOffer(msg, sdp)) || this._session !== session) return;
+    session.signed = typeof msg.payload?.signature === 'string';
     this._offerSdp = sdp;
 
     const iceServers = [...this._stun, ...this._turn];
@@ -647,6 +699,9 @@ export class Player extends PlayerBase {
         if (this._peerUp) return;
         this._peerUp = true;
         clearTimeout(this._timer); // the connect watchdog
+        clearTimeout(this._restartTimer);
+        this._restartTimer = null;
+        if (this.failover.state === 'restarting-ice') this._setFailover('restarted', `Reconnected to the device after an ICE restart (through ${this.bridge})`);
         this._emit('connectedPeer', { id: this.deviceId });
         this._checkDtls(pc);
         if (this.stage === 'playing') this._setStage('playing', '');
@@ -661,9 +716,18 @@ export class Player extends PlayerBase {
         // then start a fresh session, which gathers new paths (TURN over
         // TCP when the network now drops UDP).
         this._setStage(this.stage, 'The connection to the device is interrupted…');
-        this._later(disconnectGrace, () => this._peerFailed('The connection to the device was lost'));
+        if (this._session?.signed) {
+          // The network path changed (a NAT rebinding, Wi-Fi to
+          // cellular): ask the device for an ICE restart through whichever
+          // bridge is up, and start over only if that does not help.
+          this._scheduleRestart(pc, restartDelay);
+          this._later(restartGrace, () => this._peerFailed('The connection to the device was lost'));
+        } else {
+          this._later(disconnectGrace, () => this._peerFailed('The connection to the device was lost'));
+        }
         break;
       case 'failed':
+        if (this._restartTimer) break; // ICE restarts under way; their grace decides
         this._peerFailed('Could not connect to the device (no working network path)');
         break;
     }
@@ -679,7 +743,158 @@ export class Player extends PlayerBase {
     else this._rejoin(why, reason);
   }
 
+  // --- re-attaching and ICE restarts ---
+
+  // _setFailover reports the state of the session's signalling while its
+  // media plays on: the stage stays, its message says what goes on.
+  _setFailover(state, message) {
+    this.failover = { state, bridge: this.bridge, message };
+    log(`failover ${state}: ${message}`);
+    this._emit('failover', { state, bridge: this.bridge, message });
+    if (this.stage) this._setStage(this.stage, message);
+  }
+
+  // _canReattach reports whether the session can outlive its bridge: it
+  // has a resume key and a peer connection that played and is not dead.
+  _canReattach() {
+    const pc = this.peerConnection;
+    return !!(this._session?.key && pc && this._started && pc.connectionState !== 'failed' && pc.connectionState !== 'closed');
+  }
+
+  // _reattach moves to the next bridge (the same one when there is only
+  // one) to re-attach the playing session there.
+  _reattach(why, unreachable) {
+    const from = this.bridge;
+    if (this.bridges.length > 1) {
+      this._bridgeIndex = (this._bridgeIndex + 1) % this.bridges.length;
+      this.bridge = this.bridges[this._bridgeIndex];
+    }
+    let wait = 0;
+    if ((unreachable || this.bridges.length === 1) && ++this._bridgesDown >= this.bridges.length) {
+      this._bridgesDown = 0;
+      wait = backoff(this._rounds++);
+    }
+    this._resuming = true;
+    this._setFailover('reattaching', `${why} — re-attaching the session through ${this.bridge}${wait ? ` in ${Math.ceil(wait / 1000)} s` : ''}; the picture goes on`);
+    if (from !== this.bridge) this._emit('bridgeChanged', { from, to: this.bridge, reason: 'bridge-lost' });
+    this._later(wait, () => this._connect());
+  }
+
+  // _resume asks the bridge just connected to re-attach the session; the
+  // device challenges us through it (_onResumeChallenge).
+  _resume() {
+    const s = this._socket;
+    const session = this._session;
+    if (!s?.connected) return;
+    if (!session?.key || !this.peerConnection) {
+      this._resuming = false;
+      this._join();
+      return;
+    }
+    const gen = ++this._joinGen;
+    log(`re-attaching session ${session.sid} through ${this.bridge}`);
+    s.emit('resume', this.room, { sid: session.sid, token: this.token }, (err, desc) => this._resumed(gen, err, desc));
+    this._later(joinTimeout, () => this._resumeFailed('The bridge did not answer the resume'));
+  }
+
+  _resumed(gen, err, desc) {
+    if (gen !== this._joinGen || !this._running || !this._resuming) return;
+    clearTimeout(this._timer);
+    if (err || Object.keys(desc?.clients ?? {}).length === 0) {
+      const text = err ? (typeof err === 'string' ? err : (err.message ?? JSON.stringify(err))) : 'the device cannot be reached through it';
+      this._resumeFailed(`${this.bridge} could not re-attach the session (${String(text).slice(0, 200)})`);
+      return;
+    }
+    this._resuming = false;
+    this._bridgeFaults = 0;
+    this._bridgesDown = 0;
+    this._rounds = 0;
+    this._setFailover('reattached', `Re-attached to the device through ${this.bridge}`);
+    // The path may have gone down while no bridge could carry a restart.
+    const pc = this.peerConnection;
+    if (pc && !this._peerUp) this._scheduleRestart(pc, 0);
+  }
+
+  // _resumeFailed starts a fresh session through this bridge when the
+  // device no longer knows ours (it restarted) or refused; the old picture
+  // plays until the new offer replaces it.
+  _resumeFailed(why) {
+    this._resuming = false;
+    this._setFailover('fresh', `${why} — starting a new session`);
+    this._join();
+  }
+
+  async _onResumeChallenge(msg) {
+    const session = this._session;
+    const challenge = msg.payload?.challenge;
+    const s = this._socket;
+    if (!this._resuming || !session?.key || typeof challenge !== 'string' || msg.sid !== session.sid || msg.from !== session.from) return;
+    try {
+      const signature = await resumeSignature(session.key.privateKey, this.room, session.sid, challenge);
+      if (s !== this._socket) return;
+      s.emit('message', {
+        to: msg.from, sid: session.sid, broadcaster: msg.from, roomType: 'video', type: 'resumeProof',
+        payload: { signature }, prefix: 'webkit',
+      });
+    } catch (err) {
+      log('cannot sign the resume:', err.message);
+    }
+  }
+
+  // _scheduleRestart asks for an ICE restart after ms, and again every
+  // restartEvery while the transport stays down.
+  _scheduleRestart(pc, ms) {
+    clearTimeout(this._restartTimer);
+    this._restartTimer = setTimeout(() => {
+      this._restartTimer = null;
+      if (!this._running || pc !== this.peerConnection || this._peerUp) return;
+      if (this._socket?.connected && !this._resuming) {
+        this._setFailover('restarting-ice', `The connection to the device is interrupted — restarting ICE through ${this.bridge}…`);
+        this._send('restart', {});
+      }
+      this._scheduleRestart(pc, restartEvery);
+    }, ms);
+  }
+
+  // _onRestartOffer applies a new offer of the same session (an ICE
+  // restart): signed by the device for this session's nonce, with the same
+  // DTLS certificate, or ignored.
+  async _onRestartOffer(msg, sdp) {
+    const pc = this.peerConnection;
+    const session = this._session;
+    if (session.signed) {
+      let ok = false;
+      try {
+        ok = typeof msg.payload?.signature === 'string' && await verifyOffer(msg.from, this.room, session.nonce, sdp, msg.payload.signature);
+      } catch (err) {
+        log('cannot check the restart offer:', err.message);
+      }
+      if (!ok) {
+        log('ignoring a restart offer not signed for this session');
+        return;
+      }
+    }
+    if (pc !== this.peerConnection) return;
+    if (sdpFingerprint(sdp) !== sdpFingerprint(this._offerSdp ?? '')) {
+      log('ignoring a restart offer with another DTLS certificate');
+      return;
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: stripBadFmtp(sdp) });
+      const answer = await pc.createAnswer();
+      if (pc !== this.peerConnection) return;
+      await pc.setLocalDescription(answer);
+      if (pc !== this.peerConnection) return;
+      this._send('answer', { type: 'answer', sdp: pc.localDescription.sdp });
+      log('answered the ICE restart');
+    } catch (err) {
+      log('ICE restart failed:', err.message);
+    }
+  }
+
   _closePeer() {
+    clearTimeout(this._restartTimer);
+    this._restartTimer = null;
     this._pending = [];
     this._remoteSet = false;
     this._session = null;
