@@ -21,6 +21,8 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/admin"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/internal/keylimit"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/telemetry"
@@ -151,9 +153,13 @@ func New(cfg Config) (*Bridge, error) {
 	b.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ersmesh_bridge_refused_total", Help: "Requests refused by the bridge's limits, by reason.",
 	}, []string{"reason"})
+	// A flood of refusals is counted in full but logged a line per client
+	// per ten seconds, and a few lines a second over all clients.
+	refusalLog := ratelog.NewKeyed[netip.Prefix](b.log, 10*time.Second, time.Second/5, 5, 4096)
 	b.gate = limit.NewGate(cfg.Limits, func(reason string, r *http.Request) {
 		b.refused.WithLabelValues(reason).Inc()
-		b.log.Info("refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		a, _ := limit.Addr(r)
+		refusalLog.Info(keylimit.KeyForAddr(a), "refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 	})
 	if cfg.Metrics == nil && cfg.Ops != nil {
 		cfg.Metrics = cfg.Ops.Registerer()

@@ -2,7 +2,12 @@ package bridge
 
 import (
 	"errors"
+	"net/netip"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ersmesh/ersmesh/internal/keylimit"
 )
 
 // WHEPConfig limits the WHEP endpoint. The zero value gives the defaults.
@@ -29,7 +34,8 @@ func (c *WHEPConfig) setDefaults() {
 }
 
 // maxBuckets bounds the rate limiter's memory: strangers choose the client
-// addresses. Full buckets are forgotten at every sweep.
+// addresses. Full buckets are forgotten at every sweep; a new address
+// beyond the bound is refused rather than let the table grow.
 const (
 	maxBuckets    = 16384
 	sweepInterval = 30 * time.Second
@@ -41,29 +47,31 @@ var (
 )
 
 // whepTable is the WHEP session table and the POST rate limiter. One
-// goroutine (run) owns both maps; everyone else hands it closures through
-// call, so no lock guards them.
+// goroutine (run) owns the session map; everyone else hands it closures
+// through call, so no lock guards it.
 type whepTable struct {
 	cfg  WHEPConfig
 	ops  chan func()
 	quit chan struct{}
 	done chan struct{}
 
+	// posts is a token bucket per client (keylimit.KeyForAddr: an IPv6
+	// client's /64); it guards itself.
+	posts *keylimit.Limiter[netip.Prefix]
+
 	// Owned by run.
 	sessions map[string]*whepSession
-	buckets  map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
 }
 
 func newWHEPTable(cfg WHEPConfig) *whepTable {
 	cfg.setDefaults()
 	t := &whepTable{
 		cfg: cfg, ops: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
-		sessions: make(map[string]*whepSession), buckets: make(map[string]*bucket),
+		sessions: make(map[string]*whepSession),
+		posts: keylimit.New(keylimit.Config[netip.Prefix]{
+			Rate: rate.Limit(float64(cfg.RatePerMinute) / 60), Burst: cfg.Burst,
+			MaxKeys: maxBuckets, WhenFull: keylimit.Refuse, SweepEvery: sweepInterval,
+		}),
 	}
 	go t.run()
 	return t
@@ -71,14 +79,10 @@ func newWHEPTable(cfg WHEPConfig) *whepTable {
 
 func (t *whepTable) run() {
 	defer close(t.done)
-	tick := time.NewTicker(sweepInterval)
-	defer tick.Stop()
 	for {
 		select {
 		case f := <-t.ops:
 			f()
-		case now := <-tick.C:
-			t.sweep(now)
 		case <-t.quit:
 			return
 		}
@@ -114,46 +118,14 @@ func (t *whepTable) close() []*whepSession {
 }
 
 // allow takes a token from the bucket of client addr; false means the
-// client is over its rate.
+// client is over its rate (or so many clients are refilling that a new one
+// cannot be tracked).
 func (t *whepTable) allow(addr string, now time.Time) bool {
-	ok := false
-	err := t.call(func() {
-		b := t.buckets[addr]
-		if b == nil {
-			if len(t.buckets) >= maxBuckets {
-				t.sweep(now)
-			}
-			if len(t.buckets) >= maxBuckets {
-				return // refuse rather than grow without bound
-			}
-			b = &bucket{tokens: float64(t.cfg.Burst), last: now}
-			t.buckets[addr] = b
-		}
-		b.refill(now, t.cfg)
-		if b.tokens >= 1 {
-			b.tokens--
-			ok = true
-		}
-	})
-	return err == nil && ok
-}
-
-func (b *bucket) refill(now time.Time, cfg WHEPConfig) {
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(float64(cfg.Burst), b.tokens+d.Minutes()*float64(cfg.RatePerMinute))
-		b.last = now
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false // net/http's RemoteAddr is always an address
 	}
-}
-
-// sweep forgets the buckets that have refilled: they hold nothing a new
-// bucket would not.
-func (t *whepTable) sweep(now time.Time) {
-	for addr, b := range t.buckets {
-		b.refill(now, t.cfg)
-		if b.tokens >= float64(t.cfg.Burst) {
-			delete(t.buckets, addr)
-		}
-	}
+	return t.posts.AllowN(keylimit.KeyForAddr(a), now, 1) == nil
 }
 
 // add registers s unless the table is full or closed.

@@ -35,7 +35,7 @@ func floodRecord(t *testing.T, priv crypto.PrivKey, name string) []byte {
 func (q *quotaStore) heldBy(p peer.ID) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.count[p]
+	return q.pubs.HeldBy(p)
 }
 
 // TestRecordFloodIsLimited: a peer puts records for hundreds of rooms into

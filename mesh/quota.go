@@ -11,9 +11,10 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ersmesh/ersmesh/internal/keylimit"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/room"
 )
 
@@ -51,14 +52,15 @@ type RecordStats struct {
 // record whose publisher is known and proven.
 type quotaStore struct {
 	ds.Batching
-	self           peer.ID // our own records are only bounded by the total
 	perPeer, total int
-	log            *slog.Logger
-	logLimit       *rate.Limiter
+	log            *ratelog.Logger
 
-	mu      sync.Mutex // guards everything below; held across the inner Put so counts match the store
+	mu sync.Mutex // guards everything below; held across the inner Put so counts match the store
+	// owner maps each stored key to its publisher; pubs holds one hold per
+	// record under its publisher, capped per publisher (but for this node
+	// itself, bounded only by the total).
 	owner   map[ds.Key]peer.ID
-	count   map[peer.ID]int
+	pubs    *keylimit.Limiter[peer.ID]
 	refPeer uint64
 	refFull uint64
 }
@@ -70,10 +72,14 @@ func newQuotaStore(inner ds.Batching, self peer.ID, perPeer, total int, log *slo
 	if total <= 0 {
 		total = DefaultMaxRecords
 	}
-	return &quotaStore{Batching: inner, self: self, perPeer: perPeer, total: total, log: log,
+	return &quotaStore{Batching: inner, perPeer: perPeer, total: total,
 		// A flood is told once every few seconds, not once per record.
-		logLimit: rate.NewLimiter(rate.Every(10*time.Second), 1),
-		owner:    make(map[ds.Key]peer.ID), count: make(map[peer.ID]int)}
+		log:   ratelog.New(log, 10*time.Second, 1),
+		owner: make(map[ds.Key]peer.ID),
+		pubs: keylimit.New(keylimit.Config[peer.ID]{PerKey: perPeer,
+			Exempt:  func(p peer.ID) bool { return p == self },
+			MaxKeys: total + 1}), // every key holds a record
+	}
 }
 
 func (q *quotaStore) Put(ctx context.Context, key ds.Key, value []byte) error {
@@ -91,24 +97,30 @@ func (q *quotaStore) Put(ctx context.Context, key ds.Key, value []byte) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	prev, had := q.owner[key]
-	switch {
-	case !had && len(q.owner) >= q.total:
+	if !had && len(q.owner) >= q.total {
 		q.refFull++
-		q.refused("node holds its maximum of room records", "publisher", pub, "limit", q.total, "refused_full", q.refFull)
+		q.log.Warn("refusing a room record: node holds its maximum of room records", "publisher", pub, "limit", q.total, "refused_full", q.refFull)
 		return fmt.Errorf("%w: this node holds %d room records, its maximum", ErrRecordQuota, q.total)
-	case pub != q.self && prev != pub && q.count[pub] >= q.perPeer:
-		q.refPeer++
-		q.refused("publisher holds its maximum of room records here", "publisher", pub, "limit", q.perPeer, "refused_per_peer", q.refPeer)
-		return fmt.Errorf("%w: publisher %s holds %d room records on this node, its maximum", ErrRecordQuota, pub, q.perPeer)
+	}
+	// A record replacing one of the same publisher takes no new slot; one
+	// replacing another publisher's moves the slot to pub.
+	if !had || prev != pub {
+		if err := q.pubs.Acquire(pub); err != nil {
+			q.refPeer++
+			q.log.Warn("refusing a room record: publisher holds its maximum of room records here", "publisher", pub, "limit", q.perPeer, "refused_per_peer", q.refPeer)
+			return fmt.Errorf("%w: publisher %s holds %d room records on this node, its maximum", ErrRecordQuota, pub, q.perPeer)
+		}
 	}
 	if err := q.Batching.Put(ctx, key, value); err != nil {
+		if !had || prev != pub {
+			q.pubs.Release(pub)
+		}
 		return err
 	}
-	if had {
-		q.drop(prev)
+	if had && prev != pub {
+		q.pubs.Release(prev)
 	}
 	q.owner[key] = pub
-	q.count[pub]++
 	return nil
 }
 
@@ -120,7 +132,7 @@ func (q *quotaStore) Delete(ctx context.Context, key ds.Key) error {
 	}
 	if prev, had := q.owner[key]; had {
 		delete(q.owner, key)
-		q.drop(prev)
+		q.pubs.Release(prev)
 	}
 	return nil
 }
@@ -131,20 +143,8 @@ func (q *quotaStore) Batch(ctx context.Context) (ds.Batch, error) {
 	return ds.NewBasicBatch(q), nil
 }
 
-func (q *quotaStore) drop(p peer.ID) {
-	if q.count[p]--; q.count[p] <= 0 {
-		delete(q.count, p)
-	}
-}
-
-func (q *quotaStore) refused(msg string, args ...any) {
-	if q.logLimit.Allow() {
-		q.log.Warn("refusing a room record: "+msg, args...)
-	}
-}
-
 func (q *quotaStore) stats() RecordStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return RecordStats{Records: len(q.owner), Publishers: len(q.count), RefusedPerPeer: q.refPeer, RefusedFull: q.refFull}
+	return RecordStats{Records: len(q.owner), Publishers: q.pubs.Len(), RefusedPerPeer: q.refPeer, RefusedFull: q.refFull}
 }

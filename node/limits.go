@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/ersmesh/ersmesh/internal/keylimit"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -74,107 +76,69 @@ type LimitStats struct {
 	UnconnectedEnded uint64
 }
 
-// streamGuard admits signalling streams under Limits. One mutex guards it
-// all: admission is a few map operations, far cheaper than the stream
-// negotiation that precedes it.
+// streamGuard admits signalling streams under Limits: a per-peer cap, a
+// cap over all peers and a token bucket per peer, in one keylimit table.
 type streamGuard struct {
-	lim Limits
-	log *slog.Logger
+	lim     Limits
+	streams *keylimit.Limiter[peer.ID]
+	// refusals logs one line per peer per refusalLogInterval and a few
+	// lines a second over all peers, so that many hostile peers cannot
+	// flood the log either; notices does the same for other lines caused
+	// by bridges.
+	refusals *ratelog.Keyed[peer.ID]
+	notices  *ratelog.Logger
 
-	mu      sync.Mutex
-	total   int
-	peers   map[peer.ID]*peerStreams
-	sweepAt int // sweep idle entries when peers grows past this
-	stats   LimitStats
-	// logs limits refusal logs over all peers, so that many hostile peers
-	// cannot flood the log either.
-	logs *rate.Limiter
-}
-
-type peerStreams struct {
-	open       int
-	bucket     *rate.Limiter
-	logs       *rate.Limiter // one refusal line per peer per interval
-	suppressed int           // refusals not logged since the last line
+	mu    sync.Mutex // guards stats
+	stats LimitStats
 }
 
 // refusalLogInterval is how often one peer's refusals are logged.
 const refusalLogInterval = 10 * time.Second
 
 func newStreamGuard(lim Limits, log *slog.Logger) *streamGuard {
-	return &streamGuard{lim: lim.withDefaults(), log: log, peers: make(map[peer.ID]*peerStreams), sweepAt: 1024,
-		logs: rate.NewLimiter(5, 5)}
+	lim = lim.withDefaults()
+	return &streamGuard{
+		lim: lim,
+		streams: keylimit.New(keylimit.Config[peer.ID]{
+			PerKey: lim.MaxStreamsPerPeer, Total: lim.MaxStreams,
+			Rate: rate.Limit(lim.StreamRate), Burst: lim.StreamBurst,
+			// Peers with streams open are at most MaxStreams; the rest
+			// are refilling buckets, forgotten first when the table is
+			// full (a fresh peer ID gets a fresh bucket anyway).
+			MaxKeys: lim.MaxStreams + 16384, WhenFull: keylimit.Forget,
+		}),
+		refusals: ratelog.NewKeyed[peer.ID](log, refusalLogInterval, time.Second/5, 5, 16384),
+		notices:  ratelog.New(log, time.Second/5, 5),
+	}
 }
 
 // admit reserves a stream slot for p, or says why not. release gives the
 // slot back; it must be called once for each admitted stream.
 func (g *streamGuard) admit(p peer.ID) (release func(), ok bool) {
-	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ps := g.peers[p]
-	if ps == nil {
-		if len(g.peers) >= g.sweepAt {
-			g.sweep(now)
-		}
-		ps = &peerStreams{
-			bucket: rate.NewLimiter(rate.Limit(g.lim.StreamRate), g.lim.StreamBurst),
-			logs:   rate.NewLimiter(rate.Every(refusalLogInterval), 1),
-		}
-		g.peers[p] = ps
+	release, err := g.streams.Admit(p)
+	if err == nil {
+		return release, true
 	}
 	var why string
 	var limit any
-	switch {
-	case ps.open >= g.lim.MaxStreamsPerPeer:
+	g.mu.Lock()
+	switch err {
+	case keylimit.ErrPerKey:
 		g.stats.RefusedPeerStreams++
 		why, limit = "too many signalling streams from this peer", g.lim.MaxStreamsPerPeer
-	case g.total >= g.lim.MaxStreams:
+	case keylimit.ErrTotal:
 		g.stats.RefusedStreams++
 		why, limit = "too many signalling streams on this device", g.lim.MaxStreams
-	case !ps.bucket.AllowN(now, 1):
+	case keylimit.ErrRate:
 		g.stats.RefusedRate++
 		why, limit = "signalling streams opened too fast by this peer", g.lim.StreamRate
+	default: // ErrFull: every tracked peer holds a stream, so the total is reached
+		g.stats.RefusedStreams++
+		why, limit = "too many bridges tracked on this device", g.lim.MaxStreams+16384
 	}
-	if why != "" {
-		g.logRefusal(p, ps, now, why, limit)
-		return nil, false
-	}
-	ps.open++
-	g.total++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			ps.open--
-			g.total--
-			g.mu.Unlock()
-		})
-	}, true
-}
-
-// logRefusal logs at most one line per peer per refusalLogInterval, and a
-// few lines per second over all peers, saying how many went unlogged.
-func (g *streamGuard) logRefusal(p peer.ID, ps *peerStreams, now time.Time, why string, limit any) {
-	if !ps.logs.AllowN(now, 1) || !g.logs.AllowN(now, 1) {
-		ps.suppressed++
-		return
-	}
-	g.log.Warn("refusing a signalling stream: "+why, "bridge", p, "limit", limit, "open", ps.open,
-		"refused_since_last_line", ps.suppressed)
-	ps.suppressed = 0
-}
-
-// sweep forgets peers with no stream open whose bucket has refilled: they
-// would start afresh anyway. Peers still refilling stay, so that closing
-// every stream does not reset a peer's rate.
-func (g *streamGuard) sweep(now time.Time) {
-	for p, ps := range g.peers {
-		if ps.open == 0 && ps.bucket.TokensAt(now) >= float64(g.lim.StreamBurst) {
-			delete(g.peers, p)
-		}
-	}
-	g.sweepAt = max(1024, 2*len(g.peers))
+	g.mu.Unlock()
+	g.refusals.Warn(p, "refusing a signalling stream: "+why, "bridge", p, "limit", limit, "open", g.streams.HeldBy(p))
+	return nil, false
 }
 
 func (g *streamGuard) unconnectedEnded() {
@@ -187,7 +151,7 @@ func (g *streamGuard) snapshot() LimitStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.stats
-	s.Streams, s.Peers = g.total, len(g.peers)
+	s.Streams, s.Peers = g.streams.Held(), g.streams.Len()
 	return s
 }
 
@@ -232,10 +196,8 @@ func (s *session) endUnconnected(d time.Duration) {
 	}
 	g := s.dev.guard
 	g.unconnectedEnded()
-	if g.logs.Allow() {
-		s.dev.log.Info("ending a signalling session whose viewer never connected", "bridge", s.bridge,
-			"session", info.Session, "room", info.Room, "after", d)
-	}
+	g.notices.Info("ending a signalling session whose viewer never connected", "bridge", s.bridge,
+		"session", info.Session, "room", info.Room, "after", d)
 	s.end(&signalwire.Message{Kind: signalwire.KindLeave, Reason: fmt.Sprintf("the viewer did not connect within %v", d)})
 }
 

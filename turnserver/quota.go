@@ -11,6 +11,9 @@ import (
 
 	"github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/ersmesh/ersmesh/internal/keylimit"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 )
 
 // errQuota is returned to pion when a user is at their allocation quota;
@@ -22,28 +25,37 @@ var errQuota = errors.New("allocation quota reached")
 // a server that opens TCP connections on request is a proxy to the world.
 var errTCPRelay = errors.New("TCP relay allocations (RFC 6062) are not offered")
 
-// quotas counts each user's allocations and meters their relayed bytes.
-// The map has one owner: every access holds mu.
+// quotas counts each user's allocations and meters their relayed bytes,
+// in one keylimit table keyed by user id: its holds are the allocations,
+// its token bucket the bandwidth in bytes.
 type quotas struct {
-	log       *slog.Logger
-	maxAllocs int     // per user; <= 0 means no limit
-	bytesPerS float64 // per user, both directions together; <= 0 means no limit
-
-	mu    sync.Mutex
-	users map[string]*userQuota
+	// log is written at most once per user per ten seconds for each kind
+	// of line: a client can make refusals and drops as fast as it sends.
+	refusals, drops *ratelog.Keyed[string]
+	maxAllocs       int     // per user; <= 0 means no limit
+	bytesPerS       float64 // per user, both directions together; <= 0 means no limit
+	users           *keylimit.Limiter[string]
 
 	// Totals for metrics.
 	allocated, refused       atomic.Uint64 // allocations made, refused by quota
 	toPeers, fromPeers, drop atomic.Uint64 // relayed bytes each way, dropped over quota
 }
 
-type userQuota struct {
-	allocs int
-	lim    *rate.Limiter // nil without a bandwidth quota
-}
-
 func newQuotas(log *slog.Logger, maxAllocs int, bytesPerS int64) *quotas {
-	return &quotas{log: log, maxAllocs: maxAllocs, bytesPerS: float64(bytesPerS), users: make(map[string]*userQuota)}
+	cfg := keylimit.Config[string]{PerKey: max(0, maxAllocs),
+		// Users holding allocations are bounded by the server's ports;
+		// the rest are meters refilling, forgotten first.
+		MaxKeys: 1 << 20, WhenFull: keylimit.Forget}
+	if bytesPerS > 0 {
+		// A second's worth of burst, and at least a few full-size
+		// packets, so a keyframe does not trip the meter.
+		cfg.Rate, cfg.Burst = rate.Limit(bytesPerS), max(int(bytesPerS), 64<<10)
+	}
+	return &quotas{
+		refusals:  ratelog.NewKeyed[string](log, 10*time.Second, time.Second/5, 5, 4096),
+		drops:     ratelog.NewKeyed[string](log, 10*time.Second, time.Second/5, 5, 4096),
+		maxAllocs: maxAllocs, bytesPerS: float64(bytesPerS), users: keylimit.New(cfg),
+	}
 }
 
 // allow is pion's QuotaHandler: it answers 486 (Allocation Quota Reached,
@@ -52,64 +64,29 @@ func (q *quotas) allow(userID, _ string, src net.Addr) bool {
 	if q.maxAllocs <= 0 {
 		return true
 	}
-	q.mu.Lock()
-	n := 0
-	if u := q.users[userID]; u != nil {
-		n = u.allocs
-	}
-	q.mu.Unlock()
-	if n >= q.maxAllocs {
-		q.log.Warn("turn: refused allocation: user at allocation quota", "user", userID, "client", src, "allocations", n)
+	if n := q.users.HeldBy(userID); n >= q.maxAllocs {
+		q.refusals.Warn(userID, "turn: refused allocation: user at allocation quota", "user", userID, "client", src, "allocations", n)
 		q.refused.Add(1)
 		return false
 	}
 	return true
 }
 
-// acquire counts one more allocation of userID; the check in allow can
-// race with a concurrent Allocate, so it is enforced here again.
-func (q *quotas) acquire(userID string) (*userQuota, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	u := q.users[userID]
-	if u == nil {
-		u = &userQuota{}
-		if q.bytesPerS > 0 {
-			// A second's worth of burst, and at least a few full-size
-			// packets, so a keyframe does not trip the meter.
-			burst := max(int(q.bytesPerS), 64<<10)
-			u.lim = rate.NewLimiter(rate.Limit(q.bytesPerS), burst)
-		}
-		q.users[userID] = u
+// acquire counts one more allocation of userID and returns its meter (nil
+// without a bandwidth quota); the check in allow can race with a
+// concurrent Allocate, so it is enforced here again.
+func (q *quotas) acquire(userID string) (*rate.Limiter, error) {
+	if err := q.users.Acquire(userID); err != nil {
+		return nil, fmt.Errorf("%w: %w", errQuota, err)
 	}
-	if q.maxAllocs > 0 && u.allocs >= q.maxAllocs {
-		return nil, errQuota
-	}
-	u.allocs++
-	return u, nil
+	return q.users.Bucket(userID), nil
 }
 
-func (q *quotas) release(userID string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if u := q.users[userID]; u != nil {
-		u.allocs--
-		if u.allocs <= 0 {
-			delete(q.users, userID)
-		}
-	}
-}
+func (q *quotas) release(userID string) { q.users.Release(userID) }
 
 // allocations reports how many allocations userID holds (for tests and
 // metrics).
-func (q *quotas) allocations(userID string) int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if u := q.users[userID]; u != nil {
-		return u.allocs
-	}
-	return 0
-}
+func (q *quotas) allocations(userID string) int { return q.users.HeldBy(userID) }
 
 // relayGenerator wraps pion's port-range generator: every relay socket it
 // hands out is counted against its user and metered.
@@ -121,9 +98,9 @@ type relayGenerator struct {
 func (g *relayGenerator) Validate() error { return g.inner.Validate() }
 
 func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	u, err := g.q.acquire(c.UserID)
+	lim, err := g.q.acquire(c.UserID)
 	if err != nil {
-		g.q.log.Warn("turn: refused allocation: user at allocation quota", "user", c.UserID)
+		g.q.refusals.Warn(c.UserID, "turn: refused allocation: user at allocation quota", "user", c.UserID)
 		g.q.refused.Add(1)
 		return nil, nil, err
 	}
@@ -133,16 +110,16 @@ func (g *relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.
 		return nil, nil, fmt.Errorf("allocate relay port: %w", err)
 	}
 	g.q.allocated.Add(1)
-	return &meteredConn{PacketConn: pc, q: g.q, user: c.UserID, lim: u.lim}, addr, nil
+	return &meteredConn{PacketConn: pc, q: g.q, user: c.UserID, lim: lim}, addr, nil
 }
 
 func (g *relayGenerator) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
-	g.q.log.Warn("turn: refused TCP relay allocation", "user", c.UserID)
+	g.q.refusals.Warn(c.UserID, "turn: refused TCP relay allocation", "user", c.UserID)
 	return nil, nil, errTCPRelay
 }
 
 func (g *relayGenerator) AllocateConn(c turn.AllocateConnConfig) (net.Conn, error) {
-	g.q.log.Warn("turn: refused TCP relay connection", "user", c.UserID, "peer", c.RemoteAddr)
+	g.q.refusals.Warn(c.UserID, "turn: refused TCP relay connection", "user", c.UserID, "peer", c.RemoteAddr)
 	return nil, errTCPRelay
 }
 
@@ -155,24 +132,14 @@ type meteredConn struct {
 	user string
 	lim  *rate.Limiter
 
-	once     sync.Once
-	mu       sync.Mutex
-	lastWarn time.Time
+	once sync.Once
 }
 
 func (c *meteredConn) over(n int) bool {
 	if c.lim == nil || c.lim.AllowN(time.Now(), n) {
 		return false
 	}
-	c.mu.Lock()
-	warn := time.Since(c.lastWarn) > 10*time.Second
-	if warn {
-		c.lastWarn = time.Now()
-	}
-	c.mu.Unlock()
-	if warn {
-		c.q.log.Warn("turn: dropping relayed packets: user over bandwidth quota", "user", c.user, "bytes_per_second", c.q.bytesPerS)
-	}
+	c.q.drops.Warn(c.user, "turn: dropping relayed packets: user over bandwidth quota", "user", c.user, "bytes_per_second", c.q.bytesPerS)
 	return true
 }
 

@@ -10,18 +10,22 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/ersmesh/ersmesh/internal/keylimit"
 )
 
 // Config of a Gate. Zero fields take their defaults; a negative cap or
 // rate turns that limit off (a load test on loopback, a bridge behind a
 // proxy that limits on its own).
 type Config struct {
-	// PerIP caps concurrent WebSockets from one address; default 64.
+	// PerIP caps concurrent WebSockets from one address (one /64 for
+	// IPv6); default 64.
 	PerIP int
 	// PerSubnet caps concurrent WebSockets from one /24 (IPv4) or /48
 	// (IPv6); default 512.
 	PerSubnet int
-	// HandshakeRate is handshakes per second allowed from one address,
+	// HandshakeRate is handshakes per second allowed from one address
+	// (one /64 for IPv6),
 	// with HandshakeBurst in reserve; defaults 5 and 20. A browser makes
 	// one per (re)connect.
 	HandshakeRate  float64
@@ -68,29 +72,33 @@ type Gate struct {
 	anyOrig  bool
 	refusals func(reason string, r *http.Request)
 
-	mu         sync.Mutex // guards the maps below
-	perIP      map[netip.Addr]int
-	perSubnet  map[netip.Prefix]int
-	handshakes map[netip.Addr]*tracked
-	nextSweep  time.Time
+	// Clients are keyed by keylimit.KeyForAddr: an IPv6 client's /64 is
+	// one client, since it picks addresses in it at will.
+	perIP      *keylimit.Limiter[netip.Prefix]
+	perSubnet  *keylimit.Limiter[netip.Prefix]
+	handshakes *keylimit.Limiter[netip.Prefix]
 }
 
-type tracked struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
+// maxHeld bounds the connection tables; they only hold clients with a
+// socket open, so the bound is that of the bridge's file descriptors.
+const maxHeld = 1 << 20
 
 // NewGate returns a gate. refused, if not nil, is told of every refusal
 // (for a log line or a metric).
 func NewGate(cfg Config, refused func(reason string, r *http.Request)) *Gate {
 	cfg = cfg.withDefaults()
 	g := &Gate{
-		cfg:        cfg,
-		anyOrig:    len(cfg.AllowedOrigins) == 0 || slices.Contains(cfg.AllowedOrigins, "*"),
-		refusals:   refused,
-		perIP:      make(map[netip.Addr]int),
-		perSubnet:  make(map[netip.Prefix]int),
-		handshakes: make(map[netip.Addr]*tracked),
+		cfg:       cfg,
+		anyOrig:   len(cfg.AllowedOrigins) == 0 || slices.Contains(cfg.AllowedOrigins, "*"),
+		refusals:  refused,
+		perIP:     keylimit.New(keylimit.Config[netip.Prefix]{PerKey: max(0, cfg.PerIP), MaxKeys: maxHeld}),
+		perSubnet: keylimit.New(keylimit.Config[netip.Prefix]{PerKey: max(0, cfg.PerSubnet), MaxKeys: maxHeld}),
+	}
+	if cfg.HandshakeRate > 0 {
+		g.handshakes = keylimit.New(keylimit.Config[netip.Prefix]{
+			Rate: rate.Limit(cfg.HandshakeRate), Burst: cfg.HandshakeBurst,
+			MaxKeys: maxTracked, WhenFull: keylimit.Forget, SweepEvery: sweepEvery,
+		})
 	}
 	if g.refusals == nil {
 		g.refusals = func(string, *http.Request) {}
@@ -143,42 +151,14 @@ func (g *Gate) OriginAllowed(r *http.Request) bool {
 
 // Handshake reports whether r's address may make another handshake now.
 func (g *Gate) Handshake(r *http.Request) bool {
-	if g.cfg.HandshakeRate < 0 {
+	if g.handshakes == nil {
 		return true
 	}
 	a, ok := Addr(r)
 	if !ok {
 		return false
 	}
-	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.sweepLocked(now)
-	t := g.handshakes[a]
-	if t == nil {
-		t = &tracked{lim: rate.NewLimiter(rate.Limit(g.cfg.HandshakeRate), g.cfg.HandshakeBurst)}
-		g.handshakes[a] = t
-	}
-	t.seen = now
-	return t.lim.AllowN(now, 1)
-}
-
-// sweepLocked forgets addresses whose bucket has been idle long enough to
-// be full again, and bounds the table.
-func (g *Gate) sweepLocked(now time.Time) {
-	if now.Before(g.nextSweep) && len(g.handshakes) < maxTracked {
-		return
-	}
-	g.nextSweep = now.Add(sweepEvery)
-	refill := time.Duration(float64(g.cfg.HandshakeBurst)/g.cfg.HandshakeRate*float64(time.Second)) + time.Second
-	for a, t := range g.handshakes {
-		if now.Sub(t.seen) > refill {
-			delete(g.handshakes, a)
-		}
-	}
-	if len(g.handshakes) >= maxTracked {
-		clear(g.handshakes)
-	}
+	return g.handshakes.Allow(keylimit.KeyForAddr(a)) == nil
 }
 
 // Acquire takes a connection slot for r's address and subnet. It returns
@@ -188,42 +168,25 @@ func (g *Gate) Acquire(r *http.Request) (release func(), ok bool) {
 	if !ok {
 		return nil, false
 	}
-	sub := Subnet(a)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cfg.PerIP > 0 && g.perIP[a] >= g.cfg.PerIP {
+	key, sub := keylimit.KeyForAddr(a), Subnet(a)
+	if g.perIP.Acquire(key) != nil {
 		return nil, false
 	}
-	if g.cfg.PerSubnet > 0 && g.perSubnet[sub] >= g.cfg.PerSubnet {
+	if g.perSubnet.Acquire(sub) != nil {
+		g.perIP.Release(key)
 		return nil, false
 	}
-	g.perIP[a]++
-	g.perSubnet[sub]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			if g.perIP[a]--; g.perIP[a] <= 0 {
-				delete(g.perIP, a)
-			}
-			if g.perSubnet[sub]--; g.perSubnet[sub] <= 0 {
-				delete(g.perSubnet, sub)
-			}
+			g.perIP.Release(key)
+			g.perSubnet.Release(sub)
 		})
 	}, true
 }
 
 // Open returns the number of connections held now, for tests and metrics.
-func (g *Gate) Open() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := 0
-	for _, c := range g.perIP {
-		n += c
-	}
-	return n
-}
+func (g *Gate) Open() int { return g.perIP.Held() }
 
 // Wrap guards a Socket.IO 0.9 endpoint: the origin check on every
 // request, the handshake rate on handshakes, the connection caps on

@@ -52,8 +52,8 @@ func TestAcquireCaps(t *testing.T) {
 	if n := g.Open(); n != 0 {
 		t.Errorf("%d connections open after every release", n)
 	}
-	if len(g.perIP) != 0 || len(g.perSubnet) != 0 {
-		t.Errorf("tables not emptied: %v %v", g.perIP, g.perSubnet)
+	if g.perIP.Len() != 0 || g.perSubnet.Len() != 0 {
+		t.Errorf("tables not emptied: %d %d keys", g.perIP.Len(), g.perSubnet.Len())
 	}
 }
 
@@ -90,7 +90,7 @@ func TestHandshakeTableBounded(t *testing.T) {
 		a = a.Next()
 		g.Handshake(req(netip.AddrPortFrom(a, 1).String(), ""))
 	}
-	if n := len(g.handshakes); n > maxTracked {
+	if n := g.handshakes.Len(); n > maxTracked {
 		t.Fatalf("%d tracked addresses, bound %d", n, maxTracked)
 	}
 }
@@ -98,12 +98,36 @@ func TestHandshakeTableBounded(t *testing.T) {
 func TestSweepForgetsIdle(t *testing.T) {
 	g := NewGate(Config{}, nil)
 	g.Handshake(req("192.0.2.1:1", ""))
-	g.mu.Lock()
-	g.sweepLocked(time.Now().Add(time.Hour))
-	n := len(g.handshakes)
-	g.mu.Unlock()
-	if n != 0 {
+	g.handshakes.Sweep(time.Now().Add(time.Hour))
+	if n := g.handshakes.Len(); n != 0 {
 		t.Fatalf("%d entries after an hour idle", n)
+	}
+}
+
+// TestIPv6KeyedBySlash64 plays a client that rotates through the
+// addresses of its /64: it is one client to the caps and the handshake
+// rate, while a neighbouring /64 is another.
+func TestIPv6KeyedBySlash64(t *testing.T) {
+	g := NewGate(Config{PerIP: 2, HandshakeRate: 0.001, HandshakeBurst: 2}, nil)
+	for i, remote := range []string{"[2001:db8:0:1::a]:1", "[2001:db8:0:1:ffff::b]:1"} {
+		if _, ok := g.Acquire(req(remote, "")); !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+		if !g.Handshake(req(remote, "")) {
+			t.Fatalf("handshake %d refused", i)
+		}
+	}
+	if _, ok := g.Acquire(req("[2001:db8:0:1:1234:5678:9abc:def0]:1", "")); ok {
+		t.Error("a third address of the same /64 got past the per-address cap")
+	}
+	if g.Handshake(req("[2001:db8:0:1::c]:1", "")) {
+		t.Error("a third address of the same /64 got past the handshake rate")
+	}
+	if _, ok := g.Acquire(req("[2001:db8:0:2::a]:1", "")); !ok {
+		t.Error("the next /64 was refused")
+	}
+	if !g.Handshake(req("[2001:db8:0:2::a]:1", "")) {
+		t.Error("the next /64 was refused a handshake")
 	}
 }
 
