@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -58,26 +57,4 @@ func (s *protectedStream) Close() error {
 func (s *protectedStream) Reset() error {
 	defer s.release()
 	return s.Stream.Reset()
-}
-
-// keepAlive pings the device every signalwire.PingInterval until stop, so that
-// an idle but healthy session is not taken for dead.
-func keepAlive(conn *signalwire.Conn) (stop func()) {
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(signalwire.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				if conn.Send(&signalwire.Message{Kind: signalwire.KindPing}) != nil {
-					return
-				}
-			}
-		}
-	}()
-	return func() { close(quit); <-done }
 }

@@ -262,7 +262,7 @@ func (ds *deviceSession) run() {
 	defer conn.Close()
 	ds.v.b.metrics.sessions.Inc()
 	defer ds.v.b.metrics.sessions.Dec()
-	stopPings := keepAlive(conn)
+	stopPings := conn.KeepAlive(signalwire.PingInterval)
 	defer stopPings()
 	ds.relay(conn, device)
 }

@@ -447,7 +447,7 @@ func (b *Bridge) relayWHEP(s *whepSession) {
 	defer b.wg.Done()
 	defer close(s.done)
 	defer b.whep.remove(s.id)
-	stopPings := keepAlive(s.conn)
+	stopPings := s.conn.KeepAlive(signalwire.PingInterval)
 	defer stopPings()
 	for {
 		m, err := s.conn.Recv(signalwire.IdleTimeout)

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
@@ -163,24 +162,12 @@ func (s *session) run(join *signalwire.Message) {
 		s.peerClosed()
 	}()
 
-	pingDone := make(chan struct{})
-	pingStop := make(chan struct{})
-	go func() {
-		defer close(pingDone)
-		t := time.NewTicker(signalwire.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-pingStop:
-				return
-			case <-t.C:
-				// While detached there is nobody to ping; a broken
-				// stream is the run loop's to notice.
-				s.send(&signalwire.Message{Kind: signalwire.KindPing})
-			}
-		}
-	}()
-	defer func() { close(pingStop); <-pingDone }()
+	// While detached there is nobody to ping; a broken stream is the run
+	// loop's to notice, so pinging goes on whatever send says.
+	defer signalwire.KeepAlive(signalwire.PingInterval, func(m *signalwire.Message) error {
+		s.send(m)
+		return nil
+	})()
 
 	if join.ViewerOffers {
 		// Answer mode (WHEP): the viewer's offer is the first signal; apply

@@ -88,6 +88,40 @@ func (c *Conn) Interrupt() {
 	c.s.SetReadDeadline(time.Now())
 }
 
+// KeepAlive pings the peer every interval (PingInterval in production)
+// until stop is called or a send fails, so that the peer's IdleTimeout does
+// not take an idle but healthy session for dead. stop waits for the pinging
+// goroutine to end; calling it more than once is harmless.
+func (c *Conn) KeepAlive(interval time.Duration) (stop func()) {
+	return KeepAlive(interval, c.Send)
+}
+
+// KeepAlive sends a ping through send every interval until stop is called
+// or send fails: for a session whose Conn changes under it (a device's
+// session resumed through another bridge), send picks the current one and
+// returns nil to keep pinging while there is none. stop waits for the
+// pinging goroutine to end; calling it more than once is harmless.
+func KeepAlive(interval time.Duration, send func(*Message) error) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if send(&Message{Kind: KindPing}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit) }); <-done }
+}
+
 // Close closes the stream after what was sent has been flushed.
 func (c *Conn) Close() error { return c.s.Close() }
 

@@ -17,6 +17,7 @@
 // as in the ERS flow. A reject or leave may carry a Code (CodeNotFound,
 // CodeUnauthorized, ...) that a bridge maps onto HTTP statuses.
 //
-// This package owns the message types, their validation and the framing. It
+// This package owns the message types, their validation, the framing and
+// the keepalive (Conn.KeepAlive) both sides run. It
 // knows nothing of browsers, WebRTC or the DHT.
 package signalwire
