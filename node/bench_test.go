@@ -183,9 +183,9 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		}
 		var detach func()
 		if transport == "fmp4" {
-			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log)
+			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil)
 		} else {
-			_, detach, err = attachSRTP(pc, stream, log)
+			_, detach, err = attachSRTP(pc, stream, log, nil)
 		}
 		if err != nil {
 			b.Fatal(err)

@@ -73,6 +73,7 @@ type Device struct {
 	publisher *mesh.Publisher
 	guard     *streamGuard    // admits signalling streams (limits.go)
 	protector *mesh.Protector // keeps bridges with viewers from being trimmed
+	trust     trustCounters   // refusals on grounds of trust (trust.go)
 
 	ctl     sync.Mutex        // serialises StartRoom and StopRoom
 	roomsMu sync.Mutex        // guards rooms and secrets, read by every join

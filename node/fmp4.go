@@ -64,7 +64,8 @@ type fmp4Viewer struct {
 	data    *webrtc.DataChannel
 	limit   uint64        // maxBuffered, but for tests
 	skipped atomic.Uint64 // frames skipped for back-pressure
-	open    chan struct{} // closed when the stream channel opens
+	open    chan struct{} // closed when the stream channel opens (and the gate, if any)
+	gate    *dtlsGate     // nil, or what holds the stream back (dtlsgate.go)
 	quit    chan struct{} // closed by detach
 
 	mu       sync.Mutex // guards requested, detached and sub
@@ -77,11 +78,13 @@ type fmp4Viewer struct {
 
 // attachFMP4 adds the EMS data channels to pc. They are created before the
 // offer, so the offer carries them (an SCTP m-line) and no media tracks.
-func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger) (func(), error) {
+// A non-nil gate holds the stream back until it opens (dtlsgate.go).
+func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate) (func(), error) {
 	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
 	if err != nil {
 		return nil, err
 	}
+	v.gate = gate
 	return v.detach, nil
 }
 
@@ -99,7 +102,23 @@ func newFMP4Viewer(pc *webrtc.PeerConnection, streams map[string]*media.Stream, 
 	}
 	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, limit: limit, open: make(chan struct{}), quit: make(chan struct{})}
 	var openOnce sync.Once
-	data.OnOpen(func() { openOnce.Do(func() { close(v.open) }) })
+	data.OnOpen(func() {
+		if v.gate == nil {
+			openOnce.Do(func() { close(v.open) })
+			return
+		}
+		// The channel is open only once the DTLS certificate checked.
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.detached {
+			return
+		}
+		v.wg.Go(func() {
+			if v.gate.wait(v.quit) {
+				openOnce.Do(func() { close(v.open) })
+			}
+		})
+	})
 	cmd.OnMessage(v.onCommand)
 	// A viewer that opens the channels but never asks for a stream holds a
 	// PeerConnection for nothing: close it after requestTimeout.

@@ -22,6 +22,9 @@ var (
 	refusedDesc = prometheus.NewDesc("ersmesh_device_signalling_streams_refused_total",
 		"New signalling streams reset over a limit: per_peer (streams open from that bridge), total (on this device), rate (that bridge's token bucket).",
 		[]string{"limit"}, nil)
+	trustRefusedDesc = prometheus.NewDesc("ersmesh_device_trust_refused_total",
+		"Viewers or bridge inputs refused on grounds of trust: wrong_proof (room secret), backoff (proofs refused while a room or bridge backs off after wrong ones), answer (an answer unlike the offer, or with a fingerprint other than the proven one), dtls_certificate (the negotiated certificate is not the proven one), ice_server and ice_candidate (a bridge named a loopback, private or link-local address).",
+		[]string{"reason"}, nil)
 	unconnectedDesc = prometheus.NewDesc("ersmesh_device_sessions_unconnected_ended_total",
 		"Viewer sessions ended because the viewer had not connected within the unconnected timeout.", nil, nil)
 )
@@ -37,6 +40,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- streamsDesc
 	ch <- refusedDesc
 	ch <- unconnectedDesc
+	ch <- trustRefusedDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -63,6 +67,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(ls.RefusedStreams), "total")
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(ls.RefusedRate), "rate")
 	ch <- prometheus.MustNewConstMetric(unconnectedDesc, prometheus.CounterValue, float64(ls.UnconnectedEnded))
+	for reason, n := range c.d.TrustRefusals() {
+		ch <- prometheus.MustNewConstMetric(trustRefusedDesc, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 // RegisterMetrics exposes the device's viewers, its streams and its

@@ -259,6 +259,7 @@ func (s *session) restartICE(pc *webrtc.PeerConnection) error {
 	if err != nil {
 		return err
 	}
+	s.offerSDP = sd.SDP // the answer is checked against it (answercheck.go)
 	s.countRestart()
 	s.log.Info("restarting ICE at the viewer's request")
 	if err := s.send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "offer", SID: s.sid, Payload: payload}); err != nil {

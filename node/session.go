@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -57,6 +58,11 @@ type session struct {
 	// fingerprint is the DTLS fingerprint the viewer proved the room
 	// secret for; its answer must carry it. "" for rooms without a secret.
 	fingerprint string
+	// gate holds the media of a room-secret session back until the DTLS
+	// certificate is checked (dtlsgate.go); nil without a secret.
+	gate *dtlsGate
+	// offerSDP is the offer we sent, which the viewer's answer must match.
+	offerSDP string
 	// early holds viewer candidates that came before its answer; only the
 	// run goroutine touches it.
 	early []webrtc.ICECandidateInit
@@ -159,6 +165,9 @@ func (s *session) run(join *signalwire.Message) {
 	defer func() {
 		pc.Close()
 		s.detach()
+		if s.gate != nil {
+			s.gate.wg.Wait()
+		}
 		s.peerClosed()
 	}()
 
@@ -282,11 +291,20 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 	if err != nil {
 		return nil, err
 	}
+	if s.fingerprint != "" {
+		s.gate = newDTLSGate(s.fingerprint, func(got string) {
+			s.dev.trustRefused(refusedCertificate)
+			s.log.Warn("viewer refused: its DTLS certificate is not the one it proved the room secret for", "proven", s.fingerprint, "negotiated", got)
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: errUnauthorized.Error() + ": the DTLS certificate is not the one the room secret was proven for"})
+			s.conn.Interrupt()
+		})
+		s.gate.watch(pc)
+	}
 	if transportOf(join) == "fmp4" {
 		s.note = fmp4Note(stream)
-		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log)
+		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log, s.gate)
 	} else {
-		s.note, s.detach, err = attachSRTP(pc, stream, s.log)
+		s.note, s.detach, err = attachSRTP(pc, stream, s.log, s.gate)
 	}
 	if err != nil {
 		pc.Close()
@@ -342,6 +360,7 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 	}
 	sd := *pc.LocalDescription()
 	sd.SDP = withSessionInfo(sd.SDP, s.note)
+	s.offerSDP = sd.SDP
 	payload, err := s.signOffer(sd.SDP)
 	if err != nil {
 		return err
@@ -393,16 +412,20 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		if sd.Type != webrtc.SDPTypeAnswer {
 			return fmt.Errorf("answer payload has type %q", sd.Type)
 		}
-		if s.fingerprint != "" && trust.SDPFingerprint(sd.SDP) != s.fingerprint {
-			return fmt.Errorf("%w: the answer's DTLS fingerprint is not the one the room secret was proven for", errUnauthorized)
+		// Every fingerprint of the answer must be the one the viewer
+		// proved the room secret for, or, for a later answer (to an ICE
+		// restart), the one of the session's first answer: a bridge
+		// relaying a resumed session cannot swap in its own certificate.
+		want := cmp.Or(s.fingerprint, s.answerFP)
+		if err := checkAnswer(s.offerSDP, sd.SDP, want); err != nil {
+			s.dev.trustRefused(refusedAnswer)
+			if want != "" {
+				return fmt.Errorf("%w: %v", errUnauthorized, err)
+			}
+			return refuse(signalwire.CodeBadOffer, "%v", err)
 		}
-		// A later answer (to an ICE restart) keeps the certificate: a
-		// bridge relaying a resumed session cannot swap in its own.
-		fp := trust.SDPFingerprint(sd.SDP)
 		if s.answerFP == "" {
-			s.answerFP = fp
-		} else if fp != s.answerFP {
-			return fmt.Errorf("%w: the answer's DTLS fingerprint differs from the session's", errUnauthorized)
+			s.answerFP = trust.SDPFingerprint(sd.SDP)
 		}
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			return fmt.Errorf("apply answer: %w", err)

@@ -16,9 +16,10 @@ const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks can
 
 // attachSRTP adds the stream's sendonly tracks to pc, as EMS offers them:
 // H.264 video and Opus/PCMU/PCMA audio, the viewer's own tracks, written
-// by its own writer goroutine from the stream's shared packets. It returns a note for the viewer
-// when audio cannot be sent, and the function that detaches the viewer.
-func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger) (note string, detach func(), err error) {
+// by its own writer goroutine from the stream's shared packets. It returns
+// a note for the viewer when audio cannot be sent, and the function that detaches the viewer. A
+// non-nil gate drops every packet until it opens (dtlsgate.go).
+func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger, gate *dtlsGate) (note string, detach func(), err error) {
 	v, err := stream.SubscribeRTP()
 	if err != nil {
 		return "", nil, err
@@ -32,6 +33,9 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		note = aacOnSRTPNote
 	}
 	for i, t := range tracks {
+		if gate != nil {
+			t = gatedTrack{t, gate}
+		}
 		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			detach()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ersmesh/ersmesh/signalwire"
@@ -76,4 +77,44 @@ func (s *session) signOffer(sdp string) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(signedOffer{Type: "offer", SDP: sdp, Signature: sig})
+}
+
+// Why the device refused a viewer or a bridge's input on grounds of trust,
+// as the "reason" label of ersmesh_device_trust_refused_total.
+const (
+	refusedProof       = "wrong_proof"      // a wrong room-secret proof
+	refusedBackoff     = "backoff"          // a proof while its room or bridge is backing off
+	refusedAnswer      = "answer"           // an answer unlike our offer, or with another fingerprint
+	refusedCertificate = "dtls_certificate" // the negotiated certificate is not the proven one
+	refusedICEServer   = "ice_server"       // a STUN/TURN URL naming a local or private address
+	refusedCandidate   = "ice_candidate"    // a trickled candidate naming one
+)
+
+var refusedReasons = []string{refusedProof, refusedBackoff, refusedAnswer, refusedCertificate, refusedICEServer, refusedCandidate}
+
+// trustCounters counts refusals by reason; read by the metrics collector.
+type trustCounters struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (d *Device) trustRefused(reason string) {
+	d.trust.mu.Lock()
+	defer d.trust.mu.Unlock()
+	if d.trust.n == nil {
+		d.trust.n = map[string]uint64{}
+	}
+	d.trust.n[reason]++
+}
+
+// TrustRefusals returns how often the device refused a viewer or a
+// bridge's input on grounds of trust, by reason.
+func (d *Device) TrustRefusals() map[string]uint64 {
+	d.trust.mu.Lock()
+	defer d.trust.mu.Unlock()
+	out := make(map[string]uint64, len(refusedReasons))
+	for _, r := range refusedReasons {
+		out[r] = d.trust.n[r]
+	}
+	return out
 }

@@ -1,0 +1,256 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/signalwire"
+	"github.com/ersmesh/ersmesh/trust"
+)
+
+const hostileSecret = "correct horse battery staple"
+
+// testCert is a DTLS certificate and its fingerprint ("sha-256 AB:...").
+func testCert(t *testing.T) (webrtc.Certificate, string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := webrtc.GenerateCertificate(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, err := c.GetFingerprints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *c, trust.NormalizeFingerprint(fps[0].Algorithm + " " + fps[0].Value)
+}
+
+// hostileBridge plays a bridge that relayed an honest viewer's proof of the
+// room secret (bound to the viewer's fingerprint proven) and now tries to
+// use it for a PeerConnection of its own: it answers the device's offer
+// with its own certificate and rewrites the answer with rewrite. It
+// returns the reason the device gave for ending the session ("" if it did
+// not) and the media the bridge received (RTP packets, data channel
+// messages).
+func hostileBridge(t *testing.T, tm *testMesh, stream, transport, proven string, rewrite func(sdp, own string) string) (string, int64) {
+	t.Helper()
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: stream, Transport: transport, Nonce: "n"})
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: %+v", m)
+	}
+	m := recvSkippingPings(t, c, 5*time.Second)
+	if m.Type != "challenge" {
+		t.Fatalf("got %+v, want the challenge", m)
+	}
+	var ch struct{ Challenge string }
+	json.Unmarshal(m.Payload, &ch)
+	// The proof an honest viewer made, which the bridge relayed.
+	proof := trust.Proof(hostileSecret, "lobby", ch.Challenge, proven)
+	c.Send(signalOf(t, "auth", map[string]string{"fingerprint": proven, "proof": proof}))
+	m = recvSkippingPings(t, c, 5*time.Second)
+	if m.Type != "offer" {
+		t.Fatalf("got %+v, want the offer", m)
+	}
+	var offer webrtc.SessionDescription
+	json.Unmarshal(m.Payload, &offer)
+
+	cert, own := testCert(t)
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var got atomic.Int64
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnOpen(func() {
+			if dc.Label() == commandChannelLabel {
+				dc.SendText(`{"type":"fmp4Request","payload":{"name":"` + stream + `"}}`)
+			}
+		})
+		dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+			if dc.Label() == streamChannelLabel {
+				got.Add(1)
+			}
+		})
+	})
+	if err := pc.SetRemoteDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	sdp := rewrite(pc.LocalDescription().SDP, own)
+	c.Send(signalOf(t, "answer", webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}))
+
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) && got.Load() < 20 {
+		m, err := c.Recv(200 * time.Millisecond)
+		if err != nil {
+			continue
+		}
+		if m.Kind == signalwire.KindLeave {
+			return m.Reason, got.Load()
+		}
+	}
+	return "", got.Load()
+}
+
+var fingerprintLine = regexp.MustCompile(`(?m)^a=fingerprint:[^\r\n]*\r\n`)
+
+// sections splits an SDP into its session part and its media sections.
+func sections(sdp string) (head string, media []string) {
+	parts := strings.Split(sdp, "\r\nm=")
+	head = parts[0] + "\r\n"
+	for _, p := range parts[1:] {
+		media = append(media, "m="+strings.TrimSuffix(p, "\r\n")+"\r\n")
+	}
+	return head, media
+}
+
+// TestHostileBridgeReusesProof is hole 1 of issue 13: a bridge that saw an
+// honest viewer's proof (bound to the viewer's fingerprint) answers the
+// device itself with an answer where the proven fingerprint is where a
+// naive check looks and its own certificate is where pion looks. The
+// device must refuse it, and no media may reach the bridge.
+func TestHostileBridgeReusesProof(t *testing.T) {
+	tm := newTestMeshWith(t, func(c *Config) { c.Secrets = map[string]string{"lobby": hostileSecret} })
+	_, proven := testCert(t) // the honest viewer's certificate, which the bridge never has
+
+	attacks := []struct {
+		name, stream, transport string
+		rewrite                 func(sdp, own string) string
+	}{
+		// No session-level fingerprint; the first section carries the
+		// proven one, the bundled section (BUNDLE reordered) the bridge's.
+		{"bundle reordered", "phone", "srtp", func(sdp, own string) string {
+			head, ms := sections(fingerprintLine.ReplaceAllString(sdp, ""))
+			if len(ms) != 2 {
+				t.Fatalf("want 2 media sections (video, audio), got %d", len(ms))
+			}
+			head = regexp.MustCompile(`a=group:BUNDLE 0 1`).ReplaceAllString(head, "a=group:BUNDLE 1 0")
+			ms[0] += "a=fingerprint:" + proven + "\r\n"
+			ms[1] += "a=fingerprint:" + own + "\r\n"
+			return head + strings.Join(ms, "")
+		}},
+		// A fake first section with the proven fingerprint, the real one
+		// with the bridge's; BUNDLE names the real one.
+		{"fake first section", "cam", "fmp4", func(sdp, own string) string {
+			head, ms := sections(fingerprintLine.ReplaceAllString(sdp, ""))
+			fake := "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:fake\r\na=inactive\r\na=fingerprint:" + proven + "\r\n"
+			for i := range ms {
+				ms[i] += "a=fingerprint:" + own + "\r\n"
+			}
+			return head + fake + strings.Join(ms, "")
+		}},
+		// Only a session-level proven fingerprint, followed by the
+		// bridge's own in every section.
+		{"two levels", "cam", "srtp", func(sdp, own string) string {
+			head, ms := sections(fingerprintLine.ReplaceAllString(sdp, ""))
+			for i := range ms {
+				ms[i] += "a=fingerprint:" + own + "\r\n"
+			}
+			return head + "a=fingerprint:" + proven + "\r\n" + strings.Join(ms, "")
+		}},
+		// The honest shape with the bridge's own certificate throughout:
+		// what the old check already refused.
+		{"own certificate", "cam", "srtp", func(sdp, own string) string { return sdp }},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			reason, media := hostileBridge(t, tm, a.stream, a.transport, proven, a.rewrite)
+			if media > 0 {
+				t.Fatalf("the bridge received %d media packets or messages (session end: %q)", media, reason)
+			}
+			if !strings.HasPrefix(reason, "unauthorized") {
+				t.Errorf("session ended with %q, want an unauthorized refusal", reason)
+			}
+		})
+	}
+	if n := tm.dev.TrustRefusals()[refusedAnswer]; n < uint64(len(attacks)) {
+		t.Errorf("trust refusals for answers: %d, want %d", n, len(attacks))
+	}
+	waitViewers(t, tm.dev, 0)
+}
+
+func TestCheckAnswer(t *testing.T) {
+	offer := "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+	fp := "sha-256 AB:CD"
+	sec := func(kind, mid, fp string) string {
+		s := "m=" + kind + " 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:" + mid + "\r\n"
+		if fp != "" {
+			s += "a=fingerprint:" + fp + "\r\n"
+		}
+		return s
+	}
+	head := "v=0\r\no=- 3 4 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+	for _, tc := range []struct {
+		name, answer, proven string
+		ok                   bool
+	}{
+		{"honest", head + sec("video", "0", "sha-256 ab:cd") + sec("audio", "1", fp), fp, true},
+		{"honest session level", head + "a=fingerprint:" + fp + "\r\n" + sec("video", "0", "") + sec("audio", "1", ""), fp, true},
+		{"no secret, any fingerprint", head + sec("video", "0", "sha-256 EE") + sec("audio", "1", "sha-256 EE"), "", true},
+		{"one other", head + sec("video", "0", fp) + sec("audio", "1", "sha-256 EE"), fp, false},
+		{"none", head + sec("video", "0", "") + sec("audio", "1", ""), fp, false},
+		{"missing section", head + sec("video", "0", fp), fp, false},
+		{"extra section", head + sec("video", "0", fp) + sec("audio", "1", fp) + sec("audio", "2", fp), "", false},
+		{"swapped kinds", head + sec("audio", "0", fp) + sec("video", "1", fp), "", false},
+		{"other mid", head + sec("video", "0", fp) + sec("audio", "x", fp), "", false},
+		{"upper-case key", head + sec("video", "0", fp) + sec("audio", "1", fp) + "a=FINGERPRINT:sha-256 EE\r\n", fp, false},
+		{"garbage", "not sdp", fp, false},
+		{"huge", head + strings.Repeat("a=x\r\n", trust.MaxSDP/5+1), "", false},
+	} {
+		err := checkAnswer(offer, tc.answer, tc.proven)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// FuzzCheckAnswer: arbitrary answers never panic, and whatever passes with
+// a proven fingerprint carries only that one.
+func FuzzCheckAnswer(f *testing.F) {
+	offer := "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+	f.Add("v=0\r\no=- 3 4 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=fingerprint:sha-256 AB\r\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, answer string) {
+		if checkAnswer(offer, answer, "sha-256 AB") != nil {
+			return
+		}
+		for _, m := range regexp.MustCompile(`(?im)^a=fingerprint:(.*)$`).FindAllStringSubmatch(answer, -1) {
+			if trust.NormalizeFingerprint(strings.TrimRight(m[1], "\r")) != "sha-256 AB" {
+				t.Fatalf("accepted an answer with fingerprint %q", m[1])
+			}
+		}
+	})
+}
