@@ -7,21 +7,13 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // ersHandler turns Socket.IO events into ERS behaviour. It is the Bridge
 // seen through the socketio.Handler interface.
 type ersHandler Bridge
-
-// iceServerJSON is an RTCIceServer for the stunservers/turnservers events.
-// Legacy ERS players read "url", current ones "urls"; send both.
-type iceServerJSON struct {
-	URL        string   `json:"url,omitempty"`
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
-}
 
 func (h *ersHandler) Connect(s *socketio.Socket) {
 	b := (*Bridge)(h)
@@ -37,15 +29,17 @@ func (h *ersHandler) Connect(s *socketio.Socket) {
 	b.mu.Unlock()
 	// Both lists must reach the player before any offer: it builds its
 	// RTCPeerConnection from them.
-	s.Emit("stunservers", iceServersJSON(stun))
-	s.Emit("turnservers", iceServersJSON(turn))
+	s.Emit(ersproto.EventSTUNServers, iceServersJSON(stun))
+	s.Emit(ersproto.EventTURNServers, iceServersJSON(turn))
 	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
 }
 
-func iceServersJSON(servers []signalwire.ICEServer) []iceServerJSON {
-	out := []iceServerJSON{}
+// iceServersJSON lists servers for the stunservers/turnservers events,
+// with "url" for legacy ERS players.
+func iceServersJSON(servers []signalwire.ICEServer) []ersproto.ICEServer {
+	out := []ersproto.ICEServer{}
 	for _, is := range servers {
-		out = append(out, iceServerJSON{URL: is.URLs[0], URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+		out = append(out, ersproto.ICEServer{URL: is.URLs[0], URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 	}
 	return out
 }
@@ -72,17 +66,17 @@ func (h *ersHandler) Event(s *socketio.Socket, name string, args []json.RawMessa
 	if v == nil {
 		return errors.New("socket is not connected")
 	}
-	switch name {
-	case "join":
+	switch {
+	case name == ersproto.EventJoin:
 		return b.counted("join", v.join(args, ack))
-	case "resume":
+	case name == ersproto.EventResume:
 		return b.counted("resume", v.resume(args, ack))
-	case "message":
+	case name == ersproto.EventMessage:
 		return b.counted("message", v.message(args))
-	case "leave":
+	case name == ersproto.EventLeave:
 		v.leave("viewer left")
 		return nil
-	case "create", "shareScreen", "unshareScreen", "trace":
+	case ersproto.Quiet(name):
 		// signalmaster events a viewer of a device has no use for; ERS
 		// players may still send them, so accept them quietly.
 		if ack != nil {
@@ -101,60 +95,9 @@ func (b *Bridge) counted(event string, err error) error {
 	return err
 }
 
-// joinData is the second argument of join: {token, streamName, transport}.
-type joinData struct {
-	Token      string `json:"token"`
-	StreamName string `json:"streamName"`
-	Transport  string `json:"transport"`
-	Nonce      string `json:"nonce"` // ersmesh players: what the device signs its offer for
-	// ResumeKey (ersmesh players) is the viewer's public key for
-	// re-attaching the session through another bridge later.
-	ResumeKey string `json:"resumeKey"`
-	// SID, in a resume, is the session (the offer's sid) to re-attach.
-	SID string `json:"sid"`
-}
-
-// parseJoin reads join(roomName, [data]); plain signalmaster clients send
-// only the room name.
-func parseJoin(args []json.RawMessage) (room string, data joinData, err error) {
-	if len(args) == 0 {
-		return "", data, errors.New("join needs a room name")
-	}
-	if err := json.Unmarshal(args[0], &room); err != nil {
-		return "", data, errors.New("join: the room name must be a string")
-	}
-	if len(args) > 1 && len(args[1]) > 0 && args[1][0] == '{' {
-		if err := json.Unmarshal(args[1], &data); err != nil {
-			return "", data, fmt.Errorf("join: bad data object: %v", err)
-		}
-	}
-	return room, data, nil
-}
-
-// ersMessage is the ERS "message" event, both ways.
-type ersMessage struct {
-	To          string          `json:"to,omitempty"`
-	From        string          `json:"from,omitempty"`
-	SID         string          `json:"sid,omitempty"`
-	Broadcaster string          `json:"broadcaster,omitempty"`
-	RoomType    string          `json:"roomType,omitempty"`
-	Type        string          `json:"type"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	Prefix      string          `json:"prefix,omitempty"`
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// roomDescription is the join ack's second argument.
-func roomDescription(deviceID string) map[string]any {
-	clients := map[string]any{}
-	if deviceID != "" {
-		clients[deviceID] = map[string]bool{"video": true, "audio": false, "screen": false}
-	}
-	return map[string]any{"clients": clients}
 }

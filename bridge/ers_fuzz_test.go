@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -28,7 +29,7 @@ func FuzzERSEvent(f *testing.F) {
 		if json.Unmarshal(b, &args) != nil {
 			return
 		}
-		if room, data, err := parseJoin(args); err == nil {
+		if room, data, err := ersproto.ParseJoin(args); err == nil {
 			m := &signalwire.Message{Kind: signalwire.KindJoin, Room: room, Stream: data.StreamName, Transport: data.Transport, Token: data.Token}
 			// A join the device would refuse is fine; encoding it must not be.
 			if m.Validate() == nil {
@@ -40,8 +41,8 @@ func FuzzERSEvent(f *testing.F) {
 		if len(args) == 0 {
 			return
 		}
-		var m ersMessage
-		if json.Unmarshal(args[0], &m) != nil {
+		m, err := ersproto.ParseMessage(args[0])
+		if err != nil {
 			return
 		}
 		sm := &signalwire.Message{Kind: signalwire.KindSignal, Type: m.Type, SID: m.SID, Payload: m.Payload}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -51,7 +52,7 @@ func (v *viewer) resume(args []json.RawMessage, ack socketio.AckFunc) error {
 }
 
 func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool) error {
-	room, data, err := parseJoin(args)
+	room, data, err := ersproto.ParseJoin(args)
 	if err == nil && resume && data.SID == "" {
 		err = errors.New("resume: no session id")
 	}
@@ -73,7 +74,7 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 	// costs no lookup.
 	delay, ok := v.joins.Delay(maxJoinDelay)
 	if !ok {
-		ack(nil, roomDescription(""))
+		ack(nil, ersproto.DeviceRoom(""))
 		return nil
 	}
 	// A join the device would refuse as malformed (a nonce over 64 bytes,
@@ -133,11 +134,11 @@ func (v *viewer) message(args []json.RawMessage) error {
 	if len(args) == 0 {
 		return errors.New("message needs an argument")
 	}
-	var m ersMessage
-	if err := json.Unmarshal(args[0], &m); err != nil {
-		return errors.New("message: the argument must be an object")
+	m, err := ersproto.ParseMessage(args[0])
+	if err != nil {
+		return err
 	}
-	if m.Type == "candidate" {
+	if m.Type == ersproto.TypeCandidate {
 		if !v.candidates.Allow() {
 			return fmt.Errorf("message: rate limited: more than %g candidates a second; this one was dropped", v.b.cfg.Rates.Candidates)
 		}
@@ -183,7 +184,7 @@ func (v *viewer) detach(reason string) {
 type deviceSession struct {
 	v     *viewer
 	room  string
-	data  joinData
+	data  ersproto.Join
 	join  *signalwire.Message // validated; ICEServers are added when sent
 	ack   socketio.AckFunc
 	delay time.Duration // held back this long first: the join rate
@@ -220,7 +221,7 @@ func (ds *deviceSession) end(reason string) {
 }
 
 // forward relays a browser message to the device.
-func (ds *deviceSession) forward(m *ersMessage) error {
+func (ds *deviceSession) forward(m *ersproto.Message) error {
 	ds.mu.Lock()
 	conn, device := ds.conn, ds.device
 	ds.mu.Unlock()
@@ -278,7 +279,7 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	case errors.Is(err, mesh.ErrNotFound):
 		ds.log.Debug("no device in room")
 		ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
-		ds.ack(nil, roomDescription(""))
+		ds.ack(nil, ersproto.DeviceRoom(""))
 		return nil, "", false
 	case errors.Is(err, errUnreachable):
 		return ds.unreachable(err)
@@ -330,7 +331,7 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	ds.mu.Unlock()
 	ds.log.Info("viewer joined device", "device", device, "stream", ds.data.StreamName)
 	ds.v.b.metrics.joins.WithLabelValues("joined").Inc()
-	ds.ack(nil, roomDescription(device))
+	ds.ack(nil, ersproto.DeviceRoom(device))
 	return conn, device, true
 }
 
@@ -345,8 +346,8 @@ func (ds *deviceSession) unreachable(err error) (*signalwire.Conn, string, bool)
 	ds.v.b.metrics.joins.WithLabelValues("empty").Inc()
 	// Our player tells the viewer a dead device from an empty room by
 	// this key; ERS players read only "clients".
-	desc := roomDescription("")
-	desc["unreachable"] = true
+	desc := ersproto.DeviceRoom("")
+	desc.Unreachable = true
 	ds.ack(nil, desc)
 	return nil, "", false
 }
@@ -365,7 +366,7 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 				if reason == "" {
 					reason = "bridge shutting down"
 					detach = true
-					sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+					sock.Emit(ersproto.EventRemove, ersproto.Remove{ID: device, Type: ersproto.RoomTypeVideo})
 				}
 				leave := &signalwire.Message{Kind: signalwire.KindLeave, Reason: reason}
 				if detach {
@@ -375,17 +376,12 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 				return
 			}
 			ds.log.Info("device stream ended", "err", err)
-			sock.Emit("remove", map[string]string{"id": device, "type": "video"})
+			sock.Emit(ersproto.EventRemove, ersproto.Remove{ID: device, Type: ersproto.RoomTypeVideo})
 			return
 		}
 		switch m.Kind {
 		case signalwire.KindSignal:
-			ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
-			err = sock.Emit("message", ersMessage{
-				From: device, To: sock.ID(), SID: m.SID, Broadcaster: device,
-				RoomType: "video", Type: m.Type, Payload: m.Payload, Prefix: "webkit",
-			})
-			if err != nil { // the browser is gone; Disconnect ends this session
+			if err := ds.toBrowser(device, m); err != nil { // the browser is gone; Disconnect ends this session
 				return
 			}
 		case signalwire.KindLeave:
@@ -398,13 +394,22 @@ func (ds *deviceSession) relay(conn *signalwire.Conn, device string) {
 			ds.log.Info("device ended the session", "reason", m.Reason)
 			// The reason is extra to ERS: our player shows it (a refused
 			// room secret, say); ERS players ignore it.
-			sock.Emit("remove", map[string]string{"id": device, "type": "video", "reason": m.Reason})
+			sock.Emit(ersproto.EventRemove, ersproto.Remove{ID: device, Type: ersproto.RoomTypeVideo, Reason: m.Reason})
 			return
 		case signalwire.KindPing:
 		default:
 			ds.log.Debug("unexpected message from device", "kind", m.Kind)
 		}
 	}
+}
+
+// toBrowser relays a device's signal to the browser as an ERS message.
+func (ds *deviceSession) toBrowser(device string, m *signalwire.Message) error {
+	ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
+	return ds.v.sock.Emit(ersproto.EventMessage, ersproto.Message{
+		From: device, To: ds.v.sock.ID(), SID: m.SID, Broadcaster: device,
+		RoomType: ersproto.RoomTypeVideo, Type: m.Type, Payload: m.Payload, Prefix: ersproto.PrefixWebkit,
+	})
 }
 
 // resumeSession asks the device to re-attach session ds.data.SID here and
@@ -435,15 +440,11 @@ func (ds *deviceSession) resumeSession(conn *signalwire.Conn, device string) (*s
 		}
 		switch m.Kind {
 		case signalwire.KindSignal:
-			ds.v.b.metrics.relayed.WithLabelValues("to_browser").Inc()
-			ds.v.sock.Emit("message", ersMessage{
-				From: device, To: ds.v.sock.ID(), SID: m.SID, Broadcaster: device,
-				RoomType: "video", Type: m.Type, Payload: m.Payload, Prefix: "webkit",
-			})
+			ds.toBrowser(device, m)
 		case signalwire.KindAccept:
 			ds.log.Info("viewer re-attached its session", "device", device)
 			ds.v.b.metrics.joins.WithLabelValues("resumed").Inc()
-			ds.ack(nil, roomDescription(device))
+			ds.ack(nil, ersproto.DeviceRoom(device))
 			return conn, device, true
 		case signalwire.KindReject, signalwire.KindLeave:
 			ds.log.Info("device refused the resume", "reason", m.Reason)
