@@ -12,6 +12,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
 
@@ -51,7 +52,7 @@ func TestMessageFlood(t *testing.T) {
 		t.Errorf("%d of %d flooded messages rate limited", limited, n+20)
 	}
 	t.Logf("%d rate limited, %d refused otherwise", limited, other)
-	if ack, err := c.EmitAck(ctx, "join", "nobody"); err != nil || len(ack) != 2 {
+	if ack, err := c.EmitAck(ctx, ersproto.EventJoin, "nobody"); err != nil || len(ack) != 2 {
 		t.Fatalf("join after the flood: %s %v", ack, err)
 	}
 }
@@ -64,7 +65,7 @@ func TestRejoinLoop(t *testing.T) {
 	defer cancel()
 	c := dial(t, ctx, base)
 	for i := range 40 {
-		ack, err := c.EmitAck(ctx, "join", "empty-room")
+		ack, err := c.EmitAck(ctx, ersproto.EventJoin, "empty-room")
 		if err != nil {
 			t.Fatalf("join %d: %v", i, err)
 		}
@@ -167,7 +168,7 @@ func TestIdleHandshakes(t *testing.T) {
 	for {
 		c, err := sioclient.Dial(ctx, base, nil)
 		if err == nil {
-			if ack, err := c.EmitAck(ctx, "join", "nobody"); err != nil || len(ack) != 2 {
+			if ack, err := c.EmitAck(ctx, ersproto.EventJoin, "nobody"); err != nil || len(ack) != 2 {
 				t.Errorf("honest join: %s %v", ack, err)
 			}
 			c.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
 
@@ -106,7 +107,7 @@ func TestConnectAndUnknownRoom(t *testing.T) {
 			t.Errorf("%s args %s: want one array", name, e.Args)
 		}
 	}
-	ack, err := c.EmitAck(ctx, "join", "nobody-home", map[string]string{"streamName": "x", "transport": "srtp"})
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("nobody-home", ersproto.Join{StreamName: "x", Transport: ersproto.TransportSRTP})...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestBadInput(t *testing.T) {
 	expectError(`5:::{"name":"join","args":[42]}`, "")
 
 	// Still served after all that.
-	if ack, err := c.EmitAck(ctx, "join", "still-nobody"); err != nil || len(ack) != 2 {
+	if ack, err := c.EmitAck(ctx, ersproto.EventJoin, "still-nobody"); err != nil || len(ack) != 2 {
 		t.Fatalf("join after bad input: %s, %v", ack, err)
 	}
 
@@ -177,7 +178,7 @@ func TestBadInput(t *testing.T) {
 			break
 		}
 	}
-	if ack, err := other.EmitAck(ctx, "join", "nobody-either"); err != nil || compact(ack[1]) != `{"clients":{}}` {
+	if ack, err := other.EmitAck(ctx, ersproto.EventJoin, "nobody-either"); err != nil || compact(ack[1]) != `{"clients":{}}` {
 		t.Fatalf("another socket after an oversized frame: %s, %v", ack, err)
 	}
 }
@@ -214,7 +215,7 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 	defer cancel()
 	c := dial(t, ctx, base)
 
-	ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"})
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ func TestMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := dial(t, ctx, base)
-	if _, err := c.EmitAck(ctx, "join", "nobody-here"); err != nil {
+	if _, err := c.EmitAck(ctx, ersproto.EventJoin, "nobody-here"); err != nil {
 		t.Fatal(err)
 	}
 	c.Emit(ctx, "bogus")
@@ -408,7 +409,7 @@ func TestEarlyCandidates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := dial(t, ctx, base)
-	if _, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"}); err != nil {
+	if _, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...); err != nil {
 		t.Fatal(err)
 	}
 	e, err := c.NextEvent(ctx, "message")

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/ersproto"
 )
 
 // TestBridgeProtectsDeviceWithViewer: while a viewer's session runs, the
@@ -21,7 +22,7 @@ func TestBridgeProtectsDeviceWithViewer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := dial(t, ctx, base)
-	ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"})
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
 	if err != nil {
 		t.Fatal(err)
 	}

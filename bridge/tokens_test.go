@@ -11,6 +11,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
 
@@ -38,7 +39,7 @@ func TestERSTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"token": token, "streamName": "sample", "transport": "srtp"})
+		ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{Token: token, StreamName: "sample", Transport: ersproto.TransportSRTP})...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/trust"
@@ -94,7 +95,7 @@ func viewerSession(t *testing.T, base, nonce, secret string, proveFP string, cer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := dial(t, ctx, base)
-	ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp", "nonce": nonce})
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP, Nonce: nonce})...)
 	if err != nil || len(ack) != 2 || !strings.Contains(string(ack[1]), "12D3KooW") {
 		t.Fatalf("join: %s %v", ack, err)
 	}

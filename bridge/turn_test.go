@@ -125,7 +125,11 @@ func TestTURNCredentialsPerViewer(t *testing.T) {
 		}
 		seen[turn.Username] = true
 		// The device gets exactly what the browser got.
-		want, _ := json.Marshal(append(append([]ersviewer.ICEServer{}, got.STUN...), got.TURN...))
+		var gave []signalwire.ICEServer
+		for _, is := range append(append([]ersviewer.ICEServer{}, got.STUN...), got.TURN...) {
+			gave = append(gave, signalwire.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+		}
+		want, _ := json.Marshal(gave)
 		have, _ := json.Marshal(join.ICEServers)
 		if string(want) != string(have) {
 			t.Errorf("device's ICE servers %s, browser's %s", have, want)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/ersproto"
 )
 
 // TestUnreachableDevice: a room whose device is published but does not
@@ -28,7 +29,7 @@ func TestUnreachableDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, ctx, d.Bridge)
-	ack, err := c.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"})
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
 	if err != nil {
 		t.Fatal(err)
 	}

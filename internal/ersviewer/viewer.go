@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
 
@@ -22,7 +23,7 @@ type Options struct {
 	// Policy is the ICE transport policy: webrtc.ICETransportPolicyRelay
 	// forces media through TURN.
 	Policy webrtc.ICETransportPolicy
-	// Packets is how many RTP packets to receive before Play returns
+	// Packets is how many RTP packets Play receives before it returns
 	// (default 50).
 	Packets int
 	// TURNTransport, if set ("udp" or "tcp"), keeps only the TURN URLs
@@ -34,14 +35,17 @@ type Options struct {
 	Servers *Result
 	// Settings, if set, tunes the PeerConnection (interfaces, ports).
 	Settings *webrtc.SettingEngine
+	// API, if set, builds the PeerConnection instead (Settings is then
+	// not used): load tools share one among many viewers.
+	API *webrtc.API
+	// OnTrack, if set, gets every track the device sends (Open); it runs
+	// on pion's goroutine and may read the track until it ends. Play sets
+	// its own.
+	OnTrack func(*webrtc.TrackRemote)
 }
 
 // ICEServer is an RTCIceServer as the bridge sends it.
-type ICEServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
-}
+type ICEServer = ersproto.ICEServer
 
 // Result is what a viewing produced.
 type Result struct {
@@ -53,14 +57,21 @@ type Result struct {
 	Local, Remote webrtc.ICECandidateStats
 }
 
-type message struct {
-	To          string          `json:"to,omitempty"`
-	From        string          `json:"from,omitempty"`
-	SID         string          `json:"sid,omitempty"`
-	Broadcaster string          `json:"broadcaster,omitempty"`
-	RoomType    string          `json:"roomType,omitempty"`
-	Type        string          `json:"type"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
+// Session is a viewing in progress: a Socket.IO session with the bridge and
+// the PeerConnection that answered the device's offer. A goroutine relays
+// the device's later messages (candidates, a new offer) until Close.
+type Session struct {
+	STUN, TURN []ICEServer // what the bridge handed out
+	Device     string      // the device's peer ID, from the join ack
+
+	c      *sioclient.Client
+	opts   Options
+	failed chan error    // the first failure after Open, buffered
+	done   chan struct{} // the relay goroutine ended
+
+	mu    sync.Mutex // guards pc and offer, replaced on a new offer
+	pc    *webrtc.PeerConnection
+	offer ersproto.Message
 }
 
 // Play joins the room, answers the device's offer and returns once
@@ -69,16 +80,60 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Packets <= 0 {
 		opts.Packets = 50
 	}
+	res := &Result{}
+	got := make(chan error, 1)
+	var once sync.Once
+	finish := func(err error) { once.Do(func() { got <- err }) }
+	opts.OnTrack = func(tr *webrtc.TrackRemote) {
+		res.Codec = tr.Codec().MimeType
+		for n := 0; n < opts.Packets; n++ {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				finish(fmt.Errorf("viewer: track ended after %d packets: %w", n, err))
+				return
+			}
+			res.Packets = n + 1
+		}
+		finish(nil)
+	}
+	s, err := Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	res.STUN, res.TURN, res.Device = s.STUN, s.TURN, s.Device
+	select {
+	case err = <-got:
+	case err = <-s.Failed():
+	case <-ctx.Done():
+		err = fmt.Errorf("viewer: %w (offer=true)", ctx.Err())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := selectedPair(s.PeerConnection(), res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Open joins the room, answers the device's offer and returns the session,
+// whose tracks go to opts.OnTrack.
+func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 	c, err := sioclient.Dial(ctx, opts.Bridge, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	res := &Result{}
+	s := &Session{c: c, opts: opts, failed: make(chan error, 1), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			close(s.done)
+			s.Close()
+		}
+	}()
 
 	// The bridge sends stunservers and turnservers on connect, before any
 	// offer.
-	for _, name := range []string{"stunservers", "turnservers"} {
+	for _, name := range []string{ersproto.EventSTUNServers, ersproto.EventTURNServers} {
 		ev, err := c.NextEvent(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("viewer: waiting for %s: %w", name, err)
@@ -89,36 +144,32 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 				return nil, fmt.Errorf("viewer: bad %s: %w", name, err)
 			}
 		}
-		if name == "stunservers" {
-			res.STUN = list
+		if name == ersproto.EventSTUNServers {
+			s.STUN = list
 		} else {
-			res.TURN = list
+			s.TURN = list
 		}
 		if opts.Servers != nil {
-			opts.Servers.STUN, opts.Servers.TURN = res.STUN, res.TURN
+			opts.Servers.STUN, opts.Servers.TURN = s.STUN, s.TURN
 		}
 	}
 
 	// Join until a device answers: the room's record may not have spread
 	// yet; the player asks again too.
-	for res.Device == "" {
-		args, err := c.EmitAck(ctx, "join", opts.Room, map[string]string{"streamName": opts.Stream, "transport": "srtp"})
+	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: ersproto.TransportSRTP})
+	for s.Device == "" {
+		args, err := c.EmitAck(ctx, ersproto.EventJoin, join...)
 		if err != nil {
 			return nil, fmt.Errorf("viewer: join: %w", err)
 		}
 		if len(args) > 0 && string(args[0]) != "null" {
 			return nil, fmt.Errorf("viewer: join refused: %s", args[0])
 		}
-		var desc struct {
-			Clients map[string]json.RawMessage `json:"clients"`
-		}
+		var room ersproto.Room
 		if len(args) > 1 {
-			json.Unmarshal(args[1], &desc)
+			json.Unmarshal(args[1], &room)
 		}
-		for id := range desc.Clients {
-			res.Device = id
-		}
-		if res.Device == "" {
+		if s.Device = room.Device(); s.Device == "" {
 			select {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("viewer: no device in room %q: %w", opts.Room, ctx.Err())
@@ -127,91 +178,117 @@ func Play(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 
-	var pc *webrtc.PeerConnection
-	defer func() {
-		if pc != nil {
-			pc.Close()
-		}
-	}()
-	var session message
-	got := make(chan error, 1)
+	// The first offer; candidates before it have no session to go to.
 	for {
-		ev, err := nextMessage(ctx, c, got)
-		switch {
-		case errors.Is(err, errDone):
-			if err := <-got; err != nil {
-				return nil, err
-			}
-			if err := selectedPair(pc, res); err != nil {
-				return nil, err
-			}
-			return res, nil
-		case err != nil:
-			return nil, fmt.Errorf("viewer: %w (offer=%v)", err, pc != nil)
+		m, err := s.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("viewer: %w (offer=false)", err)
 		}
-		var m message
-		if len(ev.Args) == 0 || json.Unmarshal(ev.Args[0], &m) != nil {
+		if m.Type == ersproto.TypeOffer {
+			if err := s.answer(m); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	go s.relay()
+	return s, nil
+}
+
+// next returns the next message event from the bridge.
+func (s *Session) next(ctx context.Context) (ersproto.Message, error) {
+	for {
+		ev, err := s.c.NextEvent(ctx, ersproto.EventMessage)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ersproto.Message{}, ctx.Err()
+			}
+			return ersproto.Message{}, fmt.Errorf("bridge: %w", err)
+		}
+		if len(ev.Args) == 0 {
 			continue
 		}
+		if m, err := ersproto.ParseMessage(ev.Args[0]); err == nil {
+			return m, nil
+		}
+	}
+}
+
+// relay handles the device's messages after the first offer until Close.
+func (s *Session) relay() {
+	defer close(s.done)
+	for {
+		m, err := s.next(context.Background())
+		if err != nil {
+			if !errors.Is(err, sioclient.ErrClosed) {
+				s.fail(fmt.Errorf("viewer: %w", err))
+			}
+			return
+		}
 		switch m.Type {
-		case "offer":
-			if pc != nil {
-				pc.Close()
+		case ersproto.TypeOffer:
+			if err := s.answer(m); err != nil {
+				s.fail(err)
+				return
 			}
-			session = m
-			pc, err = answer(c, opts, res, m, got)
-			if err != nil {
-				return nil, err
-			}
-		case "candidate":
-			if pc == nil || m.SID != session.SID {
+		case ersproto.TypeCandidate:
+			s.mu.Lock()
+			pc, sid := s.pc, s.offer.SID
+			s.mu.Unlock()
+			var p ersproto.CandidatePayload
+			if pc == nil || m.SID != sid || m.Decode(&p) != nil || p.Candidate.Candidate == "" {
 				continue
 			}
-			var p struct {
-				Candidate *webrtc.ICECandidateInit `json:"candidate"`
-			}
-			if json.Unmarshal(m.Payload, &p) == nil && p.Candidate != nil && p.Candidate.Candidate != "" {
-				pc.AddICECandidate(*p.Candidate)
-			}
+			pc.AddICECandidate(webrtc.ICECandidateInit{
+				Candidate: p.Candidate.Candidate, SDPMid: p.Candidate.SDPMid, SDPMLineIndex: p.Candidate.SDPMLineIndex,
+			})
 		}
 	}
 }
 
-// errDone says the media side finished (got has its result).
-var errDone = errors.New("done")
-
-// nextMessage waits for the next "message" event, or for got to have a
-// result, polling so that both are watched without a second goroutine.
-func nextMessage(ctx context.Context, c *sioclient.Client, got chan error) (sioclient.Event, error) {
-	for {
-		select {
-		case err := <-got:
-			got <- err // for the caller
-			return sioclient.Event{}, errDone
-		default:
-		}
-		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		ev, err := c.NextEvent(wctx, "message")
-		cancel()
-		if err == nil {
-			return ev, nil
-		}
-		if ctx.Err() != nil {
-			return ev, ctx.Err()
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return ev, fmt.Errorf("bridge: %w", err)
-		}
+// fail reports the session's first failure.
+func (s *Session) fail(err error) {
+	select {
+	case s.failed <- err:
+	default:
 	}
 }
 
-func answer(c *sioclient.Client, opts Options, res *Result, offer message, got chan<- error) (*webrtc.PeerConnection, error) {
+// Failed delivers the session's failure: the peer connection failed, an
+// offer could not be answered, or the bridge went away.
+func (s *Session) Failed() <-chan error { return s.failed }
+
+// PeerConnection is the current one: a new offer replaces it.
+func (s *Session) PeerConnection() *webrtc.PeerConnection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pc
+}
+
+// Close leaves the bridge and closes the peer connection; it waits for the
+// relay goroutine.
+func (s *Session) Close() error {
+	err := s.c.Close() // ends the relay: NextEvent returns ErrClosed
+	<-s.done
+	s.mu.Lock()
+	pc := s.pc
+	s.pc = nil
+	s.mu.Unlock()
+	if pc != nil {
+		pc.Close()
+	}
+	return err
+}
+
+// answer replaces the peer connection with one that answers offer.
+func (s *Session) answer(offer ersproto.Message) error {
+	opts := s.opts
 	var servers []webrtc.ICEServer
-	for _, s := range append(append([]ICEServer{}, res.STUN...), res.TURN...) {
-		urls := s.URLs
-		if opts.TURNTransport != "" && s.Username != "" {
+	for _, is := range append(append([]ICEServer{}, s.STUN...), s.TURN...) {
+		urls := is.URLs
+		if opts.TURNTransport != "" && is.Username != "" {
 			urls = nil
-			for _, u := range s.URLs {
+			for _, u := range is.URLs {
 				if strings.HasSuffix(u, "?transport="+opts.TURNTransport) {
 					urls = append(urls, u)
 				}
@@ -220,23 +297,33 @@ func answer(c *sioclient.Client, opts Options, res *Result, offer message, got c
 				continue
 			}
 		}
-		servers = append(servers, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
+		servers = append(servers, webrtc.ICEServer{URLs: urls, Username: is.Username, Credential: is.Credential})
 	}
-	var api *webrtc.API
-	if opts.Settings != nil {
+	api := opts.API
+	if api == nil && opts.Settings != nil {
 		api = webrtc.NewAPI(webrtc.WithSettingEngine(*opts.Settings))
-	} else {
+	} else if api == nil {
 		api = webrtc.NewAPI()
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers, ICETransportPolicy: opts.Policy})
 	if err != nil {
-		return nil, fmt.Errorf("viewer: %w", err)
+		return fmt.Errorf("viewer: %w", err)
+	}
+	s.mu.Lock()
+	old := s.pc
+	s.pc, s.offer = pc, offer
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
 	}
 	reply := func(typ string, payload any) {
-		b, _ := json.Marshal(payload)
+		m, err := ersproto.Reply(offer, typ, payload)
+		if err != nil {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.Emit(ctx, "message", message{To: offer.From, SID: offer.SID, Broadcaster: offer.From, RoomType: "video", Type: typ, Payload: b})
+		s.c.Emit(ctx, ersproto.EventMessage, m)
 	}
 	// Candidates found before the answer is out wait for it: a device
 	// cannot use a candidate that arrives before the answer, as pion
@@ -254,55 +341,45 @@ func answer(c *sioclient.Client, opts Options, res *Result, offer message, got c
 			early = append(early, ic.ToJSON())
 			return
 		}
-		reply("candidate", map[string]any{"candidate": ic.ToJSON()})
+		reply(ersproto.TypeCandidate, map[string]any{"candidate": ic.ToJSON()})
 	})
-	var once sync.Once
-	finish := func(err error) { once.Do(func() { got <- err }) }
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		res.Codec = tr.Codec().MimeType
-		for n := 0; n < opts.Packets; n++ {
-			if _, _, err := tr.ReadRTP(); err != nil {
-				finish(fmt.Errorf("viewer: track ended after %d packets: %w", n, err))
-				return
-			}
-			res.Packets = n + 1
-		}
-		finish(nil)
-	})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed {
-			finish(errors.New("viewer: peer connection failed"))
+	if opts.OnTrack != nil {
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { opts.OnTrack(tr) })
+	}
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			s.fail(errors.New("viewer: peer connection failed"))
 		}
 	})
 	var sd webrtc.SessionDescription
 	if err := json.Unmarshal(offer.Payload, &sd); err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("viewer: offer payload: %w", err)
+		return fmt.Errorf("viewer: offer payload: %w", err)
 	}
 	if err := pc.SetRemoteDescription(sd); err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("viewer: apply offer: %w", err)
+		return fmt.Errorf("viewer: apply offer: %w", err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err == nil {
 		err = pc.SetLocalDescription(ans)
 	}
 	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("viewer: answer: %w", err)
+		return fmt.Errorf("viewer: answer: %w", err)
 	}
 	cmu.Lock()
-	reply("answer", pc.LocalDescription())
+	reply(ersproto.TypeAnswer, pc.LocalDescription())
 	for _, c := range early {
-		reply("candidate", map[string]any{"candidate": c})
+		reply(ersproto.TypeCandidate, map[string]any{"candidate": c})
 	}
 	answered = true
 	cmu.Unlock()
-	return pc, nil
+	return nil
 }
 
 // selectedPair fills res with the nominated, succeeded candidate pair.
 func selectedPair(pc *webrtc.PeerConnection, res *Result) error {
+	if pc == nil {
+		return errors.New("viewer: no peer connection")
+	}
 	stats := pc.GetStats()
 	for _, s := range stats {
 		p, ok := s.(webrtc.ICECandidatePairStats)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/bridge/socketio"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
@@ -261,16 +262,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func joinOnce(ctx context.Context, c *sioclient.Client) error {
 	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	args, err := c.EmitAck(jctx, "join", Room, map[string]string{"streamName": "sample", "transport": "srtp"})
+	args, err := c.EmitAck(jctx, ersproto.EventJoin, ersproto.JoinArgs(Room, ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
 	if err != nil {
 		return err
 	}
 	if len(args) < 2 || string(args[0]) != "null" {
 		return fmt.Errorf("join refused: %s", args)
 	}
-	var desc struct {
-		Clients map[string]json.RawMessage `json:"clients"`
-	}
+	var desc ersproto.Room
 	if err := json.Unmarshal(args[1], &desc); err != nil || len(desc.Clients) != 1 {
 		return fmt.Errorf("join ack names no device: %s", args[1])
 	}
@@ -324,15 +323,16 @@ func sendMessages(ctx context.Context, clients []*sioclient.Client, rate int, d 
 						return
 					}
 				}
-				msg := map[string]any{"type": "candidate", "sid": "s" + strconv.Itoa(i), "payload": payload{
+				p, _ := json.Marshal(payload{
 					Candidate: "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154 generation 0",
 					SDPMid:    "0", Sent: time.Now().UnixNano(),
-				}}
+				})
+				msg := ersproto.Message{Type: ersproto.TypeCandidate, SID: "s" + strconv.Itoa(i), Payload: p}
 				// Not ctx: coder/websocket closes the connection when a
 				// write's context ends mid-write, and the sessions are
 				// used again in the next run.
 				wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := c.Emit(wctx, "message", msg)
+				err := c.Emit(wctx, ersproto.EventMessage, msg)
 				wcancel()
 				if err != nil {
 					if ctx.Err() == nil {

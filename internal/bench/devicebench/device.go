@@ -2,7 +2,6 @@ package devicebench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
-	"github.com/ersmesh/ersmesh/internal/sioclient"
+	"github.com/ersmesh/ersmesh/internal/ersviewer"
 )
 
 // ServeTarget runs the demo on loopback and writes "READY <bridge URL>
@@ -191,99 +190,33 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 	return res, nil
 }
 
-// viewer is one ERS player made of a Socket.IO session and a pion
-// PeerConnection that receives the device's video.
+// viewer is one ERS player: an ersviewer session whose tracks a sink
+// counts.
 type viewer struct {
-	c *sioclient.Client
+	s *ersviewer.Session
 	sink
-	reading bool          // the signalling reader runs
-	done    chan struct{} // the signalling reader ended
 }
 
 // watch joins room on the bridge at base and returns once video flows.
 func watch(ctx context.Context, api *webrtc.API, base, room, stream string) (receiver, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := sioclient.Dial(ctx, base, nil)
+	v := &viewer{sink: newSink()}
+	s, err := ersviewer.Open(ctx, ersviewer.Options{Bridge: base, Room: room, Stream: stream, API: api, OnTrack: v.read})
 	if err != nil {
 		return nil, err
 	}
-	v := &viewer{c: c, done: make(chan struct{})}
-	ok := false
-	defer func() {
-		if !ok {
-			v.close()
-		}
-	}()
-	if _, err := c.EmitAck(ctx, "join", room, map[string]string{"streamName": stream, "transport": "srtp"}); err != nil {
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	offer, err := c.NextEvent(ctx, "message")
-	if err != nil {
-		return nil, fmt.Errorf("waiting for the offer: %w", err)
-	}
-	var msg struct {
-		From, SID, Type string
-		Payload         webrtc.SessionDescription
-	}
-	if err := json.Unmarshal(offer.Args[0], &msg); err != nil || msg.Type != "offer" {
-		return nil, fmt.Errorf("first message %s: want an offer", offer.Args)
-	}
-	flowing, err := v.open(api)
-	if err != nil {
-		return nil, err
-	}
-	send := func(typ string, payload any) {
-		c.Emit(context.Background(), "message", map[string]any{"to": msg.From, "sid": msg.SID, "type": typ, "payload": payload})
-	}
-	v.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			send("candidate", map[string]any{"candidate": cand.ToJSON()})
-		}
-	})
-	if err := v.pc.SetRemoteDescription(msg.Payload); err != nil {
-		return nil, err
-	}
-	answer, err := v.pc.CreateAnswer(nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.pc.SetLocalDescription(answer); err != nil {
-		return nil, err
-	}
-	send("answer", answer)
-	v.reading = true
-	go func() {
-		defer close(v.done)
-		for {
-			e, err := c.NextEvent(context.Background(), "message")
-			if err != nil {
-				return
-			}
-			var m struct {
-				Type    string
-				Payload struct{ Candidate webrtc.ICECandidateInit }
-			}
-			if json.Unmarshal(e.Args[0], &m) == nil && m.Type == "candidate" {
-				v.pc.AddICECandidate(m.Payload.Candidate)
-			}
-		}
-	}()
+	v.s = s
 	select {
-	case <-flowing:
+	case <-v.flowing:
+		return v, nil
+	case err := <-s.Failed():
+		s.Close()
+		return nil, err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("no video within 30 s; connection %s", v.pc.ConnectionState())
+		s.Close()
+		return nil, fmt.Errorf("no video within 30 s; connection %s", s.PeerConnection().ConnectionState())
 	}
-	ok = true
-	return v, nil
 }
 
-func (v *viewer) close() {
-	v.c.Close() // ends the reader: NextEvent returns ErrClosed
-	if v.reading {
-		<-v.done
-	}
-	if v.pc != nil {
-		v.pc.Close()
-	}
-}
+func (v *viewer) close() { v.s.Close() }

@@ -264,6 +264,7 @@ func feedRTP(ctx context.Context, port int) error {
 // janusViewer watches the mountpoint with a pion PeerConnection.
 type janusViewer struct {
 	sink
+	pc      *webrtc.PeerConnection
 	session string
 }
 
@@ -274,7 +275,7 @@ func watchJanus(ctx context.Context, api *webrtc.API, base string) (receiver, er
 	if err := janusCall(ctx, base, map[string]any{"janus": "create"}, &created); err != nil {
 		return nil, err
 	}
-	v := &janusViewer{session: fmt.Sprintf("%s/%d", base, created.Data.ID)}
+	v := &janusViewer{sink: newSink(), session: fmt.Sprintf("%s/%d", base, created.Data.ID)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -293,10 +294,10 @@ func watchJanus(ctx context.Context, api *webrtc.API, base string) (receiver, er
 	if err != nil {
 		return nil, err
 	}
-	flowing, err := v.open(api)
-	if err != nil {
+	if v.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, err
 	}
+	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { v.read(tr) })
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func watchJanus(ctx context.Context, api *webrtc.API, base string) (receiver, er
 		return nil, err
 	}
 	select {
-	case <-flowing:
+	case <-v.flowing:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("no video from janus within 30 s; connection %s", v.pc.ConnectionState())
 	}

@@ -8,31 +8,26 @@ import (
 )
 
 // sink is the media end every receiver shares, whatever server it watches:
-// a PeerConnection that counts the bytes its tracks bring.
+// it counts the bytes its tracks bring.
 type sink struct {
-	pc    *webrtc.PeerConnection
-	bytes atomic.Int64
+	bytes   atomic.Int64
+	once    sync.Once
+	flowing chan struct{} // closed at the first media byte
 }
 
-// open creates the PeerConnection; flowing closes at the first media byte.
-func (s *sink) open(api *webrtc.API) (flowing <-chan struct{}, err error) {
-	if s.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		return nil, err
-	}
-	first := make(chan struct{})
-	var once sync.Once
-	s.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1600)
-		for {
-			n, _, err := tr.Read(buf)
-			if err != nil {
-				return
-			}
-			s.bytes.Add(int64(n))
-			once.Do(func() { close(first) })
+func newSink() sink { return sink{flowing: make(chan struct{})} }
+
+// read counts a track's bytes until it ends.
+func (s *sink) read(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1600)
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
 		}
-	})
-	return first, nil
+		s.bytes.Add(int64(n))
+		s.once.Do(func() { close(s.flowing) })
+	}
 }
 
 func (s *sink) received() int64 { return s.bytes.Load() }
