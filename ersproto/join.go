@@ -70,7 +70,7 @@ func ParseJoin(args []json.RawMessage) (room string, data Join, err error) {
 			max   int
 		}{
 			{"token", data.Token, MaxToken},
-			{"streamName", data.StreamName, MaxStream},
+			{"stream", data.StreamName, MaxStream},
 			{"transport", data.Transport, MaxTransport},
 			{"nonce", data.Nonce, MaxNonce},
 			{"resumeKey", data.ResumeKey, MaxResumeKey},
