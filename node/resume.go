@@ -103,12 +103,20 @@ func (s *session) ending() bool {
 
 // resumable reports whether the session may outlive its signalling stream:
 // the viewer can prove a resume key and its PeerConnection is up.
+//
+// A WHEP viewer's session has no resume key, since WHEP has nowhere to
+// prove one; but a WHEP client needs no signalling once it plays, so its
+// session goes on detached too (nobody can re-attach it: it ends when the
+// PeerConnection does).
 func (s *session) resumable() bool {
-	if s.resumeKey == nil || s.ending() {
+	if s.ending() {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.resumeKey == nil && !s.stat.Answering {
+		return false
+	}
 	st := s.stat.State
 	return s.stat.everConnected && st != webrtc.PeerConnectionStateFailed.String() && st != webrtc.PeerConnectionStateClosed.String()
 }

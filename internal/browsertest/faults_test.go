@@ -236,6 +236,55 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 	}
 }
 
+// TestBridgeKilledUnderWHEP: a WHEP player needs no signalling once it
+// plays, so the device keeps its session when the bridge is killed, and the
+// picture goes on (WHEP has no way to re-attach: the session stays
+// detached until the viewer leaves).
+func TestBridgeKilledUnderWHEP(t *testing.T) {
+	d := startFaultDemo(t)
+	b := New(t)
+	a := startKillableBridge(t, d.BootstrapAddrs())
+	u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "protocol": {"whep"}, "bridge": {a.URL}}.Encode()
+	if err := Navigate(b, u); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(b, t, 30*time.Second, playing)
+	viewerThrough(t, d, a.ID, 10*time.Second)
+	if _, err := Eval[bool](b, watchFrames); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	before, err := Eval[gap](b, frameGap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Eval[bool](b, resetFrames); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	a.kill(t)
+	time.Sleep(time.Until(killed.Add(3 * time.Second)))
+	after, err := Eval[gap](b, frameGap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("whep: longest gap between frames %.0f ms over 3 s after the kill (%d frames), %.0f ms before", after.Max, after.N, before.Max)
+	if after.Max > maxStall && after.Max > before.Max+100 {
+		t.Errorf("the picture stalled %.0f ms after the bridge was killed (%.0f ms at most before), want at most %d ms\n%s",
+			after.Max, before.Max, maxStall, Describe(b))
+	}
+	if after.N < 30 {
+		t.Errorf("%d frames in the 3 s after the kill, want a playing picture", after.N)
+	}
+	if v := viewerThrough(t, d, a.ID, time.Second); !v.Detached || v.State != "connected" {
+		t.Errorf("device's viewer %+v: want it detached from the dead bridge, connected", v)
+	}
+	if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
+		t.Fatal(err)
+	}
+	waitNoViewers(t, d)
+}
+
 // viewerThrough waits until the device has exactly one viewer, relayed by
 // bridge id ("" for any), and returns it.
 func viewerThrough(t *testing.T, d *demo.Demo, id string, timeout time.Duration) node.ViewerInfo {
