@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/media"
 )
 
 // The faults a viewer must ride out (issue: media that outlives its
@@ -310,5 +312,99 @@ func waitNoViewers(t *testing.T, d *demo.Demo) {
 			t.Fatalf("device viewers %+v after the player closed, want none", d.Device().Viewers())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// restartableDevice is a device process stand-in: its identity (a key
+// file) and its listening port survive a restart, as a camera's would.
+type restartableDevice struct {
+	t       *testing.T
+	boot    []multiaddr.Multiaddr
+	room    string
+	keyFile string
+	listen  string
+	host    *mesh.Host
+	dev     *node.Device
+}
+
+func newRestartableDevice(t *testing.T, boot []multiaddr.Multiaddr, room string) *restartableDevice {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	rd := &restartableDevice{t: t, boot: boot, room: room, keyFile: filepath.Join(t.TempDir(), "device.key"),
+		listen: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
+	rd.start()
+	t.Cleanup(rd.stop)
+	return rd
+}
+
+func (rd *restartableDevice) start() {
+	t := rd.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := mesh.New(ctx, mesh.Config{IdentityFile: rd.keyFile, ListenAddrs: []string{rd.listen}, Bootstrap: rd.boot, Server: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := media.NewSampleStream("sample", log)
+	if err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	dev, err := node.New(ctx, node.Config{Mesh: h, Rooms: []string{rd.room}, Streams: map[string]*media.Stream{"sample": stream},
+		IncludeLoopback: true, Logger: log})
+	if err != nil {
+		stream.Close()
+		h.Close()
+		t.Fatal(err)
+	}
+	rd.host, rd.dev = h, dev
+}
+
+func (rd *restartableDevice) stop() {
+	if rd.dev != nil {
+		rd.dev.Close()
+		rd.host.Close()
+		rd.dev, rd.host = nil, nil
+	}
+}
+
+// TestDeviceRestartRecovers: the device restarts (same identity, same
+// port) while a viewer plays. The player notices, waits, and plays again
+// within 3 s of the device being back, without a reload.
+func TestDeviceRestartRecovers(t *testing.T) {
+	d := startFaultDemo(t)
+	rd := newRestartableDevice(t, d.BootstrapAddrs(), "restart")
+	b := New(t)
+	for _, transport := range []string{"fmp4", "srtp"} {
+		t.Run(transport, func(t *testing.T) {
+			u := d.Bridge + "/?" + url.Values{"room": {"restart"}, "transport": {transport}}.Encode()
+			if err := Navigate(b, u); err != nil {
+				t.Fatal(err)
+			}
+			WaitFor(b, t, 30*time.Second, playing)
+			id := rd.host.ID()
+			rd.stop()
+			WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'waiting'`)
+			time.Sleep(2 * time.Second) // the device is away for a while
+			rd.start()
+			if rd.host.ID() != id {
+				t.Fatalf("the device came back as %s, want %s", rd.host.ID(), id)
+			}
+			if _, err := Eval[bool](b, `(() => { window.backAt = performance.now(); return true; })()`); err != nil {
+				t.Fatal(err)
+			}
+			back := time.Now()
+			WaitFor(b, t, 3*time.Second, `ersPlayer.stage === 'playing' && ersPlayer.timing.firstFrame > backAt`)
+			t.Logf("%s: playing again %v after the device was back", transport, time.Since(back).Round(time.Millisecond))
+			if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
