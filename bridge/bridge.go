@@ -191,19 +191,33 @@ func (b *Bridge) Handler() http.Handler { return b.mux }
 // WHEP and register; over TLS when Config.TLS is set.
 func (b *Bridge) Serve(l net.Listener) error {
 	if b.cfg.TLS == nil {
-		return b.serve(l, b.mux, nil)
+		return b.serve(l, b.mux, nil, false)
 	}
-	var h http.Handler = b.mux
+	return b.serve(l, b.httpsHandler(), b.cfg.TLS, false)
+}
+
+// ServeTLSConns is Serve for a listener whose connections have done their
+// TLS handshake already (tlsmux.Mux.HTTP, when TURN shares the HTTPS
+// port); Config.TLS must be set.
+func (b *Bridge) ServeTLSConns(l net.Listener) error {
+	if b.cfg.TLS == nil {
+		l.Close()
+		return errors.New("bridge: ServeTLSConns without Config.TLS")
+	}
+	return b.serve(l, b.httpsHandler(), b.cfg.TLS, true)
+}
+
+func (b *Bridge) httpsHandler() http.Handler {
 	if b.cfg.HSTS > 0 {
-		h = hsts(h, b.cfg.HSTS)
+		return hsts(b.mux, b.cfg.HSTS)
 	}
-	return b.serve(l, h, b.cfg.TLS)
+	return b.mux
 }
 
 // ServePlain answers plain HTTP on l with h until Close: with TLS on, the
 // port-80 listener, where ACME challenges arrive and everything else is
 // sent to HTTPS (tlscert.Manager.HTTPHandler).
-func (b *Bridge) ServePlain(l net.Listener, h http.Handler) error { return b.serve(l, h, nil) }
+func (b *Bridge) ServePlain(l net.Listener, h http.Handler) error { return b.serve(l, h, nil, false) }
 
 // hsts tells browsers to come back over HTTPS only, for maxAge.
 func hsts(next http.Handler, maxAge time.Duration) http.Handler {
@@ -224,11 +238,12 @@ func (b *Bridge) ServeAdmin(l net.Listener) error {
 		b.cfg.Ops.Register(mux)
 		h = mux
 	}
-	return b.serve(l, h, nil)
+	return b.serve(l, h, nil, false)
 }
 
-// serve answers on l with h until Close; over TLS when tc is set.
-func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config) error {
+// serve answers on l with h until Close; over TLS when tc is set, done by
+// the server unless the listener's connections come handshaken.
+func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config, handshaken bool) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -249,10 +264,11 @@ func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config) error {
 	b.servers = append(b.servers, srv)
 	b.mu.Unlock()
 	var err error
-	if tc != nil {
-		// ServeTLS sets HTTP/2 up: the page's many small files and
-		// concurrent WHEP requests share one connection. WebSockets stay
-		// on HTTP/1.1 (Go does not offer them over HTTP/2).
+	if tc != nil && !handshaken {
+		// HTTP/2 (set up from tc's NextProtos, by Serve too): the page's
+		// many small files and concurrent WHEP requests share one
+		// connection. WebSockets stay on HTTP/1.1 (Go does not offer
+		// them over HTTP/2).
 		err = srv.ServeTLS(l, "", "")
 	} else {
 		err = srv.Serve(l)

@@ -78,5 +78,8 @@ func (s *Server) URLs(host string) []string {
 	if p := port(s.TLSAddr()); p > 0 {
 		out = append(out, "turns:"+host+":"+strconv.Itoa(p)+"?transport=tcp")
 	}
+	if p := port(s.SharedTLSAddr()); p > 0 {
+		out = append(out, "turns:"+host+":"+strconv.Itoa(p)+"?transport=tcp")
+	}
 	return out
 }

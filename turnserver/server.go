@@ -54,6 +54,10 @@ type Config struct {
 	// (DefaultTLSPort, or Ephemeral) with the operator's certificate.
 	TLS     *tls.Config
 	TLSPort int
+	// SharedTLS, when set, is a listener of TURN-over-TLS connections
+	// whose TLS is already done: the ones package tlsmux takes apart from
+	// HTTPS on a shared port (443). The server closes it.
+	SharedTLS net.Listener
 	// PublicIP is the relay address given to clients: the server's public
 	// address when it sits behind a 1:1 NAT (a cloud VM). Empty means
 	// ListenIP, or the first non-loopback address of the host.
@@ -165,6 +169,7 @@ type Server struct {
 	udp      net.PacketConn
 	tcp      net.Listener
 	tlsL     net.Listener
+	shared   net.Listener
 	conns    *connSet
 	refusals logOnce
 	closed   sync.Once
@@ -224,6 +229,10 @@ func New(cfg Config) (*Server, error) {
 		s.tlsL = tls.NewListener(&trackedListener{Listener: l, set: s.conns}, cfg.TLS)
 		tc.ListenerConfigs = append(tc.ListenerConfigs, turn.ListenerConfig{Listener: s.tlsL, RelayAddressGenerator: gen(), PermissionHandler: perm})
 	}
+	if cfg.SharedTLS != nil {
+		s.shared = &trackedListener{Listener: cfg.SharedTLS, set: s.conns}
+		tc.ListenerConfigs = append(tc.ListenerConfigs, turn.ListenerConfig{Listener: s.shared, RelayAddressGenerator: gen(), PermissionHandler: perm})
+	}
 	tc.Realm = cfg.Realm
 	tc.AuthHandler = s.authenticate
 	tc.QuotaHandler = s.q.allow
@@ -246,7 +255,7 @@ func New(cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("start TURN server: %w", err))
 	}
 	s.turn = t
-	s.log.Info("TURN server listening", "udp", addrString(s.UDPAddr()), "tcp", addrString(s.TCPAddr()), "tls", addrString(s.TLSAddr()),
+	s.log.Info("TURN server listening", "udp", addrString(s.UDPAddr()), "tcp", addrString(s.TCPAddr()), "tls", addrString(s.TLSAddr()), "tls_shared", addrString(s.SharedTLSAddr()),
 		"relay_ip", cfg.PublicIP, "relay_ports", fmt.Sprintf("%d-%d", cfg.MinRelayPort, cfg.MaxRelayPort),
 		"allow_private_peers", cfg.Policy.AllowPrivate, "realm", cfg.Realm)
 	return s, nil
@@ -319,6 +328,14 @@ func (s *Server) TLSAddr() net.Addr {
 	return s.tlsL.Addr()
 }
 
+// SharedTLSAddr is the shared TLS port's address (Config.SharedTLS), or nil.
+func (s *Server) SharedTLSAddr() net.Addr {
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.Addr()
+}
+
 // Allocations is the number of live allocations.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
@@ -343,6 +360,9 @@ func (s *Server) closeListeners() {
 	}
 	if s.tlsL != nil {
 		s.tlsL.Close()
+	}
+	if s.cfg.SharedTLS != nil {
+		s.cfg.SharedTLS.Close()
 	}
 }
 

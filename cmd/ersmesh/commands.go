@@ -34,6 +34,7 @@ import (
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
 	"github.com/ersmesh/ersmesh/telemetry"
+	"github.com/ersmesh/ersmesh/tlsmux"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -296,6 +297,21 @@ func runBridge(args []string) error {
 			certName = tlsf.domains[0]
 		}
 	}
+	// With --turn-on-https the HTTPS port is listened on now: the TURN
+	// server takes its TURN half.
+	var mux *tlsmux.Mux
+	if tlsf.turnOnHTTPS {
+		if certs == nil || !tf.run {
+			return errors.New("--turn-on-https needs TLS on (--acme-domain or --tls-cert) and --turn")
+		}
+		l, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", *httpAddr, err)
+		}
+		mux = tlsmux.New(l, tlsmux.Config{TLS: certs.TLSConfig(), Logger: log})
+		defer mux.Close()
+		tf.shared = mux.TURN()
+	}
 	issuer, turnSrv, err := tf.start(log, turnTLS, certName)
 	if err != nil {
 		return err
@@ -350,13 +366,18 @@ func runBridge(args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return fmt.Errorf("--http %s: %w", *httpAddr, err)
-	}
-	log.Info("bridge serving", "http", l.Addr().String(), "tls", certs != nil, "peer", n.ID())
 	serveErr := make(chan error, 3)
-	go func() { serveErr <- b.Serve(l) }()
+	if mux != nil {
+		log.Info("bridge serving", "http", mux.Addr().String(), "tls", true, "turn_on_https", true, "peer", n.ID())
+		go func() { serveErr <- b.ServeTLSConns(mux.HTTP()) }()
+	} else {
+		l, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", *httpAddr, err)
+		}
+		log.Info("bridge serving", "http", l.Addr().String(), "tls", certs != nil, "peer", n.ID())
+		go func() { serveErr <- b.Serve(l) }()
+	}
 	serving := 1
 	if certs != nil && tlsf.plain != "" {
 		pl, err := net.Listen("tcp", tlsf.plain)

@@ -43,6 +43,7 @@ func TestCommandLine(t *testing.T) {
 func TestBridgeTLSFlags(t *testing.T) {
 	dir := t.TempDir()
 	for args, want := range map[string]string{
+		"bridge --turn-on-https":                                                                "--turn-on-https needs TLS",
 		"bridge --tls-cert x.pem":                                                               "--tls-cert and --tls-key go together",
 		"bridge --tls-cert " + dir + "/none.pem --tls-key k.pem":                                "none.pem",
 		"bridge --acme-domain a.example --tls-cert c --tls-key k":                               "give one",

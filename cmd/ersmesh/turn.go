@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -121,8 +122,10 @@ type bridgeTURN struct {
 	turnFlags
 	run  bool
 	host string
-	urls listFlag
-	ttl  time.Duration
+	// shared, when set, is the TURN half of the HTTPS port (--turn-on-https).
+	shared net.Listener
+	urls   listFlag
+	ttl    time.Duration
 }
 
 func (b *bridgeTURN) register(fs *flag.FlagSet) {
@@ -169,6 +172,7 @@ func (b *bridgeTURN) start(log *slog.Logger, tc *tls.Config, name string) (*turn
 	if cfg.TLS == nil && tc != nil {
 		cfg.TLS, cfg.TLSPort = tc, b.tlsPort
 	}
+	cfg.SharedTLS = b.shared
 	s, err := turnserver.New(cfg)
 	if err != nil {
 		return nil, nil, err
