@@ -28,7 +28,7 @@ type Options struct {
 	Packets int
 	// TURNTransport, if set ("udp" or "tcp"), keeps only the TURN URLs
 	// with that ?transport=, as a browser behind a firewall that blocks
-	// the other would end up using.
+	// the other would end up using; "tls" keeps the turns: URLs.
 	TURNTransport string
 	// Servers, if set, receives the STUN and TURN servers the bridge
 	// handed out, also when Play fails (a device that refuses, say).
@@ -289,7 +289,8 @@ func (s *Session) answer(offer ersproto.Message) error {
 		if opts.TURNTransport != "" && is.Username != "" {
 			urls = nil
 			for _, u := range is.URLs {
-				if strings.HasSuffix(u, "?transport="+opts.TURNTransport) {
+				tls := strings.HasPrefix(u, "turns:")
+				if opts.TURNTransport == "tls" && tls || !tls && strings.HasSuffix(u, "?transport="+opts.TURNTransport) {
 					urls = append(urls, u)
 				}
 			}

@@ -3,17 +3,23 @@ package nattest
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ersmesh/ersmesh/tlscert"
 )
 
 func TestMain(m *testing.M) {
@@ -160,7 +166,8 @@ func TestNATTraversal(t *testing.T) {
 	tp := newTopo(t)
 	t.Log(tp)
 
-	pub := start(t, tp.public, "public")
+	certs := writeCert(t)
+	pub := start(t, tp.public, "public", certEnv+"="+certs)
 	var boot struct{ Bootstrap []string }
 	pub.next(t, 30*time.Second, &boot)
 
@@ -225,6 +232,51 @@ func TestNATTraversal(t *testing.T) {
 			t.Fatalf("Chromium's selected local candidate %s with relay protocol %q, want relay over tcp", r.LocalType, r.RelayProtocol)
 		}
 	})
+
+	// TURN over TLS (turns:), the certificate checked by the viewer
+	// against the bridge's: first on its own port, then, with the TURN
+	// ports closed too, on 443 beside HTTPS, the viewer's signalling
+	// going over HTTPS and WSS on that same port.
+	trust := "SSL_CERT_FILE=" + filepath.Join(certs, "cert.pem")
+	t.Run("TURN over TLS with UDP blocked", func(t *testing.T) {
+		r := viewWith(t, tp, viewerOpts{TURNTransport: "tls"}, trust)
+		if r.Packets < 100 || r.LocalType != "relay" || r.RelayProtocol != "tls" {
+			t.Fatalf("%d packets over %s with relay protocol %q, want relay over tls", r.Packets, r.LocalType, r.RelayProtocol)
+		}
+	})
+	t.Run("TURN over TLS on 443 only", func(t *testing.T) {
+		tp.only443()
+		r := viewWith(t, tp, viewerOpts{TURNTransport: "tls", Bridge: fmt.Sprintf("https://%s:%d", publicIP, sharedPort)}, trust)
+		if r.Packets < 100 || r.LocalType != "relay" || r.RelayProtocol != "tls" {
+			t.Fatalf("%d packets over %s with relay protocol %q, want relay over tls", r.Packets, r.LocalType, r.RelayProtocol)
+		}
+	})
+}
+
+// viewWith is view with more environment for the viewer.
+func viewWith(t testing.TB, tp *topo, o viewerOpts, env ...string) viewerReport {
+	t.Helper()
+	b, _ := json.Marshal(o)
+	v := start(t, tp.viewer, "viewer", append([]string{viewerEnv + "=" + string(b)}, env...)...)
+	return v.nextView(t)
+}
+
+// writeCert writes a self-signed certificate for publicIP and its key
+// into a fresh directory and returns the directory.
+func writeCert(t testing.TB) string {
+	t.Helper()
+	c, err := tlscert.SelfSigned([]string{publicIP}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o644)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+	return dir
 }
 
 // BenchmarkRelayedSetup times a viewer's setup, from opening the Socket.IO
@@ -237,7 +289,7 @@ func TestNATTraversal(t *testing.T) {
 func BenchmarkRelayedSetup(b *testing.B) {
 	needRoot(b)
 	tp := newTopo(b)
-	pub := start(b, tp.public, "public")
+	pub := start(b, tp.public, "public", certEnv+"="+writeCert(b))
 	var boot struct{ Bootstrap []string }
 	pub.next(b, 30*time.Second, &boot)
 	tp.blockDeviceToBridge()

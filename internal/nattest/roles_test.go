@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,8 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/tlscert"
+	"github.com/ersmesh/ersmesh/tlsmux"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -36,6 +39,10 @@ const (
 	roleEnv      = "ERSMESH_NATTEST_ROLE"
 	bootstrapEnv = "ERSMESH_NATTEST_BOOTSTRAP"
 	viewerEnv    = "ERSMESH_NATTEST_VIEWER" // JSON viewerOpts
+	// certEnv names a directory holding cert.pem and key.pem, the
+	// public side's certificate for publicIP (self-signed; the viewers
+	// trust it through SSL_CERT_FILE).
+	certEnv      = "ERSMESH_NATTEST_CERTS"
 	reportPrefix = "NATTEST "
 	room         = "cam"
 	stream       = "sample"
@@ -49,8 +56,11 @@ type viewerOpts struct {
 	Recover bool
 	// Packets (viewer): how many RTP packets to wait for; 1 times setup.
 	Packets int
-	// TURNTransport (viewer): keep only TURN URLs with this transport.
+	// TURNTransport (viewer): keep only TURN URLs with this transport
+	// ("tls": the turns: URLs).
 	TURNTransport string
+	// Bridge (viewer): the bridge's URL, default http://bridgeHTTP.
+	Bridge string
 }
 
 // viewerReport is what a viewer saw.
@@ -129,8 +139,23 @@ func runPublic(t *testing.T) {
 			mu.Unlock()
 		}
 	}})
+	// One certificate, as on a real bridge: HTTPS on 443, TURN over TLS
+	// on 5349 and, beside HTTPS, on 443.
+	dir := os.Getenv(certEnv)
+	certs, err := tlscert.New(tlscert.Config{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer certs.Close()
+	l443, err := net.Listen("tcp", fmt.Sprintf("%s:%d", publicIP, sharedPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := tlsmux.New(l443, tlsmux.Config{TLS: certs.TLSConfig(), Logger: log})
+	defer mux.Close()
 	secret := rand.Text()
-	ts, err := turnserver.New(turnserver.Config{Secret: secret, ListenIP: publicIP, Logger: log.With("role", "turn")})
+	ts, err := turnserver.New(turnserver.Config{Secret: secret, ListenIP: publicIP,
+		TLS: certs.TURNConfig(), TLSPort: turnTLSPort, SharedTLS: mux.TURN(), Logger: log.With("role", "turn")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +164,7 @@ func runPublic(t *testing.T) {
 		Host: bn.Libp2p(), Resolver: mesh.NewResolver(bn, mesh.ResolverOptions{}),
 		STUNServers: []string{ts.STUNURL("")},
 		TURN:        &turnserver.Issuer{Secret: secret, URLs: ts.URLs("")},
+		TLS:         certs.TLSConfig(),
 		Logger:      log.With("role", "bridge"),
 	})
 	if err != nil {
@@ -148,9 +174,11 @@ func runPublic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- br.Serve(l) }()
-	defer func() { br.Close(); <-served }()
+	served := make(chan error, 2)
+	// Plain HTTP on 4545 for the viewers that need no TLS, HTTPS on 443.
+	go func() { served <- br.ServePlain(l, br.Handler()) }()
+	go func() { served <- br.ServeTLSConns(mux.HTTP()) }()
+	defer func() { br.Close(); <-served; <-served }()
 
 	var addrs []string
 	for _, a := range boot.Addrs() {
@@ -224,6 +252,9 @@ func runViewer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	opts := ersviewer.Options{Bridge: "http://" + bridgeHTTP, Room: room, Stream: stream, Packets: 100, TURNTransport: o.TURNTransport}
+	if o.Bridge != "" {
+		opts.Bridge = o.Bridge
+	}
 	if o.Packets > 0 {
 		opts.Packets = o.Packets
 	}

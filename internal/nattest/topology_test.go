@@ -19,6 +19,8 @@ const (
 	deviceLANIP  = "10.1.0.2"
 	viewerLANIP  = "10.2.0.2"
 	bridgeHTTP   = publicIP + ":4545"
+	turnTLSPort  = 5349
+	sharedPort   = 443 // HTTPS and TURN over TLS (tlsmux)
 	turnPort     = 3478
 	bootstrapTCP = 4001
 	bridgeP2P    = 4002
@@ -122,6 +124,14 @@ func (tp *topo) blockUDP() {
 		}
 		run(tp.t, "ip", "netns", "exec", tp.viewer, "iptables", "-A", chain, iface, "eth0", "-p", "udp", "-j", "DROP")
 	}
+}
+
+// only443 drops the viewer's TCP to the TURN server's own ports (3478
+// and 5349), as a firewall that lets web traffic out and little else
+// would: TURN over TLS on 443, beside HTTPS, is what is left.
+func (tp *topo) only443() {
+	run(tp.t, "ip", "netns", "exec", tp.viewer, "iptables", "-A", "OUTPUT", "-o", "eth0", "-p", "tcp", "-d", publicIP,
+		"-m", "multiport", "--dports", fmt.Sprintf("%d,%d", turnPort, turnTLSPort), "-j", "REJECT", "--reject-with", "tcp-reset")
 }
 
 // blockDeviceToBridge makes the device's router refuse connections to the
