@@ -56,6 +56,8 @@ type Config struct {
 	Secrets map[string]string
 	// Limits bound the signalling streams bridges may open (limits.go).
 	Limits Limits
+	// Proofs bound the wrong room-secret proofs checked (trust.go).
+	Proofs ProofLimits
 	// OnEvent, when set, receives the device's events (events.go). It is
 	// called on the device's and pion's goroutines and must not block:
 	// package node/webhook queues.
@@ -74,6 +76,7 @@ type Device struct {
 	guard     *streamGuard    // admits signalling streams (limits.go)
 	protector *mesh.Protector // keeps bridges with viewers from being trimmed
 	trust     trustCounters   // refusals on grounds of trust (trust.go)
+	proofs    *proofGuard     // backoff on wrong room-secret proofs (trust.go)
 
 	ctl     sync.Mutex        // serialises StartRoom and StopRoom
 	roomsMu sync.Mutex        // guards rooms and secrets, read by every join
@@ -144,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiResume: apiResume, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
-		guard: newStreamGuard(cfg.Limits, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
+		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.

@@ -1,18 +1,23 @@
 package node
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
@@ -253,4 +258,106 @@ func FuzzCheckAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// openFrom opens a signalling stream to the device from another mesh host
+// (another bridge, with a peer ID of its own).
+func openFrom(t *testing.T, tm *testMesh, h *mesh.Host, join *signalwire.Message) *signalwire.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Libp2p().Connect(ctx, peer.AddrInfo{ID: tm.device.ID(), Addrs: tm.device.Libp2p().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.Libp2p().NewStream(network.WithAllowLimitedConn(ctx, "test"), tm.device.ID(), signalwire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := signalwire.NewConn(s)
+	t.Cleanup(func() { c.Reset() })
+	if err := c.Send(join); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// guess joins room "lobby" through c and proves guess; it returns the
+// reason of the device's refusal, or "" if the device went on to offer.
+func guess(t *testing.T, c *signalwire.Conn, guess string) string {
+	t.Helper()
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: %+v", m)
+	}
+	m := recvSkippingPings(t, c, 5*time.Second)
+	if m.Type != "challenge" {
+		t.Fatalf("got %+v, want the challenge", m)
+	}
+	var ch struct{ Challenge string }
+	json.Unmarshal(m.Payload, &ch)
+	fp := "sha-256 AB:CD"
+	c.Send(signalOf(t, "auth", map[string]string{"fingerprint": fp, "proof": trust.Proof(guess, "lobby", ch.Challenge, fp)}))
+	m = recvSkippingPings(t, c, 5*time.Second)
+	switch {
+	case m.Kind == signalwire.KindLeave:
+		return m.Reason
+	case m.Type == "offer":
+		return ""
+	}
+	t.Fatalf("after the proof: %+v", m)
+	return ""
+}
+
+// TestRoomSecretBackoff is hole 3 of issue 13: a bridge guessing a short
+// secret online is slowed to the per-bridge rate, then the room to its own
+// rate, whatever peer IDs the guessers use; while backing off, the device
+// refuses even the right secret, so the refusals tell nothing.
+func TestRoomSecretBackoff(t *testing.T) {
+	const pin = "4821"
+	tm := newTestMeshWith(t, func(c *Config) {
+		c.Secrets = map[string]string{"lobby": pin}
+		c.Proofs = ProofLimits{PerRoomEvery: time.Hour, PerRoomBurst: 6, PerBridgeEvery: time.Hour, PerBridgeBurst: 3}
+	})
+	join := func() *signalwire.Message {
+		return &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n"}
+	}
+	newBridge := func() *mesh.Host {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+
+	// Bridge A: three wrong guesses are checked, then even the right one
+	// is refused unchecked.
+	for i := range 3 {
+		if r := guess(t, tm.open(t, join()), fmt.Sprintf("%04d", i)); r != "unauthorized: wrong room secret" {
+			t.Fatalf("guess %d: %q, want a wrong-secret refusal", i, r)
+		}
+	}
+	if r := guess(t, tm.open(t, join()), pin); !strings.Contains(r, "too many wrong") {
+		t.Fatalf("right secret from a guessing bridge: %q, want the backoff refusal", r)
+	}
+	// Bridge B, an honest one, is not held back by A's guesses.
+	b := newBridge()
+	if r := guess(t, openFrom(t, tm, b, join()), pin); r != "" {
+		t.Fatalf("right secret from another bridge: refused %q", r)
+	}
+	// Bridge B guesses too: the room's budget (6) is spent, and a third
+	// bridge with a fresh peer ID gets nothing checked either.
+	for i := range 3 {
+		if r := guess(t, openFrom(t, tm, b, join()), fmt.Sprintf("9%03d", i)); r != "unauthorized: wrong room secret" {
+			t.Fatalf("B's guess %d: %q", i, r)
+		}
+	}
+	if r := guess(t, openFrom(t, tm, newBridge(), join()), pin); !strings.Contains(r, "too many wrong") {
+		t.Fatalf("right secret from a fresh bridge after the room's budget: %q, want the backoff refusal", r)
+	}
+	got := tm.dev.TrustRefusals()
+	if got[refusedProof] != 6 || got[refusedBackoff] != 2 {
+		t.Errorf("refusals %v, want 6 wrong proofs and 2 backoffs", got)
+	}
 }

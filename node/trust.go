@@ -1,12 +1,19 @@
 package node
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"github.com/ersmesh/ersmesh/internal/keylimit"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
@@ -55,7 +62,17 @@ func (s *session) authorize(join *signalwire.Message) (string, error) {
 		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Fingerprint == "" || len(p.Fingerprint) > 256 || len(p.Proof) > 256 {
 			return "", fmt.Errorf("%w: malformed proof of the room secret", errUnauthorized)
 		}
+		// While the room or the bridge backs off, no proof is checked:
+		// a right one refused like a wrong one tells a guesser nothing.
+		if wait, ok := s.dev.proofs.backingOff(join.Room, s.bridge); ok {
+			s.dev.trustRefused(refusedBackoff)
+			s.dev.proofs.log.Warn(join.Room, "room-secret proof refused unchecked: too many wrong ones lately", "room", join.Room, "bridge", s.bridge)
+			return "", fmt.Errorf("%w: too many wrong room secrets lately; try again in %v", errUnauthorized, wait.Round(time.Second))
+		}
 		if !trust.CheckProof(secret, join.Room, challenge, p.Fingerprint, p.Proof) {
+			s.dev.proofs.wrong(join.Room, s.bridge)
+			s.dev.trustRefused(refusedProof)
+			s.dev.proofs.log.Warn(join.Room, "wrong room-secret proof", "room", join.Room, "bridge", s.bridge)
 			return "", fmt.Errorf("%w: wrong room secret", errUnauthorized)
 		}
 		return trust.NormalizeFingerprint(p.Fingerprint), nil
@@ -117,4 +134,75 @@ func (d *Device) TrustRefusals() map[string]uint64 {
 		out[r] = d.trust.n[r]
 	}
 	return out
+}
+
+// Defaults of ProofLimits. An honest viewer gets its secret right at once
+// or after a typo or two; a guesser needs thousands of tries for a PIN.
+// With these, one bridge tests at most one guess every 10 s and all
+// bridges together one every 3 s, after a first few: a 6-digit PIN takes
+// about 17 days on average, a generated 128-bit secret forever.
+const (
+	DefaultWrongProofsPerRoomEvery   = 3 * time.Second
+	DefaultWrongProofsPerRoomBurst   = 10
+	DefaultWrongProofsPerBridgeEvery = 10 * time.Second
+	DefaultWrongProofsPerBridgeBurst = 5
+)
+
+// ProofLimits bound the wrong room-secret proofs the device checks: a
+// token bucket per room and one per bridge (the libp2p peer that relayed
+// the proof). Each wrong proof takes a token; while either bucket is
+// empty, every proof for that room or from that bridge is refused
+// unchecked, right or wrong, so that the refusals tell a guesser nothing.
+// Zero values mean the defaults.
+type ProofLimits struct {
+	PerRoomEvery, PerBridgeEvery time.Duration // one token back per
+	PerRoomBurst, PerBridgeBurst int
+}
+
+func (l ProofLimits) withDefaults() ProofLimits {
+	l.PerRoomEvery = cmp.Or(l.PerRoomEvery, DefaultWrongProofsPerRoomEvery)
+	l.PerRoomBurst = cmp.Or(l.PerRoomBurst, DefaultWrongProofsPerRoomBurst)
+	l.PerBridgeEvery = cmp.Or(l.PerBridgeEvery, DefaultWrongProofsPerBridgeEvery)
+	l.PerBridgeBurst = cmp.Or(l.PerBridgeBurst, DefaultWrongProofsPerBridgeBurst)
+	return l
+}
+
+// proofGuard keeps the buckets of ProofLimits, in keylimit tables (whose
+// size is bounded: bridges choose their peer IDs, owners their rooms).
+type proofGuard struct {
+	rooms   *keylimit.Limiter[string]
+	bridges *keylimit.Limiter[peer.ID]
+	log     *ratelog.Keyed[string]
+	lim     ProofLimits
+}
+
+func newProofGuard(l ProofLimits, log *slog.Logger) *proofGuard {
+	l = l.withDefaults()
+	return &proofGuard{
+		rooms: keylimit.New(keylimit.Config[string]{Rate: rate.Every(l.PerRoomEvery), Burst: l.PerRoomBurst,
+			MaxKeys: 4096, WhenFull: keylimit.Forget}),
+		bridges: keylimit.New(keylimit.Config[peer.ID]{Rate: rate.Every(l.PerBridgeEvery), Burst: l.PerBridgeBurst,
+			MaxKeys: 16384, WhenFull: keylimit.Forget}),
+		log: ratelog.NewKeyed[string](log, time.Minute, time.Second, 20, 1024),
+		lim: l,
+	}
+}
+
+// backingOff reports whether proofs for room through bridge are refused
+// now, and for about how long. It takes no token.
+func (g *proofGuard) backingOff(room string, bridge peer.ID) (time.Duration, bool) {
+	now := time.Now()
+	if g.rooms.Tokens(room, now) < 1 {
+		return g.lim.PerRoomEvery, true
+	}
+	if g.bridges.Tokens(bridge, now) < 1 {
+		return g.lim.PerBridgeEvery, true
+	}
+	return 0, false
+}
+
+// wrong takes a token from both buckets for a wrong proof.
+func (g *proofGuard) wrong(room string, bridge peer.ID) {
+	g.rooms.Allow(room)
+	g.bridges.Allow(bridge)
 }

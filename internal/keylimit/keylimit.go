@@ -183,6 +183,19 @@ func (l *Limiter[K]) Bucket(k K) *rate.Limiter {
 	return nil
 }
 
+// Tokens is what k's bucket holds at now, without taking any: a key not
+// tracked has a full bucket. A caller that must decide before it knows
+// whether to spend (a guess is only counted once found wrong) reads this,
+// then takes a token with Allow.
+func (l *Limiter[K]) Tokens(k K, now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.keys[k]; e != nil && e.bucket != nil {
+		return e.bucket.TokensAt(now)
+	}
+	return float64(l.cfg.Burst)
+}
+
 // HeldBy is what k holds now.
 func (l *Limiter[K]) HeldBy(k K) int {
 	l.mu.Lock()
