@@ -312,15 +312,23 @@ func (b *Bridge) Close() error {
 	return err
 }
 
-// iceServers returns the STUN servers (for the ERS stunservers and
-// turnservers events, every join, and WHEP Link headers) and, with TURN configured, the TURN
-// servers with credentials of their own for viewer sid: short-lived, so
-// what a page shows is worth little once the viewer is gone, and counted
-// per viewer by the TURN server's quotas.
-func (b *Bridge) iceServers(sid string) (stun, turn []signalwire.ICEServer) {
+// stunServers are the STUN servers handed to every browser and device.
+func (b *Bridge) stunServers() []signalwire.ICEServer {
+	var stun []signalwire.ICEServer
 	for _, s := range b.cfg.STUNServers {
 		stun = append(stun, signalwire.ICEServer{URLs: []string{s}})
 	}
+	return stun
+}
+
+// iceServers returns the STUN servers (for every join and WHEP Link
+// headers) and, with TURN configured, the TURN servers with credentials of
+// their own for viewer sid. Only a join the bridge's access rules let
+// through gets them, and the browser only once the device accepted; they
+// are short-lived (turnserver.DefaultCredentialTTL), and the TURN server
+// caps allocations per client address, so fresh sockets buy no more.
+func (b *Bridge) iceServers(sid string) (stun, turn []signalwire.ICEServer) {
+	stun = b.stunServers()
 	if b.cfg.TURN == nil || len(b.cfg.TURN.URLs) == 0 {
 		return stun, nil
 	}

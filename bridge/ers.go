@@ -17,9 +17,9 @@ type ersHandler Bridge
 
 func (h *ersHandler) Connect(s *socketio.Socket) {
 	b := (*Bridge)(h)
-	stun, turn := b.iceServers(s.ID())
+	stun := b.stunServers()
 	v := &viewer{
-		b: b, sock: s, ice: append(stun, turn...),
+		b: b, sock: s,
 		joins:      limit.NewRate(b.cfg.Rates.Joins, 5),
 		messages:   limit.NewRate(b.cfg.Rates.Messages, 5),
 		candidates: limit.NewRate(b.cfg.Rates.Candidates, 40),
@@ -28,9 +28,12 @@ func (h *ersHandler) Connect(s *socketio.Socket) {
 	b.views[s.ID()] = v
 	b.mu.Unlock()
 	// Both lists must reach the player before any offer: it builds its
-	// RTCPeerConnection from them.
+	// RTCPeerConnection from them. TURN credentials are not handed to a
+	// mere socket: they come with a join the device accepted (a second
+	// turnservers, see deviceSession.connect), so a TURN server is no
+	// open relay for anyone who opens a socket.
 	s.Emit(ersproto.EventSTUNServers, iceServersJSON(stun))
-	s.Emit(ersproto.EventTURNServers, iceServersJSON(turn))
+	s.Emit(ersproto.EventTURNServers, iceServersJSON(nil))
 	b.log.Debug("viewer connected", "sid", s.ID(), "addr", s.RemoteAddr())
 }
 

@@ -30,7 +30,6 @@ const joinTimeout = 15 * time.Second
 type viewer struct {
 	b    *Bridge
 	sock *socketio.Socket
-	ice  []signalwire.ICEServer // what the browser got, for the device too
 
 	// Event rates; each is used only from the socket's read goroutine.
 	joins, messages, candidates *limit.Rate
@@ -301,8 +300,11 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	if ds.resume {
 		return ds.resumeSession(conn, id.String())
 	}
+	// Credentials are minted for a join that passed the bridge's rules;
+	// the device gets them now, the browser once the device accepted.
+	stun, turn := b.iceServers(ds.v.sock.ID())
 	join := *ds.join
-	join.ICEServers = ds.v.ice
+	join.ICEServers = append(stun, turn...)
 	err = conn.Send(&join)
 	if err != nil {
 		conn.Reset()
@@ -331,6 +333,11 @@ func (ds *deviceSession) connect() (*signalwire.Conn, string, bool) {
 	ds.mu.Unlock()
 	ds.log.Info("viewer joined device", "device", device, "stream", ds.data.StreamName)
 	ds.v.b.metrics.joins.WithLabelValues("joined").Inc()
+	if len(turn) > 0 {
+		// Before the ack, so before the device's offer: the player
+		// builds its RTCPeerConnection with them.
+		ds.v.sock.Emit(ersproto.EventTURNServers, iceServersJSON(turn))
+	}
 	ds.ack(nil, ersproto.DeviceRoom(device))
 	return conn, device, true
 }

@@ -6,10 +6,13 @@ import (
 	"time"
 )
 
-// DefaultCredentialTTL is how long credentials an Issuer mints stay valid.
-// TURN checks them on every Refresh, so they must outlive the longest
-// viewing session; the TURN REST draft suggests a day.
-const DefaultCredentialTTL = 12 * time.Hour
+// DefaultCredentialTTL is how long credentials an Issuer mints stay valid:
+// long enough for a viewer to connect, short enough that a credential
+// copied out of a page is soon worth nothing. Our server keeps an
+// allocation made in time alive after its credentials expire (see
+// Server.authenticate); a TURN server that checks the expiry on every
+// Refresh (coturn does) needs a TTL as long as the longest viewing.
+const DefaultCredentialTTL = 10 * time.Minute
 
 // Issuer mints credentials for a fleet of TURN servers that share Secret.
 // A bridge calls Issue once per viewer; the same credentials go to the

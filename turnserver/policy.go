@@ -29,14 +29,26 @@ var privateRanges = mustPrefixes(
 var forbiddenRanges = mustPrefixes(
 	"169.254.169.254/32", // cloud instance metadata (AWS, GCP, Azure, ...)
 	"169.254.170.2/32",   // AWS ECS task metadata
+	"168.63.129.16/32",   // Azure wireserver (host agent, DHCP, health probes)
 	"fd00:ec2::254/128",  // AWS instance metadata over IPv6
 	"224.0.0.0/4",        // multicast, RFC 5771
 	"240.0.0.0/4",        // reserved, and the broadcast address
 	"ff00::/8",           // IPv6 multicast
-	"64:ff9b::/96",       // NAT64 (RFC 6052): would smuggle an IPv4 address past the checks
-	"64:ff9b:1::/48",     // local-use NAT64, RFC 8215
-	"2002::/16",          // 6to4 (RFC 3056), same smuggling risk
+	// IPv6 forms that carry an IPv4 address, which a gateway on the way
+	// may turn back into IPv4: they would smuggle 10.0.0.1 past the IPv4
+	// checks. (::ffff:a.b.c.d, the mapped form, is judged as the IPv4
+	// address it carries.) None is needed by a WebRTC peer.
+	"::/96",           // IPv4-compatible (RFC 4291 §2.5.5.1, deprecated); :: and ::1 are private
+	"::ffff:0:0:0/96", // IPv4-translated (SIIT, RFC 2765)
+	"64:ff9b::/96",    // NAT64 (RFC 6052)
+	"64:ff9b:1::/48",  // local-use NAT64, RFC 8215
+	"2002::/16",       // 6to4 (RFC 3056)
+	"2001::/32",       // Teredo (RFC 4380): carries the server's and the client's IPv4
 )
+
+// stillPrivate are addresses inside forbiddenRanges that are only
+// private: the unspecified address and loopback, in ::/96.
+var stillPrivate = mustPrefixes("::/128", "::1/128")
 
 func mustPrefixes(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
@@ -54,7 +66,8 @@ type Verdict string
 const (
 	Allowed   Verdict = ""
 	Private   Verdict = "private or local address (allow with the private-peers switch)"
-	Forbidden Verdict = "metadata, multicast or reserved address (never relayed)"
+	Forbidden Verdict = "metadata, multicast, reserved or IPv4-embedding address (never relayed)"
+	Self      Verdict = "an address of the TURN server itself (allow with the private-peers switch)"
 	Invalid   Verdict = "not an IP address"
 )
 
@@ -65,6 +78,11 @@ type Policy struct {
 	// on such a network. Metadata, multicast and reserved addresses stay
 	// refused.
 	AllowPrivate bool
+	// Self lists the server's own addresses (its public and listening
+	// addresses): relaying to them would reach the server's other
+	// services (the bridge's HTTP, its admin port) from its own address.
+	// Refused unless AllowPrivate. New fills it in.
+	Self []netip.Addr
 }
 
 // Check returns Allowed or the reason ip is refused. IPv4-mapped IPv6
@@ -75,12 +93,17 @@ func (p Policy) Check(ip netip.Addr) Verdict {
 	}
 	ip = ip.Unmap().WithZone("")
 	for _, r := range forbiddenRanges {
-		if r.Contains(ip) {
+		if r.Contains(ip) && !contains(stillPrivate, ip) {
 			return Forbidden
 		}
 	}
 	if p.AllowPrivate {
 		return Allowed
+	}
+	for _, a := range p.Self {
+		if a.Unmap().WithZone("") == ip {
+			return Self
+		}
 	}
 	for _, r := range privateRanges {
 		if r.Contains(ip) {
@@ -88,4 +111,13 @@ func (p Policy) Check(ip netip.Addr) Verdict {
 		}
 	}
 	return Allowed
+}
+
+func contains(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

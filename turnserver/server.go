@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 )
 
@@ -70,6 +71,13 @@ type Config struct {
 	// MaxUserAllocations caps each user id's live allocations
 	// (DefaultUserAllocs); -1 removes the cap.
 	MaxUserAllocations int
+	// MaxIPAllocations caps the live allocations of one client address
+	// (IPv6: one /64), whatever credentials it shows
+	// (DefaultIPAllocations); -1 removes the cap.
+	MaxIPAllocations int
+	// MaxAllocations caps the server's live allocations in all
+	// (DefaultAllocations); -1 removes the cap.
+	MaxAllocations int
 	// UserBandwidth caps each user id's relayed bytes per second, both
 	// directions together (DefaultUserBandwidth); -1 removes the cap.
 	UserBandwidth int64
@@ -119,6 +127,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxUserAllocations == 0 {
 		c.MaxUserAllocations = DefaultUserAllocs
 	}
+	if c.MaxIPAllocations == 0 {
+		c.MaxIPAllocations = DefaultIPAllocations
+	}
+	if c.MaxAllocations == 0 {
+		c.MaxAllocations = DefaultAllocations
+	}
 	if c.UserBandwidth == 0 {
 		c.UserBandwidth = DefaultUserBandwidth
 	}
@@ -160,12 +174,36 @@ func firstHostIP() string {
 	return "127.0.0.1"
 }
 
+// ownAddrs are the server's addresses for Policy.Self: its public and
+// listening addresses, and with no listening address every address of the
+// host.
+func ownAddrs(public, listen string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range []string{public, listen} {
+		if a, err := netip.ParseAddr(s); err == nil && !a.IsUnspecified() {
+			out = append(out, a)
+		}
+	}
+	if a, err := netip.ParseAddr(listen); listen == "" || (err == nil && a.IsUnspecified()) {
+		addrs, _ := net.InterfaceAddrs()
+		for _, ia := range addrs {
+			if n, ok := ia.(*net.IPNet); ok {
+				if a, ok := netip.AddrFromSlice(n.IP); ok {
+					out = append(out, a.Unmap())
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Server is a running TURN server. Close stops it.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	turn     *turn.Server
 	q        *quotas
+	caps     *allocCaps
 	udp      net.PacketConn
 	tcp      net.Listener
 	tlsL     net.Listener
@@ -181,20 +219,22 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	cfg.Policy.Self = append(cfg.Policy.Self, ownAddrs(cfg.PublicIP, cfg.ListenIP)...)
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "turn"), conns: newConnSet()}
 	s.q = newQuotas(s.log, cfg.MaxUserAllocations, cfg.UserBandwidth)
+	s.caps = newAllocCaps(cfg.MaxIPAllocations, cfg.MaxAllocations)
 	relayIP := net.ParseIP(cfg.PublicIP)
 	bindIP := cfg.ListenIP
 	if bindIP == "" {
 		bindIP = "0.0.0.0"
 	}
 	gen := func() turn.RelayAddressGenerator {
-		return &relayGenerator{q: s.q, inner: &turn.RelayAddressGeneratorPortRange{
+		return &cappedGenerator{caps: s.caps, inner: &relayGenerator{q: s.q, inner: &turn.RelayAddressGeneratorPortRange{
 			RelayAddress: relayIP,
 			Address:      bindIP,
 			MinPort:      cfg.MinRelayPort,
 			MaxPort:      cfg.MaxRelayPort,
-		}}
+		}}}
 	}
 	perm := s.permission
 
@@ -235,7 +275,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	tc.Realm = cfg.Realm
 	tc.AuthHandler = s.authenticate
-	tc.QuotaHandler = s.q.allow
+	tc.QuotaHandler = s.allowAllocation
 	tc.LoggerFactory = pionLogger{s.log}
 	tc.EventHandler = turn.EventHandler{
 		OnAuth: func(src, _ net.Addr, proto, username, _ string, method string, ok bool) {
@@ -272,8 +312,23 @@ func addrString(a net.Addr) string {
 // counted against and the long-term key (RFC 8489 §9.2.2) pion checks the
 // request's MESSAGE-INTEGRITY with; a forged password fails there and is
 // logged by OnAuth.
+//
+// Credentials are short-lived (minutes): a new allocation needs unexpired
+// ones, but the requests that keep an existing allocation alive (Refresh,
+// CreatePermission, ChannelBind) are taken with expired ones, for at most
+// MaxCredentialTTL: pion matches them to the allocation of the same
+// five-tuple and user, so they can create nothing new.
+//
+// The user id handed back carries the client's address key (see
+// joinUser), so that allocations are counted by address too.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
-	id, err := checkUsername(ra.Username, time.Now(), s.cfg.MaxCredentialTTL)
+	now := time.Now()
+	id, err := checkUsername(ra.Username, now, s.cfg.MaxCredentialTTL)
+	if errors.Is(err, ErrExpired) && ra.Method != stun.MethodAllocate {
+		if exp, _, perr := ParseUsername(ra.Username); perr == nil && now.Sub(exp) < s.cfg.MaxCredentialTTL {
+			_, id, err = ParseUsername(ra.Username)
+		}
+	}
 	if err != nil {
 		if s.refusals.first("auth " + ra.SrcAddr.String() + " " + ra.Username) {
 			s.log.Warn("turn: refused credentials", "client", ra.SrcAddr, "username", truncate(ra.Username, 64), "reason", err)
@@ -281,7 +336,21 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 	pw := password(s.cfg.Secret, ra.Username)
-	return id, turn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+	return joinUser(id, clientKey(ra.SrcAddr)), turn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+}
+
+// allowAllocation is pion's QuotaHandler, asked before every Allocate: the
+// client's address and the server must be under their caps, and the
+// credential under its quota.
+func (s *Server) allowAllocation(user, realm string, src net.Addr) bool {
+	id, key := splitUser(user)
+	if err := s.caps.check(key); err != nil {
+		if s.refusals.first("caps " + key.String()) {
+			s.log.Warn("turn: refused allocation", "client", src, "user", id, "reason", err)
+		}
+		return false
+	}
+	return s.q.allow(id, realm, src)
 }
 
 // permission is pion's PermissionHandler, asked before every

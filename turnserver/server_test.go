@@ -70,11 +70,17 @@ type client struct {
 
 func dial(t *testing.T, s *Server, network, username, password string) *client {
 	t.Helper()
+	return dialFrom(t, s, "127.0.0.1", network, username, password)
+}
+
+// dialFrom is dial from the loopback address local (UDP only keeps it).
+func dialFrom(t *testing.T, s *Server, local, network, username, password string) *client {
+	t.Helper()
 	var pc net.PacketConn
 	var addr string
 	switch network {
 	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		c, err := net.ListenPacket("udp4", local+":0")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,7 @@ import (
 type turnFlags struct {
 	secret, realm, listen, publicIP, relayPorts string
 	cert, key                                   string
-	port, tlsPort, userAllocs                   int
+	port, tlsPort, userAllocs, ipAllocs, allocs int
 	userBandwidth                               int64
 	allowPrivate                                bool
 }
@@ -39,6 +39,8 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.relayPorts, "turn-relay-ports", fmt.Sprintf("%d-%d", turnserver.DefaultMinRelayPort, turnserver.DefaultMaxRelayPort), "relay port `range` min-max, to open in firewalls")
 	fs.BoolVar(&f.allowPrivate, "turn-allow-private-peers", false, "relay to loopback, private, link-local, CGNAT and ULA addresses too (labs only; metadata addresses stay refused)")
 	fs.IntVar(&f.userAllocs, "turn-user-allocations", turnserver.DefaultUserAllocs, "live allocations per user (-1: no limit)")
+	fs.IntVar(&f.ipAllocs, "turn-ip-allocations", turnserver.DefaultIPAllocations, "live allocations per client address, IPv6 per /64, whatever its credentials (-1: no limit)")
+	fs.IntVar(&f.allocs, "turn-allocations", turnserver.DefaultAllocations, "live allocations of the server in all (-1: no limit)")
 	fs.Int64Var(&f.userBandwidth, "turn-user-bandwidth", turnserver.DefaultUserBandwidth, "relayed `bytes` per second per user (-1: no limit)")
 }
 
@@ -48,6 +50,7 @@ func (f *turnFlags) config(log *slog.Logger) (turnserver.Config, error) {
 		UDPPort: f.port, TCPPort: f.port,
 		Policy:             turnserver.Policy{AllowPrivate: f.allowPrivate},
 		MaxUserAllocations: f.userAllocs, UserBandwidth: f.userBandwidth,
+		MaxIPAllocations: f.ipAllocs, MaxAllocations: f.allocs,
 		Logger: log,
 	}
 	lo, hi, ok := strings.Cut(f.relayPorts, "-")
@@ -133,7 +136,7 @@ func (b *bridgeTURN) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.run, "turn", false, "run a TURN server (UDP and TCP) and hand its credentials to viewers")
 	fs.StringVar(&b.host, "turn-host", "", "`name` or address browsers reach the TURN server at (default --turn-public-ip)")
 	fs.Var(&b.urls, "turn-url", "TURN `url` of a server sharing --turn-secret, e.g. turn:turn.example.org:3478?transport=tcp (repeatable)")
-	fs.DurationVar(&b.ttl, "turn-credential-ttl", turnserver.DefaultCredentialTTL, "lifetime of the TURN credentials handed to each viewer")
+	fs.DurationVar(&b.ttl, "turn-credential-ttl", turnserver.DefaultCredentialTTL, "lifetime of the TURN credentials handed to each viewer that joined (ersmesh's TURN keeps allocations made in time; for coturn fleets make it as long as a viewing)")
 }
 
 // start runs the TURN server if asked and returns the issuer for the

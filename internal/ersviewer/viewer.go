@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 )
@@ -132,25 +133,15 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 	}()
 
 	// The bridge sends stunservers and turnservers on connect, before any
-	// offer.
+	// offer; TURN credentials come in a second turnservers once a device
+	// accepted the join, before its ack (see next).
 	for _, name := range []string{ersproto.EventSTUNServers, ersproto.EventTURNServers} {
 		ev, err := c.NextEvent(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("viewer: waiting for %s: %w", name, err)
 		}
-		var list []ICEServer
-		if len(ev.Args) > 0 {
-			if err := json.Unmarshal(ev.Args[0], &list); err != nil {
-				return nil, fmt.Errorf("viewer: bad %s: %w", name, err)
-			}
-		}
-		if name == ersproto.EventSTUNServers {
-			s.STUN = list
-		} else {
-			s.TURN = list
-		}
-		if opts.Servers != nil {
-			opts.Servers.STUN, opts.Servers.TURN = s.STUN, s.TURN
+		if err := s.takeServers(ev); err != nil {
+			return nil, err
 		}
 	}
 
@@ -180,7 +171,7 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 
 	// The first offer; candidates before it have no session to go to.
 	for {
-		m, err := s.next(ctx)
+		m, err := s.next(ctx, true)
 		if err != nil {
 			return nil, fmt.Errorf("viewer: %w (offer=false)", err)
 		}
@@ -195,17 +186,55 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 	return s, nil
 }
 
-// next returns the next message event from the bridge.
-func (s *Session) next(ctx context.Context) (ersproto.Message, error) {
+// takeServers records a stunservers or turnservers event.
+func (s *Session) takeServers(ev sioclient.Event) error {
+	var list []ICEServer
+	if len(ev.Args) > 0 {
+		if err := json.Unmarshal(ev.Args[0], &list); err != nil {
+			return fmt.Errorf("viewer: bad %s: %w", ev.Name, err)
+		}
+	}
+	if ev.Name == ersproto.EventSTUNServers {
+		s.STUN = list
+	} else {
+		s.TURN = list
+	}
+	if s.opts.Servers != nil {
+		s.opts.Servers.STUN, s.opts.Servers.TURN = s.STUN, s.TURN
+	}
+	return nil
+}
+
+// next returns the next message event from the bridge. Before the first
+// offer (servers true) it also takes the turnservers the bridge sends
+// with an accepted join; after it, STUN and TURN stay as they were (they
+// are read without a lock).
+func (s *Session) next(ctx context.Context, servers bool) (ersproto.Message, error) {
 	for {
-		ev, err := s.c.NextEvent(ctx, ersproto.EventMessage)
+		p, err := s.c.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ersproto.Message{}, ctx.Err()
 			}
 			return ersproto.Message{}, fmt.Errorf("bridge: %w", err)
 		}
-		if len(ev.Args) == 0 {
+		if p.Type == socketio.PacketError {
+			return ersproto.Message{}, fmt.Errorf("bridge: socket.io error packet: %s", p.Data)
+		}
+		if p.Type != socketio.PacketEvent {
+			continue
+		}
+		ev, err := sioclient.DecodeEvent(p)
+		if err != nil {
+			return ersproto.Message{}, fmt.Errorf("bridge: %w", err)
+		}
+		if ev.Name == ersproto.EventTURNServers && servers {
+			if err := s.takeServers(ev); err != nil {
+				return ersproto.Message{}, err
+			}
+			continue
+		}
+		if ev.Name != ersproto.EventMessage || len(ev.Args) == 0 {
 			continue
 		}
 		if m, err := ersproto.ParseMessage(ev.Args[0]); err == nil {
@@ -218,7 +247,7 @@ func (s *Session) next(ctx context.Context) (ersproto.Message, error) {
 func (s *Session) relay() {
 	defer close(s.done)
 	for {
-		m, err := s.next(context.Background())
+		m, err := s.next(context.Background(), false)
 		if err != nil {
 			if !errors.Is(err, sioclient.ErrClosed) {
 				s.fail(fmt.Errorf("viewer: %w", err))
