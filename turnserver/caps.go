@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/ersmesh/ersmesh/internal/keylimit"
 )
 
 // Defaults of the address and server caps.
@@ -46,9 +48,10 @@ func newAllocCaps(perIP, total int) *allocCaps {
 	return &allocCaps{perIP: perIP, total: total, byIP: make(map[netip.Prefix]int)}
 }
 
-// clientKey is what a client address is counted by: the address for
-// IPv4, its /64 for IPv6 (one subscriber's network holds a whole /64, so
-// counting addresses would give it 2^64 quotas).
+// clientKey is what a client address is counted by
+// (keylimit.KeyForAddr): the address for IPv4, its /64 for IPv6 (one
+// subscriber's network holds a whole /64, so counting addresses would
+// give it 2^64 quotas).
 func clientKey(a net.Addr) netip.Prefix {
 	var ip netip.Addr
 	switch a := a.(type) {
@@ -61,15 +64,10 @@ func clientKey(a net.Addr) netip.Prefix {
 			ip = ap.Addr()
 		}
 	}
-	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() {
 		return netip.Prefix{}
 	}
-	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32)
-	}
-	p, _ := ip.Prefix(64)
-	return p
+	return keylimit.KeyForAddr(ip)
 }
 
 // check reports why one more allocation for key would be refused (nil:
