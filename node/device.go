@@ -170,17 +170,11 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.AP
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
-	// NACK retransmission (RFC 4585) and RTCP sender/receiver reports (RFC
-	// 3550): what a browser expects of a sender on a lossy network. Not
-	// pion's other defaults: the device adapts no bitrate, so TWCC feedback
-	// would be computed for nothing, and nobody reads the stats interceptor;
-	// both cost CPU per packet per viewer (docs/benchmarks.md).
+	// NACK retransmission and RTCP reports, and nothing else per packet
+	// (docs/media-benchmarks.md).
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(m, ir); err != nil {
-		return nil, fmt.Errorf("register NACK: %w", err)
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, fmt.Errorf("register RTCP reports: %w", err)
+	if err := media.RegisterInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}
 	// Browsers hide their host candidates behind mDNS names; resolve them

@@ -1,7 +1,14 @@
 package media
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,4 +177,116 @@ func TestBlockedViewerDelaysNoOne(t *testing.T) {
 	if index[got[len(got)-1]] < last {
 		t.Fatal("the blocked viewer never caught up with the live frames")
 	}
+}
+
+// sealWriter does per packet what SRTP does, AES-GCM over the payload
+// with the viewer's own key, a few times over: a write that costs CPU.
+type sealWriter struct {
+	aead    cipher.AEAD
+	buf     []byte
+	packets *atomic.Int64
+}
+
+func newSealWriter(t *testing.T, packets *atomic.Int64) *sealWriter {
+	key := make([]byte, 16)
+	rand.Read(key)
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sealWriter{aead: aead, buf: make([]byte, 0, 2048), packets: packets}
+}
+
+func (w *sealWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	var nonce [12]byte
+	nonce[0], nonce[1] = byte(h.SequenceNumber>>8), byte(h.SequenceNumber)
+	for range 8 {
+		w.buf = w.aead.Seal(w.buf[:0], nonce[:], p, nil)
+	}
+	w.packets.Add(1)
+	return len(p) + 12, nil
+}
+func (w *sealWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// coresFree is how many cores procs spinning goroutines of this process get
+// over d: whether the machine has the cores free that a test of
+// parallelism needs.
+func coresFree(procs int, d time.Duration) float64 {
+	var stop atomic.Bool
+	var spun sync.WaitGroup
+	c0, w0 := processCPU(), time.Now()
+	for range procs {
+		spun.Go(func() {
+			for !stop.Load() {
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	spun.Wait()
+	return (processCPU() - c0).Seconds() / time.Since(w0).Seconds()
+}
+
+// TestFanoutUsesEveryCore: one stream's srtp viewers are written on more
+// than one core at a time. A single goroutine writing every viewer (as the
+// stream once did) uses one core at most. Only a machine with free cores
+// can show it: each attempt counts only if two spinning goroutines got
+// most of two cores just before and just after it.
+func TestFanoutUsesEveryCore(t *testing.T) {
+	procs := min(runtime.GOMAXPROCS(0), runtime.NumCPU())
+	if procs < 2 {
+		t.Skipf("%d core(s) for this process: one core cannot show a fan-out on several", procs)
+	}
+	s := newTestStream(t)
+	const viewers = 8
+	var packets atomic.Int64
+	for i := range viewers {
+		v, err := s.SubscribeRTP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.UnsubscribeRTP(v) })
+		if _, err := v.video.Bind(gateContext{discardContext{id: fmt.Sprint(i)}, H264Codec, &gateWriter{w: newSealWriter(t, &packets), open: make(chan struct{})}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Warm up: every viewer started on a keyframe.
+	feed(s, 0, 30)
+	frame := 30
+	time.Sleep(100 * time.Millisecond)
+
+	free, failed, best := 0.0, 0, 0.0
+	for range 6 {
+		before := coresFree(2, 150*time.Millisecond)
+		c0, w0 := processCPU(), time.Now()
+		for ; time.Since(w0) < 400*time.Millisecond; frame++ {
+			feed(s, frame, 1)
+		}
+		used := (processCPU() - c0).Seconds() / time.Since(w0).Seconds()
+		after := coresFree(2, 150*time.Millisecond)
+		free = max(free, min(before, after))
+		if before < 1.5 || after < 1.5 {
+			continue // the machine is busy: this attempt shows nothing
+		}
+		best = max(best, used)
+		if used >= 1.3 {
+			t.Logf("fan-out of %d viewers used %.2f cores (two spinning goroutines got %.2f and %.2f)", viewers, used, before, after)
+			return
+		}
+		if failed++; failed == 2 {
+			t.Fatalf("with two cores free the fan-out used %.2f cores, want more than one goroutine's 1.0", best)
+		}
+	}
+	t.Skipf("the machine's cores are busy: two spinning goroutines got at most %.2f cores; the fan-out's use cannot be told from the machine's", free)
+}
+
+// processCPU is this process's user and system time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -44,6 +44,7 @@ type RTPViewer struct {
 	pli atomic.Bool
 
 	// The writer goroutine's alone.
+	hdr       rtp.Header // the packet being sent: one for all, so no header escapes per packet
 	seq, aseq uint16
 	started   bool
 	lastTS    uint32
@@ -199,12 +200,13 @@ func (v *RTPViewer) send(f *Frame, ts uint32) bool {
 	// the counter.
 	sent := 0
 	for _, p := range f.RTP {
-		h := p.Header
+		h := &v.hdr
+		*h = p.Header
 		h.SequenceNumber = v.seq
 		h.Timestamp = ts
 		v.lastTS = ts
 		v.seq++
-		if n, err := v.video.write(&h, p.Payload); err != nil {
+		if n, err := v.video.write(h, p.Payload); err != nil {
 			v.writeFailed(err)
 		} else if n > 0 {
 			sent += h.MarshalSize() + len(p.Payload)
@@ -221,10 +223,11 @@ func (v *RTPViewer) send(f *Frame, ts uint32) bool {
 func (v *RTPViewer) writeAudio(pkts []*rtp.Packet) {
 	sent := 0
 	for _, p := range pkts {
-		h := p.Header
+		h := &v.hdr
+		*h = p.Header
 		h.SequenceNumber = v.aseq
 		v.aseq++
-		if n, err := v.audio.write(&h, p.Payload); err != nil {
+		if n, err := v.audio.write(h, p.Payload); err != nil {
 			v.writeFailed(err)
 		} else if n > 0 {
 			sent += h.MarshalSize() + len(p.Payload)

@@ -1,0 +1,212 @@
+package media
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// RegisterInterceptors sets up what a device's PeerConnections do per
+// packet: NACK retransmission (RFC 4585) with the responder below, and
+// RTCP sender/receiver reports (RFC 3550). Nothing else: the device adapts
+// no bitrate, so TWCC feedback would be computed for nothing, and nobody
+// reads pion's stats interceptor; both cost CPU per packet per viewer.
+func RegisterInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(nackFactory{})
+	return webrtc.ConfigureRTCPReports(ir)
+}
+
+// NACK responder limits.
+const (
+	nackHistory = 512 // packets kept per stream: 2.5 s of 2 Mbit/s video
+	// nackRepeat is how soon the same packet may be sent again for a
+	// repeated NACK, on top of the round trip time: the first resend may
+	// still be on its way.
+	nackRepeat = 5 * time.Millisecond
+	// nackBudget caps resends per stream per second, so that a viewer's
+	// NACKs cannot make the device send its history over and over.
+	nackBudget = 500
+)
+
+// nackFactory makes the device's NACK responder. Unlike pion's, it does not
+// copy the packets it keeps for retransmission: a stream's packets are
+// shared by all its viewers and never modified once made (Frame), so the
+// history keeps the header by value and the payload by reference. Keeping a
+// packet costs no allocation and no copy; pion's responder costs both, per
+// packet per viewer.
+type nackFactory struct{}
+
+func (nackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &nackResponder{streams: map[uint32]*nackStream{}}, nil
+}
+
+type nackResponder struct {
+	interceptor.NoOp
+	mu      sync.Mutex // guards streams
+	streams map[uint32]*nackStream
+}
+
+type nackStream struct {
+	w interceptor.RTPWriter
+	// With RTX negotiated (RFC 4588) packets go again on their own SSRC
+	// and sequence numbers: the viewer's SRTP replay protection would drop
+	// a packet sent again as it was, if the viewer's SRTP saw it before a
+	// later stage (a jitter buffer, a lossy link's test) lost it.
+	rtxSSRC uint32
+	rtxPT   uint8
+	rtxSeq  uint16       // under mu
+	rtt     atomic.Int64 // ns, from the viewer's receiver reports
+
+	mu      sync.Mutex // guards below; never held across a write
+	sent    [nackHistory]sentPacket
+	second  int64 // unix second of the budget's count
+	resends int
+}
+
+type sentPacket struct {
+	hdr     rtp.Header
+	payload []byte // shared with the stream's Frame; nil: empty slot
+	resent  int64  // unix ns of the last resend
+}
+
+// BindLocalStream keeps each packet of a stream that negotiated NACK.
+func (n *nackResponder) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	nack := false
+	for _, fb := range info.RTCPFeedback {
+		nack = nack || fb.Type == "nack" && fb.Parameter == ""
+	}
+	if !nack {
+		return w
+	}
+	st := &nackStream{w: w, rtxSSRC: info.SSRCRetransmission, rtxPT: info.PayloadTypeRetransmission, rtxSeq: uint16(time.Now().UnixNano())}
+	n.mu.Lock()
+	n.streams[info.SSRC] = st
+	n.mu.Unlock()
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC == info.SSRC {
+			st.mu.Lock()
+			p := &st.sent[h.SequenceNumber%nackHistory]
+			p.hdr, p.payload, p.resent = *h, payload, 0
+			st.mu.Unlock()
+		}
+		return w.Write(h, payload, a)
+	})
+}
+
+// UnbindLocalStream forgets the stream.
+func (n *nackResponder) UnbindLocalStream(info *interceptor.StreamInfo) {
+	n.mu.Lock()
+	delete(n.streams, info.SSRC)
+	n.mu.Unlock()
+}
+
+// BindRTCPReader answers the viewer's NACKs on the goroutine that reads
+// its RTCP (the device reads every sender's RTCP).
+func (n *nackResponder) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		i, a, err := r.Read(b, a)
+		if err != nil {
+			return 0, nil, err
+		}
+		if a == nil {
+			a = interceptor.Attributes{}
+		}
+		pkts, err := a.GetRTCPPackets(b[:i])
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerNack:
+				n.resend(p)
+			case *rtcp.ReceiverReport:
+				n.updateRTT(p.Reports, time.Now())
+			}
+		}
+		return i, a, nil
+	})
+}
+
+// updateRTT takes the round trip time from receiver reports (RFC 3550
+// §6.4.1: arrival - LSR - DLSR, in 1/65536 s).
+func (n *nackResponder) updateRTT(reports []rtcp.ReceptionReport, now time.Time) {
+	for _, r := range reports {
+		if r.LastSenderReport == 0 {
+			continue
+		}
+		n.mu.Lock()
+		st := n.streams[r.SSRC]
+		n.mu.Unlock()
+		if st == nil {
+			continue
+		}
+		if rtt := ntpShort(now) - r.LastSenderReport - r.Delay; rtt < 1<<31 {
+			st.rtt.Store(int64(rtt) * int64(time.Second) >> 16)
+		}
+	}
+}
+
+// ntpShort is t in the middle 32 bits of NTP time (RFC 3550 §4).
+func ntpShort(t time.Time) uint32 {
+	ns := t.UnixNano()
+	sec := uint64(ns/int64(time.Second)) + 2208988800 // 1900 to 1970
+	frac := uint64(ns%int64(time.Second)) << 32 / uint64(time.Second)
+	return uint32(sec<<16 | frac>>16)
+}
+
+func (n *nackResponder) resend(nack *rtcp.TransportLayerNack) {
+	n.mu.Lock()
+	st := n.streams[nack.MediaSSRC]
+	n.mu.Unlock()
+	if st == nil {
+		return
+	}
+	for _, pair := range nack.Nacks {
+		pair.Range(func(seq uint16) bool {
+			h, payload, ok := st.take(seq, time.Now())
+			if ok {
+				st.w.Write(&h, payload, interceptor.Attributes{})
+			}
+			return true
+		})
+	}
+}
+
+// take is the kept packet seq if it may be sent again now.
+func (st *nackStream) take(seq uint16, now time.Time) (rtp.Header, []byte, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := &st.sent[seq%nackHistory]
+	ns := now.UnixNano()
+	if p.payload == nil || p.hdr.SequenceNumber != seq || ns-p.resent < st.rtt.Load()+int64(nackRepeat) {
+		return rtp.Header{}, nil, false
+	}
+	if s := now.Unix(); s != st.second {
+		st.second, st.resends = s, 0
+	}
+	if st.resends >= nackBudget {
+		return rtp.Header{}, nil, false
+	}
+	st.resends++
+	p.resent = ns
+	if st.rtxSSRC == 0 || st.rtxPT == 0 {
+		return p.hdr, p.payload, true
+	}
+	// RTX: the original sequence number, then the payload (RFC 4588 §4).
+	h := p.hdr
+	payload := make([]byte, 2+len(p.payload))
+	binary.BigEndian.PutUint16(payload, h.SequenceNumber)
+	copy(payload[2:], p.payload)
+	h.SSRC, h.PayloadType, h.SequenceNumber = st.rtxSSRC, st.rtxPT, st.rtxSeq
+	h.Padding, h.PaddingSize = false, 0
+	st.rtxSeq++
+	return h, payload, true
+}
