@@ -294,6 +294,12 @@ func (s *Session) PeerConnection() *webrtc.PeerConnection {
 	return s.pc
 }
 
+// Leave tells the bridge the viewer leaves (the ERS "leave" event), which
+// ends the device's session at once; Close without it only drops the socket.
+func (s *Session) Leave(ctx context.Context) error {
+	return s.c.Emit(ctx, "leave")
+}
+
 // Close leaves the bridge and closes the peer connection; it waits for the
 // relay goroutine.
 func (s *Session) Close() error {
