@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
@@ -404,6 +406,86 @@ func TestDeviceRestartRecovers(t *testing.T) {
 			t.Logf("%s: playing again %v after the device was back", transport, time.Since(back).Round(time.Millisecond))
 			if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// stalledViewer joins through the bridge like any viewer, then stops
+// reading: an fmp4 viewer's data channel reader blocks (its SCTP window
+// fills, as behind a link that stalled), an srtp viewer never reads its
+// track.
+func stalledViewer(t *testing.T, bridgeURL, transport string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	unstall := make(chan struct{})
+	opts := ersviewer.Options{Bridge: bridgeURL, Room: "cam", Stream: "sample", Transport: transport}
+	if transport == "fmp4" {
+		opts.OnDataChannel = func(dc *webrtc.DataChannel) {
+			switch dc.Label() {
+			case "emsCommandChannel":
+				dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"sample"}}`) })
+			case "emsStreamChannel":
+				dc.OnMessage(func(webrtc.DataChannelMessage) { <-unstall })
+			}
+		}
+	} else {
+		opts.OnTrack = func(*webrtc.TrackRemote) { <-unstall }
+	}
+	s, err := ersviewer.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(unstall)
+		s.Close()
+	})
+}
+
+// TestStalledViewerDelaysNoOne: viewers whose links stall (fmp4 and srtp)
+// join while a browser plays; the browser's frames keep coming on time.
+func TestStalledViewerDelaysNoOne(t *testing.T) {
+	d := startFaultDemo(t)
+	b := New(t)
+	for _, transport := range []string{"fmp4", "srtp"} {
+		t.Run(transport, func(t *testing.T) {
+			u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "transport": {transport}}.Encode()
+			if err := Navigate(b, u); err != nil {
+				t.Fatal(err)
+			}
+			WaitFor(b, t, 30*time.Second, playing)
+			if _, err := Eval[bool](b, watchFrames); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Second)
+			before, err := Eval[gap](b, frameGap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Eval[bool](b, resetFrames); err != nil {
+				t.Fatal(err)
+			}
+			for _, tr := range []string{"fmp4", "fmp4", "srtp"} {
+				stalledViewer(t, d.Bridge, tr)
+			}
+			if n := len(d.Device().Viewers()); n != 4 {
+				t.Fatalf("device has %d viewers, want the browser and 3 stalled ones", n)
+			}
+			// Long enough for a stalled fmp4 viewer's buffers to fill
+			// (the device then drops its frames) several times over.
+			time.Sleep(8 * time.Second)
+			after, err := Eval[gap](b, frameGap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: longest gap between frames %.0f ms over 8 s beside 3 stalled viewers (%d frames), %.0f ms before", transport, after.Max, after.N, before.Max)
+			if after.Max > maxStall && after.Max > before.Max+100 {
+				t.Errorf("the picture stalled %.0f ms beside stalled viewers (%.0f ms at most before), want at most %d ms\n%s",
+					after.Max, before.Max, maxStall, Describe(b))
+			}
+			if after.N < 100 {
+				t.Errorf("%d frames in 8 s beside stalled viewers, want a playing picture", after.N)
 			}
 		})
 	}

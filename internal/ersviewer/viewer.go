@@ -43,6 +43,11 @@ type Options struct {
 	// on pion's goroutine and may read the track until it ends. Play sets
 	// its own.
 	OnTrack func(*webrtc.TrackRemote)
+	// Transport is srtp (default) or fmp4; an fmp4 viewer gets the data
+	// channels in OnDataChannel (and must send the fmp4Request itself).
+	Transport string
+	// OnDataChannel, if set, gets the device's data channels (Open).
+	OnDataChannel func(*webrtc.DataChannel)
 }
 
 // ICEServer is an RTCIceServer as the bridge sends it.
@@ -147,7 +152,11 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 
 	// Join until a device answers: the room's record may not have spread
 	// yet; the player asks again too.
-	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: ersproto.TransportSRTP})
+	transport := opts.Transport
+	if transport == "" {
+		transport = ersproto.TransportSRTP
+	}
+	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: transport})
 	for s.Device == "" {
 		args, err := c.EmitAck(ctx, ersproto.EventJoin, join...)
 		if err != nil {
@@ -344,6 +353,9 @@ func (s *Session) answer(offer ersproto.Message) error {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers, ICETransportPolicy: opts.Policy})
 	if err != nil {
 		return fmt.Errorf("viewer: %w", err)
+	}
+	if opts.OnDataChannel != nil {
+		pc.OnDataChannel(opts.OnDataChannel)
 	}
 	s.mu.Lock()
 	old := s.pc
