@@ -130,7 +130,9 @@ func TestIdleHandshakes(t *testing.T) {
 	base := startTuned(t, func(c *bridge.Config) {
 		c.Limits.HandshakeRate = -1
 		c.Socket.MaxPending = 1000
-		c.Socket.HandshakeTimeout = 500 * time.Millisecond
+		// Long enough that the flood outlasts no handshake even on a
+		// loaded machine: the cap, not the expiry, must refuse.
+		c.Socket.HandshakeTimeout = 3 * time.Second
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

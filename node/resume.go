@@ -145,9 +145,10 @@ func (s *session) waitResume() bool {
 			s.conn, s.bridge = a.conn, a.bridge
 			s.cmu.Unlock()
 			close(a.taken)
-			s.log = s.dev.log.With("bridge", a.bridge, "session", a.viewer, "room", s.room)
 			s.setDetached(false)
-			s.log.Info("viewer re-attached its session")
+			// s.log keeps the first bridge's attributes: pion's callbacks
+			// read it from their own goroutines, so it is never replaced.
+			s.log.Info("viewer re-attached its session", "via", a.bridge, "viewer", a.viewer)
 			return true
 		case <-s.quit:
 			return false
