@@ -234,6 +234,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := n.joinMesh(ctx, bootstrap); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	if len(bootstrap) > 0 {
+		n.goTracked(func() { n.keepBootstrap(bootstrap) })
+	}
 	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap),
 		"relay_service", cfg.RelayService, "nat_traversal", cfg.NATTraversal)
 	return n, nil

@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
@@ -488,5 +491,157 @@ func TestStalledViewerDelaysNoOne(t *testing.T) {
 				t.Errorf("%d frames in 8 s beside stalled viewers, want a playing picture", after.N)
 			}
 		})
+	}
+}
+
+// fixedPort returns a loopback TCP multiaddr on a port free now, for a
+// node that must come back where it was.
+func fixedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+}
+
+// serveBridge runs a bridge on h and returns its origin.
+func serveBridge(t *testing.T, h *mesh.Host) string {
+	t.Helper()
+	br, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- br.Serve(l) }()
+	t.Cleanup(func() {
+		br.Close()
+		<-served
+	})
+	return "http://" + l.Addr().String()
+}
+
+func quietLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func newHost(t *testing.T, cfg mesh.Config) *mesh.Host {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if cfg.ListenAddrs == nil {
+		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	cfg.Server, cfg.Logger = true, quietLogger(t)
+	h, err := mesh.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// TestBootstrapsDown: the only bootstrap node goes away. A viewer that
+// plays goes on, and a new viewer joins through a bridge that knows the
+// room. When the bootstrap comes back (same identity and port), the mesh
+// re-forms around it: the device and the bridge re-dial it, and a new
+// bridge whose only way in is that bootstrap finds the room and plays it.
+func TestBootstrapsDown(t *testing.T) {
+	old := mesh.BootstrapRedial
+	mesh.BootstrapRedial = time.Second
+	t.Cleanup(func() { mesh.BootstrapRedial = old })
+
+	bootCfg := mesh.Config{IdentityFile: filepath.Join(t.TempDir(), "boot.key"), ListenAddrs: []string{fixedPort(t)}}
+	startBoot := func() *mesh.Host {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cfg := bootCfg
+		cfg.Logger = quietLogger(t)
+		h, err := bootstrap.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	boot := startBoot()
+	bootAddrs := boot.Addrs()
+	devHost := newHost(t, mesh.Config{Bootstrap: bootAddrs})
+	stream, err := media.NewSampleStream("sample", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dev, err := node.New(ctx, node.Config{Mesh: devHost, Rooms: []string{"boot"}, Streams: map[string]*media.Stream{"sample": stream},
+		IncludeLoopback: true, Logger: quietLogger(t)})
+	if err != nil {
+		stream.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	a := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
+
+	b := New(t)
+	page := func(bridgeURL string) string {
+		return bridgeURL + "/?" + url.Values{"room": {"boot"}, "transport": {"srtp"}}.Encode()
+	}
+	if err := Navigate(b, page(a)); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(b, t, 30*time.Second, playing)
+	if _, err := Eval[bool](b, watchFrames); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every bootstrap down.
+	if err := boot.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Eval[bool](b, resetFrames); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	g, err := Eval[gap](b, frameGap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("playing viewer with the bootstrap down: longest gap %.0f ms over 3 s (%d frames)", g.Max, g.N)
+	if g.N < 30 || g.Max > 1000 {
+		t.Errorf("the playing viewer: %d frames, longest gap %.0f ms in 3 s with the bootstrap down; want it to go on", g.N, g.Max)
+	}
+	// A new viewer, in a second tab, through the bridge that knows the room.
+	tab, closeTab := chromedp.NewContext(b)
+	defer closeTab()
+	if err := Navigate(tab, page(a)); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(tab, t, 30*time.Second, playing)
+
+	// The bootstrap returns, with its identity and port, and an empty
+	// routing table: the device and the bridge re-dial it.
+	boot = startBoot()
+	t.Cleanup(func() { boot.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for boot.Libp2p().Network().Connectedness(devHost.ID()) != network.Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the device did not reconnect to the bootstrap within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A bridge that knows nobody but the bootstrap finds the room.
+	c := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
+	tab2, closeTab2 := chromedp.NewContext(b)
+	defer closeTab2()
+	if err := Navigate(tab2, page(c)); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(tab2, t, 30*time.Second, playing)
+	if n := len(dev.Viewers()); n != 3 {
+		t.Errorf("device has %d viewers, want 3", n)
 	}
 }
