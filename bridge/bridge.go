@@ -113,6 +113,7 @@ type Bridge struct {
 	log     *slog.Logger
 	sio     *socketio.Server
 	gate    *limit.Gate
+	conns   *limit.ConnCap // HTTP connections per address, every listener
 	mux     *http.ServeMux
 	servers []*http.Server // guarded by mu
 	metrics *metrics
@@ -160,6 +161,12 @@ func New(cfg Config) (*Bridge, error) {
 		b.refused.WithLabelValues(reason).Inc()
 		a, _ := limit.Addr(r)
 		refusalLog.Info(keylimit.KeyForAddr(a), "refused a client", "reason", reason, "addr", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+	})
+	b.conns = limit.NewConnCap(b.gate.Config().HTTPConnsPerIP, func(addr string) {
+		b.refused.WithLabelValues("http_conns_per_ip").Inc()
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			refusalLog.Info(keylimit.KeyForAddr(ap.Addr()), "refused a client", "reason", "http_conns_per_ip", "addr", addr)
+		}
 	})
 	if cfg.Metrics == nil && cfg.Ops != nil {
 		cfg.Metrics = cfg.Ops.Registerer()
@@ -251,7 +258,8 @@ func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config, handshake
 		return http.ErrServerClosed
 	}
 	srv := &http.Server{
-		Handler: h,
+		Handler:   limit.BodyDeadline(h, b.gate.Config().BodyTimeout),
+		ConnState: b.conns.ConnState,
 		// No slowloris: headers must arrive promptly, and an idle
 		// keep-alive connection is let go. WebSockets, once upgraded, are
 		// timed by the Socket.IO heartbeat instead.

@@ -35,6 +35,14 @@ type Config struct {
 	// did. Requests without an Origin (not from a browser page) and pages
 	// the bridge serves itself are always allowed.
 	AllowedOrigins []string
+	// HTTPConnsPerIP caps the open HTTP connections of one address (one
+	// /64 for IPv6) on every listener of the bridge, WebSockets not
+	// counted once upgraded (PerIP counts those); default twice PerIP,
+	// and off when PerIP is off. See ConnCap.
+	HTTPConnsPerIP int
+	// BodyTimeout bounds reading a request body; default 10 s. See
+	// BodyDeadline.
+	BodyTimeout time.Duration
 }
 
 const (
@@ -42,6 +50,7 @@ const (
 	defaultPerSubnet      = 512
 	defaultHandshakeRate  = 5
 	defaultHandshakeBurst = 20
+	defaultBodyTimeout    = 10 * time.Second
 
 	// maxTracked bounds the handshake limiter table, so that a flood from
 	// many addresses costs a fixed amount of memory; idle entries are
@@ -56,6 +65,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PerSubnet == 0 {
 		c.PerSubnet = defaultPerSubnet
+	}
+	if c.HTTPConnsPerIP == 0 {
+		c.HTTPConnsPerIP = 2 * c.PerIP // negative (off) when PerIP is
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = defaultBodyTimeout
 	}
 	if c.HandshakeRate == 0 {
 		c.HandshakeRate = defaultHandshakeRate
@@ -186,6 +201,9 @@ func (g *Gate) Acquire(r *http.Request) (release func(), ok bool) {
 }
 
 // Open returns the number of connections held now, for tests and metrics.
+func (g *Gate) Config() Config { return g.cfg }
+
+// Open is the number of WebSockets the gate holds open.
 func (g *Gate) Open() int { return g.perIP.Held() }
 
 // Wrap guards a Socket.IO 0.9 endpoint: the origin check on every

@@ -253,6 +253,8 @@ func runBridge(args []string) error {
 	fs.Var(&origins, "allowed-origin", "page `origin` (https://example.org) allowed to use the ERS endpoint (repeatable; default any, as ERS)")
 	perIP := fs.Int("max-conns-per-ip", 64, "concurrent viewer sockets from one IP address (-1: no cap)")
 	perSubnet := fs.Int("max-conns-per-subnet", 512, "concurrent viewer sockets from one /24 or IPv6 /48 (-1: no cap)")
+	httpPerIP := fs.Int("max-http-conns-per-ip", 0, "open HTTP connections from one IP address or IPv6 /64, WebSockets not counted (default twice --max-conns-per-ip; -1: no cap)")
+	bodyTimeout := fs.Duration("body-timeout", 10*time.Second, "time a client has to send a request body")
 	adminAddr := fs.String("admin", admin.DefaultAddr, "`address` of the ERS-style admin endpoint (empty: none)")
 	var adminAllow, allowedRooms listFlag
 	fs.Var(&adminAllow, "admin-allow", "client `prefix` (10.0.0.0/8) or address allowed to use the admin endpoint (repeatable; default loopback)")
@@ -349,14 +351,15 @@ func runBridge(args []string) error {
 		Host:        n.Libp2p(),
 		Resolver:    mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: stun,
-		Limits:      limit.Config{PerIP: *perIP, PerSubnet: *perSubnet, AllowedOrigins: origins},
-		Access:      store,
-		AdminAllow:  allow,
-		Version:     versionString(),
-		Ops:         o,
-		TURN:        issuer,
-		WHEP:        whep,
-		Logger:      log,
+		Limits: limit.Config{PerIP: *perIP, PerSubnet: *perSubnet, AllowedOrigins: origins,
+			HTTPConnsPerIP: *httpPerIP, BodyTimeout: *bodyTimeout},
+		Access:     store,
+		AdminAllow: allow,
+		Version:    versionString(),
+		Ops:        o,
+		TURN:       issuer,
+		WHEP:       whep,
+		Logger:     log,
 	}
 	if certs != nil {
 		bcfg.TLS, bcfg.HSTS = certs.TLSConfig(), tlsf.hsts
