@@ -56,3 +56,28 @@ func TestWHEPAppliesAccessRules(t *testing.T) {
 		t.Fatalf("POST with a good token: %d %s", r.status, r.body)
 	}
 }
+
+// TestTokensBindToIPv6Prefix: a token binds to its first client's address,
+// an IPv6 client's /64: the browser that rotates privacy addresses keeps
+// it, another network does not get it.
+func TestTokensBindToIPv6Prefix(t *testing.T) {
+	store := access.NewStore(true)
+	store.AddToken("T")
+	for _, tc := range []struct {
+		remote string
+		ok     bool
+	}{
+		{"[2001:db8:1:2::10]:5000", true},
+		{"[2001:db8:1:2:a:b:c:d]:6000", true}, // same /64, new temporary address
+		{"[2001:db8:1:3::10]:5000", false},    // the next /64
+		{"192.0.2.1:5000", false},
+	} {
+		err := store.Check("r", "T", clientKey(tc.remote))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.remote, err, tc.ok)
+		}
+	}
+	if k := clientKey("192.0.2.1:80"); k != "192.0.2.1/32" {
+		t.Errorf("IPv4 key %q", k)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +89,7 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 	}
 	// Tokens bind to the client's address, not its socket: ERS players
 	// open a new socket for every rejoin.
-	if err := v.b.access.Check(room, data.Token, v.clientID()); err != nil {
+	if err := v.b.access.Check(room, data.Token, clientKey(v.sock.RemoteAddr())); err != nil {
 		v.b.log.Info("join refused", "sid", v.sock.ID(), "room", room, "reason", err)
 		ack(err.Error())
 		return nil
@@ -118,15 +117,6 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 	}
 	go ds.run()
 	return nil
-}
-
-// clientID is the viewer's IP address.
-func (v *viewer) clientID() string {
-	host, _, err := net.SplitHostPort(v.sock.RemoteAddr())
-	if err != nil {
-		return v.sock.RemoteAddr()
-	}
-	return host
 }
 
 func (v *viewer) message(args []json.RawMessage) error {

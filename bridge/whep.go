@@ -18,6 +18,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/internal/keylimit"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -222,6 +224,17 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// clientKey is who a token is bound to: the client's address, or for
+// IPv6 its /64 (keylimit.KeyForAddr), since a subscriber's browser picks
+// new addresses in its /64 at will (RFC 4941) and would lose its token.
+func clientKey(remoteAddr string) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return keylimit.KeyForAddr(ap.Addr()).String()
+}
+
 // checkAccess applies the bridge's tokens and allowed rooms to a WHEP
 // client, with the statuses WHEP clients understand.
 func (b *Bridge) checkAccess(room, token, client string) *whepError {
@@ -271,7 +284,7 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	// The bridge's own rules (--tokens, --allowed-room) hold for WHEP as
 	// for ERS joins; checked after the offer parsed, so a malformed request
 	// does not use up a token.
-	if herr := b.checkAccess(p.room.String(), token, clientAddr(r)); herr != nil {
+	if herr := b.checkAccess(p.room.String(), token, clientKey(r.RemoteAddr)); herr != nil {
 		b.log.Info("WHEP request refused", "room", p.room.String(), "addr", r.RemoteAddr, "reason", herr.reason)
 		b.writeWHEPError(w, herr)
 		return
