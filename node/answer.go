@@ -43,6 +43,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	if sd.Type != webrtc.SDPTypeOffer {
 		return refuse(signalwire.CodeBadOffer, "offer payload has type %q", sd.Type)
 	}
+	sd.SDP = s.filterCandidates(sd.SDP)
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
 	}

@@ -77,6 +77,7 @@ type Device struct {
 	protector *mesh.Protector // keeps bridges with viewers from being trimmed
 	trust     trustCounters   // refusals on grounds of trust (trust.go)
 	proofs    *proofGuard     // backoff on wrong room-secret proofs (trust.go)
+	ice       *icePolicy      // what bridges may make the device contact (icepolicy.go)
 
 	ctl     sync.Mutex        // serialises StartRoom and StopRoom
 	roomsMu sync.Mutex        // guards rooms and secrets, read by every join
@@ -147,7 +148,8 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiResume: apiResume, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
-		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
+		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
+		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -359,5 +361,120 @@ func TestRoomSecretBackoff(t *testing.T) {
 	got := tm.dev.TrustRefusals()
 	if got[refusedProof] != 6 || got[refusedBackoff] != 2 {
 		t.Errorf("refusals %v, want 6 wrong proofs and 2 backoffs", got)
+	}
+}
+
+// udpTrap is a UDP socket on loopback that counts what reaches it.
+func udpTrap(t *testing.T) (port int, got *atomic.Int64) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = &atomic.Int64{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFrom(b); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c.LocalAddr().(*net.UDPAddr).Port, got
+}
+
+// TestBridgeNamesLocalTargets is hole 9 of issue 13: a bridge names
+// loopback addresses (standing in for the device's private networks) as
+// STUN/TURN servers and as a viewer's candidate, hoping the device sends
+// packets there. The device must refuse them and count the refusals.
+func TestBridgeNamesLocalTargets(t *testing.T) {
+	tm := newTestMeshWith(t, func(c *Config) { c.IncludeLoopback = false })
+	stunPort, stunGot := udpTrap(t)
+	candPort, candGot := udpTrap(t)
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n",
+		ICEServers: []signalwire.ICEServer{
+			{URLs: []string{fmt.Sprintf("stun:127.0.0.1:%d", stunPort), fmt.Sprintf("stun:localhost:%d", stunPort)}},
+			{URLs: []string{fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", stunPort)}, Username: "u", Credential: "p"},
+		}})
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: %+v", m)
+	}
+	m := recvSkippingPings(t, c, 10*time.Second)
+	if m.Type != "offer" {
+		t.Fatalf("got %+v, want the offer", m)
+	}
+	var offer webrtc.SessionDescription
+	json.Unmarshal(m.Payload, &offer)
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.SetRemoteDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.SetLocalDescription(answer)
+	// The answer names no candidate; the bridge trickles its target.
+	c.Send(signalOf(t, "answer", answer))
+	c.Send(signalOf(t, "candidate", map[string]any{"candidate": map[string]any{
+		"candidate": fmt.Sprintf("candidate:1 1 udp 2130706431 127.0.0.1 %d typ host", candPort), "sdpMid": "0", "sdpMLineIndex": 0}}))
+	time.Sleep(3 * time.Second) // gathering, and connectivity checks every few hundred ms
+	if n := stunGot.Load(); n > 0 {
+		t.Errorf("the device sent %d packets to the STUN/TURN address a bridge named", n)
+	}
+	if n := candGot.Load(); n > 0 {
+		t.Errorf("the device sent %d packets to the candidate a bridge named", n)
+	}
+	got := tm.dev.TrustRefusals()
+	if got[refusedICEServer] != 3 || got[refusedCandidate] != 1 {
+		t.Errorf("refusals %v, want 3 ICE server URLs and 1 candidate", got)
+	}
+}
+
+func TestICEPolicy(t *testing.T) {
+	p := &icePolicy{ownNets: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}}
+	for addr, want := range map[string]bool{
+		"203.0.113.7": true, "2606:4700::1": true,
+		"127.0.0.1": false, "::1": false, "10.0.0.1": false, "172.16.5.5": false, "192.168.1.9": false,
+		"169.254.169.254": false, "fe80::1": false, "fd00::1": false, "100.64.0.1": false, "0.0.0.0": false,
+		"::": false, "224.0.0.1": false, "::ffff:127.0.0.1": false, "64:ff9b::a00:1": false, "2002:7f00:1::": false,
+		"2001:0:a00:1::": false,
+	} {
+		if got := p.serverAllowed(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("server %s: allowed %v, want %v", addr, got, want)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"203.0.113.7": true, "192.168.1.9": true, // a viewer on the device's LAN
+		"192.168.2.9": false, "10.0.0.1": false, "127.0.0.1": false, "169.254.1.1": false,
+	} {
+		if got := p.candidateAllowed(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("candidate %s: allowed %v, want %v", addr, got, want)
+		}
+	}
+	lab := &icePolicy{loopback: true}
+	var urls []string
+	for i := range maxICEURLs + 3 {
+		urls = append(urls, fmt.Sprintf("stun:127.0.0.1:%d", 3478+i))
+	}
+	out, refused := lab.iceServers(context.Background(), []signalwire.ICEServer{{URLs: urls}, {URLs: []string{"stun:[::1]:3478"}}})
+	if len(out) != 1 || len(out[0].URLs) != maxICEURLs || refused != 4 {
+		t.Errorf("%d URLs: kept %v, refused %d; want the first %d", len(urls)+1, out, refused, maxICEURLs)
+	}
+	if lab.urlAllowed(context.Background(), "stun:10.0.0.1:3478") || lab.urlAllowed(context.Background(), "not a url") {
+		t.Error("the lab switch lets more than loopback through")
+	}
+	sdp := "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\na=candidate:2 1 udp 1 10.9.9.9 9 typ host\r\na=candidate:3 1 udp 1 x.local 9 typ host\r\n"
+	got, n := p.filterSDP(sdp)
+	if n != 2 || !strings.Contains(got, "x.local") || strings.Contains(got, "10.9.9.9") {
+		t.Errorf("filterSDP: %d refused, left %q", n, got)
 	}
 }

@@ -280,8 +280,10 @@ func (s *session) admit(join *signalwire.Message) (*media.Stream, error) {
 
 func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stream) (*webrtc.PeerConnection, error) {
 	var servers []webrtc.ICEServer
-	for _, is := range join.ICEServers {
-		servers = append(servers, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	servers, refused := s.dev.ice.iceServers(s.ctx, join.ICEServers)
+	if refused > 0 {
+		s.dev.trustRefused(refusedICEServer, refused)
+		s.dev.proofs.log.Warn("ice:"+s.bridge.String(), "refused STUN/TURN URLs from a bridge: local or private addresses, unresolvable names, or too many", "refused", refused, "limit", maxICEURLs)
 	}
 	api := s.dev.api
 	if s.resumeKey != nil {
@@ -391,6 +393,11 @@ func (s *session) addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateI
 	if full {
 		return // each candidate is ICE work; no honest viewer has this many
 	}
+	if !s.dev.ice.candidateOK(c.Candidate) {
+		s.dev.trustRefused(refusedCandidate, 1)
+		s.log.Debug("refused remote candidate: a local address, or not one of this device's networks", "candidate", c.Candidate)
+		return
+	}
 	if err := pc.AddICECandidate(c); err != nil {
 		// A candidate we cannot use (an unresolvable mDNS name, an address
 		// family we lack) is not a reason to end the session.
@@ -427,6 +434,7 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		if s.answerFP == "" {
 			s.answerFP = trust.SDPFingerprint(sd.SDP)
 		}
+		sd.SDP = s.filterCandidates(sd.SDP)
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			return fmt.Errorf("apply answer: %w", err)
 		}
@@ -462,4 +470,15 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		s.log.Debug("viewer event", "type", m.Type)
 	}
 	return nil
+}
+
+// filterCandidates removes the candidates of a remote description that the
+// device's ICE policy refuses (icepolicy.go).
+func (s *session) filterCandidates(sdp string) string {
+	sdp, n := s.dev.ice.filterSDP(sdp)
+	if n > 0 {
+		s.dev.trustRefused(refusedCandidate, n)
+		s.log.Debug("refused candidates in the remote description", "refused", n)
+	}
+	return sdp
 }

@@ -115,13 +115,17 @@ type trustCounters struct {
 	n  map[string]uint64
 }
 
-func (d *Device) trustRefused(reason string) {
+func (d *Device) trustRefused(reason string, n ...int) {
 	d.trust.mu.Lock()
 	defer d.trust.mu.Unlock()
 	if d.trust.n == nil {
 		d.trust.n = map[string]uint64{}
 	}
-	d.trust.n[reason]++
+	if len(n) == 0 {
+		d.trust.n[reason]++
+		return
+	}
+	d.trust.n[reason] += uint64(n[0])
 }
 
 // TrustRefusals returns how often the device refused a viewer or a
