@@ -16,7 +16,10 @@ import (
 // the player's join to the first video frame it shows, over the whole demo
 // (Socket.IO bridge, libp2p, device, ICE/DTLS, then media), for each
 // transport. Each sub-benchmark makes at least 20 joins and reports the
-// median and the 95th percentile.
+// median and the 95th percentile, and the median from navigation (the
+// page's time origin) to the first frame with the player's stages on the
+// way (page: navigation to the player's start; then the time in each stage
+// of the player's timeline).
 func BenchmarkJoinToFirstFrame(b *testing.B) {
 	for _, transport := range []string{"fmp4", "srtp"} {
 		b.Run(transport, func(b *testing.B) {
@@ -29,7 +32,9 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 			defer d.Close()
 			br := browsertest.New(b)
 			runs := max(b.N, 20)
-			var times []float64
+			var times, navs []float64
+			stages := map[string][]float64{}
+			var order []string
 			b.ResetTimer()
 			for i := range runs {
 				if err := browsertest.Navigate(br, "about:blank"); err != nil {
@@ -39,12 +44,37 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 					b.Fatal(err)
 				}
 				browsertest.WaitFor(br, b, 20*time.Second, `window.ersPlayer && ersPlayer.timing.firstFrame > 0`)
-				ms, err := browsertest.Eval[float64](br, `ersPlayer.timing.firstFrame - ersPlayer.timing.join`)
+				run, err := browsertest.Eval[struct {
+					Join, Frame, Start float64
+					Timeline           []struct {
+						Stage string
+						Start float64
+					}
+				}](br, `({join: ersPlayer.timing.join, frame: ersPlayer.timing.firstFrame, start: ersPlayer._timelineStart,
+					timeline: ersPlayer.timeline.map((e) => ({stage: e.stage, start: e.start}))})`)
 				if err != nil {
 					b.Fatal(err)
 				}
+				ms := run.Frame - run.Join
 				if i > 0 { // the first run warms up the page cache and the DHT lookup
 					times = append(times, ms)
+					navs = append(navs, run.Frame)
+					at := func(name string, ms float64) {
+						if _, ok := stages[name]; !ok {
+							order = append(order, name)
+						}
+						stages[name] = append(stages[name], ms)
+					}
+					at("page", run.Start)
+					for j, e := range run.Timeline {
+						end := run.Frame - run.Start
+						if j+1 < len(run.Timeline) {
+							end = run.Timeline[j+1].Start
+						}
+						if e.Stage != "playing" {
+							at(e.Stage, end-e.Start)
+						}
+					}
 				}
 				if transport == "srtp" && ms > 200 {
 					// Why was this one slow? The receiver's own account.
@@ -62,8 +92,21 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 			sort.Float64s(times)
 			b.ReportMetric(times[len(times)/2], "ms-median")
 			b.ReportMetric(times[(len(times)*95+99)/100-1], "ms-p95")
+			b.ReportMetric(median(navs), "ms-nav-median")
+			for _, st := range order {
+				b.Logf("%s: stage %q median %.0f ms", transport, st, median(stages[st]))
+			}
 			b.ReportMetric(0, "ns/op")
 			b.Logf("%s join to first frame over %d runs (ms): %s", transport, len(times), fmt.Sprint(times))
 		})
 	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = append([]float64(nil), v...)
+	sort.Float64s(v)
+	return v[len(v)/2]
 }

@@ -189,6 +189,19 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.AP
 	// paths, than by half a minute of frozen video: fail after about ten
 	// seconds of silence instead of pion's thirty.
 	se.SetICETimeouts(iceDisconnectedTimeout, failedTimeout, iceKeepalive)
+	// The device offers, so it is the controlling agent and chooses the
+	// pair. pion waits before it accepts a pair whose candidate is not a
+	// host one (2 s for a relay, 1 s peer reflexive, 0.5 s server
+	// reflexive), in case a better pair succeeds meanwhile: every viewer
+	// behind a NAT or forced through TURN paid that wait before its first
+	// frame. Without it the best pair that has succeeded is taken at once;
+	// a relayed pair still loses to a direct one whose check is under way
+	// when the relayed one answers (pion nominates on a check only the
+	// best pair not failed), and direct checks, sent first and on the
+	// shorter path, answer first (docs/media-benchmarks.md).
+	se.SetSrflxAcceptanceMinWait(0)
+	se.SetPrflxAcceptanceMinWait(0)
+	se.SetRelayAcceptanceMinWait(0)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
