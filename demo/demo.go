@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,11 +10,9 @@ import (
 
 	"github.com/multiformats/go-multiaddr"
 
-	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
-	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
-	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/role"
 	"github.com/ersmesh/ersmesh/tlscert"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
@@ -48,15 +45,10 @@ type Demo struct {
 	URL    string // the player page for the demo room
 	Bridge string // the bridge's origin, http://host:port (WHEP is at Bridge+"/whep/<room>")
 
-	bootstrap *mesh.Host
-	bridgeN   *mesh.Host
-	deviceN   *mesh.Host
-	bridge    *bridge.Bridge
-	device    *node.Device
-	turn      *turnserver.Server
+	bootstrap *role.Bootstrap
+	device    *role.Device
+	bridge    *role.Bridge
 	certs     *tlscert.Manager
-	serving   bool
-	serveErr  chan error
 }
 
 var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
@@ -75,69 +67,46 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	d := &Demo{serveErr: make(chan error, 1)}
+	d := &Demo{}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
 
-	d.bootstrap, err = bootstrap.New(ctx, mesh.Config{ListenAddrs: loopback, Logger: cfg.Logger.With("role", "bootstrap")})
+	// Every role as the command line composes it, with no identity files,
+	// no ops endpoints and everything on loopback.
+	d.bootstrap, err = role.NewBootstrap(ctx, role.BootstrapConfig{
+		Mesh: role.MeshConfig{Listen: loopback}, Logger: cfg.Logger.With("role", "bootstrap"),
+	})
 	if err != nil {
 		return nil, err
 	}
-	boot := d.bootstrap.Addrs()
+	boot := role.Addrs(d.bootstrap.Host().Addrs())
 
-	d.bridgeN, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot, Server: true, Logger: cfg.Logger.With("role", "bridge")})
-	if err != nil {
-		return nil, fmt.Errorf("start bridge node: %w", err)
-	}
 	// On one machine the device is as reachable as any server: let it serve
 	// the DHT too, as a publicly reachable device would.
-	d.deviceN, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot, Server: true, Logger: cfg.Logger.With("role", "device")})
+	d.device, err = role.NewDevice(ctx, role.DeviceConfig{
+		Mesh:               role.MeshConfig{Listen: loopback, Bootstrap: boot},
+		DHTServer:          true,
+		Rooms:              []string{cfg.Room},
+		Streams:            []string{cfg.Stream + "=sample:"},
+		LoopbackCandidates: true,
+		Tune:               cfg.TuneDevice,
+		Logger:             cfg.Logger.With("role", "device"),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("start device node: %w", err)
-	}
-
-	stream, err := media.NewSampleStream(cfg.Stream, cfg.Logger.With("role", "device"))
-	if err != nil {
-		return nil, err
-	}
-	dcfg := node.Config{
-		Mesh:            d.deviceN,
-		Rooms:           []string{cfg.Room},
-		Streams:         map[string]*media.Stream{cfg.Stream: stream},
-		IncludeLoopback: true,
-		Logger:          cfg.Logger.With("role", "device"),
-	}
-	if cfg.TuneDevice != nil {
-		cfg.TuneDevice(&dcfg)
-	}
-	d.device, err = node.New(ctx, dcfg)
-	if err != nil {
-		stream.Close()
 		return nil, fmt.Errorf("start device: %w", err)
 	}
-
-	var issuer *turnserver.Issuer
-	if cfg.TURN {
-		secret := rand.Text()
-		d.turn, err = turnserver.New(turnserver.Config{
-			Secret: secret, ListenIP: "127.0.0.1",
-			UDPPort: turnserver.Ephemeral, TCPPort: turnserver.Ephemeral,
-			// Every peer of the demo is on loopback.
-			Policy: turnserver.Policy{AllowPrivate: true},
-			Logger: cfg.Logger.With("role", "turn"),
-		})
-		if err != nil {
-			return nil, err
-		}
-		issuer = &turnserver.Issuer{Secret: secret, URLs: d.turn.URLs("")}
+	if err := d.device.Start(ctx); err != nil {
+		return nil, err
 	}
-	bcfg := bridge.Config{
-		Host:     d.bridgeN.Libp2p(),
-		Resolver: mesh.NewResolver(d.bridgeN, mesh.ResolverOptions{}),
-		TURN:     issuer,
+
+	bcfg := role.BridgeConfig{
+		Mesh:     role.MeshConfig{Listen: loopback, Bootstrap: boot},
+		HTTP:     cfg.Addr,
+		Listener: cfg.Listener,
+		Tune:     cfg.TuneBridge,
 		Logger:   cfg.Logger.With("role", "bridge"),
 	}
 	if cfg.TLS {
@@ -145,63 +114,55 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		if err != nil {
 			return nil, err
 		}
-		bcfg.TLS = d.certs.TLSConfig()
-	}
-	if cfg.TuneBridge != nil {
-		cfg.TuneBridge(&bcfg)
-	}
-	d.bridge, err = bridge.New(bcfg)
-	if err != nil {
-		return nil, err
-	}
-	l := cfg.Listener
-	if l == nil {
-		if l, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return nil, fmt.Errorf("bridge cannot listen on %s: %w", cfg.Addr, err)
+		bcfg.Tune = func(c *bridge.Config) {
+			c.TLS = d.certs.TLSConfig()
+			if cfg.TuneBridge != nil {
+				cfg.TuneBridge(c)
+			}
 		}
 	}
-	d.serving = true
-	go func() { d.serveErr <- d.bridge.Serve(l) }()
+	if cfg.TURN {
+		bcfg.TURN = role.BridgeTURNConfig{Run: true, TURNServerConfig: role.TURNServerConfig{
+			Listen: "127.0.0.1", Port: turnserver.Ephemeral,
+			// Every peer of the demo is on loopback.
+			AllowPrivatePeers: true,
+		}}
+	}
+	d.bridge, err = role.NewBridge(ctx, bcfg)
+	if err != nil {
+		return nil, fmt.Errorf("start bridge: %w", err)
+	}
+	if err := d.bridge.Start(ctx); err != nil {
+		return nil, fmt.Errorf("bridge cannot listen on %s: %w", cfg.Addr, err)
+	}
 
 	q := url.Values{"room": {cfg.Room}, "stream": {cfg.Stream}}
-	scheme := "http://"
-	if bcfg.TLS != nil {
-		scheme = "https://"
-	}
-	d.Bridge = scheme + l.Addr().String()
+	d.Bridge = d.bridge.URL()
 	d.URL = d.Bridge + "/?" + q.Encode()
 	return d, nil
 }
 
 // BootstrapAddrs are the demo's bootstrap multiaddrs, for a second device or
 // bridge started by hand.
-func (d *Demo) BootstrapAddrs() []multiaddr.Multiaddr { return d.bootstrap.Addrs() }
+func (d *Demo) BootstrapAddrs() []multiaddr.Multiaddr { return d.bootstrap.Host().Addrs() }
 
 // Device is the demo's device, for tests that look at its viewers.
-func (d *Demo) Device() *node.Device { return d.device }
+func (d *Demo) Device() *node.Device { return d.device.Device() }
 
 // Close stops every role, newest first, and waits for each.
 func (d *Demo) Close() error {
 	var errs []error
 	if d.bridge != nil {
 		errs = append(errs, d.bridge.Close())
-		if d.serving {
-			errs = append(errs, <-d.serveErr)
-		}
 	}
 	if d.device != nil {
 		errs = append(errs, d.device.Close())
 	}
-	if d.turn != nil {
-		errs = append(errs, d.turn.Close())
-	}
 	if d.certs != nil {
 		errs = append(errs, d.certs.Close())
 	}
-	for _, n := range []*mesh.Host{d.deviceN, d.bridgeN, d.bootstrap} {
-		if n != nil {
-			errs = append(errs, n.Close())
-		}
+	if d.bootstrap != nil {
+		errs = append(errs, d.bootstrap.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -1,15 +1,11 @@
 package telemetry
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -94,43 +90,4 @@ func (o *Ops) notReady() []string {
 		}
 	}
 	return bad
-}
-
-// Server is an HTTP server for the ops endpoints (and whatever else the
-// role mounts beside them).
-type Server struct {
-	srv  *http.Server
-	addr string
-	done chan error
-}
-
-// Listen serves h on addr until Close.
-func Listen(addr string, h http.Handler) (*Server, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: 16 << 10},
-		addr: l.Addr().String(),
-		done: make(chan error, 1),
-	}
-	go func() { s.done <- s.srv.Serve(l) }()
-	return s, nil
-}
-
-// Addr is the address served.
-func (s *Server) Addr() string { return s.addr }
-
-// Close stops serving and waits for the server's goroutine.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		s.srv.Close()
-	}
-	if err := <-s.done; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

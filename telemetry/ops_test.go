@@ -3,7 +3,6 @@ package telemetry
 import (
 	"errors"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,27 +40,5 @@ func TestEndpoints(t *testing.T) {
 	dhtErr = nil
 	if code, _ := get("/readyz"); code != 200 {
 		t.Errorf("/readyz ready: %d", code)
-	}
-}
-
-func TestListen(t *testing.T) {
-	o := New("device")
-	s, err := Listen("127.0.0.1:0", o.Handler())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + s.Addr() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("/healthz %d", resp.StatusCode)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-	if _, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
-		t.Error("still serving after Close")
 	}
 }

@@ -19,9 +19,9 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(bad, []byte("record-ttl: soon\n"), 0o600)
 	for args, want := range map[string]string{
 		"nonsense":               "unknown command",
-		"device --ops= --state=": "--room is required",
-		"device":                 "--bootstrap is required",
-		"device --room x":        "--bootstrap is required",
+		"device --ops= --state=": "--room: required",
+		"device":                 "--bootstrap: required",
+		"device --room x":        "--bootstrap: required",
 		"device --room x --webhook ftp://x --bootstrap /ip4/127.0.0.1/tcp/1": "--webhook",
 		"device --control-allow nope":                                        "--control-allow",
 		"ctl":                                                                "no command given",
@@ -43,7 +43,7 @@ func TestCommandLine(t *testing.T) {
 func TestBridgeTLSFlags(t *testing.T) {
 	dir := t.TempDir()
 	for args, want := range map[string]string{
-		"bridge --turn-on-https":                                                                "--turn-on-https needs TLS",
+		"bridge --turn-on-https":                                                                "--turn-on-https: needs TLS",
 		"bridge --tls-cert x.pem":                                                               "--tls-cert and --tls-key go together",
 		"bridge --tls-cert " + dir + "/none.pem --tls-key k.pem":                                "none.pem",
 		"bridge --acme-domain a.example --tls-cert c --tls-key k":                               "give one",

@@ -37,6 +37,9 @@ func EnvName(flagName string) string {
 type Options struct {
 	Getenv func(string) string // default os.Getenv
 	Out    io.Writer           // where --print-config prints; default os.Stdout
+	// Args allows arguments after the flags (a command's operands, left
+	// in fs.Args()); without it an argument is an error.
+	Args bool
 }
 
 // Register adds --config and --print-config to fs. Call it after the
@@ -70,7 +73,7 @@ func Parse(fs *flag.FlagSet, args []string, opts *Options) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !opts.Args {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	onCLI := map[string]bool{}

@@ -3,7 +3,6 @@ package nattest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,19 +15,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/multiformats/go-multiaddr"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ersmesh/ersmesh/bootstrap"
-	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
-	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/node"
-	"github.com/ersmesh/ersmesh/node/media"
-	"github.com/ersmesh/ersmesh/tlscert"
-	"github.com/ersmesh/ersmesh/tlsmux"
-	"github.com/ersmesh/ersmesh/turnserver"
+	"github.com/ersmesh/ersmesh/role"
 )
 
 // The roles run as copies of the test binary inside their namespaces:
@@ -113,22 +104,38 @@ func runPublic(t *testing.T) {
 	log := roleLogger()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	boot, err := bootstrap.New(ctx, mesh.Config{
-		ListenAddrs: []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bootstrapTCP)},
-		Logger:      log.With("role", "bootstrap"),
+	boot, err := role.NewBootstrap(ctx, role.BootstrapConfig{
+		Mesh:   role.MeshConfig{Listen: []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bootstrapTCP)}},
+		Logger: log.With("role", "bootstrap"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer boot.Close()
-	bn, err := mesh.New(ctx, mesh.Config{
-		ListenAddrs: []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bridgeP2P)}, Bootstrap: boot.Addrs(), Server: true,
+	// One certificate, as on a real bridge: HTTPS on 443, TURN over TLS
+	// on 5349 and, beside HTTPS, on 443; the bridge's own TURN server,
+	// with a secret of its own, handed out as STUN too.
+	dir := os.Getenv(certEnv)
+	br, err := role.NewBridge(ctx, role.BridgeConfig{
+		Mesh: role.MeshConfig{
+			Listen:    []string{fmt.Sprintf("/ip4/%s/tcp/%d", publicIP, bridgeP2P)},
+			Bootstrap: role.Addrs(boot.Host().Addrs()),
+		},
+		HTTP: fmt.Sprintf("%s:%d", publicIP, sharedPort),
+		TLS: role.BridgeTLSConfig{
+			Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"),
+			TURNOnHTTPS: true,
+		},
+		TURN: role.BridgeTURNConfig{Run: true, TURNServerConfig: role.TURNServerConfig{
+			Listen: publicIP, TLSPort: turnTLSPort,
+		}},
 		Logger: log.With("role", "bridge"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bn.Close()
+	defer br.Close()
+	bn := br.Host()
 	// Which peers the bridge reached over relayed (limited) connections.
 	var mu sync.Mutex
 	relayed := map[string]bool{}
@@ -139,52 +146,19 @@ func runPublic(t *testing.T) {
 			mu.Unlock()
 		}
 	}})
-	// One certificate, as on a real bridge: HTTPS on 443, TURN over TLS
-	// on 5349 and, beside HTTPS, on 443.
-	dir := os.Getenv(certEnv)
-	certs, err := tlscert.New(tlscert.Config{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Logger: log})
-	if err != nil {
+	if err := br.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer certs.Close()
-	l443, err := net.Listen("tcp", fmt.Sprintf("%s:%d", publicIP, sharedPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := tlsmux.New(l443, tlsmux.Config{TLS: certs.TLSConfig(), Logger: log})
-	defer mux.Close()
-	secret := rand.Text()
-	ts, err := turnserver.New(turnserver.Config{Secret: secret, ListenIP: publicIP,
-		TLS: certs.TURNConfig(), TLSPort: turnTLSPort, SharedTLS: mux.TURN(), Logger: log.With("role", "turn")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Close()
-	br, err := bridge.New(bridge.Config{
-		Host: bn.Libp2p(), Resolver: mesh.NewResolver(bn, mesh.ResolverOptions{}),
-		STUNServers: []string{ts.STUNURL("")},
-		TURN:        &turnserver.Issuer{Secret: secret, URLs: ts.URLs("")},
-		TLS:         certs.TLSConfig(),
-		Logger:      log.With("role", "bridge"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Plain HTTP on 4545 too, for the viewers that need no TLS.
 	l, err := net.Listen("tcp", bridgeHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 2)
-	// Plain HTTP on 4545 for the viewers that need no TLS, HTTPS on 443.
-	go func() { served <- br.ServePlain(l, br.Handler()) }()
-	go func() { served <- br.ServeTLSConns(mux.HTTP()) }()
-	defer func() { br.Close(); <-served; <-served }()
+	served := make(chan error, 1)
+	go func() { served <- br.Bridge().ServePlain(l, br.Bridge().Handler()) }()
+	defer func() { br.Close(); <-served }()
 
-	var addrs []string
-	for _, a := range boot.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	report(map[string]any{"bootstrap": addrs})
+	report(map[string]any{"bootstrap": role.Addrs(boot.Host().Addrs())})
 	commands(func(cmd string) {
 		if cmd == "relayed" {
 			mu.Lock()
@@ -207,41 +181,27 @@ func runPublic(t *testing.T) {
 // its room with the relayed addresses.
 func runDevice(t *testing.T) {
 	log := roleLogger()
-	var boot []multiaddr.Multiaddr
-	for _, s := range strings.Fields(os.Getenv(bootstrapEnv)) {
-		a, err := multiaddr.NewMultiaddr(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		boot = append(boot, a)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := mesh.New(ctx, mesh.Config{
-		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
-		Bootstrap:   boot, NATTraversal: true, Logger: log.With("role", "device"),
+	d, err := role.NewDevice(ctx, role.DeviceConfig{
+		Mesh: role.MeshConfig{
+			Listen:    []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+			Bootstrap: strings.Fields(os.Getenv(bootstrapEnv)),
+		},
+		NATTraversal: true,
+		RelayWait:    25 * time.Second,
+		Rooms:        []string{room},
+		Streams:      []string{stream},
+		Logger:       log.With("role", "device"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
-	for len(n.RelaysHeld()) == 0 {
-		if ctx.Err() != nil {
-			t.Fatal("device got no relay reservation")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	st, err := media.NewSampleStream(stream, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := node.New(ctx, node.Config{Mesh: n, Rooms: []string{room}, Streams: map[string]*media.Stream{stream: st}, Logger: log.With("role", "device")})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
 	defer d.Close()
-	report(map[string]any{"peer": n.ID().String()})
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	report(map[string]any{"peer": d.Host().ID().String()})
 	commands(func(string) {})
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
-	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/role"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -107,18 +107,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.defaults()
 	benchproc.RaiseFileLimit()
 	// A bootstrap node for the device and the bridge to meet at.
-	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Server: true, Logger: discard})
+	boot, err := role.NewBootstrap(ctx, role.BootstrapConfig{Mesh: role.MeshConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, Logger: discard})
 	if err != nil {
 		return nil, fmt.Errorf("start the bootstrap node: %w", err)
 	}
 	defer boot.Close()
-	dev, err := newSinkDevice(ctx, Room, boot.Addrs())
+	dev, err := newSinkDevice(ctx, Room, boot.Host().Addrs())
 	if err != nil {
 		return nil, fmt.Errorf("start the device: %w", err)
 	}
 	defer dev.Close()
 
-	t, err := startTarget(ctx, cfg, boot.Addrs()[0].String())
+	t, err := startTarget(ctx, cfg, boot.Host().Addrs()[0].String())
 	if err != nil {
 		return nil, err
 	}
