@@ -33,6 +33,16 @@ func EnvName(flagName string) string {
 	return "ERSMESH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// Variable is the environment variable Parse reads for the flag name: its
+// EnvName, but none ("") for --print-config, which only the command line
+// gives.
+func Variable(flagName string) string {
+	if flagName == PrintFlag {
+		return ""
+	}
+	return EnvName(flagName)
+}
+
 // Options may be nil.
 type Options struct {
 	Getenv func(string) string // default os.Getenv

@@ -1,4 +1,4 @@
-package control
+package control_test
 
 import (
 	"context"
@@ -21,8 +21,10 @@ import (
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
+	"github.com/ersmesh/ersmesh/internal/httpserver"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
+	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
 	"github.com/ersmesh/ersmesh/telemetry"
@@ -37,9 +39,9 @@ const recordTTL = 2 * time.Second
 // runs it.
 type rig struct {
 	demo *demo.Demo
-	ctl  *Controller
+	ctl  *control.Controller
 	api  string // host:port of the ops listener
-	srv  *telemetry.Server
+	srv  *httpserver.Server
 	once sync.Once
 }
 
@@ -71,7 +73,7 @@ func newRig(t *testing.T, state string, onEvent func(node.Event)) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{demo: d}
-	r.ctl, err = New(Config{Device: d.Device(), StateFile: state, Logger: log, RetryInterval: 200 * time.Millisecond})
+	r.ctl, err = control.New(control.Config{Device: d.Device(), StateFile: state, Logger: log, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		d.Close()
 		t.Fatal(err)
@@ -84,8 +86,8 @@ func newRig(t *testing.T, state string, onEvent func(node.Event)) *rig {
 	mux := http.NewServeMux()
 	o.Register(mux)
 	r.ctl.Register(mux)
-	srv, err := telemetry.Listen("127.0.0.1:0", mux)
-	if err != nil {
+	srv := httpserver.New(httpserver.Config{Name: "ops", Addr: "127.0.0.1:0", Handler: mux, Logger: log})
+	if err := srv.Start(); err != nil {
 		d.Close()
 		t.Fatal(err)
 	}
@@ -94,11 +96,11 @@ func newRig(t *testing.T, state string, onEvent func(node.Event)) *rig {
 	return r
 }
 
-func (r *rig) call(t *testing.T, cmd string, args ...string) *Reply {
+func (r *rig) call(t *testing.T, cmd string, args ...string) *control.Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rep, err := Call(ctx, r.api, cmd, args)
+	rep, err := control.Call(ctx, r.api, cmd, args)
 	if err != nil {
 		t.Fatalf("%s %v: %v", cmd, args, err)
 	}
@@ -115,7 +117,7 @@ func (r *rig) play(room string) error {
 }
 
 // dataOf re-decodes a reply's data into v.
-func dataOf(t *testing.T, rep *Reply, v any) {
+func dataOf(t *testing.T, rep *control.Reply, v any) {
 	t.Helper()
 	b, _ := json.Marshal(rep.Data)
 	if err := json.Unmarshal(b, v); err != nil {
@@ -131,10 +133,10 @@ func TestStartStopThroughAPI(t *testing.T) {
 	r := newRig(t, state, nil)
 
 	rep := r.call(t, "startWebRTC", "roomid=frontdoor", "ersip=192.0.2.10", "ersport=4545")
-	if !rep.OK() || rep.Description != DescStarted {
+	if !rep.OK() || rep.Description != control.DescStarted {
 		t.Fatalf("startWebRTC: %+v", rep)
 	}
-	var started WebRTCConfig
+	var started control.WebRTCConfig
 	dataOf(t, rep, &started)
 	if started.RoomID != "frontdoor" || started.ConfigID != 1 || !started.KeepAlive || started.ERSIP != "192.0.2.10" || started.ERSPort != 4545 {
 		t.Errorf("startWebRTC data: %+v", started)
@@ -150,23 +152,23 @@ func TestStartStopThroughAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep Reply
+		var rep control.Reply
 		json.NewDecoder(resp.Body).Decode(&rep)
 		resp.Body.Close()
-		if rep.Status != StatusFail || !strings.Contains(rep.Description, "a room can only be started once") {
+		if rep.Status != control.StatusFail || !strings.Contains(rep.Description, "a room can only be started once") {
 			t.Errorf("%s: %+v, want FAIL, started once", again, rep)
 		}
 	}
 
 	rep = r.call(t, "listConfig")
-	var list struct{ WebRTC []WebRTCConfig }
+	var list struct{ WebRTC []control.WebRTCConfig }
 	dataOf(t, rep, &list)
 	if !rep.OK() || len(list.WebRTC) != 1 || list.WebRTC[0].RoomID != "frontdoor" || list.WebRTC[0].ConfigID != 1 {
 		t.Fatalf("listConfig: %+v", rep)
 	}
 
 	rep = r.call(t, "stopWebRTC", "roomid=frontdoor")
-	if !rep.OK() || rep.Description != DescStopped {
+	if !rep.OK() || rep.Description != control.DescStopped {
 		t.Fatalf("stopWebRTC: %+v", rep)
 	}
 	var stopped map[string]any
@@ -204,7 +206,7 @@ func TestStartStopThroughAPI(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// The state file no longer holds it.
-	if saved, err := loadState(state); err != nil || len(saved) != 0 {
+	if saved, err := control.LoadState(state); err != nil || len(saved) != 0 {
 		t.Errorf("state after stop: %v %v", saved, err)
 	}
 }
@@ -249,7 +251,7 @@ func TestKeepAliveSurvivesRestart(t *testing.T) {
 	if !slices.Equal(rooms, []string{"demo", "frontdoor", "garden"}) {
 		t.Fatalf("rooms after restart: %v, want demo, frontdoor and garden (not porch: keepAlive=0)", rooms)
 	}
-	var list struct{ WebRTC []WebRTCConfig }
+	var list struct{ WebRTC []control.WebRTCConfig }
 	dataOf(t, second.call(t, "listConfig"), &list)
 	if len(list.WebRTC) != 2 || list.WebRTC[0].ConfigID != 1 || list.WebRTC[1].ConfigID != 3 {
 		t.Errorf("listConfig after restart: %+v", list.WebRTC)
@@ -259,7 +261,7 @@ func TestKeepAliveSurvivesRestart(t *testing.T) {
 	}
 	// New commands continue the configIds.
 	rep := second.call(t, "startWebRTC", "roomid=porch")
-	var sc WebRTCConfig
+	var sc control.WebRTCConfig
 	dataOf(t, rep, &sc)
 	if !rep.OK() || sc.ConfigID != 4 {
 		t.Errorf("startWebRTC after restart: %+v", rep)
@@ -406,9 +408,9 @@ func TestRefusedClients(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		r.ctl.ServeHTTP(w, req)
-		var rep Reply
+		var rep control.Reply
 		json.Unmarshal(w.Body.Bytes(), &rep)
-		if w.Code != http.StatusForbidden || rep.Status != StatusFail {
+		if w.Code != http.StatusForbidden || rep.Status != control.StatusFail {
 			t.Errorf("%s: %d %s, want 403 FAIL", tc.name, w.Code, w.Body)
 		}
 	}
@@ -466,10 +468,10 @@ func TestRestoreRetries(t *testing.T) {
 	defer dev.Close()
 
 	state := filepath.Join(t.TempDir(), "state.json")
-	if err := saveState(state, []WebRTCConfig{{ConfigID: 7, RoomID: "late", KeepAlive: true}}); err != nil {
+	if err := control.SaveState(state, []control.WebRTCConfig{{ConfigID: 7, RoomID: "late", KeepAlive: true}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{Device: dev, StateFile: state, Logger: quiet, StartTimeout: time.Second, RetryInterval: 100 * time.Millisecond})
+	c, err := control.New(control.Config{Device: dev, StateFile: state, Logger: quiet, StartTimeout: time.Second, RetryInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,11 +482,11 @@ func TestRestoreRetries(t *testing.T) {
 	if len(dev.Rooms()) != 0 {
 		t.Fatalf("a room was published with no DHT peer: %v", dev.Rooms())
 	}
-	if s := mustJSON(c.Do(ctx, Command{Name: CmdListConfig})); !strings.Contains(s, `"configId":7`) {
+	if s := mustJSON(c.Do(ctx, control.Command{Name: control.CmdListConfig})); !strings.Contains(s, `"configId":7`) {
 		t.Errorf("a pending restored room is not listed: %s", s)
 	}
 	// Starting it by hand meanwhile is still "started once".
-	if rep := c.Do(ctx, Command{Name: CmdStartWebRTC, Params: map[string]string{"roomid": "late"}}); rep.OK() {
+	if rep := c.Do(ctx, control.Command{Name: control.CmdStartWebRTC, Params: map[string]string{"roomid": "late"}}); rep.OK() {
 		t.Errorf("start of a pending restored room: %+v", rep)
 	}
 	if err := alone.Libp2p().Connect(ctx, peer.AddrInfo{ID: boot.ID(), Addrs: boot.Libp2p().Addrs()}); err != nil {
@@ -527,14 +529,14 @@ func TestRegisterWithBridge(t *testing.T) {
 	}
 
 	rep := r.call(t, "startWebRTC", "roomid=faraway", "ersip="+ip, "ersport="+port)
-	if rep.Status != StatusSuccess {
+	if rep.Status != control.StatusSuccess {
 		t.Fatalf("startWebRTC: %+v", rep)
 	}
 	_, err = ersviewer.Play(ctx, ersviewer.Options{Bridge: other.Bridge, Room: "faraway", Stream: "sample", Packets: 20})
 	if err != nil {
 		t.Fatalf("viewer through the bridge the room was registered with: %v", err)
 	}
-	if rep := r.call(t, "stopWebRTC", "roomid=faraway"); rep.Status != StatusSuccess {
+	if rep := r.call(t, "stopWebRTC", "roomid=faraway"); rep.Status != control.StatusSuccess {
 		t.Fatalf("stopWebRTC: %+v", rep)
 	}
 }
