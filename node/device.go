@@ -28,10 +28,10 @@ const DefaultRecordTTL = 2 * time.Minute
 const (
 	iceDisconnectedTimeout = 4 * time.Second
 	iceFailedTimeout       = 6 * time.Second // after disconnected
-	// A session the viewer can resume can also restart ICE (resume.go):
-	// give its restart requests time to arrive through a bridge.
-	iceFailedTimeoutResumable = 21 * time.Second
-	iceKeepalive              = 2 * time.Second
+	// A viewer in the ERS flow can ask for an ICE restart (resume.go):
+	// give its requests time to arrive through a bridge.
+	iceFailedTimeoutRestartable = 21 * time.Second
+	iceKeepalive                = 2 * time.Second
 )
 
 // Config is what a device serves and how.
@@ -67,17 +67,17 @@ type Config struct {
 
 // Device serves rooms to viewers.
 type Device struct {
-	cfg       Config
-	log       *slog.Logger
-	api       *webrtc.API
-	apiResume *webrtc.API    // for resumable sessions: a longer ICE failed timeout
-	key       crypto.PrivKey // signs offers (package trust)
-	publisher *mesh.Publisher
-	guard     *streamGuard    // admits signalling streams (limits.go)
-	protector *mesh.Protector // keeps bridges with viewers from being trimmed
-	trust     trustCounters   // refusals on grounds of trust (trust.go)
-	proofs    *proofGuard     // backoff on wrong room-secret proofs (trust.go)
-	ice       *icePolicy      // what bridges may make the device contact (icepolicy.go)
+	cfg        Config
+	log        *slog.Logger
+	api        *webrtc.API
+	apiRestart *webrtc.API    // for viewers that can ask for ICE restarts: a longer ICE failed timeout
+	key        crypto.PrivKey // signs offers (package trust)
+	publisher  *mesh.Publisher
+	guard      *streamGuard    // admits signalling streams (limits.go)
+	protector  *mesh.Protector // keeps bridges with viewers from being trimmed
+	trust      trustCounters   // refusals on grounds of trust (trust.go)
+	proofs     *proofGuard     // backoff on wrong room-secret proofs (trust.go)
+	ice        *icePolicy      // what bridges may make the device contact (icepolicy.go)
 
 	ctl     sync.Mutex        // serialises StartRoom and StopRoom
 	roomsMu sync.Mutex        // guards rooms and secrets, read by every join
@@ -143,11 +143,11 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiResume, err := newWebRTCAPI(cfg.IncludeLoopback, iceFailedTimeoutResumable)
+	apiRestart, err := newWebRTCAPI(cfg.IncludeLoopback, iceFailedTimeoutRestartable)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiResume: apiResume, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())

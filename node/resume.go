@@ -249,10 +249,12 @@ func trim(s string, n int) string {
 }
 
 // restartICE sends the viewer a new offer for the same session with fresh
-// ICE credentials (the viewer asked: its network path changed). It is
-// ignored while an offer is outstanding.
+// ICE credentials (the viewer asked: its network path changed). An offer
+// still outstanding (its answer lost with a bridge, say) is replaced.
 func (s *session) restartICE(pc *webrtc.PeerConnection) error {
-	if pc.SignalingState() != webrtc.SignalingStateStable {
+	switch pc.SignalingState() {
+	case webrtc.SignalingStateStable, webrtc.SignalingStateHaveLocalOffer:
+	default:
 		return nil
 	}
 	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})

@@ -285,9 +285,12 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 		s.dev.trustRefused(refusedICEServer, refused)
 		s.dev.proofs.log.Warn("ice:"+s.bridge.String(), "refused STUN/TURN URLs from a bridge: local or private addresses, unresolvable names, or too many", "refused", refused, "limit", maxICEURLs)
 	}
+	// A viewer that offered (WHEP) cannot ask us for an ICE restart: fail
+	// its dead path fast. Ours ask for one when their path changes: give
+	// the request time to come through a bridge.
 	api := s.dev.api
-	if s.resumeKey != nil {
-		api = s.dev.apiResume
+	if !join.ViewerOffers {
+		api = s.dev.apiRestart
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {

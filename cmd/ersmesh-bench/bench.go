@@ -16,6 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
 // runBench runs the benchmarks of docs/benchmarks.md. Each writes its raw
@@ -29,11 +30,12 @@ func runBench(args []string) error {
 		"player":        benchPlayer,
 		"device":        benchDevice,
 		"device-target": benchDeviceTarget,
+		"soak":          benchSoak,
 		"report":        benchReport,
 		"all":           benchAll,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|report|all> [flags]")
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|soak|report|all> [flags]")
 		if len(args) == 0 {
 			return errors.New("no benchmark given")
 		}
@@ -185,6 +187,30 @@ func benchPlayer(args []string) error {
 		return err
 	}
 	return writeJSON(fs, args, *out, benchreport.PlayerFile, res)
+}
+
+// benchSoak runs the soak (package soak): not part of "all", it takes an
+// hour by default.
+func benchSoak(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench soak", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.SoakFile)
+	var cfg soak.Config
+	fs.DurationVar(&cfg.Duration, "duration", time.Hour, "how long to run")
+	fs.DurationVar(&cfg.Interval, "interval", time.Second, "time between two viewers joining")
+	fs.DurationVar(&cfg.Life, "life", 10*time.Second, "how long each viewer plays")
+	fs.DurationVar(&cfg.Sample, "sample", 10*time.Second, "time between two samples of the footprint")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Progress = progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := soak.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	progress("soak: %s", res)
+	return writeJSON(fs, args, *out, benchreport.SoakFile, res)
 }
 
 func benchDevice(args []string) error {

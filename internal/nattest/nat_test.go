@@ -196,6 +196,24 @@ func TestNATTraversal(t *testing.T) {
 		}
 	})
 
+	// The path between browser and device is cut for 10 s (every UDP
+	// packet of the viewer dropped; signalling, over TCP to the bridge,
+	// goes on): the player restarts ICE through the bridge and plays on
+	// the same PeerConnection when the path is back, without a reload.
+	t.Run("Chromium restarts ICE after a 10 s cut", func(t *testing.T) {
+		b, _ := json.Marshal(viewerOpts{Restart: true})
+		v := start(t, tp.viewer, "browser", viewerEnv+"="+string(b))
+		v.nextView(t)
+		tp.blockUDP()
+		v.send(t, "cut")
+		time.Sleep(10 * time.Second)
+		tp.unblockUDP()
+		after := v.nextView(t)
+		if !after.SamePC || after.Failover != "restarted" {
+			t.Fatalf("after the cut: same PeerConnection %v, failover %q; want the same one, restarted by ICE", after.SamePC, after.Failover)
+		}
+	})
+
 	// The player recovers by itself when its path dies: Chromium plays
 	// over UDP, then the viewer's UDP is cut; the player sees ICE fail,
 	// joins again and plays through TURN over TCP, with no reload.

@@ -45,6 +45,11 @@ type viewerOpts struct {
 	// (the test then breaks the network path) and report again once the
 	// player plays over a new connection.
 	Recover bool
+	// Restart (browser): after the first report, wait for "cut" on stdin
+	// (the test then cuts the path for a while and restores it) and
+	// report again once the player plays on the same PeerConnection
+	// after an ICE restart.
+	Restart bool
 	// Packets (viewer): how many RTP packets to wait for; 1 times setup.
 	Packets int
 	// TURNTransport (viewer): keep only TURN URLs with this transport
@@ -63,6 +68,10 @@ type viewerReport struct {
 	LocalAddr, RemoteType, RemoteAddr    string
 	TURNUsers                            []string
 	Error                                string
+	// Browser: the player's failover state, and whether it still plays on
+	// the PeerConnection it had before the cut.
+	Failover string
+	SamePC   bool
 }
 
 func report(v any) {
@@ -258,6 +267,7 @@ const browserStats = `(async () => {
 		LocalType: l.candidateType, LocalProto: l.protocol, RelayProtocol: l.relayProtocol || '',
 		LocalAddr: (l.address || l.ip) + ':' + l.port, RemoteType: r.candidateType, RemoteAddr: (r.address || r.ip) + ':' + r.port,
 		Packets: v.getVideoPlaybackQuality().totalVideoFrames, Codec: 'decoded frames',
+		Failover: window.ersPlayer.failover?.state ?? '', SamePC: pc === window.oldPC,
 	};
 })()`
 
@@ -276,6 +286,31 @@ func runBrowser(t *testing.T) {
 		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1;
 	})()`)
 	reportStats(t, b)
+	if o.Restart {
+		if _, err := browsertest.Eval[bool](b, `(window.oldPC = window.ersPlayer.peerConnection, true)`); err != nil {
+			t.Fatal(err)
+		}
+		commands(func(cmd string) {
+			if cmd != "cut" {
+				return
+			}
+			// The transport goes down; the player asks the device for
+			// ICE restarts through the bridge, which the cut spares, and
+			// plays on the same PeerConnection once the path is back.
+			browsertest.WaitFor(b, t, 30*time.Second, `window.ersPlayer.failover.state === "restarting-ice"`)
+			browsertest.WaitFor(b, t, 60*time.Second, `window.ersPlayer.failover.state === "restarted"`)
+			browsertest.WaitFor(b, t, 30*time.Second, `(() => {
+				const v = document.getElementById("video");
+				if (window.t0 === undefined) window.t0 = v.currentTime;
+				return v.currentTime > window.t0 + 1;
+			})()`)
+			reportStats(t, b)
+			for _, l := range browsertest.Console(b) {
+				fmt.Fprintln(os.Stderr, "console:", l)
+			}
+		})
+		return
+	}
 	if !o.Recover {
 		return
 	}
@@ -286,9 +321,11 @@ func runBrowser(t *testing.T) {
 		if cmd != "cut" {
 			return
 		}
-		// No reload, no user: the player notices the dead path (ICE
-		// failed), joins again, and plays over whatever path is left.
-		browsertest.WaitFor(b, t, 90*time.Second, `window.ersPlayer.peerConnection && window.ersPlayer.peerConnection !== window.oldPC &&
+		// No reload, no user: the player notices the dead path, restarts
+		// ICE (which gathers TURN over TCP) or, failing that, joins again,
+		// and plays over whatever path is left.
+		browsertest.WaitFor(b, t, 90*time.Second, `window.ersPlayer.peerConnection &&
+			(window.ersPlayer.peerConnection !== window.oldPC || window.ersPlayer.failover.state === "restarted") &&
 			document.body.dataset.stage === "playing"`)
 		browsertest.WaitFor(b, t, 30*time.Second, `(() => {
 			const v = document.getElementById("video");

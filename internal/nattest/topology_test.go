@@ -126,6 +126,17 @@ func (tp *topo) blockUDP() {
 	}
 }
 
+// unblockUDP undoes blockUDP.
+func (tp *topo) unblockUDP() {
+	for _, chain := range []string{"OUTPUT", "INPUT"} {
+		iface := "-o"
+		if chain == "INPUT" {
+			iface = "-i"
+		}
+		run(tp.t, "ip", "netns", "exec", tp.viewer, "iptables", "-D", chain, iface, "eth0", "-p", "udp", "-j", "DROP")
+	}
+}
+
 // only443 drops the viewer's TCP to the TURN server's own ports (3478
 // and 5349), as a firewall that lets web traffic out and little else
 // would: TURN over TLS on 443, beside HTTPS, is what is left.

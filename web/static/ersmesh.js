@@ -29,6 +29,7 @@ const joinTimeout = 20000;    // ms: the bridge may need a DHT lookup and the de
 const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
 const disconnectGrace = 8000; // ms a disconnected transport may take to come back before a fresh session
+const stallChecks = 3;        // seconds without a byte received before a playing transport counts as interrupted
 const restartDelay = 1500;    // ms a transport may stay disconnected before the player asks for an ICE restart
 const restartEvery = 5000;    // ms between ICE restart requests while it stays down
 const restartGrace = 25000;   // ms of ICE restarts before giving up on the session for a fresh one
@@ -176,11 +177,14 @@ export class Player extends PlayerBase {
     this._joinKey = null;     // the resume key of the current join
     this._resuming = false;   // the socket being connected is for a resume, not a join
     this._restartTimer = null;
+    this._flowTimer = null;   // samples the bytes received while playing
+    this._cut = false;        // the transport is down or brings nothing
     this._recoverUntil = 0;   // performance.now() until which rejoins come fast
   }
 
   _played() {
     this._bridgeFaults = 0;
+    if (!this._flowTimer && this.peerConnection) this._watchFlow(this.peerConnection);
     super._played();
   }
 
@@ -699,35 +703,20 @@ export class Player extends PlayerBase {
         if (this._peerUp) return;
         this._peerUp = true;
         clearTimeout(this._timer); // the connect watchdog
-        clearTimeout(this._restartTimer);
-        this._restartTimer = null;
-        if (this.failover.state === 'restarting-ice') this._setFailover('restarted', `Reconnected to the device after an ICE restart (through ${this.bridge})`);
         this._emit('connectedPeer', { id: this.deviceId });
         this._checkDtls(pc);
         if (this.stage === 'playing') this._setStage('playing', '');
         else this._setStage('connected', 'Connected to the device; waiting for video…');
+        this._recovered(pc);
         break;
       case 'disconnected':
         if (!this._peerUp) return;
         this._peerUp = false;
         this._emit('disconnectedPeer', { id: this.deviceId });
-        // ICE may recover on its own (a lost packet burst); a dead path
-        // only ends in "failed" after half a minute. Give it a few seconds,
-        // then start a fresh session, which gathers new paths (TURN over
-        // TCP when the network now drops UDP).
-        this._setStage(this.stage, 'The connection to the device is interrupted…');
-        if (this._session?.signed) {
-          // The network path changed (a NAT rebinding, Wi-Fi to
-          // cellular): ask the device for an ICE restart through whichever
-          // bridge is up, and start over only if that does not help.
-          this._scheduleRestart(pc, restartDelay);
-          this._later(restartGrace, () => this._peerFailed('The connection to the device was lost'));
-        } else {
-          this._later(disconnectGrace, () => this._peerFailed('The connection to the device was lost'));
-        }
+        this._interrupted(pc);
         break;
       case 'failed':
-        if (this._restartTimer) break; // ICE restarts under way; their grace decides
+        if (this._cut) break; // ICE restarts under way; their grace decides
         this._peerFailed('Could not connect to the device (no working network path)');
         break;
     }
@@ -812,7 +801,7 @@ export class Player extends PlayerBase {
     this._setFailover('reattached', `Re-attached to the device through ${this.bridge}`);
     // The path may have gone down while no bridge could carry a restart.
     const pc = this.peerConnection;
-    if (pc && !this._peerUp) this._scheduleRestart(pc, 0);
+    if (pc && this._cut) this._scheduleRestart(pc, 0);
   }
 
   // _resumeFailed starts a fresh session through this bridge when the
@@ -841,13 +830,74 @@ export class Player extends PlayerBase {
     }
   }
 
+  // _interrupted handles a transport that went down (ICE disconnected) or
+  // stopped bringing media while it claims to be up (no bytes for
+  // stallChecks seconds: browsers may take half a minute to notice a
+  // dead path). ICE may recover on its own (a lost packet burst); else
+  // the player asks the device for ICE restarts through whichever bridge
+  // is up, and starts a fresh session only if that does not help. A device
+  // that signs its offers is ours and restarts ICE; others get a fresh
+  // session after a few seconds, which gathers new paths (TURN over TCP
+  // when the network now drops UDP).
+  _interrupted(pc) {
+    if (this._cut || pc !== this.peerConnection) return;
+    this._cut = true;
+    this._setStage(this.stage, 'The connection to the device is interrupted…');
+    if (this._session?.signed) {
+      this._scheduleRestart(pc, restartDelay);
+      this._later(restartGrace, () => this._peerFailed('The connection to the device was lost'));
+    } else {
+      this._later(disconnectGrace, () => this._peerFailed('The connection to the device was lost'));
+    }
+  }
+
+  // _recovered ends an interruption: media flows again.
+  _recovered(pc) {
+    if (!this._cut || pc !== this.peerConnection) return;
+    this._cut = false;
+    clearTimeout(this._timer); // the fresh-session fallback
+    clearTimeout(this._restartTimer);
+    this._restartTimer = null;
+    if (this.failover.state === 'restarting-ice') this._setFailover('restarted', `Reconnected to the device after an ICE restart (through ${this.bridge})`);
+    else if (this.stage === 'playing') this._setStage('playing', '');
+  }
+
+  // _watchFlow samples the bytes the peer connection receives every
+  // second while the session plays, to notice a path that died before
+  // the browser's ICE does.
+  _watchFlow(pc) {
+    clearInterval(this._flowTimer);
+    let last = -1;
+    let still = 0;
+    this._flowTimer = setInterval(async () => {
+      if (pc !== this.peerConnection) {
+        clearInterval(this._flowTimer);
+        return;
+      }
+      let bytes = 0;
+      try {
+        (await pc.getStats()).forEach((r) => { if (r.type === 'transport') bytes += r.bytesReceived ?? 0; });
+      } catch {
+        return;
+      }
+      if (pc !== this.peerConnection) return;
+      if (bytes > last) {
+        still = 0;
+        if (last >= 0) this._recovered(pc);
+      } else if (++still >= stallChecks) {
+        this._interrupted(pc);
+      }
+      last = bytes;
+    }, 1000);
+  }
+
   // _scheduleRestart asks for an ICE restart after ms, and again every
   // restartEvery while the transport stays down.
   _scheduleRestart(pc, ms) {
     clearTimeout(this._restartTimer);
     this._restartTimer = setTimeout(() => {
       this._restartTimer = null;
-      if (!this._running || pc !== this.peerConnection || this._peerUp) return;
+      if (!this._running || pc !== this.peerConnection || !this._cut) return;
       if (this._socket?.connected && !this._resuming) {
         this._setFailover('restarting-ice', `The connection to the device is interrupted — restarting ICE through ${this.bridge}…`);
         this._send('restart', {});
@@ -867,7 +917,10 @@ export class Player extends PlayerBase {
       try {
         ok = typeof msg.payload?.signature === 'string' && await verifyOffer(msg.from, this.room, session.nonce, sdp, msg.payload.signature);
       } catch (err) {
-        log('cannot check the restart offer:', err.message);
+        // As for the first offer: without WebCrypto an open room's offer
+        // goes unverified (owned rooms never got this far).
+        ok = err instanceof TrustUnavailable && !ownerOf(this.room);
+        if (!ok) log('cannot check the restart offer:', err.message);
       }
       if (!ok) {
         log('ignoring a restart offer not signed for this session');
@@ -895,6 +948,9 @@ export class Player extends PlayerBase {
   _closePeer() {
     clearTimeout(this._restartTimer);
     this._restartTimer = null;
+    clearInterval(this._flowTimer);
+    this._flowTimer = null;
+    this._cut = false;
     this._pending = [];
     this._remoteSet = false;
     this._session = null;

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
+	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
 const plotW, plotH = 6 * vg.Inch, 3.6 * vg.Inch
@@ -150,4 +151,28 @@ func opMillis(ops []meshsim.Op) []float64 {
 		out = append(out, op.Millis)
 	}
 	return out
+}
+
+// soakPlot: resident memory, goroutines and descriptors against time.
+func soakPlot(dir string, r *soak.Result) (string, error) {
+	p := plot.New()
+	p.Title.Text = "Soak: footprint while viewers join and leave"
+	p.X.Label.Text = "minutes"
+	p.Y.Label.Text = "count, or MiB"
+	var rss, gor, fds, viewers plotter.XYs
+	for _, s := range r.Samples {
+		m := s.T / 60
+		rss = append(rss, plotter.XY{X: m, Y: float64(s.RSSKiB) / 1024})
+		gor = append(gor, plotter.XY{X: m, Y: float64(s.Goroutines)})
+		fds = append(fds, plotter.XY{X: m, Y: float64(s.FDs)})
+		viewers = append(viewers, plotter.XY{X: m, Y: float64(s.Viewers)})
+	}
+	headroom(p, rss, gor, fds, viewers)
+	if err := plotutil.AddLines(p, "resident MiB", rss, "goroutines", gor, "file descriptors", fds, "viewers", viewers); err != nil {
+		return "", err
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Y.Min = 0
+	return save(p, dir, "soak.png")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
 // Files the benchmarks write under <out>/bench/.
@@ -21,6 +22,7 @@ const (
 	PlayerFile    = "player.json"
 	DeviceFile    = "device.json"
 	JanusFile     = "janus.json"
+	SoakFile      = "soak.json"
 )
 
 // Generate writes <out>/benchmarks.md and its plots from the results
@@ -68,6 +70,13 @@ func Generate(out string) error {
 		return err
 	}
 	w.device(dev, jan)
+	sk, err := read[*soak.Result](out, SoakFile)
+	if err != nil {
+		return err
+	}
+	if err := w.soak(dir, sk); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(out, "benchmarks.md"), []byte(w.String()), 0o644)
 }
 
@@ -520,4 +529,33 @@ func (d *doc) device(e, janus *Envelope[*devicebench.Result]) {
 	if janus == nil {
 		d.f("\nJanus was not measured: install it (`apt-get install janus`) and rerun the command.\n")
 	}
+}
+
+func (d *doc) soak(dir string, e *Envelope[*soak.Result]) error {
+	d.f("## Soak: viewers joining and leaving for a long time\n\n")
+	if e == nil {
+		d.f("No results: run `go run ./cmd/ersmesh-bench soak --out docs` (one hour by default; `--duration`).\n\n")
+		return nil
+	}
+	r := e.Result
+	d.f("Command: `%s`\n\n", e.Command)
+	d.f("One process runs a bootstrap, a device, two bridges and the viewers (pion, through the ERS\n")
+	d.f("protocol): a viewer joins every %.0f s through the bridges in turn, plays for %.0f s and leaves;\n", r.IntervalSec, r.LifeSec)
+	d.f("one in five drops its socket without a leave. The process's footprint is sampled as it goes: a\n")
+	d.f("leak would show as a slope. %d sessions over %.0f minutes, %d failed.\n\n", r.Sessions, r.DurationSec/60, r.Failed)
+	if len(r.Samples) > 0 {
+		first, last := r.Samples[0], r.Samples[len(r.Samples)-1]
+		d.f("| | start | end (viewers playing) | after all left |\n|---|---|---|---|\n")
+		d.f("| resident memory | %d MiB | %d MiB | %d MiB |\n", first.RSSKiB>>10, last.RSSKiB>>10, r.After.RSSKiB>>10)
+		d.f("| Go heap in use | %d MiB | %d MiB | %d MiB |\n", first.HeapKiB>>10, last.HeapKiB>>10, r.After.HeapKiB>>10)
+		d.f("| goroutines | %d | %d | %d |\n", first.Goroutines, last.Goroutines, r.After.Goroutines)
+		d.f("| file descriptors | %d | %d | %d |\n", first.FDs, last.FDs, r.After.FDs)
+		d.f("| viewers | %d | %d | %d |\n\n", first.Viewers, last.Viewers, r.After.Viewers)
+	}
+	name, err := soakPlot(dir, r)
+	if err != nil {
+		return err
+	}
+	d.f("![footprint over time](%s/%s)\n\n", Dir, name)
+	return nil
 }
