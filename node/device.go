@@ -79,10 +79,13 @@ type Device struct {
 	proofs     *proofGuard     // backoff on wrong room-secret proofs (trust.go)
 	ice        *icePolicy      // what bridges may make the device contact (icepolicy.go)
 
-	ctl     sync.Mutex        // serialises StartRoom and StopRoom
-	roomsMu sync.Mutex        // guards rooms and secrets, read by every join
-	rooms   map[string]bool   // by canonical room name
-	secrets map[string]string // by canonical room name
+	// ctl serialises the changes of rooms (StartRoom, StopRoom, Close)
+	// and guards starting; it is never held across network I/O.
+	ctl      sync.Mutex
+	starting map[string]*roomStart // rooms whose record StartRoom is publishing
+	roomsMu  sync.Mutex            // guards rooms and secrets, read by every join
+	rooms    map[string]bool       // by canonical room name
+	secrets  map[string]string     // by canonical room name
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -150,6 +153,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
+	d.starting = make(map[string]*roomStart)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.
@@ -264,11 +268,22 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	d.cfg.Mesh.Libp2p().RemoveStreamHandler(signalwire.ProtocolID)
 	err := d.publisher.Close()
-	d.ctl.Lock() // a StartRoom under way finishes first
-	// As StopRoom: a room's stop, then its viewers' closing.
+	d.ctl.Lock()
+	// As StopRoom: a room's stop, then its viewers' closing. A room still
+	// being started never started: its StartRoom is cut short and returns
+	// ErrDeviceClosed.
 	for _, r := range d.Rooms() {
+		if st := d.starting[r]; st != nil {
+			st.cancel()
+			d.roomsMu.Lock()
+			delete(d.rooms, r)
+			delete(d.secrets, r)
+			d.roomsMu.Unlock()
+			continue
+		}
 		d.emit(Event{Type: EventStopped, Room: r, Reason: "device shutting down"})
 	}
+	clear(d.starting)
 	d.cancel()
 	d.ctl.Unlock()
 	d.wg.Wait()

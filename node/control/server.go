@@ -55,7 +55,10 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex // serialises commands; guards configs and nextID
+	// mu guards configs, nextID and the entries. It is never held across
+	// network I/O: a room's start (a DHT publication, up to StartTimeout)
+	// marks its entry starting and runs without it (see start).
+	mu      sync.Mutex
 	configs map[string]*entry
 	nextID  int
 
@@ -67,6 +70,9 @@ type Controller struct {
 type entry struct {
 	WebRTCConfig
 	running bool // the device serves the room (else a restored room waits for a retry)
+	// starting, while not nil, cancels the start under way (without
+	// c.mu); nobody else starts the entry meanwhile.
+	starting context.CancelFunc
 	// stopRegister ends the handing of the record to ersip/ersport.
 	stopRegister context.CancelFunc
 }
@@ -108,7 +114,7 @@ func (c *Controller) Restore(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pending := 0
+	var restored []*entry
 	for _, sc := range saved {
 		name, err := room.ParseName(sc.RoomID)
 		if err != nil || !sc.KeepAlive || c.configs[name.String()] != nil {
@@ -119,14 +125,10 @@ func (c *Controller) Restore(ctx context.Context) error {
 		e := &entry{WebRTCConfig: sc}
 		c.configs[sc.RoomID] = e
 		c.nextID = max(c.nextID, sc.ConfigID+1)
-		if err := c.start(ctx, e); err != nil {
-			c.log.Warn("restored room not started yet; retrying", "room", sc.RoomID, "in", c.cfg.RetryInterval, "err", err)
-			pending++
-			continue
-		}
-		c.log.Info("restored keepAlive room", "room", sc.RoomID, "configId", sc.ConfigID)
+		restored = append(restored, e)
 	}
-	if pending > 0 {
+	// Every restored room is listed before the first is started.
+	if c.startAll(ctx, restored, slog.LevelWarn) > 0 {
 		c.wg.Add(1)
 		go c.retry()
 	}
@@ -145,18 +147,13 @@ func (c *Controller) retry() {
 		case <-t.C:
 		}
 		c.mu.Lock()
-		left := 0
+		var waiting []*entry
 		for _, e := range c.configs {
-			if e.running {
-				continue
-			}
-			if err := c.start(c.ctx, e); err != nil {
-				left++
-				c.log.Debug("restored room still not started", "room", e.RoomID, "err", err)
-			} else {
-				c.log.Info("restored keepAlive room", "room", e.RoomID, "configId", e.ConfigID)
+			if !e.running && e.starting == nil {
+				waiting = append(waiting, e)
 			}
 		}
+		left := c.startAll(c.ctx, waiting, slog.LevelDebug)
 		c.mu.Unlock()
 		if left == 0 {
 			return
@@ -164,11 +161,50 @@ func (c *Controller) retry() {
 	}
 }
 
-// start starts e's room on the device; the caller holds c.mu.
+// startAll starts the restored entries es and returns how many are left
+// waiting for a retry, logged at failed. The caller holds c.mu; start
+// releases it for each room's publication, so entries are checked again
+// before each.
+func (c *Controller) startAll(ctx context.Context, es []*entry, failed slog.Level) (left int) {
+	for _, e := range es {
+		if c.configs[e.RoomID] != e || e.running || e.starting != nil {
+			continue // stopped, or started by someone else, meanwhile
+		}
+		switch err := c.start(ctx, e); {
+		case errors.Is(err, errStartStopped):
+		case err != nil:
+			left++
+			c.log.Log(ctx, failed, "restored room not started yet; retrying", "room", e.RoomID, "in", c.cfg.RetryInterval, "err", err)
+		default:
+			c.log.Info("restored keepAlive room", "room", e.RoomID, "configId", e.ConfigID)
+		}
+	}
+	return left
+}
+
+// errStartStopped: stopWebRTC removed the entry while it was starting.
+var errStartStopped = errors.New("stopped while it started")
+
+// start starts e's room on the device. The caller holds c.mu; start lets
+// go of it for the publication, which may take StartTimeout, and takes it
+// again: e is marked starting meanwhile, so that nobody else starts it and
+// a stopWebRTC cancels it. It returns errStartStopped when e was removed
+// meanwhile; the room is then not served.
 func (c *Controller) start(ctx context.Context, e *entry) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
-	if err := c.cfg.Device.StartRoom(ctx, e.RoomID, e.Token); err != nil {
+	e.starting = cancel
+	c.mu.Unlock()
+	err := c.cfg.Device.StartRoom(ctx, e.RoomID, e.Token)
+	c.mu.Lock()
+	e.starting = nil
+	if c.configs[e.RoomID] != e {
+		if err == nil {
+			c.cfg.Device.StopRoom(e.RoomID)
+		}
+		return errStartStopped
+	}
+	if err != nil {
 		return err
 	}
 	e.running = true
@@ -255,10 +291,9 @@ func writeReply(w http.ResponseWriter, status int, r Reply) {
 	json.NewEncoder(w).Encode(r)
 }
 
-// Do runs one parsed command.
+// Do runs one parsed command. Commands may run at once: a start that
+// waits for the mesh holds up no listing and no other room.
 func (c *Controller) Do(ctx context.Context, cmd Command) Reply {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch cmd.Name {
 	case CmdStartWebRTC:
 		return c.startWebRTC(ctx, cmd.Params)
@@ -298,19 +333,30 @@ func (c *Controller) startWebRTC(ctx context.Context, p map[string]string) Reply
 			return fail(fmt.Sprintf("Invalid keepAlive %q: want 1 or 0", v))
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.configs[sc.RoomID] != nil || slices.Contains(c.cfg.Device.Rooms(), sc.RoomID) {
 		return fail(fmt.Sprintf("Room %s is already started: a room can only be started once", sc.RoomID))
 	}
-	sc.ConfigID = c.nextID
+	// Reserved while it starts; it gets its configId, and is listed, once
+	// it has started.
 	e := &entry{WebRTCConfig: sc}
+	c.configs[sc.RoomID] = e
 	if err := c.start(ctx, e); err != nil {
-		if errors.Is(err, node.ErrRoomStarted) {
+		if c.configs[sc.RoomID] == e {
+			delete(c.configs, sc.RoomID)
+		}
+		switch {
+		case errors.Is(err, errStartStopped):
+			return fail(fmt.Sprintf("Room %s was stopped while it started", sc.RoomID))
+		case errors.Is(err, node.ErrRoomStarted):
 			return fail(fmt.Sprintf("Room %s is already started: a room can only be started once", sc.RoomID))
 		}
 		return fail(fmt.Sprintf("Unable to start WebRTC Negotiation Service for room %s: %v", sc.RoomID, err))
 	}
-	c.configs[sc.RoomID] = e
+	e.ConfigID = c.nextID
 	c.nextID++
+	sc = e.WebRTCConfig
 	if sc.KeepAlive {
 		if err := c.save(); err != nil {
 			// The promise of keepAlive is surviving a restart: rather no
@@ -330,6 +376,8 @@ func (c *Controller) startWebRTC(ctx context.Context, p map[string]string) Reply
 }
 
 func (c *Controller) stopWebRTC(p map[string]string) Reply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var e *entry
 	roomID := p["roomid"]
 	if v := p["configid"]; v != "" {
@@ -338,7 +386,7 @@ func (c *Controller) stopWebRTC(p map[string]string) Reply {
 			return fail(fmt.Sprintf("Invalid configId %q", v))
 		}
 		for _, x := range c.configs {
-			if x.ConfigID == id {
+			if x.ConfigID == id && x.ConfigID != 0 {
 				e = x
 			}
 		}
@@ -365,6 +413,9 @@ func (c *Controller) stopWebRTC(p map[string]string) Reply {
 		return fail(fmt.Sprintf("Unable to stop WebRTC Negotiation Service for room %s: %v", name, err))
 	}
 	data := map[string]any{"roomid": name.String(), "ersip": "", "ersport": 0}
+	if e != nil && e.starting != nil {
+		e.starting() // its start returns errStartStopped
+	}
 	if e != nil && e.stopRegister != nil {
 		e.stopRegister()
 		e.stopRegister = nil
@@ -382,8 +433,13 @@ func (c *Controller) stopWebRTC(p map[string]string) Reply {
 }
 
 func (c *Controller) listConfig() Reply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	list := make([]WebRTCConfig, 0, len(c.configs))
 	for _, e := range c.configs {
+		if e.ConfigID == 0 {
+			continue // a startWebRTC not answered yet
+		}
 		sc := e.WebRTCConfig
 		sc.Token = "" // listed for anyone on the machine; the token stays in the state file
 		list = append(list, sc)
