@@ -118,3 +118,11 @@ func TestSlowStartBlocksNoCommand(t *testing.T) {
 		t.Errorf("listed after every stop: %s", s)
 	}
 }
+
+// running reports whether room's start has answered and it is served.
+func (c *Controller) running(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.configs[room]
+	return e != nil && e.running
+}
