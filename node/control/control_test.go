@@ -494,7 +494,7 @@ func TestRestoreRetries(t *testing.T) {
 	}
 	// Served once its start has answered (the device lists a room from the
 	// moment its record is being published).
-	for !c.running("late") {
+	for !c.Running("late") {
 		if ctx.Err() != nil {
 			t.Fatalf("the restored room was not retried into service: %v", dev.Rooms())
 		}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -77,7 +78,7 @@ func TestSlowStartBlocksNoCommand(t *testing.T) {
 	restored := make(chan struct{})
 	go func() { defer close(restored); c.Restore(ctx) }()
 	publishing("saved", restored)
-	if s := mustJSON(c.Do(ctx, Command{Name: CmdListConfig})); !strings.Contains(s, `"configId":3`) {
+	if s := listed(ctx, c); !strings.Contains(s, `"configId":3`) {
 		t.Errorf("the restored room is not listed while it starts: %s", s)
 	}
 	stillRunning("the restored room's start", restored)
@@ -89,7 +90,7 @@ func TestSlowStartBlocksNoCommand(t *testing.T) {
 		slowRep = c.Do(ctx, Command{Name: CmdStartWebRTC, Params: map[string]string{"roomid": "slow"}})
 	}()
 	publishing("slow", slow)
-	if s := mustJSON(c.Do(ctx, Command{Name: CmdListConfig})); strings.Contains(s, `"slow"`) {
+	if s := listed(ctx, c); strings.Contains(s, `"slow"`) {
 		t.Errorf("a startWebRTC not answered yet is listed: %s", s)
 	}
 	if rep := c.Do(ctx, Command{Name: CmdStartWebRTC, Params: map[string]string{"roomid": "slow"}}); rep.OK() {
@@ -114,15 +115,13 @@ func TestSlowStartBlocksNoCommand(t *testing.T) {
 	if saved, err := loadState(state); err != nil || len(saved) != 0 {
 		t.Errorf("state after the stop: %v %v, want empty", saved, err)
 	}
-	if s := mustJSON(c.Do(ctx, Command{Name: CmdListConfig})); strings.Contains(s, "configId") {
+	if s := listed(ctx, c); strings.Contains(s, "configId") {
 		t.Errorf("listed after every stop: %s", s)
 	}
 }
 
-// running reports whether room's start has answered and it is served.
-func (c *Controller) running(room string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.configs[room]
-	return e != nil && e.running
+// listed is c's listConfig answer as JSON.
+func listed(ctx context.Context, c *Controller) string {
+	b, _ := json.Marshal(c.Do(ctx, Command{Name: CmdListConfig}))
+	return string(b)
 }
