@@ -1,11 +1,22 @@
 package bridge
 
 import (
+	"context"
+	"crypto/rand"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/mesh"
+	"github.com/ersmesh/ersmesh/room"
 )
 
 // TestWHEPAppliesAccessRules plays a WHEP client on a bridge run with
@@ -79,5 +90,83 @@ func TestTokensBindToIPv6Prefix(t *testing.T) {
 	}
 	if k := clientKey("192.0.2.1:80"); k != "192.0.2.1/32" {
 		t.Errorf("IPv4 key %q", k)
+	}
+}
+
+// TestBridgeDialsNoPrivateAddrsOfStrangers plays a stranger who hands the
+// bridge (at /ersmesh/register) a validly signed room record whose
+// addresses are an internal service of the bridge's host, and then asks
+// to watch the room: a bridge on the internet must not knock on that
+// service. With the lab switch on (loopback meshes), the same record does
+// make it dial, which shows the test can tell.
+func TestBridgeDialsNoPrivateAddrsOfStrangers(t *testing.T) {
+	victim, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var knocks atomic.Int32
+	go func() {
+		for {
+			c, err := victim.Accept()
+			if err != nil {
+				return
+			}
+			knocks.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { victim.Close() })
+	victimAddr := multiaddr.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.Addr().(*net.TCPAddr).Port))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := quietLogger(t)
+	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { boot.Close() })
+
+	attack := func(policy mesh.PrivateAddrs, roomName string) (*mesh.Host, response) {
+		t.Helper()
+		n, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot.Addrs(), Server: true, Logger: log, PrivateAddrs: policy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		_, url := startBridgeWith(t, n, nil)
+		stranger, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := room.NewRecord(stranger, roomName, []multiaddr.Multiaddr{victimAddr}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val, err := rec.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := do(t, "POST", url+RegisterPath, "application/octet-stream", string(val)); r.status != http.StatusNoContent {
+			t.Fatalf("register: %d %s", r.status, r.body)
+		}
+		return n, do(t, "POST", url+"/whep/"+roomName, sdpType, newWHEPClient(t).offer(t, false))
+	}
+
+	n, r := attack(mesh.PrivateAddrsRefuse, "internal")
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("WHEP to the stranger's room: %d %s, want 503", r.status, truncate(r.body, 80))
+	}
+	if k := knocks.Load(); k != 0 {
+		t.Fatalf("the bridge opened %d connections to the address a stranger's record named", k)
+	}
+	if n.PrivateDialsRefused() == 0 {
+		t.Error("no refused dial counted")
+	}
+
+	// The lab switch on: the same attack reaches the service.
+	attack(mesh.PrivateAddrsAllow, "internal-lab")
+	if knocks.Load() == 0 {
+		t.Fatal("with private addresses allowed the bridge never dialled the record's address: the test proves nothing")
 	}
 }

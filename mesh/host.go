@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/room"
 )
 
@@ -91,6 +92,12 @@ type Config struct {
 	// Reachability overrides AutoNAT; the zero value lets it decide.
 	Reachability Reachability
 
+	// PrivateAddrs says whether the node dials loopback and private
+	// addresses of peers other than its bootstrap peers and relays (see
+	// gater.go); the zero value decides from the bootstrap peers'
+	// addresses. Ignored with Host.
+	PrivateAddrs PrivateAddrs
+
 	// Hardening (see connmgr.go, diversity.go, quota.go and
 	// docs/hardening.md); zero values mean the defaults.
 	ConnLow, ConnHigh  int           // connection manager watermarks
@@ -117,6 +124,7 @@ type Host struct {
 	dht       *dht.IpfsDHT
 	validator room.Validator
 	records   *quotaStore // the DHT's value store, counted per publisher
+	gater     *addrGater  // nil with Config.Host
 
 	// ctx is cancelled by Close; every goroutine the node starts (for
 	// publishers and lookups) watches it and is counted in wg.
@@ -164,13 +172,17 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	priv, h, err := newHost(cfg, append([]libp2p.Option{libp2p.ConnectionManager(cm)}, natOpts...))
+	allowPrivate := cfg.PrivateAddrs.decide(bootstrap, cfg.ListenAddrs)
+	gater := newAddrGater(allowPrivate, exemptPeers(bootstrap, relays),
+		ratelog.NewKeyed[peer.ID](cfg.Logger, gaterLogEvery, time.Second, 5, 4096))
+	priv, h, err := newHost(cfg, append([]libp2p.Option{libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater)}, natOpts...))
 	if err != nil {
 		cm.Close()
 		return nil, err
 	}
 	if cfg.Host != nil {
-		cm.Close() // a given host brings its own
+		cm.Close() // a given host brings its own, and its own gater
+		gater = nil
 	}
 	var rel *relay.Relay
 	if cfg.RelayService {
@@ -184,6 +196,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		priv:      priv,
 		host:      h,
 		relay:     rel,
+		gater:     gater,
 		validator: room.Validator{MaxTTL: cfg.MaxRecordTTL},
 	}
 	n.records = newQuotaStore(dssync.MutexWrap(ds.NewMapDatastore()), h.ID(), cfg.MaxRecordsPerPeer, cfg.MaxRecords, n.log)
@@ -238,7 +251,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		n.goTracked(func() { n.keepBootstrap(bootstrap) })
 	}
 	n.log.Info("joined the mesh", "addrs", n.Addrs(), "dht_server", cfg.Server, "bootstrap_peers", len(bootstrap),
-		"relay_service", cfg.RelayService, "nat_traversal", cfg.NATTraversal)
+		"relay_service", cfg.RelayService, "nat_traversal", cfg.NATTraversal, "dials_private_addrs", gater == nil || gater.allowPrivate)
 	return n, nil
 }
 
@@ -371,6 +384,15 @@ func (n *Host) RelaysHeld() []peer.ID {
 		return nil
 	}
 	return n.relays.heldRelays()
+}
+
+// PrivateDialsRefused counts the dials the gater refused (see
+// PrivateAddrs).
+func (n *Host) PrivateDialsRefused() uint64 {
+	if n.gater == nil {
+		return 0
+	}
+	return n.gater.refused.Load()
 }
 
 // RecordStats reports the room records this node stores for the mesh, and

@@ -82,6 +82,9 @@ func (n *Host) RegisterMetrics(reg prometheus.Registerer) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ersmesh_dht_room_records_refused_total",
 			Help: "Room records refused because their publisher, or this node, held its maximum of them."},
 			func() float64 { s := n.RecordStats(); return float64(s.RefusedPerPeer + s.RefusedFull) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ersmesh_libp2p_private_dials_refused_total",
+			Help: "Dials refused because they went to a loopback or private address of a peer that is not a bootstrap peer or relay."},
+			func() float64 { return float64(n.PrivateDialsRefused()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

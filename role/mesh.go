@@ -21,6 +21,11 @@ type MeshConfig struct {
 	// Hardening (docs/hardening.md); zero values take mesh's defaults.
 	ConnLow, ConnHigh             int
 	MaxRecordsPerPeer, MaxRecords int
+	// PrivateAddrs is whether the node dials loopback and private
+	// addresses of peers other than its bootstrap peers and relays:
+	// "auto" (or ""), "allow" (the lab switch) or "refuse"; see
+	// mesh.PrivateAddrs.
+	PrivateAddrs string
 }
 
 // DefaultMeshConfig is the command line's default for role: its identity
@@ -30,6 +35,7 @@ func DefaultMeshConfig(role string) MeshConfig {
 		Identity: DefaultIdentity(role),
 		ConnLow:  mesh.DefaultConnLow, ConnHigh: mesh.DefaultConnHigh,
 		MaxRecordsPerPeer: mesh.DefaultMaxRecordsPerPeer, MaxRecords: mesh.DefaultMaxRecords,
+		PrivateAddrs: "auto",
 	}
 }
 
@@ -54,12 +60,22 @@ func (c *MeshConfig) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ConnHigh, "conn-high", c.ConnHigh, "libp2p connections beyond which the least useful are trimmed down to --conn-low")
 	fs.IntVar(&c.MaxRecordsPerPeer, "max-records-per-peer", c.MaxRecordsPerPeer, "room records this node stores for the mesh per publisher (DHT servers)")
 	fs.IntVar(&c.MaxRecords, "max-records", c.MaxRecords, "room records this node stores for the mesh in all (DHT servers)")
+	fs.StringVar(&c.PrivateAddrs, "private-addrs", c.PrivateAddrs, "dial loopback and private addresses of peers other than the bootstrap peers and relays: auto (only when the bootstrap peers are on such addresses: a LAN or lab mesh), allow (the lab switch) or refuse")
 }
 
 // mesh is the mesh.Config this one describes.
 func (c MeshConfig) mesh(server bool, log *slog.Logger) (mesh.Config, error) {
 	cfg := mesh.Config{IdentityFile: c.Identity, ListenAddrs: c.Listen, Server: server, Logger: log,
 		ConnLow: c.ConnLow, ConnHigh: c.ConnHigh, MaxRecordsPerPeer: c.MaxRecordsPerPeer, MaxRecords: c.MaxRecords}
+	switch c.PrivateAddrs {
+	case "auto", "":
+	case "allow":
+		cfg.PrivateAddrs = mesh.PrivateAddrsAllow
+	case "refuse":
+		cfg.PrivateAddrs = mesh.PrivateAddrsRefuse
+	default:
+		return cfg, keyErr("private-addrs", "%q: want auto, allow or refuse", c.PrivateAddrs)
+	}
 	for _, s := range c.Bootstrap {
 		a, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
