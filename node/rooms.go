@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/ersmesh/ersmesh/room"
 )
@@ -142,12 +143,7 @@ func (d *Device) StopRoom(r string) error {
 func (d *Device) Rooms() []string {
 	d.roomsMu.Lock()
 	defer d.roomsMu.Unlock()
-	out := make([]string, 0, len(d.rooms))
-	for r := range d.rooms {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(d.rooms))
 }
 
 // serves reports whether the device serves room (a canonical name).

@@ -35,17 +35,15 @@ var (
 // per-credential quota (quotas) cannot do this: credentials are free to
 // anyone who joins a room, so an address could mint as many as it likes.
 type allocCaps struct {
-	perIP, total int // <= 0: no cap
-
-	mu   sync.Mutex // guards byIP and n
-	byIP map[netip.Prefix]int
-	n    int
-
+	lim                   *keylimit.Limiter[netip.Prefix]
 	refusedIP, refusedAll atomic.Uint64
 }
 
 func newAllocCaps(perIP, total int) *allocCaps {
-	return &allocCaps{perIP: perIP, total: total, byIP: make(map[netip.Prefix]int)}
+	return &allocCaps{lim: keylimit.New(keylimit.Config[netip.Prefix]{PerKey: max(0, perIP), Total: max(0, total),
+		// Only addresses holding allocations are tracked: the ports bound
+		// them far below this.
+		MaxKeys: 1 << 20})}
 }
 
 // clientKey is what a client address is counted by
@@ -73,51 +71,27 @@ func clientKey(a net.Addr) netip.Prefix {
 // check reports why one more allocation for key would be refused (nil:
 // it would not be). pion asks before it allocates (QuotaHandler); acquire
 // enforces it again.
-func (c *allocCaps) check(key netip.Prefix) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.checkLocked(key)
-}
+func (c *allocCaps) check(key netip.Prefix) error { return c.refusal(c.lim.Check(key)) }
 
-func (c *allocCaps) checkLocked(key netip.Prefix) error {
-	if c.total > 0 && c.n >= c.total {
+func (c *allocCaps) acquire(key netip.Prefix) error { return c.refusal(c.lim.Acquire(key)) }
+
+func (c *allocCaps) release(key netip.Prefix) { c.lim.Release(key) }
+
+// heldBy is the allocations of key's clients (tests).
+func (c *allocCaps) heldBy(key netip.Prefix) int { return c.lim.HeldBy(key) }
+
+// refusal counts a refusal of the limiter and names it for the client.
+func (c *allocCaps) refusal(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, keylimit.ErrPerKey):
+		c.refusedIP.Add(1)
+		return errIPQuota
+	default: // the total, or (never at these bounds) the table
 		c.refusedAll.Add(1)
 		return errServerQuota
 	}
-	if c.perIP > 0 && c.byIP[key] >= c.perIP {
-		c.refusedIP.Add(1)
-		return errIPQuota
-	}
-	return nil
-}
-
-func (c *allocCaps) acquire(key netip.Prefix) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkLocked(key); err != nil {
-		return err
-	}
-	c.byIP[key]++
-	c.n++
-	return nil
-}
-
-func (c *allocCaps) release(key netip.Prefix) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.byIP[key] <= 1 {
-		delete(c.byIP, key)
-	} else {
-		c.byIP[key]--
-	}
-	c.n--
-}
-
-// heldBy is the allocations of key's clients (tests).
-func (c *allocCaps) heldBy(key netip.Prefix) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.byIP[key]
 }
 
 // The user id pion carries for an allocation is the credential's id and

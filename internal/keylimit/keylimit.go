@@ -114,6 +114,19 @@ func (l *Limiter[K]) Acquire(k K) error {
 	return nil
 }
 
+// Check says what Acquire would say of k now, without taking a hold: for
+// a caller asked before the work it admits is set up (pion's TURN quota
+// handler). Acquire must still be called, and may still refuse.
+func (l *Limiter[K]) Check(k K) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.keys[k]
+	if e == nil {
+		e = &entry{}
+	}
+	return l.capsLocked(k, e)
+}
+
 // Release gives back a hold that Acquire or Admit took.
 func (l *Limiter[K]) Release(k K) {
 	now := time.Now()

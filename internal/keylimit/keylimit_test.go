@@ -39,6 +39,24 @@ func TestCaps(t *testing.T) {
 	}
 }
 
+func TestCheck(t *testing.T) {
+	l := New(Config[string]{PerKey: 1, Total: 2})
+	if err := l.Check("a"); err != nil {
+		t.Fatalf("Check of a fresh key: %v", err)
+	}
+	if l.Len() != 0 || l.Held() != 0 {
+		t.Fatal("Check took something")
+	}
+	l.Acquire("a")
+	if err := l.Check("a"); !errors.Is(err, ErrPerKey) {
+		t.Fatalf("Check of a key at its cap: %v, want ErrPerKey", err)
+	}
+	l.Acquire("b")
+	if err := l.Check("c"); !errors.Is(err, ErrTotal) {
+		t.Fatalf("Check with the total held: %v, want ErrTotal", err)
+	}
+}
+
 func TestExempt(t *testing.T) {
 	l := New(Config[string]{PerKey: 1, Total: 3, Exempt: func(k string) bool { return k == "self" }})
 	for range 3 {
