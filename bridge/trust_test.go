@@ -186,10 +186,10 @@ func TestSignedOffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := trust.VerifyOffer(id, "demo", "nonce-A", p.SDP, p.Signature); err != nil {
+	if err := trust.VerifyOffer(id, "demo", "sample", "nonce-A", p.SDP, p.Signature); err != nil {
 		t.Errorf("offer signature: %v", err)
 	}
-	if trust.VerifyOffer(id, "demo", "nonce-B", p.SDP, p.Signature) == nil {
+	if trust.VerifyOffer(id, "demo", "sample", "nonce-B", p.SDP, p.Signature) == nil {
 		t.Error("the signature verifies for another nonce: an old offer could be replayed")
 	}
 }

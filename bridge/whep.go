@@ -127,7 +127,7 @@ func (b *Bridge) writeWHEPError(w http.ResponseWriter, e *whepError) {
 // is enough.
 func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, Ersmesh-Signature, Ersmesh-Device")
 }
 
 // serveWHEP routes every /whep/ request.
@@ -299,16 +299,33 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	h.Set("Location", whepSessionPrefix+s.id)
 	h.Set("ETag", s.etag)
 	h.Set("Accept-Patch", fragType)
+	// The device's signature of its answer (room, stream, the hash of the
+	// client's offer, the answer) and the device that made it: the
+	// ersmesh WHEP player checks them, other WHEP clients ignore headers
+	// they do not know.
+	if answer.sig != "" {
+		h.Set(whepSignatureHeader, answer.sig)
+		h.Set(whepDeviceHeader, s.device.String())
+	}
 	for _, l := range iceServerLinks(s.ice) {
 		h.Add("Link", l)
 	}
 	w.WriteHeader(http.StatusCreated)
-	io.WriteString(w, answer)
+	io.WriteString(w, answer.sdp)
 }
+
+// The headers of a WHEP answer that carry the device's signature.
+const (
+	whepSignatureHeader = "Ersmesh-Signature"
+	whepDeviceHeader    = "Ersmesh-Device"
+)
+
+// deviceAnswer is a device's answer to a WHEP client's offer.
+type deviceAnswer struct{ sdp, sig string }
 
 // startWHEP joins the device with the client's offer and waits for the
 // answer; on success the session is in the table and its relay runs.
-func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, offer *sdpOffer) (*whepSession, string, *whepError) {
+func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, offer *sdpOffer) (*whepSession, deviceAnswer, *whepError) {
 	ctx, cancel := context.WithTimeout(rctx, whepAnswerTimeout)
 	defer cancel()
 	stop := context.AfterFunc(b.ctx, cancel)
@@ -322,23 +339,23 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	conn, device, err := b.dialDevice(ctx, roomName)
 	switch {
 	case errors.Is(err, mesh.ErrNotFound):
-		return nil, "", whepFail(http.StatusNotFound, "no device serves room %q", roomName)
+		return nil, deviceAnswer{}, whepFail(http.StatusNotFound, "no device serves room %q", roomName)
 	case errors.Is(err, errUnreachable):
 		log.Info("device unreachable", "err", err)
 		b.cfg.Resolver.Forget(roomName)
-		return nil, "", whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached", roomName)
+		return nil, deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached", roomName)
 	case err != nil:
 		log.Info("room lookup failed", "err", err)
-		return nil, "", whepFail(http.StatusServiceUnavailable, "cannot look up room %q: %v", roomName, err)
+		return nil, deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "cannot look up room %q: %v", roomName, err)
 	}
 	// The client hanging up or the deadline passing must unblock Recv.
 	interrupt := context.AfterFunc(ctx, conn.Interrupt)
-	fail := func(e *whepError) (*whepSession, string, *whepError) {
+	fail := func(e *whepError) (*whepSession, deviceAnswer, *whepError) {
 		interrupt()
 		// Interrupt stops reading only: the device still hears why.
 		conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "WHEP request failed: " + truncate(e.reason, 200)})
 		conn.Close()
-		return nil, "", e
+		return nil, deviceAnswer{}, e
 	}
 	payload, err := json.Marshal(map[string]string{"type": "offer", "sdp": sdp})
 	if err != nil {
@@ -394,42 +411,43 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 
 // awaitAnswer reads the device's accept and answer, mapping refusals onto
 // statuses.
-func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (string, *whepError) {
+func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (deviceAnswer, *whepError) {
 	deadline, _ := ctx.Deadline()
 	for {
 		m, err := conn.Recv(time.Until(deadline))
 		if err != nil {
 			var ne net.Error
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-				return "", whepFail(http.StatusServiceUnavailable, "the device of room %q did not answer in time", roomName)
+				return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q did not answer in time", roomName)
 			}
 			if ctx.Err() != nil {
-				return "", whepFail(http.StatusServiceUnavailable, "the request ended before the device answered")
+				return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the request ended before the device answered")
 			}
-			return "", whepFail(http.StatusServiceUnavailable, "lost the device of room %q: %v", roomName, err)
+			return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "lost the device of room %q: %v", roomName, err)
 		}
 		switch m.Kind {
 		case signalwire.KindAccept, signalwire.KindPing:
 		case signalwire.KindReject, signalwire.KindLeave:
-			return "", refusalStatus(m, roomName)
+			return deviceAnswer{}, refusalStatus(m, roomName)
 		case signalwire.KindSignal:
 			switch m.Type {
 			case "answer":
 				var sd struct {
-					Type string `json:"type"`
-					SDP  string `json:"sdp"`
+					Type      string `json:"type"`
+					SDP       string `json:"sdp"`
+					Signature string `json:"signature"`
 				}
 				if json.Unmarshal(m.Payload, &sd) != nil || sd.Type != "answer" || sd.SDP == "" {
-					return "", whepFail(http.StatusBadGateway, "the device sent an unusable answer")
+					return deviceAnswer{}, whepFail(http.StatusBadGateway, "the device sent an unusable answer")
 				}
-				return sd.SDP, nil
+				return deviceAnswer{sd.SDP, sd.Signature}, nil
 			case "offer":
 				// A device from before WHEP ignores viewerOffers and offers.
-				return "", whepFail(http.StatusServiceUnavailable, "the device of room %q does not answer offers (its software predates WHEP)", roomName)
+				return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q does not answer offers (its software predates WHEP)", roomName)
 			}
 			// Candidates before the answer: the answer carries them.
 		default:
-			return "", whepFail(http.StatusBadGateway, "the device sent %q before its answer", m.Kind)
+			return deviceAnswer{}, whepFail(http.StatusBadGateway, "the device sent %q before its answer", m.Kind)
 		}
 	}
 }

@@ -43,6 +43,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	if sd.Type != webrtc.SDPTypeOffer {
 		return refuse(signalwire.CodeBadOffer, "offer payload has type %q", sd.Type)
 	}
+	viewerOffer := sd.SDP // as the viewer sent it: the answer's signature binds it
 	sd.SDP = s.filterCandidates(sd.SDP)
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
@@ -68,9 +69,9 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	}
 	t.Stop()
 	desc := pc.LocalDescription() // with the candidates gathered so far
-	payload, err := json.Marshal(desc)
+	payload, err := s.signAnswer(viewerOffer, desc.SDP)
 	if err != nil {
-		return err
+		return refuse(signalwire.CodeBadOffer, "%v", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

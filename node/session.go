@@ -54,7 +54,7 @@ type session struct {
 
 	sid string // the WebRTC session id the player echoes in its messages
 
-	room, nonce string // what the offer's signature is bound to
+	room, stream, nonce string // what the offer's signature is bound to
 	// fingerprint is the DTLS fingerprint the viewer proved the room
 	// secret for; its answer must carry it. "" for rooms without a secret.
 	fingerprint string
@@ -141,6 +141,7 @@ func (s *session) run(join *signalwire.Message) {
 	}
 	s.log.Info("viewer joined", "transport", transportOf(join))
 	s.room, s.nonce = join.Room, join.Nonce
+	s.stream = cmp.Or(join.Stream, stream.Name()) // signed with the offer or answer
 	s.sid = sessionSID()
 	if s.resumeKey = resumeKey(join); s.resumeKey != nil {
 		s.dev.addResumable(s)

@@ -80,8 +80,10 @@ func (s *session) authorize(join *signalwire.Message) (string, error) {
 }
 
 // signedOffer is the offer payload: the SDP description as ERS players
-// read it, plus the device's signature over room, the viewer's nonce and
-// the SDP (package trust), which ERS players ignore.
+// read it, plus the device's signature over room, stream, the viewer's
+// nonce and the SDP (package trust), which ERS players ignore. An answer
+// to a viewer's offer (WHEP) has the same form, its signature over room,
+// stream, the hash of the viewer's offer and the SDP.
 type signedOffer struct {
 	Type      string `json:"type"`
 	SDP       string `json:"sdp"`
@@ -89,11 +91,19 @@ type signedOffer struct {
 }
 
 func (s *session) signOffer(sdp string) ([]byte, error) {
-	sig, err := trust.SignOffer(s.dev.key, s.room, s.nonce, sdp)
+	sig, err := trust.SignOffer(s.dev.key, s.room, s.stream, s.nonce, sdp)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(signedOffer{Type: "offer", SDP: sdp, Signature: sig})
+}
+
+func (s *session) signAnswer(viewerOffer, sdp string) ([]byte, error) {
+	sig, err := trust.SignAnswer(s.dev.key, s.room, s.stream, viewerOffer, sdp)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(signedOffer{Type: "answer", SDP: sdp, Signature: sig})
 }
 
 // Why the device refused a viewer or a bridge's input on grounds of trust,

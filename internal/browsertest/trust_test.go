@@ -43,15 +43,19 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	otherID, _ := peer.IDFromPublicKey(other)
 	sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:sha-256 0A:1B\r\n"
 	room := "frontdoor@" + id.String()
-	sig, err := trust.SignOffer(k, room, "nonce-1", sdp)
+	sig, err := trust.SignOffer(k, room, "cam", "nonce-1", sdp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
-	verify := func(pid, room, nonce, sdp, sig string) bool {
+	verify := func(pid, room, nonce, sdp, sig string, stream ...string) bool {
 		t.Helper()
-		ok, err := Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyOffer(%s, %s, %s, %s, %s))`,
-			js(pid), js(room), js(nonce), js(sdp), js(sig)))
+		st := "cam"
+		if len(stream) > 0 {
+			st = stream[0]
+		}
+		ok, err := Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyOffer(%s, %s, %s, %s, %s, %s))`,
+			js(pid), js(room), js(st), js(nonce), js(sdp), js(sig)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +63,30 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	}
 	if !verify(id.String(), room, "nonce-1", sdp, sig) {
 		t.Fatal("the browser refused an honest signature")
+	}
+	if verify(id.String(), room, "nonce-1", sdp, sig, "garage") {
+		t.Error("the browser accepted an offer signed for another stream")
+	}
+	// The device's answer to a WHEP client's offer.
+	offer := sdp + "a=mid:0\r\n"
+	asig, err := trust.SignAnswer(k, room, "cam", offer, sdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyAnswer := func(pid, stream, offer, sig string) bool {
+		t.Helper()
+		ok, err := Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyAnswer(%s, %s, %s, %s, %s, %s))`,
+			js(pid), js(room), js(stream), js(offer), js(sdp), js(sig)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !verifyAnswer(id.String(), "cam", offer, asig) {
+		t.Error("the browser refused an honest answer signature")
+	}
+	if verifyAnswer(id.String(), "cam", offer+"a=x\r\n", asig) || verifyAnswer(id.String(), "garage", offer, asig) || verifyAnswer(otherID.String(), "cam", offer, asig) {
+		t.Error("the browser accepted an answer signature for another offer, stream or device")
 	}
 	for name, args := range map[string][5]string{
 		"tampered fingerprint": {id.String(), room, "nonce-1", strings.Replace(sdp, "0A:1B", "0A:1C", 1), sig},
@@ -74,7 +102,7 @@ func TestTrustJSMatchesGo(t *testing.T) {
 
 	// Unicode in the room name: lengths are UTF-8 bytes on both sides.
 	uroom := "caméra-🐈"
-	usig, _ := trust.SignOffer(k, uroom, "n", sdp)
+	usig, _ := trust.SignOffer(k, uroom, "cam", "n", sdp)
 	if !verify(id.String(), uroom, "n", sdp, usig) {
 		t.Error("a signature over a non-ASCII room name does not verify in the browser")
 	}

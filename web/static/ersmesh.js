@@ -6,7 +6,7 @@
 // H.264 and AAC) or as WebRTC tracks (transport "srtp").
 import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
-import { TrustUnavailable, newNonce, normalizeFingerprint, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
+import { TrustUnavailable, newNonce, normalizeFingerprint, ownerOf, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
@@ -53,11 +53,7 @@ export function sessionInfo(sdp) {
   return m ? m[1].trim() : '';
 }
 
-// ownerOf returns the peer ID an owned room ("name@<peerID>") names, or "".
-export function ownerOf(room) {
-  const i = room.lastIndexOf('@');
-  return i > 0 ? room.slice(i + 1) : '';
-}
+export { ownerOf };
 
 // bridgeList turns the bridges option (an array, or a comma-separated
 // string as in ?bridges=) into distinct origins.
@@ -88,20 +84,36 @@ function refusalReason(text) {
   return 'refused';
 }
 
+// msidsAre reports whether every msid of an SDP names stream id.
+export function msidsAre(sdp, id) {
+  return String(sdp).split(/\r?\n/).filter((l) => l.startsWith('a=msid:')).every((l) => l.slice(7).split(' ')[0] === id);
+}
+
 function short(id) {
   return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id;
 }
 
 // pins remembers, per room, the first device seen serving an open room
-// (trust on first use). localStorage may be unavailable (privacy modes):
-// then pins last as long as the page.
+// (trust on first use), and whether it signs its offers: a pinned device
+// that signed and now does not is treated as another device (a bridge
+// that strips the signature could otherwise serve anything as it). Stored
+// as JSON {id, signs}; older pins are a bare id. localStorage may be
+// unavailable (privacy modes): then pins last as long as the page.
 const pins = {
   mem: new Map(),
   get(room) {
-    try { return localStorage.getItem(`ersmesh.pin.${room}`) ?? ''; } catch { return this.mem.get(room) ?? ''; }
+    let v;
+    try { v = localStorage.getItem(`ersmesh.pin.${room}`) ?? ''; } catch { v = this.mem.get(room) ?? ''; }
+    if (!v) return null;
+    try {
+      const p = JSON.parse(v);
+      if (typeof p?.id === 'string') return { id: p.id, signs: p.signs === true };
+    } catch { /* a bare id */ }
+    return { id: v, signs: false };
   },
-  set(room, id) {
-    try { localStorage.setItem(`ersmesh.pin.${room}`, id); } catch { this.mem.set(room, id); }
+  set(room, pin) {
+    const v = JSON.stringify({ id: pin.id, signs: pin.signs === true });
+    try { localStorage.setItem(`ersmesh.pin.${room}`, v); } catch { this.mem.set(room, v); }
   },
 };
 
@@ -319,6 +331,7 @@ export class Player extends PlayerBase {
       if (gen !== this._joinGen || s !== this._socket || !s.connected) return;
       this._joinKey = key;
       this._nonce = key ? key.nonce : newNonce();
+      this._earlyChallenge = null; // a challenge of an earlier join
       const data = { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce };
       if (key) data.resumeKey = key.publicKey;
       s.emit('join', this.room, data, (err, desc) => this._joined(gen, err, desc));
@@ -383,6 +396,9 @@ export class Player extends PlayerBase {
     this._joinFailures = 0;
     this.deviceId = ids[0];
     this._emit('joinedRoom', { room: this.room, id: this.deviceId });
+    const early = this._earlyChallenge;
+    this._earlyChallenge = null;
+    if (early) this._onChallenge(early);
     if (this._session) return; // the offer overtook the ack; its watchdog runs
     this._setStage('joined', `Joined room "${this.room}"; waiting for the device's offer…`);
     this._later(offerTimeout, () => this._rejoin('The device sent no offer', 'no-path'));
@@ -540,14 +556,20 @@ export class Player extends PlayerBase {
     let verdict = 'unsigned';
     if (typeof msg.payload?.signature === 'string') {
       try {
-        verdict = (await verifyOffer(msg.from, this.room, this._nonce, sdp, msg.payload.signature)) ? 'good' : 'bad';
+        verdict = (await verifyOffer(msg.from, this.room, this.stream, this._nonce, sdp, msg.payload.signature)) ? 'good' : 'bad';
       } catch (err) {
         verdict = err instanceof TrustUnavailable ? 'unavailable' : 'bad';
         if (verdict === 'bad') log('signature check failed:', err.message);
       }
     }
     if (verdict === 'bad') {
-      this._fail("Refused: the device's offer does not match its signature (wrong key, replayed, or altered on the way). A bridge may be tampering with this session.", 'untrusted');
+      this._fail("Refused: the device's offer does not match its signature (wrong key, replayed, another stream, or altered on the way). A bridge may be tampering with this session.", 'untrusted');
+      return false;
+    }
+    // srtp media tracks name their stream in the (signed) SDP's msid: the
+    // device's tracks of stream S are "ersmesh-S".
+    if (verdict === 'good' && this.transport === 'srtp' && !msidsAre(sdp, `ersmesh-${this.stream}`)) {
+      this._fail(`Refused: the device's offer carries a stream other than "${this.stream}". A bridge may be swapping streams.`, 'untrusted');
       return false;
     }
     if (owner) {
@@ -564,10 +586,15 @@ export class Player extends PlayerBase {
     }
     const pinned = pins.get(this.room);
     if (!pinned) {
-      pins.set(this.room, msg.from);
-    } else if (pinned !== msg.from) {
-      this._setTrust('changed', `Warning: room "${this.room}" is now served by device ${short(msg.from)}, not ${short(pinned)} seen here before. Anyone may serve an open room; use an owned room (name@peerID) to be sure.`);
+      pins.set(this.room, { id: msg.from, signs: verdict === 'good' });
+    } else if (pinned.id !== msg.from) {
+      this._setTrust('changed', `Warning: room "${this.room}" is now served by device ${short(msg.from)}, not ${short(pinned.id)} seen here before. Anyone may serve an open room; use an owned room (name@peerID) to be sure.`);
       return true;
+    } else if (pinned.signs && verdict === 'unsigned') {
+      this._setTrust('changed', `Warning: device ${short(msg.from)} signed its offers for room "${this.room}" before, and this one is not signed: it may come from anyone (a bridge can strip a signature). Use an owned room (name@peerID) to be sure.`);
+      return true;
+    } else if (!pinned.signs && verdict === 'good') {
+      pins.set(this.room, { id: msg.from, signs: true });
     }
     if (verdict === 'good') this._setTrust('pinned', `Open room: device ${short(msg.from)}, the same as first seen here.`);
     else this._setTrust('unverified', `Open room: device ${short(msg.from)} could not be verified${verdict === 'unavailable' ? ' (this page is not a secure context)' : ' (unsigned offer)'}.`);
@@ -579,6 +606,22 @@ export class Player extends PlayerBase {
   async _onChallenge(msg) {
     const challenge = msg.payload?.challenge;
     if (typeof challenge !== 'string' || !msg.from) return;
+    // Only the device this join reached (and, in an owned room, its owner)
+    // may ask: a proof for anyone else would be a proof handed to a
+    // stranger. A challenge that overtook the join's ack waits for it.
+    const owner = ownerOf(this.room);
+    if (owner && msg.from !== owner) {
+      log('ignoring a challenge from', msg.from, 'in a room owned by', owner);
+      return;
+    }
+    if (!this.deviceId) {
+      this._earlyChallenge = msg;
+      return;
+    }
+    if (msg.from !== this.deviceId) {
+      log('ignoring a challenge from', msg.from, 'which is not the device joined,', this.deviceId);
+      return;
+    }
     if (!this._secret) {
       this._fail(`Room "${this.room}" is protected by a secret: add ?secret=… to the address.`, 'secret-missing');
       return;
@@ -915,7 +958,7 @@ export class Player extends PlayerBase {
     if (session.signed) {
       let ok = false;
       try {
-        ok = typeof msg.payload?.signature === 'string' && await verifyOffer(msg.from, this.room, session.nonce, sdp, msg.payload.signature);
+        ok = typeof msg.payload?.signature === 'string' && await verifyOffer(msg.from, this.room, this.stream, session.nonce, sdp, msg.payload.signature);
       } catch (err) {
         // As for the first offer: without WebCrypto an open room's offer
         // goes unverified (owned rooms never got this far).

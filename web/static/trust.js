@@ -8,7 +8,8 @@
 // over HTTPS, or from localhost. Elsewhere the functions here throw
 // TrustUnavailable and the player reports the session as unverified.
 
-const OFFER_DOMAIN = 'ersmesh/offer/v1';
+const OFFER_DOMAIN = 'ersmesh/offer/v2';
+const ANSWER_DOMAIN = 'ersmesh/answer/v1';
 const PROOF_DOMAIN = 'ersmesh/room-secret/v1';
 const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
@@ -59,9 +60,10 @@ export function ed25519KeyOf(peerId) {
 
 const enc = new TextEncoder();
 
-// framed builds domain || for each field: uint32 big-endian length || bytes.
+// framed builds domain || for each field: uint32 big-endian length ||
+// bytes; a field is a string (UTF-8) or bytes.
 function framed(domain, fields) {
-  const parts = fields.map((f) => enc.encode(f));
+  const parts = fields.map((f) => (f instanceof Uint8Array ? f : enc.encode(f)));
   const d = enc.encode(domain);
   const out = new Uint8Array(d.length + parts.reduce((n, p) => n + 4 + p.length, 0));
   out.set(d, 0);
@@ -85,9 +87,20 @@ function toBase64(bytes) {
 }
 
 // verifyOffer resolves true when sig (base64) is peerId's signature of the
-// offer SDP for room and nonce, false when it is not; it throws
+// offer SDP for room, stream and nonce, false when it is not; it throws
 // TrustUnavailable where the browser cannot check.
-export async function verifyOffer(peerId, room, nonce, sdp, sig) {
+export async function verifyOffer(peerId, room, stream, nonce, sdp, sig) {
+  return verify(peerId, framed(OFFER_DOMAIN, [room, stream, nonce, sdp]), sig);
+}
+
+// verifyAnswer resolves true when sig is peerId's signature of its answer
+// SDP to our offer (offerSdp, exactly as sent) for room and stream.
+export async function verifyAnswer(peerId, room, stream, offerSdp, sdp, sig) {
+  const hash = new Uint8Array(await subtle().digest('SHA-256', enc.encode(offerSdp)));
+  return verify(peerId, framed(ANSWER_DOMAIN, [room, stream, hash, sdp]), sig);
+}
+
+async function verify(peerId, msg, sig) {
   const s = subtle();
   let key, raw;
   try {
@@ -98,7 +111,7 @@ export async function verifyOffer(peerId, room, nonce, sdp, sig) {
   }
   if (raw.length !== 64) return false;
   const k = await s.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
-  return s.verify({ name: 'Ed25519' }, k, raw, framed(OFFER_DOMAIN, [room, nonce, sdp]));
+  return s.verify({ name: 'Ed25519' }, k, raw, msg);
 }
 
 // normalizeFingerprint writes "sha-256 ab:cd" as "sha-256 AB:CD".
@@ -122,6 +135,22 @@ export async function roomProof(secret, room, challenge, fingerprint) {
   const k = await s.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const mac = await s.sign('HMAC', k, framed(PROOF_DOMAIN, [room, challenge, normalizeFingerprint(fingerprint)]));
   return toBase64(mac);
+}
+
+// sdpFingerprints returns every a=fingerprint of an SDP, normalized.
+export function sdpFingerprints(sdp) {
+  return String(sdp).split(/\r?\n/).filter((l) => /^a=fingerprint:/i.test(l)).map((l) => normalizeFingerprint(l.replace(/^a=fingerprint:/i, '')));
+}
+
+// newSecret returns a room secret: 128 random bits, base64url.
+export function newSecret() {
+  return newNonce();
+}
+
+// ownerOf returns the peer ID an owned room ("name@<peerID>") names, or "".
+export function ownerOf(room) {
+  const i = room.lastIndexOf('@');
+  return i > 0 ? room.slice(i + 1) : '';
 }
 
 // newNonce returns 128 random bits, base64url without padding.

@@ -6,6 +6,7 @@
 // (ersmesh.js) for `?protocol=whep`; it fires the same "stage" events.
 
 import { PlayerBase, backoff } from './playerbase.js';
+import { TrustUnavailable, ownerOf, verifyAnswer } from './trust.js';
 
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
 const connectTimeout = 30000; // ms from the answer to a connected peer
@@ -137,13 +138,14 @@ export class WHEPPlayer extends PlayerBase {
       }
     };
 
-    let resp, answer;
+    let resp, answer, offer;
     try {
       await pc.setLocalDescription(await pc.createOffer());
       const headers = { 'Content-Type': 'application/sdp' };
       if (this.token) headers.Authorization = `Bearer ${this.token}`;
+      offer = pc.localDescription.sdp; // the device's signature binds it
       resp = await fetch(this.endpoint, {
-        method: 'POST', headers, body: pc.localDescription.sdp, signal: AbortSignal.timeout(postTimeout),
+        method: 'POST', headers, body: offer, signal: AbortSignal.timeout(postTimeout),
       });
       answer = await resp.text();
     } catch (err) {
@@ -173,6 +175,10 @@ export class WHEPPlayer extends PlayerBase {
     }
     this.session = new URL(resp.headers.get('Location'), this.endpoint).href;
     this._etag = resp.headers.get('ETag') ?? '';
+    if (!(await this._checkAnswer(resp, offer, answer)) || pc !== this.peerConnection) {
+      if (pc === this.peerConnection) this._endSession();
+      return;
+    }
     const iceServers = iceServersFromLinks(resp.headers.get('Link'));
     if (iceServers.length > 0) {
       try {
@@ -190,6 +196,56 @@ export class WHEPPlayer extends PlayerBase {
       return;
     }
     this._trickle(pc);
+  }
+
+  // _setTrust records what the player knows of the device's identity, as
+  // Player does.
+  _setTrust(state, message) {
+    this.trust = { state, message };
+    log(`trust ${state}: ${message}`);
+    this._emit('trust', { state, message });
+  }
+
+  // _checkAnswer checks the device's signature of its answer, which the
+  // bridge passes in the Ersmesh-Signature and Ersmesh-Device headers
+  // (other WHEP clients ignore them): bound to the room, the stream and
+  // this very offer. An owned room's answer must be signed by its owner;
+  // an open room's may be unsigned, and is then reported unverified.
+  async _checkAnswer(resp, offer, answer) {
+    const owner = ownerOf(this.room);
+    const sig = resp.headers.get('Ersmesh-Signature') ?? '';
+    const device = owner || (resp.headers.get('Ersmesh-Device') ?? '');
+    let verdict = 'unsigned';
+    if (sig && device) {
+      try {
+        verdict = (await verifyAnswer(device, this.room, this.stream, offer, answer, sig)) ? 'good' : 'bad';
+      } catch (err) {
+        verdict = err instanceof TrustUnavailable ? 'unavailable' : 'bad';
+      }
+    }
+    if (verdict === 'bad') {
+      this._fail("Refused: the device's answer does not match its signature (another device, stream or request, or altered on the way). A bridge may be tampering with this session.");
+      return false;
+    }
+    if (owner) {
+      if (verdict !== 'good') {
+        this._fail(verdict === 'unavailable'
+          ? 'Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.'
+          : `Refused: the answer for owned room "${this.room}" is not signed by its owner (the bridge passed no valid Ersmesh-Signature).`);
+        return false;
+      }
+      this._setTrust('verified', `Verified: the video comes from the device that owns this room (${owner.slice(0, 8)}…).`);
+      return true;
+    }
+    this._setTrust('unverified', verdict === 'good'
+      ? `Open room: device ${device.slice(0, 8)}… signed the answer, but anyone may serve an open room.`
+      : 'Open room: the answer is not signed; anyone may serve an open room.');
+    return true;
+  }
+
+  _fail(why) {
+    clearTimeout(this._timer);
+    this._setStage('error', why, 'untrusted');
   }
 
   // _trickle sends the candidates found so far in one PATCH, once the
