@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,6 +23,10 @@ func (p *Publisher) Record(roomName string) ([]byte, error) {
 	return p.encode(name.String(), p.n.publishAddrs())
 }
 
+// ErrStale is returned by Learn for a record older than one the resolver
+// holds for the room.
+var ErrStale = errors.New("stale room record")
+
 // Learn takes a room record handed over directly by its device, checks
 // it exactly as a DHT node checks a record put to it (signature, key,
 // expiry, owner), and serves lookups of the room from it until it expires
@@ -36,16 +41,12 @@ func (r *Resolver) Learn(val []byte) (string, error) {
 		return "", err
 	}
 	now := time.Now()
-	info := rec.AddrInfo()
-	e := cacheEntry{info: info, expires: now.Add(r.opts.CacheTTL)}
-	if rec.Expires.Before(e.expires) {
-		e.expires = rec.Expires
-	}
-	if ttl := rec.Expires.Sub(now); ttl > 0 {
-		r.n.host.Peerstore().AddAddrs(rec.Peer, rec.Addrs, ttl)
-	}
 	r.mu.Lock()
-	r.store(rec.Room, e, now)
+	_, kept := r.store(rec.Room, r.entryOf(rec, val, now), now)
 	r.mu.Unlock()
+	if kept {
+		return "", fmt.Errorf("%w: a newer record of room %q is known", ErrStale, rec.Room)
+	}
+	r.dialable(rec, now)
 	return rec.Room, nil
 }

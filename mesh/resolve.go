@@ -86,6 +86,11 @@ type cacheEntry struct {
 	info    peer.AddrInfo
 	err     error // ErrNotFound for a negative entry
 	expires time.Time
+	// The record info came from, kept (through Forget, and past expires)
+	// until recExpires so that an older record of the room, still valid
+	// and replayed by anyone, cannot replace it (see store).
+	val        []byte
+	recExpires time.Time
 }
 
 // lookup is one DHT query; done closes when info and err are set.
@@ -130,13 +135,10 @@ func (r *Resolver) Resolve(ctx context.Context, roomName string) (peer.AddrInfo,
 	key := name.String()
 
 	r.mu.Lock()
-	if e, ok := r.cache[key]; ok {
-		if time.Now().Before(e.expires) {
-			r.stats.Hits++
-			r.mu.Unlock()
-			return cloneInfo(e.info), e.err
-		}
-		delete(r.cache, key)
+	if e, ok := r.cache[key]; ok && time.Now().Before(e.expires) {
+		r.stats.Hits++
+		r.mu.Unlock()
+		return cloneInfo(e.info), e.err
 	}
 	l, ok := r.inflight[key]
 	if !ok {
@@ -164,22 +166,13 @@ func (r *Resolver) Resolve(ctx context.Context, roomName string) (peer.AddrInfo,
 // the cache, and leaves the inflight set.
 func (r *Resolver) run(key string, l *lookup) {
 	start := time.Now()
-	rec, err := r.query(key)
+	rec, val, err := r.query(key)
 	r.observe(time.Since(start), err)
 	now := time.Now()
 	var entry cacheEntry
 	switch {
 	case err == nil:
-		l.info = rec.AddrInfo()
-		entry = cacheEntry{info: l.info, expires: now.Add(r.opts.CacheTTL)}
-		// Never serve a record past its own expiry: an offline device
-		// must vanish from lookups when its record does.
-		if rec.Expires.Before(entry.expires) {
-			entry.expires = rec.Expires
-		}
-		if ttl := rec.Expires.Sub(now); ttl > 0 {
-			r.n.host.Peerstore().AddAddrs(rec.Peer, rec.Addrs, ttl)
-		}
+		entry = r.entryOf(rec, val, now)
 	case errors.Is(err, ErrNotFound):
 		entry = cacheEntry{err: err, expires: now.Add(r.opts.NegativeTTL)}
 	}
@@ -187,15 +180,44 @@ func (r *Resolver) run(key string, l *lookup) {
 
 	r.mu.Lock()
 	delete(r.inflight, key)
+	kept := false
 	if !entry.expires.IsZero() {
-		r.store(key, entry, now)
+		// A newer record learned meanwhile (or before a Forget) wins
+		// over what the DHT answered.
+		entry, kept = r.store(key, entry, now)
 	}
+	l.info = entry.info
 	r.mu.Unlock()
+	if err == nil && !kept {
+		r.dialable(rec, now)
+	}
+	if kept {
+		r.n.log.Debug("room lookup answered from a newer record than the DHT's", "room", key)
+	}
 	close(l.done)
 }
 
+// entryOf is the cache entry of rec (encoded as val), found at now.
+func (r *Resolver) entryOf(rec *room.Record, val []byte, now time.Time) cacheEntry {
+	e := cacheEntry{info: rec.AddrInfo(), expires: now.Add(r.opts.CacheTTL), val: val, recExpires: rec.Expires}
+	// Never serve a record past its own expiry: an offline device must
+	// vanish from lookups when its record does.
+	if rec.Expires.Before(e.expires) {
+		e.expires = rec.Expires
+	}
+	return e
+}
+
+// dialable adds the addresses of a record the cache took to the
+// peerstore, so that opening a stream to its device dials them.
+func (r *Resolver) dialable(rec *room.Record, now time.Time) {
+	if ttl := rec.Expires.Sub(now); ttl > 0 {
+		r.n.host.Peerstore().AddAddrs(rec.Peer, rec.Addrs, ttl)
+	}
+}
+
 // query gets and checks the best record of key from the DHT.
-func (r *Resolver) query(key string) (*room.Record, error) {
+func (r *Resolver) query(key string) (*room.Record, []byte, error) {
 	ctx, cancel := context.WithTimeout(r.n.ctx, r.opts.LookupTimeout)
 	defer cancel()
 	if r.opts.QueryContext != nil {
@@ -205,26 +227,26 @@ func (r *Resolver) query(key string) (*room.Record, error) {
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()
 	case <-ctx.Done():
-		return nil, r.queryError(ctx, key, ctx.Err())
+		return nil, nil, r.queryError(ctx, key, ctx.Err())
 	}
 
 	val, err := r.search(ctx, key)
 	if err != nil {
-		return nil, r.queryError(ctx, key, err)
+		return nil, nil, r.queryError(ctx, key, err)
 	}
 	rec, err := room.DecodeRecord(val)
 	if err != nil {
-		return nil, fmt.Errorf("look up room %q: %w", key, err)
+		return nil, nil, fmt.Errorf("look up room %q: %w", key, err)
 	}
 	// The DHT validated the record when it received it; check again now,
 	// in case it expired while the query went on.
 	if err := r.n.validator.ValidateRecord(room.Key(key), rec); err != nil {
 		if errors.Is(err, room.ErrExpired) {
-			return nil, fmt.Errorf("%w: room %q (its record expired)", ErrNotFound, key)
+			return nil, nil, fmt.Errorf("%w: room %q (its record expired)", ErrNotFound, key)
 		}
-		return nil, fmt.Errorf("look up room %q: %w", key, err)
+		return nil, nil, fmt.Errorf("look up room %q: %w", key, err)
 	}
-	return rec, nil
+	return rec, val, nil
 }
 
 // search returns the best record of key the DHT offers within
@@ -286,9 +308,30 @@ func (r *Resolver) queryError(ctx context.Context, key string, err error) error 
 	}
 }
 
-// store adds an entry, making room first if the cache is full. Callers
-// hold r.mu.
-func (r *Resolver) store(key string, e cacheEntry, now time.Time) {
+// store adds an entry, making room first if the cache is full, and
+// returns what the cache now holds for key. An entry from a record loses
+// to the record cached before it when that one is still valid and better
+// (a higher sequence number, as DHT nodes choose: room.Validator.Select),
+// even if that one was forgotten or its cache time ran out: a record once
+// superseded stays so, whoever replays it (at /ersmesh/register, or a DHT
+// node that missed the update). kept reports that. Callers hold r.mu.
+func (r *Resolver) store(key string, e cacheEntry, now time.Time) (_ cacheEntry, kept bool) {
+	if old, ok := r.cache[key]; ok && old.val != nil && now.Before(old.recExpires) && e.val != nil {
+		if i, err := r.n.validator.Select(room.Key(key), [][]byte{e.val, old.val}); err == nil && i == 1 {
+			// Served again for a while: it is the best we know.
+			old.expires = now.Add(r.opts.CacheTTL)
+			if old.recExpires.Before(old.expires) {
+				old.expires = old.recExpires
+			}
+			r.cache[key] = old
+			return old, true
+		}
+	}
+	if old, ok := r.cache[key]; ok && old.val != nil && now.Before(old.recExpires) && e.val == nil {
+		// A lookup that found nothing: the room may be gone, but the
+		// record still bars older ones.
+		e.val, e.recExpires = old.val, old.recExpires
+	}
 	if len(r.cache) >= maxCacheEntries {
 		for k, old := range r.cache {
 			if !now.Before(old.expires) {
@@ -303,6 +346,7 @@ func (r *Resolver) store(key string, e cacheEntry, now time.Time) {
 		}
 	}
 	r.cache[key] = e
+	return e, false
 }
 
 // Stats returns the resolver's counters.
@@ -320,7 +364,15 @@ func (r *Resolver) Forget(roomName string) {
 		key = name.String()
 	}
 	r.mu.Lock()
-	delete(r.cache, key)
+	if e, ok := r.cache[key]; ok {
+		if e.val == nil {
+			delete(r.cache, key)
+		} else {
+			// No longer served, but its record still bars older ones.
+			e.expires = time.Time{}
+			r.cache[key] = e
+		}
+	}
 	r.mu.Unlock()
 }
 
