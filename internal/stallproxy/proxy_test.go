@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestStallAndResume(t *testing.T) {
@@ -90,3 +92,5 @@ func TestCloseWhileStalled(t *testing.T) {
 		t.Fatal("Close hangs on a stalled connection")
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
