@@ -229,6 +229,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bridge turn-cert": {"turn-cert", bridge(func(c *BridgeConfig) {
 			c.TURN.Run, c.TURN.Listen, c.TURN.Port, c.TURN.Cert = true, "127.0.0.1", turnserver.Ephemeral, "cert.pem"
 		})},
+		"bridge tls-cert":      {"tls-cert", bridge(func(c *BridgeConfig) { c.TLS.Cert = "cert.pem" })},
+		"bridge turn-on-https": {"turn-on-https", bridge(func(c *BridgeConfig) { c.TLS.TURNOnHTTPS = true })},
 		"turn secret": {"turn-secret", func() error {
 			_, err := NewTURN(ctx, TURNConfig{Logger: quiet()})
 			return err

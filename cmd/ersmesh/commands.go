@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -96,18 +97,39 @@ func (c command) run(args []string) error {
 	return run(fs.Args())
 }
 
-// serve starts r, says what runs, and closes r on Ctrl-C or SIGTERM.
-func serve(ctx context.Context, r interface {
+// runner is what every role is to the command line.
+type runner interface {
 	Start(context.Context) error
 	Close() error
-}, announce func()) error {
-	if err := r.Start(ctx); err != nil {
-		r.Close()
-		return err
+}
+
+// roleCommand is the run of a role's command: the --log-* flags bound on
+// fs, then, once parsed, the logger into the role's config (setLogger),
+// the role built by newRole, started, announced, and closed on Ctrl-C or
+// SIGTERM.
+func roleCommand[R runner](fs *flag.FlagSet, setLogger func(*slog.Logger), newRole func(context.Context) (R, error), announce func(R)) func([]string) error {
+	lc := role.DefaultLogConfig()
+	lc.Flags(fs)
+	return func([]string) error {
+		log, err := lc.Logger(os.Stderr)
+		if err != nil {
+			return err
+		}
+		setLogger(log)
+		ctx, stop := interrupted()
+		defer stop()
+		r, err := newRole(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.Start(ctx); err != nil {
+			r.Close()
+			return err
+		}
+		announce(r)
+		<-ctx.Done()
+		return r.Close()
 	}
-	announce()
-	<-ctx.Done()
-	return r.Close()
 }
 
 // interrupted returns a context that ends on Ctrl-C or SIGTERM.
@@ -143,90 +165,46 @@ func demoCommand(fs *flag.FlagSet) func([]string) error {
 func deviceCommand(fs *flag.FlagSet) func([]string) error {
 	cfg := role.DefaultDeviceConfig()
 	cfg.Flags(fs)
-	lc := role.DefaultLogConfig()
-	lc.Flags(fs)
-	return func([]string) (err error) {
-		if cfg.Logger, err = lc.Logger(os.Stderr); err != nil {
-			return err
-		}
-		ctx, stop := interrupted()
-		defer stop()
-		d, err := role.NewDevice(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, d, func() {
+	return roleCommand(fs, func(l *slog.Logger) { cfg.Logger = l },
+		func(ctx context.Context) (*role.Device, error) { return role.NewDevice(ctx, cfg) },
+		func(d *role.Device) {
 			fmt.Printf("device %s serving rooms %s\n", d.Host().ID(), strings.Join(d.Device().Rooms(), ", "))
 		})
-	}
 }
 
 func bridgeCommand(fs *flag.FlagSet) func([]string) error {
 	cfg := role.DefaultBridgeConfig()
 	cfg.Version = versionString()
 	cfg.Flags(fs)
-	lc := role.DefaultLogConfig()
-	lc.Flags(fs)
-	return func([]string) (err error) {
-		if cfg.Logger, err = lc.Logger(os.Stderr); err != nil {
-			return err
-		}
-		ctx, stop := interrupted()
-		defer stop()
-		b, err := role.NewBridge(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, b, func() {})
-	}
+	return roleCommand(fs, func(l *slog.Logger) { cfg.Logger = l },
+		func(ctx context.Context) (*role.Bridge, error) { return role.NewBridge(ctx, cfg) },
+		func(*role.Bridge) {})
 }
 
 func bootstrapCommand(fs *flag.FlagSet) func([]string) error {
 	cfg := role.DefaultBootstrapConfig()
 	cfg.Flags(fs)
-	lc := role.DefaultLogConfig()
-	lc.Flags(fs)
-	return func([]string) (err error) {
-		if cfg.Logger, err = lc.Logger(os.Stderr); err != nil {
-			return err
-		}
-		ctx, stop := interrupted()
-		defer stop()
-		b, err := role.NewBootstrap(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, b, func() {
+	return roleCommand(fs, func(l *slog.Logger) { cfg.Logger = l },
+		func(ctx context.Context) (*role.Bootstrap, error) { return role.NewBootstrap(ctx, cfg) },
+		func(b *role.Bootstrap) {
 			fmt.Println("bootstrap node running; give other nodes one of these with --bootstrap:")
 			for _, a := range b.Host().Addrs() {
 				fmt.Println("  " + a.String())
 			}
 		})
-	}
 }
 
 func turnCommand(fs *flag.FlagSet) func([]string) error {
 	cfg := role.DefaultTURNConfig()
 	cfg.Flags(fs)
-	lc := role.DefaultLogConfig()
-	lc.Flags(fs)
-	return func([]string) (err error) {
-		if cfg.Logger, err = lc.Logger(os.Stderr); err != nil {
-			return err
-		}
-		ctx, stop := interrupted()
-		defer stop()
-		t, err := role.NewTURN(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, t, func() {
+	return roleCommand(fs, func(l *slog.Logger) { cfg.Logger = l },
+		func(ctx context.Context) (*role.TURN, error) { return role.NewTURN(ctx, cfg) },
+		func(t *role.TURN) {
 			fmt.Println("TURN server running; give bridges --turn-secret and these with --turn-url:")
 			for _, u := range t.Server().URLs("") {
 				fmt.Println("  " + u)
 			}
 		})
-	}
 }
 
 // ctlCommand is `ersmesh ctl`: one EMS-style command to a running device.
