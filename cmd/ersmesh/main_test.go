@@ -56,3 +56,25 @@ func TestBridgeTLSFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvironment: the variables that used to be read by hand are now
+// the flags' own (package config), and still work.
+func TestEnvironment(t *testing.T) {
+	t.Setenv("ERSMESH_API", "127.0.0.1:1")
+	if err := run([]string{"ctl", "listConfig"}); err == nil || !strings.Contains(err.Error(), "device API at 127.0.0.1:1") {
+		t.Errorf("ctl with ERSMESH_API: %v, want it to call 127.0.0.1:1", err)
+	}
+	// With the secret from the environment, the turn role gets past it to
+	// the next key.
+	if err := run([]string{"turn", "--turn-relay-ports", "x"}); err == nil || !strings.Contains(err.Error(), "--turn-secret") {
+		t.Errorf("turn without a secret: %v", err)
+	}
+	t.Setenv("ERSMESH_TURN_SECRET", "s")
+	if err := run([]string{"turn", "--turn-relay-ports", "x"}); err == nil || !strings.Contains(err.Error(), "--turn-relay-ports") {
+		t.Errorf("turn with ERSMESH_TURN_SECRET: %v, want the relay ports refused", err)
+	}
+	t.Setenv("ERSMESH_LOG_FORMAT", "xml")
+	if err := run([]string{"bootstrap"}); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("bootstrap with ERSMESH_LOG_FORMAT=xml: %v", err)
+	}
+}
