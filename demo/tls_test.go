@@ -2,9 +2,13 @@ package demo
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +101,41 @@ func TestBrowserOverACMEHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(b, t, 25*time.Second, `document.body && document.body.dataset.stage === "playing" && document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames > 10 && window.isSecureContext`)
+}
+
+// TestDemoTLS: `ersmesh demo --tls` serves the page over HTTPS with a
+// certificate for localhost and 127.0.0.1.
+func TestDemoTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TLS: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !strings.HasPrefix(d.URL, "https://127.0.0.1:") {
+		t.Fatalf("demo URL %q, want https://127.0.0.1:…", d.URL)
+	}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(d.Bridge, "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the demo's certificate is self-signed; checked below
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Errorf("demo certificate: %v", err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("page over HTTPS: %s", resp.Status)
+	}
 }

@@ -215,6 +215,9 @@ func NewBridge(ctx context.Context, cfg BridgeConfig) (_ *Bridge, err error) {
 	if b.certs != nil {
 		bcfg.TLS, bcfg.HSTS = b.certs.TLSConfig(), cfg.TLS.HSTS
 		b.ops.Ready("tls", b.certs.Ready)
+		if err := b.certs.RegisterMetrics(b.ops.Registerer()); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Tune != nil {
 		cfg.Tune(&bcfg)

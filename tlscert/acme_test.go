@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ersmesh/ersmesh/internal/pebbletest"
 	"github.com/ersmesh/ersmesh/tlscert"
 )
@@ -318,4 +320,36 @@ func TestACMERefused(t *testing.T) {
 	if body, _ := fetch(t, c, "https://"+testDomain+":"+strconv.Itoa(s.tlsPort)+"/"); !strings.HasPrefix(body, "hello") {
 		t.Errorf("after a failed handshake, HTTPS answered %q", body)
 	}
+
+	// Monitoring sees the same: one name failing, the other's expiry.
+	got := gatherTLS(t, m)
+	if got["ersmesh_tls_acme_failing/"+refused] != 1 || got["ersmesh_tls_acme_failing/"+testDomain] != 0 {
+		t.Errorf("failing gauges %v, want 1 for %s and 0 for %s", got, refused, testDomain)
+	}
+	if exp := got["ersmesh_tls_certificate_expiry_timestamp_seconds/"+testDomain]; exp != float64(status(m, testDomain).NotAfter.Unix()) {
+		t.Errorf("expiry gauge %v, want %v", exp, status(m, testDomain).NotAfter.Unix())
+	}
+	if _, ok := got["ersmesh_tls_certificate_expiry_timestamp_seconds/"+refused]; ok {
+		t.Errorf("an expiry for the refused name, which has no certificate")
+	}
+}
+
+// gatherTLS returns the Manager's metrics as name/domain → value.
+func gatherTLS(t *testing.T, m *tlscert.Manager) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := m.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, metric := range mf.GetMetric() {
+			out[mf.GetName()+"/"+metric.GetLabel()[0].GetValue()] = metric.GetGauge().GetValue()
+		}
+	}
+	return out
 }

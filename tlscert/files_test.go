@@ -91,6 +91,9 @@ func TestFilesReloaded(t *testing.T) {
 
 	_, _, second := writePair(t, dir, "two.ersmesh.test")
 	waitFor(t, 5*time.Second, "the replaced certificate", func() bool { return served(t, addr).Equal(second.Leaf) })
+	if got := gatherTLS(t, m)["ersmesh_tls_certificate_expiry_timestamp_seconds/two.ersmesh.test"]; got != float64(second.Leaf.NotAfter.Unix()) {
+		t.Errorf("expiry gauge after the replacement %v, want %v", got, second.Leaf.NotAfter.Unix())
+	}
 
 	// A key that does not belong to the certificate: refused, logged,
 	// the second certificate still served.
