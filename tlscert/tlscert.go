@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,7 +133,7 @@ func New(cfg Config) (*Manager, error) {
 	switch {
 	case cfg.ACME != nil:
 		if err := m.startACME(*cfg.ACME); err != nil {
-			m.cancel()
+			m.Close()
 			return nil, err
 		}
 	case len(cfg.SelfSigned) > 0:
@@ -170,6 +171,7 @@ func (m *Manager) startACME(a ACME) error {
 	if a.Dir == "" {
 		return errors.New("tlscert: ACME needs a directory for its account key and certificates")
 	}
+	a.Domains = slices.Clone(a.Domains)
 	for i, d := range a.Domains {
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 		if d == "" || strings.ContainsAny(d, "/: ") {
