@@ -35,7 +35,12 @@ var (
 // per-credential quota (quotas) cannot do this: credentials are free to
 // anyone who joins a room, so an address could mint as many as it likes.
 type allocCaps struct {
-	lim                   *keylimit.Limiter[netip.Prefix]
+	lim *keylimit.Limiter[netip.Prefix]
+	// users counts live allocations by credential and client key (the
+	// user string of joinUser), uncapped: an ICE restart's new allocation
+	// may use credentials that expired if that same client holds one
+	// made with them (see Server.authenticate).
+	users                 *keylimit.Limiter[string]
 	refusedIP, refusedAll atomic.Uint64
 }
 
@@ -43,8 +48,13 @@ func newAllocCaps(perIP, total int) *allocCaps {
 	return &allocCaps{lim: keylimit.New(keylimit.Config[netip.Prefix]{PerKey: max(0, perIP), Total: max(0, total),
 		// Only addresses holding allocations are tracked: the ports bound
 		// them far below this.
-		MaxKeys: 1 << 20})}
+		MaxKeys: 1 << 20}),
+		users: keylimit.New(keylimit.Config[string]{MaxKeys: 1 << 20})}
 }
+
+// holding reports whether user (credential id and client key) holds a
+// live allocation.
+func (c *allocCaps) holding(user string) bool { return c.users.HeldBy(user) > 0 }
 
 // clientKey is what a client address is counted by
 // (keylimit.KeyForAddr): the address for IPv4, its /64 for IPv6 (one
@@ -120,7 +130,8 @@ type cappedGenerator struct {
 func (g *cappedGenerator) Validate() error { return g.inner.Validate() }
 
 func (g *cappedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	id, key := splitUser(c.UserID)
+	user := c.UserID
+	id, key := splitUser(user)
 	if err := g.caps.acquire(key); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s", err, key)
 	}
@@ -130,7 +141,15 @@ func (g *cappedGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net
 		g.caps.release(key)
 		return nil, nil, err
 	}
-	return &cappedConn{PacketConn: pc, release: func() { g.caps.release(key) }}, addr, nil
+	if err := g.caps.users.Acquire(user); err != nil { // only at 2^20 users
+		pc.Close()
+		g.caps.release(key)
+		return nil, nil, fmt.Errorf("%w: %w", errServerQuota, err)
+	}
+	return &cappedConn{PacketConn: pc, release: func() {
+		g.caps.release(key)
+		g.caps.users.Release(user)
+	}}, addr, nil
 }
 
 func (g *cappedGenerator) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {

@@ -80,7 +80,9 @@ func TestServerCap(t *testing.T) {
 
 // TestExpiredCredentialsKeepButDoNotOpen: credentials live for minutes. An
 // allocation made while they were valid keeps working after they expire
-// (its permissions and refreshes are taken), but they open no new one.
+// (its permissions and refreshes are taken), and the same client may open
+// another with them while it holds one (an ICE restart gathers anew), but
+// nobody else may, and nobody once the client holds none.
 func TestExpiredCredentialsKeepButDoNotOpen(t *testing.T) {
 	s, _ := startServer(t, Config{Policy: Policy{AllowPrivate: true}})
 	cr := creds(t, "viewer", 2*time.Second)
@@ -88,16 +90,40 @@ func TestExpiredCredentialsKeepButDoNotOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer relay.Close()
 	time.Sleep(time.Until(cr.Expires) + 100*time.Millisecond)
 	// A new peer needs a CreatePermission, sent with the expired
 	// credentials.
 	if err := roundTrip(relay, echoPeer(t).LocalAddr(), "after expiry"); err != nil {
 		t.Fatalf("the allocation stopped working when its credentials expired: %v", err)
 	}
+	// Someone else who copied the credentials gets nothing.
+	if r, err := dialFrom(t, s, "127.0.0.2", "udp", cr.Username, cr.Password).Allocate(); err == nil {
+		r.Close()
+		t.Fatal("expired credentials opened an allocation for another address")
+	}
+	// The same client restarting ICE does.
+	again, err := dial(t, s, "udp", cr.Username, cr.Password).Allocate()
+	if err != nil {
+		t.Fatalf("an ICE restart's allocation with the session's credentials: %v", err)
+	}
+	relay.Close()
+	again.Close()
+	key := netip.MustParsePrefix("127.0.0.1/32")
+	waitUntil(t, func() bool { return s.caps.heldBy(key) == 0 })
 	if r, err := dial(t, s, "udp", cr.Username, cr.Password).Allocate(); err == nil {
 		r.Close()
-		t.Fatal("expired credentials opened a new allocation")
+		t.Fatal("expired credentials opened a new allocation once the client held none")
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -317,16 +317,21 @@ func addrString(a net.Addr) string {
 // ones, but the requests that keep an existing allocation alive (Refresh,
 // CreatePermission, ChannelBind) are taken with expired ones, for at most
 // MaxCredentialTTL: pion matches them to the allocation of the same
-// five-tuple and user, so they can create nothing new.
+// five-tuple and user, so they can create nothing new. So is an Allocate
+// from a client (its address, an IPv6 /64) that holds a live allocation
+// made with the same credentials: an ICE restart gathers anew, minutes or
+// hours into a session, while its old allocation still lives.
 //
 // The user id handed back carries the client's address key (see
 // joinUser), so that allocations are counted by address too.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
 	now := time.Now()
+	key := clientKey(ra.SrcAddr)
 	id, err := checkUsername(ra.Username, now, s.cfg.MaxCredentialTTL)
-	if errors.Is(err, ErrExpired) && ra.Method != stun.MethodAllocate {
-		if exp, _, perr := ParseUsername(ra.Username); perr == nil && now.Sub(exp) < s.cfg.MaxCredentialTTL {
-			_, id, err = ParseUsername(ra.Username)
+	if errors.Is(err, ErrExpired) {
+		if exp, eid, perr := ParseUsername(ra.Username); perr == nil && now.Sub(exp) < s.cfg.MaxCredentialTTL &&
+			(ra.Method != stun.MethodAllocate || s.caps.holding(joinUser(eid, key))) {
+			id, err = eid, nil
 		}
 	}
 	if err != nil {
@@ -336,7 +341,7 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 	pw := password(s.cfg.Secret, ra.Username)
-	return joinUser(id, clientKey(ra.SrcAddr)), turn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+	return joinUser(id, key), turn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
 }
 
 // allowAllocation is pion's QuotaHandler, asked before every Allocate: the
