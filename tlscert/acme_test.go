@@ -51,7 +51,14 @@ func newServer(t *testing.T) *server {
 
 func (s *server) serve(t *testing.T, m *tlscert.Manager) {
 	t.Helper()
-	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello over "+r.Proto) })
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			// Echo, for the redirected POST.
+			io.Copy(w, io.LimitReader(r.Body, 1<<10))
+			return
+		}
+		io.WriteString(w, "hello over "+r.Proto)
+	})
 	https := &http.Server{Handler: hello, TLSConfig: m.TLSConfig()}
 	plain := &http.Server{Handler: m.HTTPHandler(s.tlsPort)}
 	var wg sync.WaitGroup
@@ -215,6 +222,20 @@ func testACME(t *testing.T, challenge string) {
 	want := "https://" + testDomain + ":" + strconv.Itoa(s.tlsPort) + "/whep/room?x=1"
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
 		t.Errorf("plain HTTP answered %d %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+
+	// A POST to port 80 (a device registering with ersport=80) is
+	// redirected with its body to HTTPS.
+	follow := client(ca.RootPool())
+	follow.CheckRedirect = nil
+	resp, err = follow.Post("http://"+testDomain+":"+strconv.Itoa(s.httpPort)+"/ersmesh/register", "application/octet-stream", strings.NewReader("signed record"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Request.URL.Scheme != "https" || string(echoed) != "signed record" {
+		t.Errorf("POST to port 80 ended at %s with %q, want HTTPS with the body", resp.Request.URL, echoed)
 	}
 
 	// A restart takes the certificate from the directory instead of asking
