@@ -47,11 +47,11 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 				run, err := browsertest.Eval[struct {
 					Join, Frame, Start float64
 					Timeline           []struct {
-						Stage string
-						Start float64
+						Stage, Message string
+						Start          float64
 					}
 				}](br, `({join: ersPlayer.timing.join, frame: ersPlayer.timing.firstFrame, start: ersPlayer._timelineStart,
-					timeline: ersPlayer.timeline.map((e) => ({stage: e.stage, start: e.start}))})`)
+					timeline: ersPlayer.timeline.map((e) => ({stage: e.stage, message: e.message, start: e.start}))})`)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -73,6 +73,9 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 						}
 						if e.Stage != "playing" {
 							at(e.Stage, end-e.Start)
+						}
+						if e.Stage == "waiting" {
+							b.Logf("run %d: the player waited %.0f ms: %s", i, end-e.Start, e.Message)
 						}
 					}
 				}

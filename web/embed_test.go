@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -70,6 +71,45 @@ func TestFS(t *testing.T) {
 	for _, name := range []string{"index.html", "ersmesh.js", "socketio.js", "whep.js", "playerbase.js", "stats.js", "support.js", "player.css"} {
 		if _, err := fs.Stat(FS(), name); err != nil {
 			t.Errorf("FS lacks %s: %v", name, err)
+		}
+	}
+}
+
+// TestEveryModulePreloaded: index.html names every module the player
+// imports, directly or not, in a modulepreload link, so that the browser
+// fetches them all at once instead of one import level per round trip.
+func TestEveryModulePreloaded(t *testing.T) {
+	page, err := fs.ReadFile(static, "static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	importRE := regexp.MustCompile(`(?m)^import .* from '\./([a-z0-9]+\.js)';`)
+	seen := map[string]bool{}
+	queue := []string{}
+	for _, m := range importRE.FindAllStringSubmatch(string(page), -1) {
+		queue = append(queue, m[1])
+	}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		src, err := fs.ReadFile(static, "static/"+name)
+		if err != nil {
+			t.Fatalf("%s is imported but not served: %v", name, err)
+		}
+		for _, m := range importRE.FindAllStringSubmatch(string(src), -1) {
+			queue = append(queue, m[1])
+		}
+	}
+	if len(seen) < 5 {
+		t.Fatalf("found only %d modules (%v): the import pattern no longer matches the sources", len(seen), seen)
+	}
+	for name := range seen {
+		if !strings.Contains(string(page), `<link rel="modulepreload" href="`+name+`">`) {
+			t.Errorf("index.html does not preload %s, which the player imports", name)
 		}
 	}
 }
