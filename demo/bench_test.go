@@ -55,6 +55,10 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				if i == 0 && transport == "fmp4" {
+					snap, _ := browsertest.Eval[bool](br, `ersPlayer.peerConnection.localDescription.sdp.includes('a=sctp-init:')`)
+					b.Logf("the browser's answer carries a=sctp-init (SNAP): %v", snap)
+				}
 				ms := run.Frame - run.Join
 				if i > 0 { // the first run warms up the page cache and the DHT lookup
 					times = append(times, ms)

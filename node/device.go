@@ -206,6 +206,12 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.AP
 	se.SetSrflxAcceptanceMinWait(0)
 	se.SetPrflxAcceptanceMinWait(0)
 	se.SetRelayAcceptanceMinWait(0)
+	// SNAP (draft-ietf-tsvwg-sctp-snap): the offer carries the SCTP INIT
+	// (a=sctp-init), and a viewer whose answer carries its own starts the
+	// fmp4 transport's SCTP association without its two round trips.
+	// Viewers that do not know it ignore the line and shake hands as
+	// before.
+	se.EnableSctpSnap(true)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
