@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
 )
@@ -50,7 +51,7 @@ func startSecondBridge(t *testing.T, d *Demo) string {
 	}
 	b, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: testLogger(t),
 		// One client address opens every session: no per-address limits.
-		Rates: bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}})
+		Rates: openRates, Limits: openLimits})
 	if err != nil {
 		h.Close()
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestNoLeakAfterManySessions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t), TuneBridge: func(c *bridge.Config) {
-		c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
+		c.Rates, c.Limits = openRates, openLimits
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +202,12 @@ func TestNoLeakAfterManySessions(t *testing.T) {
 		t.Errorf("heap %d KiB after the sessions, %d KiB before", after.heapKiB, base.heapKiB)
 	}
 }
+
+// One client address opens every session: no per-address limits.
+var (
+	openRates  = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
+	openLimits = limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
+)
 
 // What may differ after the sessions without being a leak: a few
 // goroutines of libp2p's and pion's that come and go on their own

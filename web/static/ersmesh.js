@@ -713,6 +713,8 @@ export class Player extends PlayerBase {
   // _fail stops the player with an explanation: retrying cannot help.
   _fail(why, reason = 'refused') {
     clearTimeout(this._timer);
+    this._joinGen++; // an ack still on its way (an offer may overtake it) must not undo this
+    this._resuming = false;
     this._closePeer();
     this._setStage('error', why, reason);
   }

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
@@ -78,14 +79,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// One client address opens every session: no per-address limits.
 	open := bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
+	lim := limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	d, err := demo.Start(sctx, demo.Config{Addr: "127.0.0.1:0", Logger: quiet, TuneBridge: func(c *bridge.Config) { c.Rates = open }})
+	d, err := demo.Start(sctx, demo.Config{Addr: "127.0.0.1:0", Logger: quiet, TuneBridge: func(c *bridge.Config) { c.Rates, c.Limits = open, lim }})
 	cancel()
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	second, stopSecond, err := secondBridge(ctx, d, open, quiet)
+	second, stopSecond, err := secondBridge(ctx, d, open, lim, quiet)
 	if err != nil {
 		return nil, err
 	}
@@ -188,14 +190,14 @@ func play(ctx context.Context, bridgeURL string, life time.Duration, drop bool) 
 	return s.Leave(ctx)
 }
 
-func secondBridge(ctx context.Context, d *demo.Demo, rates bridge.Rates, log *slog.Logger) (string, func(), error) {
+func secondBridge(ctx context.Context, d *demo.Demo, rates bridge.Rates, lim limit.Config, log *slog.Logger) (string, func(), error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h, err := mesh.New(sctx, mesh.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: d.BootstrapAddrs(), Server: true, Logger: log})
 	if err != nil {
 		return "", nil, err
 	}
-	b, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Rates: rates, Logger: log})
+	b, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Rates: rates, Limits: lim, Logger: log})
 	if err != nil {
 		h.Close()
 		return "", nil, err
