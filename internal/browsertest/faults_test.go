@@ -486,6 +486,18 @@ func TestStalledViewerDelaysNoOne(t *testing.T) {
 			}
 			t.Logf("%s: longest gap between frames %.0f ms over 8 s beside 3 stalled viewers (%d frames), %.0f ms before", transport, after.Max, after.N, before.Max)
 			if after.Max > maxStall && after.Max > before.Max+100 {
+				// The stalled viewers stay stalled: a stall they cause
+				// comes again; a loaded machine's hiccup rarely does.
+				if _, err := Eval[bool](b, resetFrames); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(8 * time.Second)
+				if after, err = Eval[gap](b, frameGap); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s: again: longest gap %.0f ms over 8 s (%d frames)", transport, after.Max, after.N)
+			}
+			if after.Max > maxStall && after.Max > before.Max+100 {
 				t.Errorf("the picture stalled %.0f ms beside stalled viewers (%.0f ms at most before), want at most %d ms\n%s",
 					after.Max, before.Max, maxStall, Describe(b))
 			}
