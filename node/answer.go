@@ -73,8 +73,8 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	if err != nil {
 		return refuse(signalwire.CodeBadOffer, "%v", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "answer", SID: s.sid, Payload: payload}); err != nil {
 		return err
 	}

@@ -72,9 +72,15 @@ type session struct {
 	// detach ends the media delivery to this viewer (see fmp4.go, srtp.go).
 	detach func()
 
-	mu        sync.Mutex // guards offerSent, pending, stat, streaming, ended, and orders events
-	offerSent bool       // our description (offer, or answer in answer mode) went out
+	// sendMu orders our description (offer, or answer in answer mode)
+	// before the candidates trickled after it. It is held across those
+	// sends, so it guards nothing but offerSent and pending: a bridge slow
+	// to take them holds up no reader of the session's state (mu).
+	sendMu    sync.Mutex
+	offerSent bool // our description went out
 	pending   []*signalwire.Message
+
+	mu        sync.Mutex // guards stat, streaming, ended, and orders events
 	stat      ViewerInfo // what Device.Viewers reports
 	streaming bool       // EventPeerStreamStarted was emitted
 	ended     bool       // the PeerConnection is closed: no more stream events
@@ -346,13 +352,13 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 // sendCandidate sends a local candidate, or holds it until the offer has
 // gone out: ERS players may drop a candidate that arrives before the offer.
 func (s *session) sendCandidate(m *signalwire.Message) {
-	s.mu.Lock()
+	s.sendMu.Lock()
 	if !s.offerSent {
 		s.pending = append(s.pending, m)
-		s.mu.Unlock()
+		s.sendMu.Unlock()
 		return
 	}
-	s.mu.Unlock()
+	s.sendMu.Unlock()
 	s.send(m)
 }
 
@@ -371,8 +377,8 @@ func (s *session) offer(pc *webrtc.PeerConnection) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "offer", SID: s.sid, Payload: payload}); err != nil {
 		return err
 	}
