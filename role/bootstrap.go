@@ -6,9 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/ersmesh/ersmesh/bootstrap"
-	"github.com/ersmesh/ersmesh/internal/httpserver"
 	"github.com/ersmesh/ersmesh/mesh"
-	"github.com/ersmesh/ersmesh/telemetry"
 )
 
 // BootstrapConfig configures a bootstrap node.
@@ -35,12 +33,9 @@ func (c *BootstrapConfig) Flags(fs *flag.FlagSet) {
 
 // Bootstrap is a running bootstrap node.
 type Bootstrap struct {
-	cfg    BootstrapConfig
-	log    *slog.Logger
-	st     stack
-	host   *mesh.Host
-	ops    *telemetry.Ops
-	opsSrv *httpserver.Server
+	served
+	cfg  BootstrapConfig
+	host *mesh.Host
 }
 
 // NewBootstrap checks cfg and starts the node; Start serves its ops
@@ -49,7 +44,7 @@ func NewBootstrap(ctx context.Context, cfg BootstrapConfig) (_ *Bootstrap, err e
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	b := &Bootstrap{cfg: cfg, log: cfg.Logger, ops: telemetry.New("bootstrap")}
+	b := &Bootstrap{served: newServed("bootstrap", cfg.Logger), cfg: cfg}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -70,16 +65,7 @@ func NewBootstrap(ctx context.Context, cfg BootstrapConfig) (_ *Bootstrap, err e
 }
 
 // Start serves the ops endpoints.
-func (b *Bootstrap) Start(context.Context) (err error) {
-	b.opsSrv, err = b.st.serve("ops", b.cfg.Ops, b.ops.Handler(), b.log)
-	return err
-}
+func (b *Bootstrap) Start(context.Context) error { return b.serveOps(b.cfg.Ops, b.ops.Handler()) }
 
 // Host is the node's libp2p host; its Addrs are what others bootstrap from.
 func (b *Bootstrap) Host() *mesh.Host { return b.host }
-
-// OpsAddr is where the ops endpoints are served ("" none).
-func (b *Bootstrap) OpsAddr() string { return b.opsSrv.Addr() }
-
-// Close stops the node and waits for it.
-func (b *Bootstrap) Close() error { return b.st.close() }

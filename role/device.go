@@ -12,13 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ersmesh/ersmesh/internal/httpserver"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/webhook"
-	"github.com/ersmesh/ersmesh/telemetry"
 )
 
 // DeviceConfig configures a device.
@@ -98,15 +96,15 @@ func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 }
 
 // Device is a running device.
+// Its ops endpoints (OpsAddr) serve the control API too; Close stops
+// serving, ends every viewer, withdraws from the mesh and flushes the
+// webhook, and waits for all of it.
 type Device struct {
+	served
 	cfg    DeviceConfig
-	log    *slog.Logger
-	st     stack
 	host   *mesh.Host
 	device *node.Device
 	ctl    *control.Controller
-	ops    *telemetry.Ops
-	opsSrv *httpserver.Server
 }
 
 // NewDevice checks cfg, joins the mesh, opens the streams and publishes
@@ -148,7 +146,7 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 	mcfg.NATTraversal = cfg.NATTraversal
 	mcfg.Reachability = mesh.Reachability(cfg.Reachability)
 
-	d := &Device{cfg: cfg, log: log, ops: telemetry.New("device")}
+	d := &Device{served: newServed("device", log), cfg: cfg}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -233,7 +231,7 @@ func waitRelay(ctx context.Context, h *mesh.Host, wait time.Duration) error {
 
 // Start runs the saved keepAlive commands again (--state) and serves the
 // ops endpoints and the control API.
-func (d *Device) Start(ctx context.Context) (err error) {
+func (d *Device) Start(ctx context.Context) error {
 	pubCtx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
 	defer cancel()
 	if err := d.ctl.Restore(pubCtx); err != nil {
@@ -242,7 +240,7 @@ func (d *Device) Start(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	d.ops.Register(mux)
 	d.ctl.Register(mux)
-	if d.opsSrv, err = d.st.serve("ops", d.cfg.Ops, mux, d.log); err != nil {
+	if err := d.serveOps(d.cfg.Ops, mux); err != nil {
 		return err
 	}
 	if d.opsSrv != nil {
@@ -259,14 +257,3 @@ func (d *Device) Device() *node.Device { return d.device }
 
 // Controller runs the EMS-style commands (startWebRTC, ...) against it.
 func (d *Device) Controller() *control.Controller { return d.ctl }
-
-// Ops holds the device's metrics and readiness checks.
-func (d *Device) Ops() *telemetry.Ops { return d.ops }
-
-// OpsAddr is where the ops endpoints and the control API are served
-// ("" none).
-func (d *Device) OpsAddr() string { return d.opsSrv.Addr() }
-
-// Close stops serving, ends every viewer, withdraws from the mesh and
-// flushes the webhook; it waits for all of it.
-func (d *Device) Close() error { return d.st.close() }

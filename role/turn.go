@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ersmesh/ersmesh/internal/httpserver"
-	"github.com/ersmesh/ersmesh/telemetry"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -119,12 +117,9 @@ func (c *TURNConfig) Flags(fs *flag.FlagSet) {
 
 // TURN is a running turn role.
 type TURN struct {
+	served
 	cfg    TURNConfig
-	log    *slog.Logger
-	st     stack
 	server *turnserver.Server
-	ops    *telemetry.Ops
-	opsSrv *httpserver.Server
 }
 
 // NewTURN checks cfg and starts the TURN server; Start serves its ops
@@ -136,7 +131,7 @@ func NewTURN(_ context.Context, cfg TURNConfig) (_ *TURN, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &TURN{cfg: cfg, log: cfg.Logger, ops: telemetry.New("turn")}
+	t := &TURN{served: newServed("turn", cfg.Logger), cfg: cfg}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -157,16 +152,7 @@ func NewTURN(_ context.Context, cfg TURNConfig) (_ *TURN, err error) {
 }
 
 // Start serves the ops endpoints.
-func (t *TURN) Start(context.Context) (err error) {
-	t.opsSrv, err = t.st.serve("ops", t.cfg.Ops, t.ops.Handler(), t.log)
-	return err
-}
+func (t *TURN) Start(context.Context) error { return t.serveOps(t.cfg.Ops, t.ops.Handler()) }
 
 // Server is the TURN server.
 func (t *TURN) Server() *turnserver.Server { return t.server }
-
-// OpsAddr is where the ops endpoints are served ("" none).
-func (t *TURN) OpsAddr() string { return t.opsSrv.Addr() }
-
-// Close stops the server and waits for it.
-func (t *TURN) Close() error { return t.st.close() }
