@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -35,7 +35,7 @@ func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: quietLog(t), TuneBridge: tune})
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), TuneBridge: tune})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +45,6 @@ func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 		}
 	})
 	return baseOf(t, d.URL)
-}
-
-func quietLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // baseOf is the bridge's origin in a player URL.

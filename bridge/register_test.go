@@ -14,6 +14,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/room"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestRegisterRefusesBadRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: quietLog(t)})
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

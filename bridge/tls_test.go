@@ -17,6 +17,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/tlscert"
 )
 
@@ -34,7 +35,7 @@ func TestServeTLS(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
-	certs, err := tlscert.New(tlscert.Config{CertFile: certFile, KeyFile: keyFile, Logger: quietLog(t)})
+	certs, err := tlscert.New(tlscert.Config{CertFile: certFile, KeyFile: keyFile, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestServeTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: quietLog(t), TuneBridge: func(c *bridge.Config) {
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), TuneBridge: func(c *bridge.Config) {
 		c.TLS = certs.TLSConfig()
 		c.HSTS = 24 * time.Hour
 	}})

@@ -2,9 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"strings"
 	"sync/atomic"
@@ -17,6 +14,7 @@ import (
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/trust"
 )
@@ -27,7 +25,7 @@ func startSecret(t *testing.T, secret string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := demo.Start(ctx, demo.Config{
-		Addr: "127.0.0.1:0", Logger: quietLog(t),
+		Addr: "127.0.0.1:0", Logger: testutil.Logger(t),
 		TuneDevice: func(c *node.Config) { c.Secrets = map[string]string{"demo": secret} },
 	})
 	if err != nil {
@@ -37,60 +35,35 @@ func startSecret(t *testing.T, secret string) string {
 	return baseOf(t, d.URL)
 }
 
-type ersMsg struct {
-	From, SID, Type string
-	Payload         json.RawMessage
-}
-
 // nextMessage returns the next "message" event, or the reason of a
 // "remove" if that comes first.
-func nextMessage(ctx context.Context, c *sioclient.Client) (ersMsg, string, error) {
+func nextMessage(ctx context.Context, c *sioclient.Client) (ersproto.Message, string, error) {
 	for {
 		p, err := c.Next(ctx)
 		if err != nil {
-			return ersMsg{}, "", err
+			return ersproto.Message{}, "", err
 		}
 		e, err := sioclient.DecodeEvent(p)
 		if err != nil || len(e.Args) == 0 {
 			continue
 		}
 		switch e.Name {
-		case "message":
-			var m ersMsg
-			if err := json.Unmarshal(e.Args[0], &m); err != nil {
-				return m, "", err
-			}
-			return m, "", nil
-		case "remove":
-			var r struct{ Reason string }
+		case ersproto.EventMessage:
+			m, err := ersproto.ParseMessage(e.Args[0])
+			return m, "", err
+		case ersproto.EventRemove:
+			var r ersproto.Remove
 			json.Unmarshal(e.Args[0], &r)
-			return ersMsg{}, "removed: " + r.Reason, nil
+			return ersproto.Message{}, "removed: " + r.Reason, nil
 		}
 	}
-}
-
-func newCert(t *testing.T) (webrtc.Certificate, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := webrtc.GenerateCertificate(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fps, err := c.GetFingerprints()
-	if err != nil || len(fps) == 0 {
-		t.Fatal(err)
-	}
-	return *c, fps[0].Algorithm + " " + fps[0].Value
 }
 
 // viewerSession joins "demo" with nonce; if secret is set it answers the
 // challenge proving proveFP, then answers the offer from a PeerConnection
 // holding cert. It returns the offer, the remove reason if the device
 // ended the session, and the number of RTP packets received.
-func viewerSession(t *testing.T, base, nonce, secret string, proveFP string, cert *webrtc.Certificate) (offer ersMsg, removed string, packets *atomic.Int64) {
+func viewerSession(t *testing.T, base, nonce, secret string, proveFP string, cert *webrtc.Certificate) (offer ersproto.Message, removed string, packets *atomic.Int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -196,8 +169,8 @@ func TestSignedOffer(t *testing.T) {
 
 func TestRoomSecret(t *testing.T) {
 	base := startSecret(t, "open sesame")
-	cert, fp := newCert(t)
-	other, _ := newCert(t)
+	cert, fp := testutil.DTLSCert(t)
+	other, _ := testutil.DTLSCert(t)
 
 	t.Run("wrong secret", func(t *testing.T) {
 		offer, removed, _ := viewerSession(t, base, "n", "guess", fp, &cert)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/ersproto"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestUnreachableDevice: a room whose device is published but does not
@@ -15,7 +16,7 @@ import (
 func TestUnreachableDevice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: quietLog(t)})
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,12 +13,12 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/internal/testutil"
+	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
 )
-
-var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 
 // whepMesh is a real mesh on loopback: a bootstrap, a device serving room
 // "lobby" (stream "cam"), and a bridge serving HTTP.
@@ -31,36 +30,11 @@ type whepMesh struct {
 	url     string // http://127.0.0.1:port
 }
 
-func quietLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 func newWHEPMesh(t *testing.T, tuneDevice func(*node.Config), whep WHEPConfig) *whepMesh {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	log := quietLogger(t)
-	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { boot.Close() })
-	wm := &whepMesh{boot: boot.Addrs()}
-	wm.bridgeN, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: wm.boot, Server: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { wm.bridgeN.Close() })
+	_, boot := testmesh.Bootstrap(t)
+	wm := &whepMesh{boot: boot}
+	wm.bridgeN = testmesh.Host(t, boot, nil)
 	wm.dev = startDevice(t, wm.boot, "lobby", tuneDevice)
 	wm.bridge, wm.url = startBridge(t, wm.bridgeN, whep)
 	return wm
@@ -77,12 +51,8 @@ func startDeviceNode(t *testing.T, boot []multiaddr.Multiaddr, room string, tune
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	log := quietLogger(t)
-	n, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot, Server: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	log := testutil.Logger(t)
+	n := testmesh.Host(t, boot, nil)
 	stream, err := media.NewSampleStream("cam", log)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +86,7 @@ func startBridgeWith(t *testing.T, n *mesh.Host, tune func(*Config)) (*Bridge, s
 	cfg := Config{
 		Host: n.Libp2p(), Resolver: mesh.NewResolver(n, mesh.ResolverOptions{}),
 		STUNServers: []string{"stun:127.0.0.1:9"},
-		Logger:      quietLogger(t),
+		Logger:      testutil.Logger(t),
 	}
 	if tune != nil {
 		tune(&cfg)
@@ -420,21 +390,7 @@ func TestWHEPErrors(t *testing.T) {
 
 	c := newWHEPClient(t)
 	offer := c.offer(t, true)
-	audioOnly := func() string {
-		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-		o, err := pc.CreateOffer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.SDP
-	}()
+	audioOnly := testutil.AudioOnlyOffer(t).SDP
 	good := []string{"Authorization", "Bearer good"}
 	for _, tc := range []struct {
 		name, method, path, ctype, body string

@@ -15,6 +15,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/pebbletest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/tlscert"
 )
@@ -35,7 +36,7 @@ func TestBrowserOverACMEHTTPS(t *testing.T) {
 	}
 	port := tlsL.Addr().(*net.TCPAddr).Port
 	ca := pebbletest.Start(t, pebbletest.Options{TLSPort: port})
-	certs, err := tlscert.New(tlscert.Config{Logger: testLogger(t), ACME: &tlscert.ACME{
+	certs, err := tlscert.New(tlscert.Config{Logger: testutil.Logger(t), ACME: &tlscert.ACME{
 		Domains: []string{tlsDomain}, CA: ca.Directory, CARootFile: ca.ServerRootFile, Dir: t.TempDir(),
 		HTTPPort: tlscert.Off, TLSPort: port, ListenHost: "127.0.0.1",
 	}})
@@ -48,7 +49,7 @@ func TestBrowserOverACMEHTTPS(t *testing.T) {
 	defer cancel()
 	var room string
 	d, err := Start(ctx, Config{
-		Listener: tlsL, Room: "cam", Logger: testLogger(t),
+		Listener: tlsL, Room: "cam", Logger: testutil.Logger(t),
 		TuneBridge: func(c *bridge.Config) {
 			c.TLS = certs.TLSConfig()
 			c.HSTS = time.Hour

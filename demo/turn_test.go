@@ -9,6 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestViewerThroughTURN plays the demo with the viewer forced onto TURN
@@ -19,7 +20,7 @@ import (
 func TestViewerThroughTURN(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TURN: true, Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TURN: true, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

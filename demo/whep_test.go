@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestBrowserPlaysWHEP is the player with ?protocol=whep: no Socket.IO, a
@@ -22,7 +23,7 @@ import (
 func TestBrowserPlaysWHEP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ window.whep = async (endpoint) => {
 func TestBrowserFetchWHEPFromAnotherSite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestGStreamerWHEP(t *testing.T) {
 	needGStreamer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -137,21 +138,7 @@ func waitViewers(t *testing.T, d *Device, n int) {
 
 func TestDeviceRefusesBadOffers(t *testing.T) {
 	tm := newTestMesh(t)
-	audioOnly := func() webrtc.SessionDescription {
-		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-		o, err := pc.CreateOffer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}()
+	audioOnly := testutil.AudioOnlyOffer(t)
 	for _, tc := range []struct {
 		name    string
 		payload any

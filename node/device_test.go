@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/multiformats/go-multiaddr"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signalwire"
@@ -32,8 +32,6 @@ func TestMain(m *testing.M) {
 	}
 	goleak.VerifyTestMain(m)
 }
-
-var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
 
 // testMesh is a bootstrap, a device serving room "lobby" and a bare host
 // standing in for a bridge: it opens signalling streams itself, so the test
@@ -58,27 +56,10 @@ func newTestMeshFull(t *testing.T, tuneMesh func(*mesh.Config), tune func(*Confi
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { boot.Close() })
-	addrs := []multiaddr.Multiaddr(boot.Addrs())
+	_, addrs := testmesh.Bootstrap(t)
 	tm := &testMesh{}
-	tm.bridge, err = mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.bridge.Close() })
-	devCfg := mesh.Config{ListenAddrs: loopback, Bootstrap: addrs, Server: true}
-	if tuneMesh != nil {
-		tuneMesh(&devCfg)
-	}
-	tm.device, err = mesh.New(ctx, devCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.device.Close() })
+	tm.bridge = testmesh.Host(t, addrs, nil)
+	tm.device = testmesh.Host(t, addrs, tuneMesh)
 	stream, err := media.NewSampleStream("cam", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,30 +16,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/internal/testutil"
+	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
 
 const hostileSecret = "correct horse battery staple"
-
-// testCert is a DTLS certificate and its fingerprint ("sha-256 AB:...").
-func testCert(t *testing.T) (webrtc.Certificate, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := webrtc.GenerateCertificate(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fps, err := c.GetFingerprints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *c, trust.NormalizeFingerprint(fps[0].Algorithm + " " + fps[0].Value)
-}
 
 // hostileBridge plays a bridge that relayed an honest viewer's proof of the
 // room secret (bound to the viewer's fingerprint proven) and now tries to
@@ -73,7 +54,7 @@ func hostileBridge(t *testing.T, tm *testMesh, stream, transport, proven string,
 	var offer webrtc.SessionDescription
 	json.Unmarshal(m.Payload, &offer)
 
-	cert, own := testCert(t)
+	cert, own := testutil.DTLSCert(t)
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
@@ -149,7 +130,7 @@ func sections(sdp string) (head string, media []string) {
 // device must refuse it, and no media may reach the bridge.
 func TestHostileBridgeReusesProof(t *testing.T) {
 	tm := newTestMeshWith(t, func(c *Config) { c.Secrets = map[string]string{"lobby": hostileSecret} })
-	_, proven := testCert(t) // the honest viewer's certificate, which the bridge never has
+	_, proven := testutil.DTLSCert(t) // the honest viewer's certificate, which the bridge never has
 
 	attacks := []struct {
 		name, stream, transport string
@@ -323,14 +304,7 @@ func TestRoomSecretBackoff(t *testing.T) {
 		return &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n"}
 	}
 	newBridge := func() *mesh.Host {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		h, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return testmesh.Host(t, nil, func(c *mesh.Config) { c.Server = false })
 	}
 
 	// Bridge A: three wrong guesses are checked, then even the right one

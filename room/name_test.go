@@ -8,23 +8,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
-func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
-	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return priv, id
-}
-
 func TestParseName(t *testing.T) {
-	_, id := newKey(t)
+	_, id := testutil.Key(t)
 	secp, _, err := crypto.GenerateSecp256k1Key(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +76,7 @@ func TestParseName(t *testing.T) {
 }
 
 func FuzzParseName(f *testing.F) {
-	_, id := newKey(f)
+	_, id := testutil.Key(f)
 	for _, s := range []string{
 		"frontdoor", "", "a", "a b", "x@y", "cam@" + id.String(),
 		"cam@" + peer.ToCid(id).String(), strings.Repeat("z", 129), "~._-",

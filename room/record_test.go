@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 func testAddrs(t testing.TB) []ma.Multiaddr {
@@ -21,7 +23,7 @@ func testAddrs(t testing.TB) []ma.Multiaddr {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	priv, id := newKey(t)
+	priv, id := testutil.Key(t)
 	r, err := NewRecord(priv, "frontdoor", testAddrs(t), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +57,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestNewRecordCanonicalisesOwnedName(t *testing.T) {
-	priv, id := newKey(t)
+	priv, id := testutil.Key(t)
 	r, err := NewRecord(priv, "cam@"+peer.ToCid(id).String(), nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +78,7 @@ func TestSeqIncreases(t *testing.T) {
 }
 
 func TestRecordLimits(t *testing.T) {
-	priv, _ := newKey(t)
+	priv, _ := testutil.Key(t)
 	many := make([]ma.Multiaddr, MaxAddrs+1)
 	for i := range many {
 		many[i] = ma.StringCast("/ip4/127.0.0.1/tcp/1")
@@ -108,7 +110,7 @@ func TestRecordLimits(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	priv, _ := newKey(t)
+	priv, _ := testutil.Key(t)
 	r, err := NewRecord(priv, "frontdoor", testAddrs(t), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +137,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	priv, id := newKey(f)
+	priv, id := testutil.Key(f)
 	for _, room := range []string{"frontdoor", "cam@" + id.String()} {
 		r, err := NewRecord(priv, room, testAddrs(f), time.Minute)
 		if err != nil {

@@ -10,14 +10,16 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestValidate(t *testing.T) {
 	v := Validator{MaxTTL: 5 * time.Minute, Now: func() time.Time { return testNow }}
-	priv, id := newKey(t)
-	squatter, _ := newKey(t)
+	priv, id := testutil.Key(t)
+	squatter, _ := testutil.Key(t)
 	base := func() *Record {
 		return &Record{
 			Room:    "frontdoor",
@@ -77,7 +79,7 @@ func TestValidate(t *testing.T) {
 	add("tampered expiry", Key("frontdoor"), tampered(func(r *Record) { r.Expires = r.Expires.Add(time.Second) }), ErrBadSignature)
 	add("tampered room", Key("backdoor"), tampered(func(r *Record) { r.Room = "backdoor" }), ErrBadSignature)
 	add("tampered peer", Key("frontdoor"), tampered(func(r *Record) {
-		_, other := newKey(t)
+		_, other := testutil.Key(t)
 		r.Peer = other
 	}), ErrBadSignature)
 	add("tampered signature", Key("frontdoor"), tampered(func(r *Record) { r.Signature[0] ^= 1 }), ErrBadSignature)
@@ -130,7 +132,7 @@ func TestValidatorInNamespace(t *testing.T) {
 	// As kad-dht uses it: namespaced by Namespace.
 	v := Validator{}
 	nv := record.NamespacedValidator{Namespace: v}
-	priv, _ := newKey(t)
+	priv, _ := testutil.Key(t)
 	r, err := NewRecord(priv, "frontdoor", nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +148,7 @@ func TestValidatorInNamespace(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	v := Validator{Now: func() time.Time { return testNow }}
-	priv, _ := newKey(t)
+	priv, _ := testutil.Key(t)
 	key := Key("frontdoor")
 	mk := func(seq uint64, expires time.Duration, addr string) []byte {
 		t.Helper()

@@ -1,7 +1,6 @@
 package tlscert_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ersmesh/ersmesh/internal/pebbletest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/tlscert"
 )
 
@@ -88,8 +88,8 @@ func client(roots *x509.CertPool) *http.Client {
 	}
 }
 
-func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger(t *testing.T) (*slog.Logger, *testutil.Buffer) {
+	var b testutil.Buffer
 	return slog.New(slog.NewTextHandler(io.MultiWriter(&b, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelInfo})), &b
 }
 
@@ -98,23 +98,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls cond for up to d.

@@ -9,26 +9,15 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-)
 
-func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
-	t.Helper()
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, id
-}
+	"github.com/ersmesh/ersmesh/internal/testutil"
+)
 
 const sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:sha-256 AB:CD\r\n"
 
 func TestOfferSignature(t *testing.T) {
-	k, id := newKey(t)
-	_, other := newKey(t)
+	k, id := testutil.Key(t)
+	_, other := testutil.Key(t)
 	sig, err := SignOffer(k, "frontdoor", "cam", "n1", sdp)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +113,7 @@ func FuzzVerifyOffer(f *testing.F) {
 // TestAnswerSignature: a device's WHEP answer is bound to the room, the
 // stream and the viewer's own offer; a bridge can move it to none other.
 func TestAnswerSignature(t *testing.T) {
-	k, id := newKey(t)
+	k, id := testutil.Key(t)
 	offer, answer := sdp+"a=mid:0\r\n", sdp+"a=mid:0\r\na=sendonly\r\n"
 	sig, err := SignAnswer(k, "frontdoor", "cam", offer, answer)
 	if err != nil {

@@ -1,7 +1,6 @@
 package turnserver
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,40 +10,20 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 const testSecret = "test-secret"
 
-// logBuffer collects a server's log lines so tests can check that
-// refusals are logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	os.Stderr.Write(p)
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func startServer(t *testing.T, cfg Config) (*Server, *logBuffer) {
+func startServer(t *testing.T, cfg Config) (*Server, *testutil.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	cfg.Secret = testSecret
 	cfg.ListenIP = "127.0.0.1"
 	if cfg.UDPPort == 0 {

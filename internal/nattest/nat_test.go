@@ -2,7 +2,6 @@ package nattest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -13,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/tlscert"
 )
 
@@ -43,25 +42,8 @@ type proc struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	reports chan json.RawMessage
-	logs    *lockedBuffer
+	logs    *testutil.Buffer
 	done    chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs role in namespace ns. Cleanup stops it (stdin EOF, then
@@ -74,7 +56,7 @@ func start(t testing.TB, ns, role string, env ...string) *proc {
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestNATHelper$", "-test.timeout=5m")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	p := &proc{name: role, cmd: cmd, reports: make(chan json.RawMessage, 8), logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: role, cmd: cmd, reports: make(chan json.RawMessage, 8), logs: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.logs
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

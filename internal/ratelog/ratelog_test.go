@@ -1,29 +1,19 @@
 package ratelog
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
-type buf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
+// buf collects the log lines a test checks.
+type buf struct{ testutil.Buffer }
 
 func (b *buf) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSpace(b.b.String()), "\n")
+	return strings.Split(strings.TrimSpace(b.String()), "\n")
 }
 
 func newBuf() (*buf, *slog.Logger) {
