@@ -7,4 +7,9 @@
 // exactly what a browser runs. The page speaks the ERS protocol or WHEP (see
 // docs/protocol.md) to the bridge that served it, or to the bridge named by
 // its options; it owns no server state and knows nothing of the mesh.
+//
+// The tests next to the files (web/*_test.go) play the page in headless
+// Chromium (package internal/browsertest): against fake bridges and devices
+// that check every message, against the demo's real mesh, and against
+// hostile bridges.
 package web

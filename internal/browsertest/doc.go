@@ -7,7 +7,9 @@
 // fails the test with the page's console log and the player's stage, which is
 // usually all one needs to see why.
 //
-// The package only drives the browser; it knows the player only through the
-// DOM contract of package web (document.body.dataset.stage, #stage,
-// #message).
+// The player's own browser tests live next to the player, in package web
+// (web/*_test.go); demo, internal/nattest and the player benchmark use this
+// package too. The package only drives the browser; it knows the player
+// only through the DOM contract of package web (document.body.dataset.stage,
+// #stage, #message).
 package browsertest

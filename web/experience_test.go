@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/access"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/web"
 )
 
@@ -62,20 +63,20 @@ const statsReady = `!document.getElementById('stats').hidden &&
 
 func TestStatsOverlayAndTimings(t *testing.T) {
 	base, room := startDemo(t, true, "")
-	b := New(t)
+	b := browsertest.New(t)
 	for _, transport := range []string{"fmp4", "srtp"} {
 		t.Run(transport, func(t *testing.T) {
 			u := base + "/?" + url.Values{"room": {room}, "transport": {transport}}.Encode()
-			if err := Navigate(b, u); err != nil {
+			if err := browsertest.Navigate(b, u); err != nil {
 				t.Fatal(err)
 			}
 			// While connecting, the card lists the stages so far with their times.
-			WaitFor(b, t, 10*time.Second, `document.querySelectorAll('#timeline li').length >= 1 &&
+			browsertest.WaitFor(b, t, 10*time.Second, `document.querySelectorAll('#timeline li').length >= 1 &&
 				/\d+ (ms|s)/.test(document.querySelector('#timeline li').textContent)`)
-			WaitFor(b, t, 20*time.Second, playing)
+			browsertest.WaitFor(b, t, 20*time.Second, playing)
 
 			// Every stage passed on the way has a duration; the last is playing.
-			tl, err := Eval[[]struct {
+			tl, err := browsertest.Eval[[]struct {
 				Stage string
 				Start int
 				MS    *int
@@ -99,14 +100,14 @@ func TestStatsOverlayAndTimings(t *testing.T) {
 			}
 
 			// The overlay: off at first, on with the S key.
-			if hidden, _ := Eval[bool](b, `document.getElementById('stats').hidden`); !hidden {
+			if hidden, _ := browsertest.Eval[bool](b, `document.getElementById('stats').hidden`); !hidden {
 				t.Error("the stats overlay is shown before it was asked for")
 			}
-			if _, err := Eval[any](b, `document.dispatchEvent(new KeyboardEvent('keydown', {key: 's'}))`); err != nil {
+			if _, err := browsertest.Eval[any](b, `document.dispatchEvent(new KeyboardEvent('keydown', {key: 's'}))`); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 10*time.Second, statsReady)
-			s, err := Eval[shownStats](b, readStats)
+			browsertest.WaitFor(b, t, 10*time.Second, statsReady)
+			s, err := browsertest.Eval[shownStats](b, readStats)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,29 +148,29 @@ func TestStatsOverlayAndTimings(t *testing.T) {
 				t.Errorf("transport shown %q, want %s", s.Transport, transport)
 			}
 			// An owned room's device is verified, and the badge says so.
-			WaitFor(b, t, 5*time.Second, `document.getElementById('badge').dataset.state === 'verified' &&
+			browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById('badge').dataset.state === 'verified' &&
 				!document.getElementById('badge').hidden && /Verified/.test(document.getElementById('badge').textContent)`)
 
 			// The button turns it off again.
-			if _, err := Eval[any](b, `document.getElementById('stats-toggle').click()`); err != nil {
+			if _, err := browsertest.Eval[any](b, `document.getElementById('stats-toggle').click()`); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 2*time.Second, `document.getElementById('stats').hidden &&
+			browsertest.WaitFor(b, t, 2*time.Second, `document.getElementById('stats').hidden &&
 				document.getElementById('stats-toggle').getAttribute('aria-pressed') === 'false'`)
 			if transport != "fmp4" {
 				return
 			}
 			// A screenshot of the playing page with the overlay, for a look
 			// (ERSMESH_SCREENSHOT=path keeps it).
-			if _, err := Eval[any](b, `document.getElementById('stats-toggle').click()`); err != nil {
+			if _, err := browsertest.Eval[any](b, `document.getElementById('stats-toggle').click()`); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 5*time.Second, statsReady)
+			browsertest.WaitFor(b, t, 5*time.Second, statsReady)
 			shot := os.Getenv("ERSMESH_SCREENSHOT")
 			if shot == "" {
 				shot = t.TempDir() + "/playing.png"
 			}
-			if err := Screenshot(b, shot); err != nil {
+			if err := browsertest.Screenshot(b, shot); err != nil {
 				t.Fatal(err)
 			}
 			png, err := os.ReadFile(shot)
@@ -194,19 +195,19 @@ func deadBridge(t *testing.T) string {
 func TestBridgeFailover(t *testing.T) {
 	base, room := startDemo(t, false, "")
 	dead := deadBridge(t)
-	b := New(t)
+	b := browsertest.New(t)
 
 	// The first bridge is gone: the player says so and plays through the second.
 	u := base + "/?" + url.Values{"room": {room}, "bridges": {dead + "," + base}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Eval[any](b, `(() => { window.changes = [];
+	if _, err := browsertest.Eval[any](b, `(() => { window.changes = [];
 		ersPlayer.addEventListener('bridgeChanged', (e) => changes.push(e.detail)); })()`); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, playing)
-	got, err := Eval[struct {
+	browsertest.WaitFor(b, t, 20*time.Second, playing)
+	got, err := browsertest.Eval[struct {
 		Bridge  string
 		Bridges []string
 		Log     string
@@ -218,16 +219,16 @@ func TestBridgeFailover(t *testing.T) {
 	if got.Bridge != base || strings.Join(got.Bridges, ",") != dead+","+base {
 		t.Errorf("playing through %s of %v, want %s", got.Bridge, got.Bridges, base)
 	}
-	if c := strings.Join(Console(b), "\n"); !strings.Contains(c, "leaving bridge "+dead) {
+	if c := strings.Join(browsertest.Console(b), "\n"); !strings.Contains(c, "leaving bridge "+dead) {
 		t.Errorf("console does not tell that %s was left:\n%s", dead, c)
 	}
 
 	// Both gone: the player says that no bridge answers, and backs off.
 	u = base + "/?" + url.Values{"room": {room}, "bridges": {dead + "," + deadBridge(t)}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 15*time.Second, `document.body.dataset.stage === 'error' &&
+	browsertest.WaitFor(b, t, 15*time.Second, `document.body.dataset.stage === 'error' &&
 		document.body.dataset.reason === 'bridge-unreachable' &&
 		/None of the 2 bridges can be reached/.test(document.getElementById('message').textContent) &&
 		/retrying in \d+ s/.test(document.getElementById('message').textContent) &&
@@ -249,14 +250,14 @@ func TestBridgeFailoverEmptyRoom(t *testing.T) {
 	}
 	t.Cleanup(func() { other.Close() })
 
-	b := New(t)
+	b := browsertest.New(t)
 	u := base + "/?" + url.Values{"room": {room}, "bridges": {other.Bridge + "," + base}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 15*time.Second, `document.body.dataset.reason === 'no-device' &&
+	browsertest.WaitFor(b, t, 15*time.Second, `document.body.dataset.reason === 'no-device' &&
 		/No device is serving room/.test(document.getElementById('message').textContent)`)
-	WaitFor(b, t, 40*time.Second, playing+` && ersPlayer.bridge === `+jsString(base))
+	browsertest.WaitFor(b, t, 40*time.Second, playing+` && ersPlayer.bridge === `+jsString(base))
 }
 
 // TestPlayerFromAnotherOrigin: a page on another web server imports the
@@ -291,13 +292,13 @@ p.start();
 	}))
 	t.Cleanup(site.Close)
 
-	b := New(t)
-	if err := Navigate(b, site.URL+"/"); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, site.URL+"/"); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'playing' &&
+	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'playing' &&
 		document.getElementById('v').getVideoPlaybackQuality().totalVideoFrames > 10`)
-	got, err := Eval[struct {
+	got, err := browsertest.Eval[struct {
 		Origin, DefaultBridge string
 		Events, Single        []string
 		Width                 int
@@ -351,14 +352,14 @@ func TestUnsupportedBrowser(t *testing.T) {
 			"&protocol=whep", `/cannot decode H\.264/.test(m)`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := New(t)
-			if err := BeforeLoad(b, c.stub); err != nil {
+			b := browsertest.New(t)
+			if err := browsertest.BeforeLoad(b, c.stub); err != nil {
 				t.Fatal(err)
 			}
-			if err := Navigate(b, srv.URL+"/?room=frontdoor"+c.query); err != nil {
+			if err := browsertest.Navigate(b, srv.URL+"/?room=frontdoor"+c.query); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 5*time.Second, `(() => { const m = document.getElementById('message').textContent;
+			browsertest.WaitFor(b, t, 5*time.Second, `(() => { const m = document.getElementById('message').textContent;
 				return document.body.dataset.stage === 'error' && document.body.dataset.reason === 'unsupported' &&
 					/cannot play the stream/.test(document.getElementById('stage').textContent) && `+c.want+` })()`)
 		})
@@ -385,11 +386,11 @@ func TestDeviceUnreachable(t *testing.T) {
 	if err := d.Device().Close(); err != nil {
 		t.Fatal(err)
 	}
-	b := New(t)
-	if err := Navigate(b, d.Bridge+"/?room=cam"); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, d.Bridge+"/?room=cam"); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 30*time.Second, `document.body.dataset.stage === 'waiting' &&
+	browsertest.WaitFor(b, t, 30*time.Second, `document.body.dataset.stage === 'waiting' &&
 		document.body.dataset.reason === 'device-unreachable' &&
 		/cannot be reached right now/.test(document.getElementById('message').textContent) &&
 		/device cannot be reached/i.test(document.getElementById('stage').textContent)`)
@@ -433,16 +434,16 @@ func TestStatsThroughTURN(t *testing.T) {
 	t.Cleanup(func() { d.Close() })
 	for _, proto := range []string{"udp", "tcp"} {
 		t.Run(proto, func(t *testing.T) {
-			b := New(t)
-			if err := BeforeLoad(b, forceRelay(`transport=`+proto)); err != nil {
+			b := browsertest.New(t)
+			if err := browsertest.BeforeLoad(b, forceRelay(`transport=`+proto)); err != nil {
 				t.Fatal(err)
 			}
-			if err := Navigate(b, d.Bridge+"/?room=cam&stats=1"); err != nil {
+			if err := browsertest.Navigate(b, d.Bridge+"/?room=cam&stats=1"); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 25*time.Second, playing)
-			WaitFor(b, t, 10*time.Second, statsReady)
-			s, err := Eval[shownStats](b, readStats)
+			browsertest.WaitFor(b, t, 25*time.Second, playing)
+			browsertest.WaitFor(b, t, 10*time.Second, statsReady)
+			s, err := browsertest.Eval[shownStats](b, readStats)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -470,18 +471,18 @@ func TestBridgeFailoverOnRefusal(t *testing.T) {
 	}
 	t.Cleanup(func() { strict.Close() })
 
-	b := New(t)
+	b := browsertest.New(t)
 	u := base + "/?" + url.Values{"room": {room}, "bridges": {strict.Bridge + "," + base}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, playing+` && ersPlayer.bridge === `+jsString(base))
+	browsertest.WaitFor(b, t, 20*time.Second, playing+` && ersPlayer.bridge === `+jsString(base))
 
 	u = base + "/?" + url.Values{"room": {room}, "bridge": {strict.Bridge}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
+	browsertest.WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
 		/requires a token/.test(document.getElementById('message').textContent) &&
 		/add \?token=/.test(document.getElementById('message').textContent)`)
 }

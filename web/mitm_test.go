@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/web"
@@ -176,12 +177,12 @@ func TestTamperingBridge(t *testing.T) {
 	base, room := startDemo(t, true, "")
 
 	honest := newMITM(t, base, nil)
-	b := New(t)
-	if err := Navigate(b, playerURL(honest.ts.URL, room, "")); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, playerURL(honest.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, playing)
-	WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'verified'`)
+	browsertest.WaitFor(b, t, 20*time.Second, playing)
+	browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'verified'`)
 
 	// Rewriting the DTLS fingerprint is how a bridge would put itself in
 	// the middle of the media.
@@ -197,11 +198,11 @@ func TestTamperingBridge(t *testing.T) {
 			return s[:len(s)-2] + "00"
 		})
 	})
-	if err := Navigate(b, playerURL(rewrite.ts.URL, room, "")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(rewrite.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /tampering/.test(document.getElementById('message').textContent)`)
-	frames, _ := Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`)
+	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /tampering/.test(document.getElementById('message').textContent)`)
+	frames, _ := browsertest.Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`)
 	if frames > 0 {
 		t.Errorf("%v frames decoded from a tampered session", frames)
 	}
@@ -221,20 +222,20 @@ func TestTamperingBridge(t *testing.T) {
 		}
 		msg["payload"] = saved
 	})
-	if err := Navigate(b, playerURL(replay.ts.URL, room, "")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(replay.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, playing) // the first session is honest
-	if err := Navigate(b, playerURL(replay.ts.URL, room, "")); err != nil {
+	browsertest.WaitFor(b, t, 20*time.Second, playing) // the first session is honest
+	if err := browsertest.Navigate(b, playerURL(replay.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /signature/.test(document.getElementById('message').textContent)`)
+	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'untrusted' && /signature/.test(document.getElementById('message').textContent)`)
 }
 
 // TestOpenRoomPin: a browser that saw one device serve an open room warns
 // when another device serves it.
 func TestOpenRoomPin(t *testing.T) {
-	b := New(t)
+	b := browsertest.New(t)
 	first, room := startDemo(t, false, "")
 	// Both demos' bridges are reached through one relay origin, so the
 	// page's storage (its pins) is the same for both.
@@ -242,20 +243,20 @@ func TestOpenRoomPin(t *testing.T) {
 	upstream := first
 	relay := &switchable{get: func() string { mu.Lock(); defer mu.Unlock(); return upstream }}
 	ts := relay.start(t)
-	if err := Navigate(b, playerURL(ts, room, "")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(ts, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, playing)
-	WaitFor(b, t, 5*time.Second, `['pinned','unverified'].includes(document.getElementById('trust').dataset.state)`)
+	browsertest.WaitFor(b, t, 20*time.Second, playing)
+	browsertest.WaitFor(b, t, 5*time.Second, `['pinned','unverified'].includes(document.getElementById('trust').dataset.state)`)
 
 	second, _ := startDemo(t, false, "")
 	mu.Lock()
 	upstream = second
 	mu.Unlock()
-	if err := Navigate(b, playerURL(ts, room, "")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(ts, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 20*time.Second, `document.getElementById('trust').dataset.state === 'changed' && /Warning/.test(document.getElementById('trust').textContent)`)
+	browsertest.WaitFor(b, t, 20*time.Second, `document.getElementById('trust').dataset.state === 'changed' && /Warning/.test(document.getElementById('trust').textContent)`)
 }
 
 // switchable serves the page and forwards each new Socket.IO session to
@@ -283,15 +284,15 @@ func (s *switchable) start(t *testing.T) string {
 // by the device with words the player shows, and no secret is asked for.
 func TestRoomSecretInBrowser(t *testing.T) {
 	base, room := startDemo(t, true, "hunter2")
-	b := New(t)
+	b := browsertest.New(t)
 	for _, c := range []struct{ extra, want string }{
 		{"&secret=nope", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-wrong' && /wrong room secret/.test(document.getElementById('message').textContent)`},
 		{"", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-missing' && /secret/.test(document.getElementById('message').textContent)`},
 		{"&secret=hunter2", playing},
 	} {
-		if err := Navigate(b, playerURL(base, room, c.extra)); err != nil {
+		if err := browsertest.Navigate(b, playerURL(base, room, c.extra)); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(b, t, 25*time.Second, c.want)
+		browsertest.WaitFor(b, t, 25*time.Second, c.want)
 	}
 }

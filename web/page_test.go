@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/web"
 )
 
@@ -33,29 +34,29 @@ func serve(t *testing.T) string {
 
 func TestPlayerWithoutBridge(t *testing.T) {
 	url := serve(t)
-	ctx := New(t)
-	if err := Navigate(ctx, url+"/?room=x"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, url+"/?room=x"); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(ctx, t, 5*time.Second, `typeof window.ersPlayer === 'object' && window.ersPlayer.room === 'x'`)
-	WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'bridge-unreachable'`)
-	msg, err := Eval[string](ctx, `document.getElementById('message').textContent`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `typeof window.ersPlayer === 'object' && window.ersPlayer.room === 'x'`)
+	browsertest.WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'bridge-unreachable'`)
+	msg, err := browsertest.Eval[string](ctx, `document.getElementById('message').textContent`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(msg, "404") || !strings.Contains(msg, "retrying") {
 		t.Errorf("#message = %q, want an explanation with the HTTP status and the retry", msg)
 	}
-	video, err := Eval[bool](ctx, `(() => { const v = document.getElementById('video');
+	video, err := browsertest.Eval[bool](ctx, `(() => { const v = document.getElementById('video');
 		return v instanceof HTMLVideoElement && v.autoplay && v.muted && v.playsInline })()`)
 	if err != nil || !video {
 		t.Errorf("no autoplaying, muted, inline #video (%v)", err)
 	}
-	if c := strings.Join(Console(ctx), "\n"); !strings.Contains(c, "[ersmesh]") {
+	if c := strings.Join(browsertest.Console(ctx), "\n"); !strings.Contains(c, "[ersmesh]") {
 		t.Errorf("console has no [ersmesh] lines:\n%s", c)
 	}
 	shot := filepath.Join(t.TempDir(), "page.png")
-	if err := Screenshot(ctx, shot); err != nil {
+	if err := browsertest.Screenshot(ctx, shot); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(shot); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
@@ -65,12 +66,12 @@ func TestPlayerWithoutBridge(t *testing.T) {
 
 func TestRoomForm(t *testing.T) {
 	url := serve(t)
-	ctx := New(t)
-	if err := Navigate(ctx, url+"/"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, url+"/"); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(ctx, t, 5*time.Second, `!document.getElementById('room-form').hidden`)
-	state, err := Eval[map[string]any](ctx, `({player: typeof window.ersPlayer, stage: document.body.dataset.stage ?? null})`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `!document.getElementById('room-form').hidden`)
+	state, err := browsertest.Eval[map[string]any](ctx, `({player: typeof window.ersPlayer, stage: document.body.dataset.stage ?? null})`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,21 +79,21 @@ func TestRoomForm(t *testing.T) {
 		t.Errorf("without a room: %v, want no player and no stage", state)
 	}
 	// Submitting the form opens the player for that room.
-	if _, err := Eval[any](ctx, `(() => { const f = document.getElementById('room-form');
+	if _, err := browsertest.Eval[any](ctx, `(() => { const f = document.getElementById('room-form');
 		f.elements.room.value = 'frontdoor'; f.requestSubmit(); })()`); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(ctx, t, 5*time.Second, `location.search.includes('room=frontdoor') && window.ersPlayer?.room === 'frontdoor' && window.ersPlayer.stream === 'sample'`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `location.search.includes('room=frontdoor') && window.ersPlayer?.room === 'frontdoor' && window.ersPlayer.stream === 'sample'`)
 }
 
 // TestSocketIOParser runs web/static/socketio.js's parser in the browser.
 func TestSocketIOParser(t *testing.T) {
 	url := serve(t)
-	ctx := New(t)
-	if err := Navigate(ctx, url+"/"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, url+"/"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Eval[string](ctx, `(async () => {
+	got, err := browsertest.Eval[string](ctx, `(async () => {
 		const sio = await import(new URL('/socketio.js', location.href));
 		const out = {};
 		const parse = (name, text) => {

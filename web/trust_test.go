@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"crypto/rand"
@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/trust"
 	"github.com/ersmesh/ersmesh/web"
 )
@@ -28,9 +29,9 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	ctx := New(t)
+	ctx := browsertest.New(t)
 	// 127.0.0.1 is a secure context, so WebCrypto is there as on HTTPS.
-	if err := Navigate(ctx, srv.URL+"/blank"); err != nil {
+	if err := browsertest.Navigate(ctx, srv.URL+"/blank"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -54,7 +55,7 @@ func TestTrustJSMatchesGo(t *testing.T) {
 		if len(stream) > 0 {
 			st = stream[0]
 		}
-		ok, err := Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyOffer(%s, %s, %s, %s, %s, %s))`,
+		ok, err := browsertest.Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyOffer(%s, %s, %s, %s, %s, %s))`,
 			js(pid), js(room), js(st), js(nonce), js(sdp), js(sig)))
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +76,7 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	}
 	verifyAnswer := func(pid, stream, offer, sig string) bool {
 		t.Helper()
-		ok, err := Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyAnswer(%s, %s, %s, %s, %s, %s))`,
+		ok, err := browsertest.Eval[bool](ctx, fmt.Sprintf(`import('/trust.js').then(m => m.verifyAnswer(%s, %s, %s, %s, %s, %s))`,
 			js(pid), js(room), js(stream), js(offer), js(sdp), js(sig)))
 		if err != nil {
 			t.Fatal(err)
@@ -108,14 +109,14 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	}
 
 	want := trust.Proof("s3cret", room, "challenge-9", "sha-256 ab:cd")
-	got, err := Eval[string](ctx, `import('/trust.js').then(m => m.roomProof("s3cret", `+js(room)+`, "challenge-9", "SHA-256 AB:CD"))`)
+	got, err := browsertest.Eval[string](ctx, `import('/trust.js').then(m => m.roomProof("s3cret", `+js(room)+`, "challenge-9", "SHA-256 AB:CD"))`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
 		t.Errorf("browser proof %q, Go proof %q", got, want)
 	}
-	fp, err := Eval[string](ctx, `import('/trust.js').then(m => m.sdpFingerprint(`+js(sdp)+`))`)
+	fp, err := browsertest.Eval[string](ctx, `import('/trust.js').then(m => m.sdpFingerprint(`+js(sdp)+`))`)
 	if err != nil || fp != trust.SDPFingerprint(sdp) {
 		t.Errorf("sdpFingerprint %q (%v), Go says %q", fp, err, trust.SDPFingerprint(sdp))
 	}

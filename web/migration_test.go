@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"net/http"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 )
 
 // migrationShim is the snippet docs/migrating-from-ems.md gives EvoStream
@@ -52,12 +54,12 @@ func TestEvoStreamSrtpShim(t *testing.T) {
 			w.Write([]byte(page))
 		}))
 		t.Cleanup(srv.Close)
-		ctx := New(t)
-		if err := Navigate(ctx, srv.URL); err != nil {
+		ctx := browsertest.New(t)
+		if err := browsertest.Navigate(ctx, srv.URL); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(ctx, t, 5*time.Second, `typeof window.evoResult === 'string'`)
-		res, err := Eval[string](ctx, `window.evoResult`)
+		browsertest.WaitFor(ctx, t, 5*time.Second, `typeof window.evoResult === 'string'`)
+		res, err := browsertest.Eval[string](ctx, `window.evoResult`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +73,6 @@ func TestEvoStreamSrtpShim(t *testing.T) {
 		if res != "assigned" {
 			t.Fatalf("with the shim: %s", res)
 		}
-		WaitFor(ctx, t, 10*time.Second, `(() => { const v = document.getElementById('v'); return v.srcObject instanceof MediaStream && v.currentTime > 0.3 && v.videoWidth === 64; })()`)
+		browsertest.WaitFor(ctx, t, 10*time.Second, `(() => { const v = document.getElementById('v'); return v.srcObject instanceof MediaStream && v.currentTime > 0.3 && v.videoWidth === 64; })()`)
 	}
 }

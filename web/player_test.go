@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/trust"
 	"github.com/ersmesh/ersmesh/web"
@@ -281,13 +282,13 @@ func (d *fakeDevice) close() {
 
 func TestPlayerFlow(t *testing.T) {
 	fb := newFakeBridge(t, time.Minute)
-	ctx := New(t, ExposeLocalIPs())
-	if err := Navigate(ctx, fb.url+"/?room=frontdoor&stream=cam&token=tk1&transport=srtp"); err != nil {
+	ctx := browsertest.New(t, browsertest.ExposeLocalIPs())
+	if err := browsertest.Navigate(ctx, fb.url+"/?room=frontdoor&stream=cam&token=tk1&transport=srtp"); err != nil {
 		t.Fatal(err)
 	}
 	c := fb.accept(t)
-	WaitFor(ctx, t, 5*time.Second, `typeof window.ersPlayer === 'object'`)
-	if _, err := Eval[any](ctx, `(() => {
+	browsertest.WaitFor(ctx, t, 5*time.Second, `typeof window.ersPlayer === 'object'`)
+	if _, err := browsertest.Eval[any](ctx, `(() => {
 		window.seen = [];
 		for (const n of ['joinedRoom', 'createdPeer', 'checkingPeer', 'connectedPeer', 'disconnectedPeer',
 				'connectfailedPeer', 'closePeer', 'playerstarted']) {
@@ -326,13 +327,13 @@ func TestPlayerFlow(t *testing.T) {
 		t.Fatal("join asks for no ack")
 	}
 	must(t, c.ack(join.AckID, nil, map[string]any{"clients": map[string]any{}}))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device' &&
+	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device' &&
 		document.getElementById('message').textContent.startsWith('No device is serving room "frontdoor" right now')`)
 
 	// The device is there on the second try.
 	join = c.next(t, "join", 5*time.Second)
 	must(t, c.ack(join.AckID, nil, map[string]any{"clients": map[string]any{"dev1": map[string]bool{"video": true, "audio": false, "screen": false}}}))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'joined' && ersPlayer.deviceId === 'dev1'`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'joined' && ersPlayer.deviceId === 'dev1'`)
 
 	d := newFakeDevice(t)
 	var mu sync.Mutex
@@ -424,23 +425,23 @@ func TestPlayerFlow(t *testing.T) {
 		}
 	}()
 
-	WaitFor(ctx, t, 10*time.Second, `['connected', 'playing'].includes(document.body.dataset.stage)`)
+	browsertest.WaitFor(ctx, t, 10*time.Second, `['connected', 'playing'].includes(document.body.dataset.stage)`)
 	d.play(t)
-	WaitFor(ctx, t, 15*time.Second, `document.body.dataset.stage === 'playing'`)
-	size, err := Eval[[]int](ctx, `[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]`)
+	browsertest.WaitFor(ctx, t, 15*time.Second, `document.body.dataset.stage === 'playing'`)
+	size, err := browsertest.Eval[[]int](ctx, `[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]`)
 	if err != nil || len(size) != 2 || size[0] != 640 || size[1] != 360 {
 		t.Errorf("video size %v (%v), want the clip's 640x360", size, err)
 	}
 
 	// The device leaves: the page drops the peer and joins again.
 	must(t, c.emit("remove", map[string]string{"id": "dev1", "type": "video"}))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && ersPlayer.peerConnection === null`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && ersPlayer.peerConnection === null`)
 	select {
 	case <-rejoined:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no join after the device left")
 	}
-	seen, err := Eval[[]string](ctx, `seen`)
+	seen, err := browsertest.Eval[[]string](ctx, `seen`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,14 +452,14 @@ func TestPlayerFlow(t *testing.T) {
 	// The bridge goes away: the page reconnects with a new session.
 	c.ws.CloseNow()
 	<-relayDone
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'connecting'`)
+	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'connecting'`)
 	c2 := fb.accept(t)
 	if c2.sid == c.sid {
 		t.Errorf("reconnected with the old sid %s", c.sid)
 	}
 	c2.next(t, "join", 5*time.Second)
 
-	if _, err := Eval[any](ctx, `ersPlayer.close()`); err != nil {
+	if _, err := browsertest.Eval[any](ctx, `ersPlayer.close()`); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -470,14 +471,14 @@ func TestPlayerFlow(t *testing.T) {
 
 func TestJoinRefused(t *testing.T) {
 	fb := newFakeBridge(t, time.Minute)
-	ctx := New(t)
-	if err := Navigate(ctx, fb.url+"/?room=frontdoor&token=used"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, fb.url+"/?room=frontdoor&token=used"); err != nil {
 		t.Fatal(err)
 	}
 	c := fb.accept(t)
 	join := c.next(t, "join", 5*time.Second)
 	must(t, c.ack(join.AckID, "invalid token"))
-	WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
+	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'token' &&
 		document.getElementById('stage').textContent === 'Wrong or missing token' &&
 		document.getElementById('message').textContent.includes('invalid token') &&
 		document.getElementById('message').textContent.includes('?token=')`)
@@ -493,8 +494,8 @@ func TestJoinRefused(t *testing.T) {
 // that falls silent for the announced timeout.
 func TestHeartbeat(t *testing.T) {
 	fb := newFakeBridge(t, time.Second)
-	ctx := New(t)
-	if err := Navigate(ctx, fb.url+"/?room=frontdoor"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, fb.url+"/?room=frontdoor"); err != nil {
 		t.Fatal(err)
 	}
 	c := fb.accept(t)
@@ -510,7 +511,7 @@ func TestHeartbeat(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("the page keeps a silent bridge")
 	}
-	WaitFor(ctx, t, 2*time.Second, `document.body.dataset.stage === 'connecting' &&
+	browsertest.WaitFor(ctx, t, 2*time.Second, `document.body.dataset.stage === 'connecting' &&
 		document.getElementById('message').textContent.includes('heartbeat timeout')`)
 	fb.accept(t) // and it comes back
 }
@@ -518,11 +519,11 @@ func TestHeartbeat(t *testing.T) {
 // TestPlayerHelpers checks the player's SDP and ICE-server helpers.
 func TestPlayerHelpers(t *testing.T) {
 	fb := newFakeBridge(t, time.Minute)
-	ctx := New(t)
-	if err := Navigate(ctx, fb.url+"/"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, fb.url+"/"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Eval[string](ctx, `(async () => {
+	got, err := browsertest.Eval[string](ctx, `(async () => {
 		const m = await import(new URL('/ersmesh.js', location.href));
 		const st = await import(new URL('/stats.js', location.href));
 		const sdp = 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:0 profile-level-id=0x42e00c;packetization-mode=1\r\n' +

@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/web"
 )
 
@@ -14,11 +15,11 @@ import (
 func TestWHEPHelpers(t *testing.T) {
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
-	ctx := New(t)
-	if err := Navigate(ctx, srv.URL+"/whep.js"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, srv.URL+"/whep.js"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Eval[string](ctx, `(async () => {
+	got, err := browsertest.Eval[string](ctx, `(async () => {
 		const m = await import(new URL('/whep.js', location.href));
 		const links = '<stun:a:3478>; rel="ice-server", ' +
 			'<turn:b:3478?transport=udp>; rel="ice-server"; username="u,\\"1"; credential="p;w"; credential-type="password", ' +
@@ -61,12 +62,12 @@ func TestWHEPStageTimeline(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	ctx := New(t)
-	if err := Navigate(ctx, srv.URL+"/?room=x&protocol=whep"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, srv.URL+"/?room=x&protocol=whep"); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device'`)
-	got, err := Eval[string](ctx, `JSON.stringify({
+	browsertest.WaitFor(ctx, t, 10*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device'`)
+	got, err := browsertest.Eval[string](ctx, `JSON.stringify({
 		player: window.ersPlayer.timeline.map((e) => [e.stage, e.ms === null ? 'now' : typeof e.ms]),
 		page: [...document.querySelectorAll('#timeline li')].map((li) => li.dataset.stage),
 	})`)
@@ -78,7 +79,7 @@ func TestWHEPStageTimeline(t *testing.T) {
 	}
 	// The retry (after a second) is a new attempt: a new timeline that
 	// starts with connecting again.
-	WaitFor(ctx, t, 10*time.Second, `window.ersPlayer.timeline.length >= 1 && window.ersPlayer.timeline[0].stage === 'connecting' &&
+	browsertest.WaitFor(ctx, t, 10*time.Second, `window.ersPlayer.timeline.length >= 1 && window.ersPlayer.timeline[0].stage === 'connecting' &&
 		window.ersPlayer.timeline[0].start === 0 && window.ersPlayer._failures >= 2`)
 	if n := len(posts); n < 2 {
 		t.Errorf("%d POSTs, want a retry", n)

@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 	"github.com/ersmesh/ersmesh/bootstrap"
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
@@ -186,33 +187,33 @@ func startFaultDemo(t *testing.T) *demo.Demo {
 // one session, now relayed by the other bridge.
 func TestBridgeKilledWhilePlaying(t *testing.T) {
 	d := startFaultDemo(t)
-	b := New(t)
+	b := browsertest.New(t)
 	for _, transport := range []string{"fmp4", "srtp"} {
 		t.Run(transport, func(t *testing.T) {
 			a := startKillableBridge(t, d.BootstrapAddrs())
 			u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "transport": {transport}, "bridges": {a.URL + "," + d.Bridge}}.Encode()
-			if err := Navigate(b, u); err != nil {
+			if err := browsertest.Navigate(b, u); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 30*time.Second, playing+` && ersPlayer.bridge === `+jsString(a.URL))
+			browsertest.WaitFor(b, t, 30*time.Second, playing+` && ersPlayer.bridge === `+jsString(a.URL))
 			viewerThrough(t, d, a.ID, 10*time.Second)
-			if _, err := Eval[bool](b, watchFrames); err != nil {
+			if _, err := browsertest.Eval[bool](b, watchFrames); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Second)
-			before, err := Eval[gap](b, frameGap)
+			before, err := browsertest.Eval[gap](b, frameGap)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Eval[bool](b, resetFrames); err != nil {
+			if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
 				t.Fatal(err)
 			}
 			killed := time.Now()
 			a.kill(t)
-			WaitFor(b, t, 3*time.Second, `ersPlayer.failover.state === 'reattached' && ersPlayer.bridge === `+jsString(d.Bridge))
+			browsertest.WaitFor(b, t, 3*time.Second, `ersPlayer.failover.state === 'reattached' && ersPlayer.bridge === `+jsString(d.Bridge))
 			reattached := time.Since(killed)
 			time.Sleep(time.Until(killed.Add(3 * time.Second)))
-			after, err := Eval[gap](b, frameGap)
+			after, err := browsertest.Eval[gap](b, frameGap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +223,7 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 			// the kill show how late): the kill must not add a stall.
 			if after.Max > maxStall && after.Max > before.Max+100 {
 				t.Errorf("the picture stalled %.0f ms after the bridge was killed (%.0f ms at most before), want at most %d ms\n%s",
-					after.Max, before.Max, maxStall, Describe(b))
+					after.Max, before.Max, maxStall, browsertest.Describe(b))
 			}
 			if after.N < 30 {
 				t.Errorf("%d frames in the 3 s after the kill, want a playing picture", after.N)
@@ -231,11 +232,11 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 			if v.Bridge.String() == a.ID || v.Resumes != 1 || v.State != "connected" {
 				t.Errorf("device's viewer %+v: want it re-attached once, through the other bridge, connected", v)
 			}
-			msg, _ := Eval[string](b, `document.getElementById('message').textContent`)
+			msg, _ := browsertest.Eval[string](b, `document.getElementById('message').textContent`)
 			if !strings.Contains(msg, "Re-attached") || !strings.Contains(msg, d.Bridge) {
 				t.Errorf("the page says %q, want it to tell the session was re-attached through %s", msg, d.Bridge)
 			}
-			if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
+			if _, err := browsertest.Eval[any](b, `ersPlayer.close()`); err != nil {
 				t.Fatal(err)
 			}
 			waitNoViewers(t, d)
@@ -249,36 +250,36 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 // detached until the viewer leaves).
 func TestBridgeKilledUnderWHEP(t *testing.T) {
 	d := startFaultDemo(t)
-	b := New(t)
+	b := browsertest.New(t)
 	a := startKillableBridge(t, d.BootstrapAddrs())
 	u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "protocol": {"whep"}, "bridge": {a.URL}}.Encode()
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 30*time.Second, playing)
+	browsertest.WaitFor(b, t, 30*time.Second, playing)
 	viewerThrough(t, d, a.ID, 10*time.Second)
-	if _, err := Eval[bool](b, watchFrames); err != nil {
+	if _, err := browsertest.Eval[bool](b, watchFrames); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	before, err := Eval[gap](b, frameGap)
+	before, err := browsertest.Eval[gap](b, frameGap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Eval[bool](b, resetFrames); err != nil {
+	if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
 	a.kill(t)
 	time.Sleep(time.Until(killed.Add(3 * time.Second)))
-	after, err := Eval[gap](b, frameGap)
+	after, err := browsertest.Eval[gap](b, frameGap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("whep: longest gap between frames %.0f ms over 3 s after the kill (%d frames), %.0f ms before", after.Max, after.N, before.Max)
 	if after.Max > maxStall && after.Max > before.Max+100 {
 		t.Errorf("the picture stalled %.0f ms after the bridge was killed (%.0f ms at most before), want at most %d ms\n%s",
-			after.Max, before.Max, maxStall, Describe(b))
+			after.Max, before.Max, maxStall, browsertest.Describe(b))
 	}
 	if after.N < 30 {
 		t.Errorf("%d frames in the 3 s after the kill, want a playing picture", after.N)
@@ -286,7 +287,7 @@ func TestBridgeKilledUnderWHEP(t *testing.T) {
 	if v := viewerThrough(t, d, a.ID, time.Second); !v.Detached || v.State != "connected" {
 		t.Errorf("device's viewer %+v: want it detached from the dead bridge, connected", v)
 	}
-	if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
+	if _, err := browsertest.Eval[any](b, `ersPlayer.close()`); err != nil {
 		t.Fatal(err)
 	}
 	waitNoViewers(t, d)
@@ -385,29 +386,29 @@ func (rd *restartableDevice) stop() {
 func TestDeviceRestartRecovers(t *testing.T) {
 	d := startFaultDemo(t)
 	rd := newRestartableDevice(t, d.BootstrapAddrs(), "restart")
-	b := New(t)
+	b := browsertest.New(t)
 	for _, transport := range []string{"fmp4", "srtp"} {
 		t.Run(transport, func(t *testing.T) {
 			u := d.Bridge + "/?" + url.Values{"room": {"restart"}, "transport": {transport}}.Encode()
-			if err := Navigate(b, u); err != nil {
+			if err := browsertest.Navigate(b, u); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 30*time.Second, playing)
+			browsertest.WaitFor(b, t, 30*time.Second, playing)
 			id := rd.host.ID()
 			rd.stop()
-			WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'waiting'`)
+			browsertest.WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'waiting'`)
 			time.Sleep(2 * time.Second) // the device is away for a while
 			rd.start()
 			if rd.host.ID() != id {
 				t.Fatalf("the device came back as %s, want %s", rd.host.ID(), id)
 			}
-			if _, err := Eval[bool](b, `(() => { window.backAt = performance.now(); return true; })()`); err != nil {
+			if _, err := browsertest.Eval[bool](b, `(() => { window.backAt = performance.now(); return true; })()`); err != nil {
 				t.Fatal(err)
 			}
 			back := time.Now()
-			WaitFor(b, t, 3*time.Second, `ersPlayer.stage === 'playing' && ersPlayer.timing.firstFrame > backAt`)
+			browsertest.WaitFor(b, t, 3*time.Second, `ersPlayer.stage === 'playing' && ersPlayer.timing.firstFrame > backAt`)
 			t.Logf("%s: playing again %v after the device was back", transport, time.Since(back).Round(time.Millisecond))
-			if _, err := Eval[any](b, `ersPlayer.close()`); err != nil {
+			if _, err := browsertest.Eval[any](b, `ersPlayer.close()`); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -450,25 +451,25 @@ func stalledViewer(t *testing.T, bridgeURL, transport string) {
 // join while a browser plays; the browser's frames keep coming on time.
 func TestStalledViewerDelaysNoOne(t *testing.T) {
 	d := startFaultDemo(t)
-	b := New(t)
+	b := browsertest.New(t)
 	for _, transport := range []string{"fmp4", "srtp"} {
 		t.Run(transport, func(t *testing.T) {
 			u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "transport": {transport}}.Encode()
-			if err := Navigate(b, u); err != nil {
+			if err := browsertest.Navigate(b, u); err != nil {
 				t.Fatal(err)
 			}
-			WaitFor(b, t, 30*time.Second, playing)
-			if _, err := Eval[bool](b, watchFrames); err != nil {
+			browsertest.WaitFor(b, t, 30*time.Second, playing)
+			if _, err := browsertest.Eval[bool](b, watchFrames); err != nil {
 				t.Fatal(err)
 			}
 			// As long as the window measured beside the stalled viewers:
 			// how late frames come on this machine anyway.
 			time.Sleep(8 * time.Second)
-			before, err := Eval[gap](b, frameGap)
+			before, err := browsertest.Eval[gap](b, frameGap)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Eval[bool](b, resetFrames); err != nil {
+			if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
 				t.Fatal(err)
 			}
 			for _, tr := range []string{"fmp4", "fmp4", "srtp"} {
@@ -480,7 +481,7 @@ func TestStalledViewerDelaysNoOne(t *testing.T) {
 			// Long enough for a stalled fmp4 viewer's buffers to fill
 			// (the device then drops its frames) several times over.
 			time.Sleep(8 * time.Second)
-			after, err := Eval[gap](b, frameGap)
+			after, err := browsertest.Eval[gap](b, frameGap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -488,18 +489,18 @@ func TestStalledViewerDelaysNoOne(t *testing.T) {
 			if after.Max > maxStall && after.Max > before.Max+100 {
 				// The stalled viewers stay stalled: a stall they cause
 				// comes again; a loaded machine's hiccup rarely does.
-				if _, err := Eval[bool](b, resetFrames); err != nil {
+				if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(8 * time.Second)
-				if after, err = Eval[gap](b, frameGap); err != nil {
+				if after, err = browsertest.Eval[gap](b, frameGap); err != nil {
 					t.Fatal(err)
 				}
 				t.Logf("%s: again: longest gap %.0f ms over 8 s (%d frames)", transport, after.Max, after.N)
 			}
 			if after.Max > maxStall && after.Max > before.Max+100 {
 				t.Errorf("the picture stalled %.0f ms beside stalled viewers (%.0f ms at most before), want at most %d ms\n%s",
-					after.Max, before.Max, maxStall, Describe(b))
+					after.Max, before.Max, maxStall, browsertest.Describe(b))
 			}
 			if after.N < 100 {
 				t.Errorf("%d frames in 8 s beside stalled viewers, want a playing picture", after.N)
@@ -600,15 +601,15 @@ func TestBootstrapsDown(t *testing.T) {
 	t.Cleanup(func() { dev.Close() })
 	a := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
 
-	b := New(t)
+	b := browsertest.New(t)
 	page := func(bridgeURL string) string {
 		return bridgeURL + "/?" + url.Values{"room": {"boot"}, "transport": {"srtp"}}.Encode()
 	}
-	if err := Navigate(b, page(a)); err != nil {
+	if err := browsertest.Navigate(b, page(a)); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 30*time.Second, playing)
-	if _, err := Eval[bool](b, watchFrames); err != nil {
+	browsertest.WaitFor(b, t, 30*time.Second, playing)
+	if _, err := browsertest.Eval[bool](b, watchFrames); err != nil {
 		t.Fatal(err)
 	}
 
@@ -616,11 +617,11 @@ func TestBootstrapsDown(t *testing.T) {
 	if err := boot.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Eval[bool](b, resetFrames); err != nil {
+	if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	g, err := Eval[gap](b, frameGap)
+	g, err := browsertest.Eval[gap](b, frameGap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,10 +632,10 @@ func TestBootstrapsDown(t *testing.T) {
 	// A new viewer, in a second tab, through the bridge that knows the room.
 	tab, closeTab := chromedp.NewContext(b)
 	defer closeTab()
-	if err := Navigate(tab, page(a)); err != nil {
+	if err := browsertest.Navigate(tab, page(a)); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(tab, t, 30*time.Second, playing)
+	browsertest.WaitFor(tab, t, 30*time.Second, playing)
 
 	// The bootstrap returns, with its identity and port, and an empty
 	// routing table: the device and the bridge re-dial it.
@@ -651,10 +652,10 @@ func TestBootstrapsDown(t *testing.T) {
 	c := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
 	tab2, closeTab2 := chromedp.NewContext(b)
 	defer closeTab2()
-	if err := Navigate(tab2, page(c)); err != nil {
+	if err := browsertest.Navigate(tab2, page(c)); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(tab2, t, 30*time.Second, playing)
+	browsertest.WaitFor(tab2, t, 30*time.Second, playing)
 	if n := len(dev.Viewers()); n != 3 {
 		t.Errorf("device has %d viewers, want 3", n)
 	}

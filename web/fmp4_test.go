@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/node/media/ems"
 )
 
@@ -38,11 +39,11 @@ func TestPlayerDemuxer(t *testing.T) {
 	wantJSON, _ := json.Marshal(want)
 
 	fb := newFakeBridge(t, time.Minute)
-	ctx := New(t)
-	if err := Navigate(ctx, fb.url+"/"); err != nil {
+	ctx := browsertest.New(t)
+	if err := browsertest.Navigate(ctx, fb.url+"/"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Eval[string](ctx, `(async () => {
+	got, err := browsertest.Eval[string](ctx, `(async () => {
 		const m = await import(new URL('/fmp4.js', location.href));
 		const bytes = Uint8Array.from(atob(`+string(bytesJSON)+`), (c) => c.charCodeAt(0));
 		const want = `+string(wantJSON)+`;

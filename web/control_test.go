@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/node/control"
 )
 
@@ -37,14 +38,14 @@ func TestStartWebRTCTokenInBrowser(t *testing.T) {
 	}
 	u, _ := url.Parse(d.URL)
 	base := "http://" + u.Host
-	b := New(t)
+	b := browsertest.New(t)
 	for _, c := range []struct{ extra, want string }{
 		{"", `document.body.dataset.stage === 'error' && /secret/.test(document.getElementById('message').textContent)`},
 		{"&secret=hunter2", playing},
 	} {
-		if err := Navigate(b, playerURL(base, "porch", c.extra)); err != nil {
+		if err := browsertest.Navigate(b, playerURL(base, "porch", c.extra)); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(b, t, 25*time.Second, c.want)
+		browsertest.WaitFor(b, t, 25*time.Second, c.want)
 	}
 }
