@@ -16,6 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/mesh"
 )
 
@@ -45,11 +46,11 @@ func startSecondBridge(t *testing.T, d *Demo) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: d.BootstrapAddrs(), Server: true, Logger: testLogger(t)})
+	h, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: d.BootstrapAddrs(), Server: true, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: testLogger(t),
+	b, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: testutil.Logger(t),
 		// One client address opens every session: no per-address limits.
 		Rates: openRates, Limits: openLimits})
 	if err != nil {
@@ -85,7 +86,7 @@ func TestNoLeakAfterManySessions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t), TuneBridge: func(c *bridge.Config) {
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), TuneBridge: func(c *bridge.Config) {
 		c.Rates, c.Limits = openRates, openLimits
 	}})
 	if err != nil {
