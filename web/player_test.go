@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/trust"
@@ -197,18 +198,6 @@ func parseEvent(p string) (sioEvent, bool) {
 	return ev, true
 }
 
-// ersMessage is the ERS "message" event's argument.
-type ersMessage struct {
-	From        string          `json:"from,omitempty"`
-	To          string          `json:"to"`
-	SID         string          `json:"sid"`
-	Broadcaster string          `json:"broadcaster,omitempty"`
-	RoomType    string          `json:"roomType"`
-	Type        string          `json:"type"`
-	Payload     json.RawMessage `json:"payload"`
-	Prefix      string          `json:"prefix,omitempty"`
-}
-
 // fakeDevice is a pion peer that offers one H.264 track, as a device does.
 type fakeDevice struct {
 	pc    *webrtc.PeerConnection
@@ -326,13 +315,13 @@ func TestPlayerFlow(t *testing.T) {
 	if join.AckID == "" {
 		t.Fatal("join asks for no ack")
 	}
-	must(t, c.ack(join.AckID, nil, map[string]any{"clients": map[string]any{}}))
+	must(t, c.ack(join.AckID, nil, ersproto.DeviceRoom("")))
 	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'waiting' && document.body.dataset.reason === 'no-device' &&
 		document.getElementById('message').textContent.startsWith('No device is serving room "frontdoor" right now')`)
 
 	// The device is there on the second try.
 	join = c.next(t, "join", 5*time.Second)
-	must(t, c.ack(join.AckID, nil, map[string]any{"clients": map[string]any{"dev1": map[string]bool{"video": true, "audio": false, "screen": false}}}))
+	must(t, c.ack(join.AckID, nil, ersproto.DeviceRoom("dev1")))
 	browsertest.WaitFor(ctx, t, 5*time.Second, `document.body.dataset.stage === 'joined' && ersPlayer.deviceId === 'dev1'`)
 
 	d := newFakeDevice(t)
@@ -383,8 +372,8 @@ func TestPlayerFlow(t *testing.T) {
 			if ev.Name != "message" || len(ev.Args) != 1 {
 				continue
 			}
-			var m ersMessage
-			if err := json.Unmarshal(ev.Args[0], &m); err != nil {
+			m, err := ersproto.ParseMessage(ev.Args[0])
+			if err != nil {
 				t.Errorf("message %s: %v", ev.Args[0], err)
 				continue
 			}
