@@ -33,9 +33,17 @@ func startMesh(t *testing.T) string { return startTuned(t, nil) }
 // startTuned is startMesh with the bridge's config adjusted by tune.
 func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return baseOf(t, startDemo(t, demo.Config{TuneBridge: tune}).URL)
+}
+
+// startDemo runs the demo mesh of cfg on loopback, with the test's logger,
+// and closes it when the test ends.
+func startDemo(t *testing.T, cfg demo.Config) *demo.Demo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), TuneBridge: tune})
+	cfg.Addr, cfg.Logger = "127.0.0.1:0", testutil.Logger(t)
+	d, err := demo.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +52,7 @@ func startTuned(t *testing.T, tune func(*bridge.Config)) string {
 			t.Errorf("close mesh: %v", err)
 		}
 	})
-	return baseOf(t, d.URL)
+	return d
 }
 
 // baseOf is the bridge's origin in a player URL.
@@ -259,7 +267,10 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 		t.Fatalf("first message %s (%v): want an offer from %s", offer.Args, err, device)
 	}
 	send := func(typ string, payload any) {
-		err := c.Emit(ctx, "message", map[string]any{"to": device, "sid": msg.SID, "broadcaster": device, "roomType": "video", "type": typ, "payload": payload})
+		m, err := ersproto.Reply(ersproto.Message{From: device, SID: msg.SID}, typ, payload)
+		if err == nil {
+			err = c.Emit(ctx, ersproto.EventMessage, m)
+		}
 		if err != nil {
 			t.Errorf("send %s: %v", typ, err)
 		}
@@ -446,7 +457,11 @@ func TestEarlyCandidates(t *testing.T) {
 	}
 	<-gathered
 	send := func(typ string, payload any) {
-		c.Emit(ctx, "message", map[string]any{"to": msg.From, "sid": msg.SID, "type": typ, "payload": payload})
+		m, err := ersproto.Reply(ersproto.Message{From: msg.From, SID: msg.SID}, typ, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Emit(ctx, ersproto.EventMessage, m)
 	}
 	mu.Lock()
 	for _, cand := range cands {

@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"net/http"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
-	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/room"
 )
 
@@ -22,13 +20,7 @@ import (
 // only if a DHT node would: garbage, a record signed by a key that does
 // not own the room, and oversized bodies are refused with the reason.
 func TestRegisterRefusesBadRecords(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := startDemo(t, demo.Config{})
 	post := func(body []byte) (int, string) {
 		t.Helper()
 		resp, err := http.Post(d.Bridge+bridge.RegisterPath, "application/octet-stream", bytes.NewReader(body))

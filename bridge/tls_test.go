@@ -16,6 +16,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
 	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/tlscert"
@@ -43,14 +44,10 @@ func TestServeTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), TuneBridge: func(c *bridge.Config) {
+	d := startDemo(t, demo.Config{TuneBridge: func(c *bridge.Config) {
 		c.TLS = certs.TLSConfig()
 		c.HSTS = 24 * time.Hour
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
 	if !strings.HasPrefix(d.Bridge, "https://") {
 		t.Fatalf("bridge origin %q, want https://", d.Bridge)
 	}
@@ -80,7 +77,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	if _, err := sc.EmitAck(ctx, "join", "demo", map[string]string{"streamName": "sample", "transport": "srtp"}); err != nil {
+	if _, err := sc.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...); err != nil {
 		t.Fatal(err)
 	}
 	offer, err := sc.NextEvent(ctx, "message")

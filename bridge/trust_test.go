@@ -22,16 +22,9 @@ import (
 // startSecret runs the demo mesh with a room secret on room "demo".
 func startSecret(t *testing.T, secret string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{
-		Addr: "127.0.0.1:0", Logger: testutil.Logger(t),
+	d := startDemo(t, demo.Config{
 		TuneDevice: func(c *node.Config) { c.Secrets = map[string]string{"demo": secret} },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
 	return baseOf(t, d.URL)
 }
 
@@ -79,11 +72,12 @@ func viewerSession(t *testing.T, base, nonce, secret string, proveFP string, cer
 	if removed != "" {
 		return m, removed, nil
 	}
-	if m.Type == "challenge" {
-		var ch struct{ Challenge, Room string }
-		json.Unmarshal(m.Payload, &ch)
+	if m.Type == ersproto.TypeChallenge {
+		var ch ersproto.Challenge
+		m.Decode(&ch)
 		proof := trust.Proof(secret, "demo", ch.Challenge, proveFP)
-		c.Emit(ctx, "message", map[string]any{"to": m.From, "sid": m.SID, "type": "auth", "payload": map[string]string{"fingerprint": proveFP, "proof": proof}})
+		auth, _ := ersproto.Reply(m, ersproto.TypeAuth, ersproto.Auth{Fingerprint: proveFP, Proof: proof})
+		c.Emit(ctx, ersproto.EventMessage, auth)
 		if m, removed, err = nextMessage(ctx, c); err != nil {
 			t.Fatal(err)
 		} else if removed != "" {
@@ -121,7 +115,8 @@ func viewerSession(t *testing.T, base, nonce, secret string, proveFP string, cer
 	gathered := webrtc.GatheringCompletePromise(pc)
 	pc.SetLocalDescription(answer)
 	<-gathered
-	c.Emit(ctx, "message", map[string]any{"to": m.From, "sid": m.SID, "type": "answer", "payload": pc.LocalDescription()})
+	reply, _ := ersproto.Reply(m, ersproto.TypeAnswer, pc.LocalDescription())
+	c.Emit(ctx, ersproto.EventMessage, reply)
 	// Wait for media, or for the device to end the session.
 	done := make(chan string, 1)
 	go func() {

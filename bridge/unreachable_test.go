@@ -7,7 +7,6 @@ import (
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/ersproto"
-	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestUnreachableDevice: a room whose device is published but does not
@@ -16,15 +15,7 @@ import (
 func TestUnreachableDevice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close mesh: %v", err)
-		}
-	})
+	d := startDemo(t, demo.Config{})
 	// The device stops serving; its record stays in the DHT.
 	if err := d.Device().Close(); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // player users, read from the document so that the page and the test cannot
 // drift apart.
 func migrationShim(t *testing.T) string {
-	doc, err := os.ReadFile("../../docs/migrating-from-ems.md")
+	doc, err := os.ReadFile("../docs/migrating-from-ems.md")
 	if err != nil {
 		t.Fatal(err)
 	}
