@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/bridge/limit"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestSlowBodiesCannotHoldConnections plays a client that opens 200
@@ -27,7 +28,7 @@ func TestSlowBodiesCannotHoldConnections(t *testing.T) {
 	b, err := New(Config{
 		Host: h, Resolver: fixedResolver{peer.AddrInfo{ID: h.ID()}},
 		Limits: limit.Config{BodyTimeout: time.Second}, // HTTPConnsPerIP: the default, 128
-		Logger: quietLogger(t),
+		Logger: testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

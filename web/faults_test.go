@@ -26,6 +26,8 @@ import (
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
+	"github.com/ersmesh/ersmesh/internal/testutil"
+	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
@@ -524,7 +526,7 @@ func fixedPort(t *testing.T) string {
 // serveBridge runs a bridge on h and returns its origin.
 func serveBridge(t *testing.T, h *mesh.Host) string {
 	t.Helper()
-	br, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: quietLogger(t)})
+	br, err := bridge.New(bridge.Config{Host: h.Libp2p(), Resolver: mesh.NewResolver(h, mesh.ResolverOptions{}), Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,26 +541,6 @@ func serveBridge(t *testing.T, h *mesh.Host) string {
 		<-served
 	})
 	return "http://" + l.Addr().String()
-}
-
-func quietLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func newHost(t *testing.T, cfg mesh.Config) *mesh.Host {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if cfg.ListenAddrs == nil {
-		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	}
-	cfg.Server, cfg.Logger = true, quietLogger(t)
-	h, err := mesh.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
 }
 
 // TestBootstrapsDown: the only bootstrap node goes away. A viewer that
@@ -576,7 +558,7 @@ func TestBootstrapsDown(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		cfg := bootCfg
-		cfg.Logger = quietLogger(t)
+		cfg.Logger = testutil.Logger(t)
 		h, err := bootstrap.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -585,7 +567,7 @@ func TestBootstrapsDown(t *testing.T) {
 	}
 	boot := startBoot()
 	bootAddrs := boot.Addrs()
-	devHost := newHost(t, mesh.Config{Bootstrap: bootAddrs})
+	devHost := testmesh.Host(t, bootAddrs, nil)
 	stream, err := media.NewSampleStream("sample", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -593,13 +575,13 @@ func TestBootstrapsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dev, err := node.New(ctx, node.Config{Mesh: devHost, Rooms: []string{"boot"}, Streams: map[string]*media.Stream{"sample": stream},
-		IncludeLoopback: true, Logger: quietLogger(t)})
+		IncludeLoopback: true, Logger: testutil.Logger(t)})
 	if err != nil {
 		stream.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	a := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
+	a := serveBridge(t, testmesh.Host(t, bootAddrs, nil))
 
 	b := browsertest.New(t)
 	page := func(bridgeURL string) string {
@@ -649,7 +631,7 @@ func TestBootstrapsDown(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// A bridge that knows nobody but the bootstrap finds the room.
-	c := serveBridge(t, newHost(t, mesh.Config{Bootstrap: bootAddrs}))
+	c := serveBridge(t, testmesh.Host(t, bootAddrs, nil))
 	tab2, closeTab2 := chromedp.NewContext(b)
 	defer closeTab2()
 	if err := browsertest.Navigate(tab2, page(c)); err != nil {
