@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"crypto/rand"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/ersmesh/ersmesh/bridge/access"
+	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/room"
 )
@@ -118,22 +118,11 @@ func TestBridgeDialsNoPrivateAddrsOfStrangers(t *testing.T) {
 	t.Cleanup(func() { victim.Close() })
 	victimAddr := multiaddr.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.Addr().(*net.TCPAddr).Port))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	log := quietLogger(t)
-	boot, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Server: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { boot.Close() })
+	_, boot := testmesh.Bootstrap(t)
 
 	attack := func(policy mesh.PrivateAddrs, roomName string) (*mesh.Host, response) {
 		t.Helper()
-		n, err := mesh.New(ctx, mesh.Config{ListenAddrs: loopback, Bootstrap: boot.Addrs(), Server: true, Logger: log, PrivateAddrs: policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
+		n := testmesh.Host(t, boot, func(c *mesh.Config) { c.PrivateAddrs = policy })
 		_, url := startBridgeWith(t, n, nil)
 		stranger, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
