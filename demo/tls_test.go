@@ -109,7 +109,7 @@ func TestBrowserOverACMEHTTPS(t *testing.T) {
 func TestDemoTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TLS: true, Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TLS: true, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
