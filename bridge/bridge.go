@@ -255,7 +255,8 @@ func (b *Bridge) serve(l net.Listener, h http.Handler, tc *tls.Config, handshake
 	if b.closed {
 		b.mu.Unlock()
 		l.Close()
-		return http.ErrServerClosed
+		// Closed before it served: nothing failed.
+		return nil
 	}
 	srv := &http.Server{
 		Handler:   limit.BodyDeadline(h, b.gate.Config().BodyTimeout),

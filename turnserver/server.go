@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -199,8 +200,11 @@ func ownAddrs(public, listen string) []netip.Addr {
 
 // Server is a running TURN server. Close stops it.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// refused logs what clients can cause at will (wrong credentials,
+	// refused allocations and peers) at a bounded rate.
+	refused  *ratelog.Logger
 	turn     *turn.Server
 	q        *quotas
 	caps     *allocCaps
@@ -221,6 +225,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Policy.Self = append(cfg.Policy.Self, ownAddrs(cfg.PublicIP, cfg.ListenIP)...)
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "turn"), conns: newConnSet()}
+	s.refused = ratelog.New(s.log, time.Second/5, 20)
 	s.q = newQuotas(s.log, cfg.MaxUserAllocations, cfg.UserBandwidth)
 	s.caps = newAllocCaps(cfg.MaxIPAllocations, cfg.MaxAllocations)
 	relayIP := net.ParseIP(cfg.PublicIP)
@@ -280,7 +285,7 @@ func New(cfg Config) (*Server, error) {
 	tc.EventHandler = turn.EventHandler{
 		OnAuth: func(src, _ net.Addr, proto, username, _ string, method string, ok bool) {
 			if !ok && s.refusals.first("auth "+src.String()+" "+username) {
-				s.log.Warn("turn: refused credentials", "client", src, "username", truncate(username, 64), "method", method, "reason", "wrong password, secret or realm")
+				s.refused.Warn("turn: refused credentials", "client", src, "username", truncate(username, 64), "method", method, "reason", "wrong password, secret or realm")
 			}
 		},
 		OnAllocationCreated: func(src, _ net.Addr, proto, user, _ string, relay net.Addr, _ int) {
@@ -336,7 +341,7 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 	}
 	if err != nil {
 		if s.refusals.first("auth " + ra.SrcAddr.String() + " " + ra.Username) {
-			s.log.Warn("turn: refused credentials", "client", ra.SrcAddr, "username", truncate(ra.Username, 64), "reason", err)
+			s.refused.Warn("turn: refused credentials", "client", ra.SrcAddr, "username", truncate(ra.Username, 64), "reason", err)
 		}
 		return "", nil, false
 	}
@@ -351,7 +356,7 @@ func (s *Server) allowAllocation(user, realm string, src net.Addr) bool {
 	id, key := splitUser(user)
 	if err := s.caps.check(key); err != nil {
 		if s.refusals.first("caps " + key.String()) {
-			s.log.Warn("turn: refused allocation", "client", src, "user", id, "reason", err)
+			s.refused.Warn("turn: refused allocation", "client", src, "user", id, "reason", err)
 		}
 		return false
 	}
@@ -371,7 +376,7 @@ func (s *Server) permission(client net.Addr, peer net.IP) bool {
 		// Clients retry refused permissions every few hundred ms: one
 		// line per client and peer a minute says it all.
 		if s.refusals.first(client.String() + ">" + peer.String()) {
-			s.log.Warn("turn: refused relay to peer", "client", client, "peer", peer.String(), "reason", string(v))
+			s.refused.Warn("turn: refused relay to peer", "client", client, "peer", peer.String(), "reason", string(v))
 		}
 		return false
 	}
