@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
+
+	"github.com/ersmesh/ersmesh/internal/ratelog"
 )
 
 // Defaults of Config.
