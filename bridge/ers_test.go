@@ -55,6 +55,25 @@ func startDemo(t *testing.T, cfg demo.Config) *demo.Demo {
 	return d
 }
 
+// joinDemo joins room "demo" with data and returns its device, the one
+// client of the ack's room description, which must send video.
+func joinDemo(t *testing.T, ctx context.Context, c *sioclient.Client, data ersproto.Join) string {
+	t.Helper()
+	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", data)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var room ersproto.Room
+	if len(ack) != 2 || string(ack[0]) != "null" || json.Unmarshal(ack[1], &room) != nil || len(room.Clients) != 1 {
+		t.Fatalf("join ack %s, want one client", ack)
+	}
+	device := room.Device()
+	if !room.Clients[device].Video {
+		t.Errorf("device %s offers no video: %+v", device, room.Clients[device])
+	}
+	return device
+}
+
 // baseOf is the bridge's origin in a player URL.
 func baseOf(t *testing.T, playerURL string) string {
 	u, err := url.Parse(playerURL)
@@ -219,21 +238,7 @@ func TestViewerPlaysThroughBridge(t *testing.T) {
 	defer cancel()
 	c := dial(t, ctx, base)
 
-	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var desc struct{ Clients map[string]map[string]bool }
-	if len(ack) != 2 || json.Unmarshal(ack[1], &desc) != nil || len(desc.Clients) != 1 {
-		t.Fatalf("join ack %s, want one client", ack)
-	}
-	var device string
-	for id, caps := range desc.Clients {
-		device = id
-		if !caps["video"] {
-			t.Errorf("device %s offers no video: %v", id, caps)
-		}
-	}
+	device := joinDemo(t, ctx, c, ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})
 
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

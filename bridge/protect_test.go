@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -22,19 +21,9 @@ func TestBridgeProtectsDeviceWithViewer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := dial(t, ctx, base)
-	ack, err := c.EmitAck(ctx, ersproto.EventJoin, ersproto.JoinArgs("demo", ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP})...)
+	device, err := peer.Decode(joinDemo(t, ctx, c, ersproto.Join{StreamName: "sample", Transport: ersproto.TransportSRTP}))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var desc struct{ Clients map[string]map[string]bool }
-	if len(ack) != 2 || json.Unmarshal(ack[1], &desc) != nil || len(desc.Clients) != 1 {
-		t.Fatalf("join ack %s, want one client", ack)
-	}
-	var device peer.ID
-	for id := range desc.Clients {
-		if device, err = peer.Decode(id); err != nil {
-			t.Fatal(err)
-		}
 	}
 	cm := h.ConnManager()
 	if !cm.IsProtected(device, bridge.ProtectTag) {
