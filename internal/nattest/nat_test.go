@@ -2,7 +2,9 @@ package nattest
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
@@ -251,6 +253,14 @@ func TestNATTraversal(t *testing.T) {
 			t.Fatalf("%d packets over %s with relay protocol %q, want relay over tls", r.Packets, r.LocalType, r.RelayProtocol)
 		}
 	})
+	// Chromium, trusting the certificate's key and nothing more, behind
+	// the same firewall: TURN over TLS on 443 is its only way.
+	t.Run("Chromium through TURN over TLS on 443 only", func(t *testing.T) {
+		r := view(t, tp, "browser", viewerOpts{TrustSPKI: spkiHash(t, certs)})
+		if r.LocalType != "relay" || r.RelayProtocol != "tls" {
+			t.Fatalf("Chromium's selected local candidate %s with relay protocol %q, want relay over tls", r.LocalType, r.RelayProtocol)
+		}
+	})
 }
 
 // viewWith is view with more environment for the viewer.
@@ -259,6 +269,22 @@ func viewWith(t testing.TB, tp *topo, o viewerOpts, env ...string) viewerReport 
 	b, _ := json.Marshal(o)
 	v := start(t, tp.viewer, "viewer", append([]string{viewerEnv + "=" + string(b)}, env...)...)
 	return v.nextView(t)
+}
+
+// spkiHash is the base64 SHA-256 of the public key in dir/cert.pem.
+func spkiHash(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(h[:])
 }
 
 // writeCert writes a self-signed certificate for publicIP and its key

@@ -45,6 +45,9 @@ type viewerOpts struct {
 	// (the test then breaks the network path) and report again once the
 	// player plays over a new connection.
 	Recover bool
+	// TrustSPKI (browser): the base64 SHA-256 of a public key whose
+	// certificates Chromium accepts (the public side's, for turns:).
+	TrustSPKI string
 	// Restart (browser): after the first report, wait for "cut" on stdin
 	// (the test then cuts the path for a while and restores it) and
 	// report again once the player plays on the same PeerConnection
@@ -276,7 +279,11 @@ const browserStats = `(async () => {
 func runBrowser(t *testing.T) {
 	var o viewerOpts
 	json.Unmarshal([]byte(os.Getenv(viewerEnv)), &o)
-	b := browsertest.New(t)
+	var bopts []browsertest.Option
+	if o.TrustSPKI != "" {
+		bopts = append(bopts, browsertest.Flag("ignore-certificate-errors-spki-list", o.TrustSPKI))
+	}
+	b := browsertest.New(t, bopts...)
 	if err := browsertest.Navigate(b, "http://"+bridgeHTTP+"/?room="+room+"&stream="+stream); err != nil {
 		t.Fatal(err)
 	}
