@@ -532,7 +532,7 @@ func (d *doc) device(e, janus *Envelope[*devicebench.Result]) {
 }
 
 func (d *doc) soak(dir string, e *Envelope[*soak.Result]) error {
-	d.f("## Soak: viewers joining and leaving for a long time\n\n")
+	d.f("\n## Soak: viewers joining and leaving for a long time\n\n")
 	if e == nil {
 		d.f("No results: run `go run ./cmd/ersmesh-bench soak --out docs` (one hour by default; `--duration`).\n\n")
 		return nil
