@@ -214,6 +214,10 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 			a.kill(t)
 			browsertest.WaitFor(b, t, 3*time.Second, `ersPlayer.failover.state === 'reattached' && ersPlayer.bridge === `+jsString(d.Bridge))
 			reattached := time.Since(killed)
+			msg, _ := browsertest.Eval[string](b, `document.getElementById('message').textContent`)
+			if !strings.Contains(msg, "Re-attached") || !strings.Contains(msg, d.Bridge) {
+				t.Errorf("the page says %q, want it to tell the session was re-attached through %s", msg, d.Bridge)
+			}
 			time.Sleep(time.Until(killed.Add(3 * time.Second)))
 			after, err := browsertest.Eval[gap](b, frameGap)
 			if err != nil {
@@ -233,10 +237,6 @@ func TestBridgeKilledWhilePlaying(t *testing.T) {
 			v := viewerThrough(t, d, "", 10*time.Second)
 			if v.Bridge.String() == a.ID || v.Resumes != 1 || v.State != "connected" {
 				t.Errorf("device's viewer %+v: want it re-attached once, through the other bridge, connected", v)
-			}
-			msg, _ := browsertest.Eval[string](b, `document.getElementById('message').textContent`)
-			if !strings.Contains(msg, "Re-attached") || !strings.Contains(msg, d.Bridge) {
-				t.Errorf("the page says %q, want it to tell the session was re-attached through %s", msg, d.Bridge)
 			}
 			if _, err := browsertest.Eval[any](b, `ersPlayer.close()`); err != nil {
 				t.Fatal(err)
