@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -128,7 +130,7 @@ func TestBenchViewerHelper(t *testing.T) {
 // SDP passed to the viewers' process instead of through a bridge.
 func BenchmarkViewersPerCore(b *testing.B) {
 	for _, transport := range []string{"srtp", "fmp4"} {
-		for _, n := range []int{20, 100} {
+		for _, n := range []int{20, 100, 200} {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
 				benchViewersPerCore(b, transport, n)
 			})
@@ -238,5 +240,23 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		b.ReportMetric(user*1000, "user-mcore/viewer")
 		b.ReportMetric(sys*1000, "sys-mcore/viewer")
 		b.ReportMetric(1/(user+sys), "viewers/core")
+		b.ReportMetric(float64(residentBytes(b))/(1<<20), "MiB-rss")
 	}
+}
+
+// residentBytes is the process's resident memory (VmRSS): the device's,
+// since the viewers live in the helper process.
+func residentBytes(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Logf("no /proc/self/status: %v", err)
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
