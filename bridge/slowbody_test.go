@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,17 +34,7 @@ func TestSlowBodiesCannotHoldConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		b.Close()
-		<-served
-	})
-	addr := l.Addr().String()
+	addr := strings.TrimPrefix(testutil.Serve(t, b), "http://")
 	perIP := b.gate.Config().HTTPConnsPerIP
 
 	var conns []net.Conn

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -95,19 +94,7 @@ func startBridgeWith(t *testing.T, n *mesh.Host, tune func(*Config)) (*Bridge, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close bridge: %v", err)
-		}
-		<-served
-	})
-	return b, "http://" + l.Addr().String()
+	return b, testutil.Serve(t, b)
 }
 
 // whepClient is a pion PeerConnection receiving video, as any WHEP player.

@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -57,18 +56,8 @@ func startSecondBridge(t *testing.T, d *Demo) string {
 		h.Close()
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		b.Close()
-		<-served
-		h.Close()
-	})
-	return "http://" + l.Addr().String()
+	t.Cleanup(func() { h.Close() }) // after the bridge: cleanups run last first
+	return testutil.Serve(t, b)
 }
 
 // TestNoLeakAfterManySessions opens and closes many sessions through two

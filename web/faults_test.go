@@ -554,17 +554,7 @@ func serveBridge(t *testing.T, h *mesh.Host) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- br.Serve(l) }()
-	t.Cleanup(func() {
-		br.Close()
-		<-served
-	})
-	return "http://" + l.Addr().String()
+	return testutil.Serve(t, br)
 }
 
 // TestBootstrapsDown: the only bootstrap node goes away. A viewer that
