@@ -7,5 +7,10 @@
 // things a page cannot show, such as the relay protocol of the selected
 // pair.
 //
+// Play watches until a number of RTP packets arrived and reports the
+// selected pair; Open returns the Session and hands its tracks to a
+// callback until Close, for load tools that keep many viewers (the device
+// fan-out benchmark). The protocol's shapes come from package ersproto.
+//
 // It is test support: it trusts the bridge and checks only what tests ask.
 package ersviewer
