@@ -257,9 +257,12 @@ func (b *Bridge) startTURN(tc *tls.Config, name string) (*turnserver.Issuer, err
 	}
 	is := &turnserver.Issuer{Secret: t.Secret, URLs: t.URLs, TTL: t.CredentialTTL}
 	if t.Run {
-		scfg, err := t.server(b.log)
+		scfg, certs, err := t.server(b.log)
 		if err != nil {
 			return nil, err
+		}
+		if certs != nil {
+			b.st.push(certs.Close)
 		}
 		if scfg.TLS == nil && tc != nil {
 			scfg.TLS, scfg.TLSPort = tc, t.TLSPort

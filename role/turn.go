@@ -2,13 +2,14 @@ package role
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ersmesh/ersmesh/tlscert"
 	"github.com/ersmesh/ersmesh/turnserver"
 )
 
@@ -23,9 +24,12 @@ type TURNServerConfig struct {
 	PublicIP string // relay IP given to clients behind a 1:1 NAT
 	// Port is the UDP and TCP port; turnserver.Ephemeral lets the kernel
 	// choose (tests).
-	Port       int
-	TLSPort    int    // with Cert and Key
-	Cert, Key  string // PEM files for TURN over TLS
+	Port      int
+	TLSPort   int    // with Cert and Key
+	Cert, Key string // PEM files for TURN over TLS
+	// CertReload is how often Cert and Key are looked at for a
+	// replacement (default 30 s, as the bridge's --tls-reload).
+	CertReload time.Duration
 	RelayPorts string // "min-max"; "" the turnserver defaults
 	// AllowPrivatePeers relays to loopback and private addresses too.
 	AllowPrivatePeers bool
@@ -63,8 +67,9 @@ func (c *TURNServerConfig) Flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.UserBandwidth, "turn-user-bandwidth", c.UserBandwidth, "relayed `bytes` per second per user (-1: no limit)")
 }
 
-// server is the turnserver.Config this one describes.
-func (c TURNServerConfig) server(log *slog.Logger) (turnserver.Config, error) {
+// server is the turnserver.Config this one describes, and the certificate
+// files' watcher to close with the server (nil without --turn-cert).
+func (c TURNServerConfig) server(log *slog.Logger) (turnserver.Config, *tlscert.Manager, error) {
 	cfg := turnserver.Config{
 		Secret: c.Secret, Realm: c.Realm, ListenIP: c.Listen, PublicIP: c.PublicIP,
 		UDPPort: c.Port, TCPPort: c.Port,
@@ -78,22 +83,25 @@ func (c TURNServerConfig) server(log *slog.Logger) (turnserver.Config, error) {
 		min, err1 := strconv.ParseUint(lo, 10, 16)
 		max, err2 := strconv.ParseUint(hi, 10, 16)
 		if !ok || err1 != nil || err2 != nil || min == 0 {
-			return cfg, keyErr("turn-relay-ports", "%q: want min-max, e.g. 49152-65535", c.RelayPorts)
+			return cfg, nil, keyErr("turn-relay-ports", "%q: want min-max, e.g. 49152-65535", c.RelayPorts)
 		}
 		cfg.MinRelayPort, cfg.MaxRelayPort = uint16(min), uint16(max)
 	}
 	if (c.Cert == "") != (c.Key == "") {
-		return cfg, keyErr("turn-cert", "--turn-cert and --turn-key go together")
+		return cfg, nil, keyErr("turn-cert", "--turn-cert and --turn-key go together")
 	}
-	if c.Cert != "" {
-		kp, err := tls.LoadX509KeyPair(c.Cert, c.Key)
-		if err != nil {
-			return cfg, keyErr("turn-cert", "TURN TLS certificate: %w", err)
-		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
-		cfg.TLSPort = c.TLSPort
+	if c.Cert == "" {
+		return cfg, nil, nil
 	}
-	return cfg, nil
+	// Read again when replaced, as the bridge's: an external renewer
+	// needs no restart.
+	certs, err := tlscert.New(tlscert.Config{CertFile: c.Cert, KeyFile: c.Key, ReloadInterval: c.CertReload, Logger: log})
+	if err != nil {
+		return cfg, nil, keyErr("turn-cert", "TURN TLS certificate: %w", err)
+	}
+	cfg.TLS = certs.TURNConfig()
+	cfg.TLSPort = c.TLSPort
+	return cfg, certs, nil
 }
 
 // TURNConfig configures the turn role: a TURN server for a fleet of
@@ -137,9 +145,12 @@ func NewTURN(_ context.Context, cfg TURNConfig) (_ *TURN, err error) {
 			t.Close()
 		}
 	}()
-	scfg, err := cfg.server(cfg.Logger)
+	scfg, certs, err := cfg.server(cfg.Logger)
 	if err != nil {
 		return nil, err
+	}
+	if certs != nil {
+		t.st.push(certs.Close)
 	}
 	if t.server, err = turnserver.New(scfg); err != nil {
 		return nil, err
