@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 )
 
 // Limits of the Annex-B reader. A camera's frame is well below these; they
@@ -24,6 +25,8 @@ var ErrNotAnnexB = errors.New("not an H.264 Annex-B stream")
 type AccessUnit struct {
 	NALUs [][]byte
 	IDR   bool
+	// Codec is the video codec of the NAL units; the zero value is H.264.
+	Codec VideoCodec
 }
 
 // AnnexB returns the access unit in Annex-B form (4-byte start codes), the
@@ -49,6 +52,8 @@ type AUReader struct {
 	started bool
 	pending []byte // the next access unit's first NAL unit, already read
 	eof     bool
+	codec   VideoCodec // decided by the first NAL unit (see detectCodec)
+	decided bool
 }
 
 // NewAUReader reads Annex-B from r.
@@ -126,6 +131,47 @@ func trimZeros(nalu []byte, zeros int) []byte {
 
 // startsAU reports whether nalu begins a new access unit when the current
 // one already holds a picture (H.264 §7.4.1.2.3).
+// detectCodec tells H.265 from H.264 by a stream's first NAL unit. An
+// H.265 elementary stream starts with a VPS, SPS, PPS, AUD or prefix SEI,
+// whose two-byte headers (type<<1, then layer 0 and TemporalId 1) read
+// 0x40 0x01, 0x42 0x01, 0x44 0x01, 0x46 0x01 or 0x4e 0x01. As H.264 NAL
+// headers those first bytes are types 0 (unspecified), 2 (data partition
+// A), 4 (partition C) or 6 and 14 with nal_ref_idc 2 (an SEI is never a
+// reference; 14 is an MVC prefix), none of which starts an H.264 stream.
+func detectCodec(nalu []byte) VideoCodec {
+	if len(nalu) >= 2 && nalu[1] == 0x01 {
+		switch nalu[0] {
+		case 0x40, 0x42, 0x44, 0x46, 0x4e:
+			return VideoH265
+		}
+	}
+	return VideoH264
+}
+
+// h265Type is an H.265 NAL unit's type (RFC 7798 section 1.1.4).
+func h265Type(nalu []byte) h265.NALUType { return h265.NALUType((nalu[0] >> 1) & 0x3f) }
+
+// startsAU265 follows H.265 section 7.4.2.4.4: parameter sets, an AUD, a
+// prefix SEI or a slice with first_slice_segment_in_pic_flag begin an
+// access unit.
+func startsAU265(nalu []byte) bool {
+	switch t := h265Type(nalu); {
+	case t == h265.NALUType_VPS_NUT, t == h265.NALUType_SPS_NUT, t == h265.NALUType_PPS_NUT,
+		t == h265.NALUType_AUD_NUT, t == h265.NALUType_PREFIX_SEI_NUT, t >= 41 && t <= 44, t >= 48 && t <= 55:
+		return true
+	case t <= h265.NALUType_RSV_IRAP_VCL23:
+		return len(nalu) > 2 && nalu[2]&0x80 != 0
+	}
+	return false
+}
+
+// isIRAP265 reports a random access picture (BLA, IDR, CRA): a viewer can
+// start decoding there.
+func isIRAP265(nalu []byte) bool {
+	t := h265Type(nalu)
+	return t >= h265.NALUType_BLA_W_LP && t <= h265.NALUType_CRA_NUT
+}
+
 func startsAU(nalu []byte) bool {
 	switch h264.NALUType(nalu[0] & 0x1f) {
 	case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeSPS, h264.NALUTypePPS, h264.NALUTypeSEI:
@@ -145,13 +191,22 @@ func isVCL(nalu []byte) bool {
 
 // ReadAU returns the next access unit, or io.EOF at the end of the stream.
 func (a *AUReader) ReadAU() (AccessUnit, error) {
-	var au AccessUnit
+	au := AccessUnit{Codec: a.codec}
 	hasPicture := false
 	add := func(nalu []byte) error {
 		if len(au.NALUs) >= MaxNALUsPerAU {
 			return fmt.Errorf("access unit with more than %d NAL units", MaxNALUsPerAU)
 		}
 		au.NALUs = append(au.NALUs, nalu)
+		if a.codec == VideoH265 {
+			if h265Type(nalu) <= h265.NALUType_RSV_IRAP_VCL23 {
+				hasPicture = true
+			}
+			if isIRAP265(nalu) {
+				au.IDR = true
+			}
+			return nil
+		}
 		if isVCL(nalu) {
 			hasPicture = true
 		}
@@ -183,7 +238,18 @@ func (a *AUReader) ReadAU() (AccessUnit, error) {
 		if nalu[0]&0x80 != 0 {
 			return AccessUnit{}, fmt.Errorf("%w: NAL unit with forbidden_zero_bit set", ErrNotAnnexB)
 		}
-		if hasPicture && startsAU(nalu) {
+		if !a.decided {
+			a.codec, a.decided = detectCodec(nalu), true
+			au.Codec = a.codec
+		}
+		if a.codec == VideoH265 && len(nalu) < 2 {
+			return AccessUnit{}, fmt.Errorf("%w: H.265 NAL unit of %d byte", ErrNotAnnexB, len(nalu))
+		}
+		starts := startsAU(nalu)
+		if a.codec == VideoH265 {
+			starts = startsAU265(nalu)
+		}
+		if hasPicture && starts {
 			a.pending = nalu
 			return au, nil
 		}

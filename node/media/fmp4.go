@@ -1,11 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4/seekablebuffer"
 
@@ -31,16 +33,28 @@ type fmp4Muxer struct {
 }
 
 // newFMP4Muxer returns the muxer and the stream's MOOV record.
-func newFMP4Muxer(sps, pps []byte, aac *AudioFormat) (*fmp4Muxer, []byte, error) {
-	var sp h264.SPS
-	if err := sp.Unmarshal(sps); err != nil {
-		return nil, nil, fmt.Errorf("parse SPS: %w", err)
+func newFMP4Muxer(codec VideoCodec, vps, sps, pps []byte, aac *AudioFormat) (*fmp4Muxer, []byte, error) {
+	var vc fmp4.Codec = &fmp4.CodecH264{SPS: sps, PPS: pps}
+	mask := ems.MaskVideo
+	var sp265 h265.SPS
+	if codec == VideoH265 {
+		if err := sp265.Unmarshal(sps); err != nil {
+			return nil, nil, fmt.Errorf("parse H.265 SPS: %w", err)
+		}
+		// mediacommon writes an hev1 sample entry with hvcC: right for a
+		// stream that, like ours, repeats VPS/SPS/PPS before each keyframe.
+		vc = &fmp4.CodecH265{VPS: vps, SPS: sps, PPS: pps}
+		mask |= ems.MaskH265
+	} else {
+		var sp h264.SPS
+		if err := sp.Unmarshal(sps); err != nil {
+			return nil, nil, fmt.Errorf("parse SPS: %w", err)
+		}
 	}
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{
 		ID: videoTrackID, TimeScale: clockRate,
-		Codec: &fmp4.CodecH264{SPS: sps, PPS: pps},
+		Codec: vc,
 	}}}
-	mask := ems.MaskVideo
 	m := &fmp4Muxer{}
 	if aac != nil {
 		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
@@ -55,6 +69,13 @@ func newFMP4Muxer(sps, pps []byte, aac *AudioFormat) (*fmp4Muxer, []byte, error)
 		return nil, nil, fmt.Errorf("marshal init segment: %w", err)
 	}
 	hdr, err := ems.MoovHeader(mask, sps)
+	if codec == VideoH265 {
+		if err := fixHvcCConstraints(b.Bytes(), sps); err != nil {
+			return nil, nil, err
+		}
+		ptl := sp265.ProfileTierLevel
+		hdr, err = ems.MoovHeaderH265(mask, ptl.GeneralProfileSpace<<6|ptl.GeneralTierFlag<<5|ptl.GeneralProfileIdc&0x1f, ptl.GeneralLevelIdc), nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,4 +123,23 @@ func (m *fmp4Muxer) segment(nalus [][]byte, key bool, pts, dur time.Duration, au
 	moofLen := int(binary.BigEndian.Uint32(seg))
 	out := make([]byte, 0, len(seg)+6*ems.HeaderSize)
 	return ems.AppendSegment(out, seg, moofLen, len(avcc))
+}
+
+// fixHvcCConstraints writes the SPS's general_constraint_indicator_flags
+// into the init segment's hvcC. mediacommon v1.14.0 copies the SPS's raw
+// bytes 7-12: one byte early (the NAL header takes 2 bytes, the VPS id and
+// sub-layer byte 1, profile 1, compatibility flags 4: the constraints are
+// bytes 8-13) and blind to emulation prevention bytes (x265's SPS has
+// them there: 60 00 00 03 00 90 …), so the codec string a player builds
+// from hvcC would be wrong.
+func fixHvcCConstraints(init, sps []byte) error {
+	raw := h264.EmulationPreventionRemove(sps)
+	i := bytes.Index(init, []byte("hvcC"))
+	// After the type: configurationVersion, the profile byte and four bytes
+	// of compatibility flags, then the six constraint bytes.
+	if i < 0 || len(raw) < 15 || i+4+12 > len(init) {
+		return fmt.Errorf("init segment without a complete hvcC box")
+	}
+	copy(init[i+4+6:i+4+12], raw[8:14])
+	return nil
 }

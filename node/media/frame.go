@@ -6,7 +6,7 @@ import (
 	"github.com/bluenviron/mediacommon/pkg/codecs/mpeg4audio"
 )
 
-// VideoFrame is one H.264 access unit on the source's clock.
+// VideoFrame is one H.264 or H.265 access unit (AU.Codec) on the source's clock.
 type VideoFrame struct {
 	AU AccessUnit
 	// PTS counts from the source's start and never goes back; sources that
@@ -60,4 +60,24 @@ type AudioFormat struct {
 	SampleRate int
 	Channels   int
 	AAC        *mpeg4audio.AudioSpecificConfig // for AudioAAC
+}
+
+// VideoCodec names the codec of a stream's video.
+type VideoCodec int
+
+// Video codecs a source may deliver. Both pass through as they come: the
+// device never transcodes.
+const (
+	VideoH264 VideoCodec = iota
+	VideoH265            // HEVC: fmp4 as hev1 with hvcC, srtp as RFC 7798
+)
+
+func (c VideoCodec) String() string {
+	switch c {
+	case VideoH264:
+		return "H.264"
+	case VideoH265:
+		return "H.265"
+	}
+	return "unknown"
 }

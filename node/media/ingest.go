@@ -9,7 +9,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 	"github.com/pion/rtp"
 )
 
@@ -20,8 +22,11 @@ type rtpIngest struct {
 	w Writer
 
 	videoMedia *description.Media
+	vformat    format.Format // h264 or h265
 	h264       *format.H264
 	vdec       *rtph264.Decoder
+	h265       *format.H265
+	vdec265    *rtph265.Decoder
 
 	audioMedia  *description.Media
 	audioFormat format.Format
@@ -37,12 +42,20 @@ func newRTPIngest(medias []*description.Media) (in *rtpIngest, skipped []string,
 		for _, f := range m.Formats {
 			switch f := f.(type) {
 			case *format.H264:
-				if in.h264 != nil {
+				if in.vformat != nil {
 					continue
 				}
-				in.videoMedia, in.h264 = m, f
+				in.videoMedia, in.h264, in.vformat = m, f, f
 				if in.vdec, err = f.CreateDecoder(); err != nil {
 					return nil, nil, fmt.Errorf("H.264 depacketizer: %w", err)
+				}
+			case *format.H265:
+				if in.vformat != nil {
+					continue
+				}
+				in.videoMedia, in.h265, in.vformat = m, f, f
+				if in.vdec265, err = f.CreateDecoder(); err != nil {
+					return nil, nil, fmt.Errorf("H.265 depacketizer: %w", err)
 				}
 			case *format.MPEG4Audio:
 				if in.audio != nil || f.Config == nil {
@@ -99,12 +112,12 @@ func newRTPIngest(medias []*description.Media) (in *rtpIngest, skipped []string,
 			}
 		}
 	}
-	if in.h264 == nil {
+	if in.vformat == nil {
 		what := "nothing"
 		if len(skipped) > 0 {
 			what = strings.Join(skipped, ", ")
 		}
-		return nil, skipped, fmt.Errorf("%w: no H.264 video track (found: %s)", ErrBadSource, what)
+		return nil, skipped, fmt.Errorf("%w: no H.264 or H.265 video track (found: %s)", ErrBadSource, what)
 	}
 	return in, skipped, nil
 }
@@ -118,6 +131,10 @@ func (in *rtpIngest) start(w Writer) {
 
 // video handles one video packet; pts is on the session's clock.
 func (in *rtpIngest) video(pkt *rtp.Packet, pts time.Duration) {
+	if in.h265 != nil {
+		in.video265(pkt, pts)
+		return
+	}
 	au, err := in.vdec.Decode(pkt)
 	if err != nil {
 		// More packets needed, or a loss: the decoder resynchronises.
@@ -139,6 +156,54 @@ func (in *rtpIngest) video(pkt *rtp.Packet, pts time.Duration) {
 		return
 	}
 	in.w.WriteVideo(VideoFrame{AU: AccessUnit{NALUs: nalus, IDR: idr}, PTS: pts})
+}
+
+// video265 is video for an H.265 track (RFC 7798 depacketized by
+// gortsplib): random access pictures get the SDP's parameter sets when the
+// camera sends them out of band only.
+func (in *rtpIngest) video265(pkt *rtp.Packet, pts time.Duration) {
+	au, err := in.vdec265.Decode(pkt)
+	if err != nil {
+		return
+	}
+	nalus := make([][]byte, 0, len(au)+3)
+	idr := false
+	for _, n := range au {
+		if len(n) >= 2 {
+			nalus = append(nalus, n)
+			idr = idr || isIRAP265(n)
+		}
+	}
+	if len(nalus) == 0 {
+		return
+	}
+	if idr {
+		nalus = withParams265(nalus, in.h265.VPS, in.h265.SPS, in.h265.PPS)
+	}
+	in.w.WriteVideo(VideoFrame{AU: AccessUnit{NALUs: nalus, IDR: idr, Codec: VideoH265}, PTS: pts})
+}
+
+// withParams265 puts VPS, SPS and PPS (those given and missing from au)
+// before a random access picture, so that fmp4's init segment and srtp
+// viewers' decoders can start there.
+func withParams265(au [][]byte, vps, sps, pps []byte) [][]byte {
+	has := map[h265.NALUType]bool{}
+	for _, n := range au {
+		has[h265Type(n)] = true
+	}
+	var pre [][]byte
+	for _, p := range []struct {
+		t h265.NALUType
+		b []byte
+	}{{h265.NALUType_VPS_NUT, vps}, {h265.NALUType_SPS_NUT, sps}, {h265.NALUType_PPS_NUT, pps}} {
+		if !has[p.t] && len(p.b) >= 2 {
+			pre = append(pre, p.b)
+		}
+	}
+	if len(pre) == 0 {
+		return au
+	}
+	return append(pre, au...)
 }
 
 func withParams(au [][]byte, sps, pps []byte) [][]byte {

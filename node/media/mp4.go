@@ -7,6 +7,7 @@ import (
 
 	"github.com/abema/go-mp4"
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/pkg/codecs/mpeg4audio"
 )
 
@@ -36,17 +37,30 @@ func OpenMP4(path string) (Source, error) {
 			audio = t
 		}
 	}
+	var hevc *mp4HEVC
+	if video == nil {
+		if hevc, err = mp4HEVCTrack(r); err != nil {
+			return nil, bad("%v", err)
+		}
+		for _, t := range info.Tracks {
+			if hevc != nil && t.TrackID == hevc.trackID && !t.Encrypted {
+				video = t
+			}
+		}
+	}
 	if video == nil || len(video.Samples) == 0 || video.Timescale == 0 {
-		return nil, bad("no H.264 video track")
+		return nil, bad("no H.264 or H.265 video track")
 	}
 	for _, s := range video.Samples {
 		if s.CompositionTimeOffset != 0 {
 			return nil, bad("the video has B-frames; re-encode without them (ffmpeg -bf 0)")
 		}
 	}
-	sps, pps, err := mp4AVCParams(r)
-	if err != nil {
-		return nil, bad("%v", err)
+	var sps, pps []byte
+	if hevc == nil {
+		if sps, pps, err = mp4AVCParams(r); err != nil {
+			return nil, bad("%v", err)
+		}
 	}
 	samples, err := mp4Samples(b, video)
 	if err != nil {
@@ -61,6 +75,20 @@ func OpenMP4(path string) (Source, error) {
 		if len(nalus) > MaxNALUsPerAU {
 			return nil, bad("video sample %d has %d NAL units", i, len(nalus))
 		}
+		if hevc != nil {
+			idr := false
+			for _, n := range nalus {
+				if len(n) < 2 {
+					return nil, bad("video sample %d has an H.265 NAL unit of %d byte", i, len(n))
+				}
+				idr = idr || isIRAP265(n)
+			}
+			if idr {
+				nalus = withParams265(nalus, hevc.vps, hevc.sps, hevc.pps)
+			}
+			aus = append(aus, AccessUnit{NALUs: nalus, IDR: idr, Codec: VideoH265})
+			continue
+		}
 		idr := h264.IDRPresent(nalus)
 		if idr {
 			nalus = withParams(nalus, sps, pps)
@@ -71,7 +99,7 @@ func OpenMP4(path string) (Source, error) {
 		aus = aus[1:]
 	}
 	if len(aus) == 0 {
-		return nil, bad("no H.264 keyframe")
+		return nil, bad("no keyframe")
 	}
 	var total uint64
 	for _, s := range video.Samples {
@@ -160,4 +188,62 @@ func mp4AACConfig(r *bytes.Reader) (*mpeg4audio.AudioSpecificConfig, error) {
 		}
 	}
 	return nil, fmt.Errorf("esds without an AudioSpecificConfig")
+}
+
+// mp4HEVC is an MP4's H.265 track: its id and its hvcC parameter sets.
+type mp4HEVC struct {
+	trackID       uint32
+	vps, sps, pps []byte
+}
+
+// mp4HEVCTrack finds the first track whose sample entry is hvc1 or hev1
+// (go-mp4's Probe names only AVC and AAC); nil when there is none.
+func mp4HEVCTrack(r *bytes.Reader) (*mp4HEVC, error) {
+	traks, err := mp4.ExtractBox(r, nil, mp4.BoxPath{mp4.BoxTypeMoov(), mp4.BoxTypeTrak()})
+	if err != nil {
+		return nil, fmt.Errorf("reading tracks: %w", err)
+	}
+	stsd := mp4.BoxPath{mp4.BoxTypeMdia(), mp4.BoxTypeMinf(), mp4.BoxTypeStbl(), mp4.BoxTypeStsd()}
+	for _, tr := range traks {
+		var boxes []*mp4.BoxInfoWithPayload
+		for _, entry := range []mp4.BoxType{mp4.BoxTypeHvc1(), mp4.BoxTypeHev1()} {
+			b, err := mp4.ExtractBoxWithPayload(r, tr, append(append(mp4.BoxPath{}, stsd...), entry, mp4.BoxTypeHvcC()))
+			if err != nil {
+				return nil, fmt.Errorf("reading hvcC: %w", err)
+			}
+			boxes = append(boxes, b...)
+		}
+		if len(boxes) == 0 {
+			continue
+		}
+		c, ok := boxes[0].Payload.(*mp4.HvcC)
+		if !ok {
+			return nil, fmt.Errorf("unreadable hvcC box")
+		}
+		h := &mp4HEVC{}
+		for _, a := range c.NaluArrays {
+			if len(a.Nalus) == 0 {
+				continue
+			}
+			switch h265.NALUType(a.NaluType) {
+			case h265.NALUType_VPS_NUT:
+				h.vps = a.Nalus[0].NALUnit
+			case h265.NALUType_SPS_NUT:
+				h.sps = a.Nalus[0].NALUnit
+			case h265.NALUType_PPS_NUT:
+				h.pps = a.Nalus[0].NALUnit
+			}
+		}
+		tk, err := mp4.ExtractBoxWithPayload(r, tr, mp4.BoxPath{mp4.BoxTypeTkhd()})
+		if err != nil || len(tk) == 0 {
+			return nil, fmt.Errorf("H.265 track without tkhd: %v", err)
+		}
+		th, ok := tk[0].Payload.(*mp4.Tkhd)
+		if !ok {
+			return nil, fmt.Errorf("unreadable tkhd box")
+		}
+		h.trackID = th.TrackID
+		return h, nil
+	}
+	return nil, nil
 }

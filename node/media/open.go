@@ -138,7 +138,7 @@ func openAnnexBFile(sp Spec) (Source, error) {
 		aus = aus[1:]
 	}
 	if len(aus) == 0 {
-		return nil, fmt.Errorf("%w %q: no H.264 keyframe (IDR) in the file", ErrBadSource, sp.Source)
+		return nil, fmt.Errorf("%w %q: no keyframe (H.264 IDR, H.265 IRAP) in the file", ErrBadSource, sp.Source)
 	}
 	src := &LoopSource{Name: sp.Source, Video: aus, FrameDuration: dur}
 	if a := sp.Opts["audio"]; a != "" {

@@ -111,7 +111,7 @@ func (r *RTPSource) Run(ctx context.Context, w Writer) error {
 		}
 		t := track{conn: c, media: m, video: m == in.videoMedia}
 		if t.video {
-			t.clock = in.h264.ClockRate()
+			t.clock = in.vformat.ClockRate()
 		} else {
 			t.clock = in.audioFormat.ClockRate()
 		}

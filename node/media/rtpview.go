@@ -76,16 +76,22 @@ func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
 
 // SubscribeRTP adds an srtp viewer and starts its writer.
 func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
-	vt, err := newBoundTrack(H264Codec, "video", "ersmesh-"+s.name)
-	if err != nil {
-		return nil, fmt.Errorf("create video track: %w", err)
-	}
 	seq := uint16(time.Now().UnixNano())
-	v := &RTPViewer{s: s, video: vt, q: make(chan rtpJob, rtpQueue), done: make(chan struct{}), seq: seq, aseq: seq ^ 0x5555}
+	v := &RTPViewer{s: s, q: make(chan rtpJob, rtpQueue), done: make(chan struct{}), seq: seq, aseq: seq ^ 0x5555}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed() {
 		return nil, ErrClosed
+	}
+	// The track announces the source's codec; before the first frame it is
+	// H.264 (callers that care wait with WaitVideoCodec).
+	vc := H264Codec
+	if s.codecKnown && s.codec == VideoH265 {
+		vc = H265Codec
+	}
+	var err error
+	if v.video, err = newBoundTrack(vc, "video", "ersmesh-"+s.name); err != nil {
+		return nil, fmt.Errorf("create video track: %w", err)
 	}
 	if s.audioCodec != nil {
 		if v.audio, err = newBoundTrack(*s.audioCodec, "audio", "ersmesh-"+s.name); err != nil {

@@ -118,11 +118,11 @@ func (r *RTSPSource) Run(ctx context.Context, w Writer) error {
 	}
 	// gortsplib calls each media's callback from one goroutine per media;
 	// the Stream's Writer is safe for that.
-	c.OnPacketRTP(in.videoMedia, in.h264, func(p *rtp.Packet) {
+	c.OnPacketRTP(in.videoMedia, in.vformat, func(p *rtp.Packet) {
 		r.mu.Lock()
 		r.ssrc = p.SSRC
 		r.mu.Unlock()
-		if t, ok := pts(in.videoMedia, in.h264, p); ok {
+		if t, ok := pts(in.videoMedia, in.vformat, p); ok {
 			in.video(p, t)
 		}
 	})

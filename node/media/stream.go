@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -25,6 +26,15 @@ var H264Codec = webrtc.RTPCodecCapability{
 
 // Limits of the per-stream caches and per-viewer queues. They bound memory
 // whatever the source sends and however slow a viewer is.
+// H265Codec is what the video tracks of an H.265 stream announce (RFC
+// 7798). Pion's default codecs offer it, so a browser that can receive
+// H.265 keeps it in its answer; one that cannot leaves it out, and the
+// track cannot bind (see ErrNoH265 in package node).
+var H265Codec = webrtc.RTPCodecCapability{
+	MimeType:  webrtc.MimeTypeH265,
+	ClockRate: 90000,
+}
+
 const (
 	maxGOPFrames = 300      // frames kept since the last keyframe (10 s at 30 fps)
 	maxGOPBytes  = 16 << 20 // bytes kept since the last keyframe
@@ -103,6 +113,10 @@ type Stream struct {
 	audioCodec  *webrtc.RTPCodecCapability // Opus, PCMU or PCMA: srtp viewers' audio tracks
 	audioPacket rtp.Packetizer             // for audioCodec, once for all viewers
 	sps, pps    []byte
+	vps         []byte     // H.265 only
+	codec       VideoCodec // the first frame's; frames of another codec are dropped
+	codecKnown  bool
+	codecSeen   chan struct{} // closed once codec is known
 	mux         *fmp4Muxer
 	moov        []byte // the EMS MOOV record, once sps/pps (and the audio format) are known
 	moovGen     int    // counts MOOVs: a new SPS (a camera that changed resolution) makes a new one
@@ -134,7 +148,7 @@ func NewStream(name string, src Source, log *slog.Logger) *Stream {
 	s := &Stream{
 		name: name, src: src, log: log.With("stream", name, "source", src.String()),
 		fsubs: map[*FMP4Viewer]struct{}{}, rsubs: map[*RTPViewer]struct{}{},
-		cancel: cancel, done: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}), codecSeen: make(chan struct{}),
 		packetizer: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), clockRate),
 	}
 	if l, ok := src.(interface{ setLogger(*slog.Logger) }); ok {
@@ -190,6 +204,29 @@ func (s *Stream) run(ctx context.Context) {
 
 // Name is the stream name viewers ask for.
 func (s *Stream) Name() string { return s.name }
+
+// VideoCodec is the codec of the stream's video, once its source delivered
+// a frame; known is false before.
+func (s *Stream) VideoCodec() (c VideoCodec, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.codec, s.codecKnown
+}
+
+// WaitVideoCodec waits until the source delivered its first frame or ctx
+// ends, and returns the stream's video codec: an srtp viewer's track must
+// announce it before the offer is made.
+func (s *Stream) WaitVideoCodec(ctx context.Context) (VideoCodec, error) {
+	select {
+	case <-s.codecSeen:
+		c, _ := s.VideoCodec()
+		return c, nil
+	case <-s.done:
+		return 0, ErrClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
 
 // Source names the stream's source.
 func (s *Stream) Source() string { return s.src.String() }
@@ -293,9 +330,39 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	s.lastPTS, s.lastDur, s.nextPTS = pts, dur, pts+dur
 	s.frames.Add(1)
 
+	if !s.codecKnown {
+		s.codec, s.codecKnown = v.AU.Codec, true
+		if s.codec == VideoH265 {
+			s.packetizer = rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H265Payloader{}, rtp.NewRandomSequencer(), clockRate)
+		}
+		s.log.Info("video codec", "codec", s.codec)
+		close(s.codecSeen)
+	} else if v.AU.Codec != s.codec {
+		// Viewers' tracks and init segments are of the first codec; a
+		// source that changes codec needs the stream restarted.
+		if s.frames.Load()%300 == 1 {
+			s.log.Warn("source changed its video codec; frames dropped", "was", s.codec, "now", v.AU.Codec)
+		}
+		return
+	}
+
 	nalus := make([][]byte, 0, len(v.AU.NALUs))
-	var sps, pps []byte
+	var vps, sps, pps []byte
 	for _, n := range v.AU.NALUs {
+		if s.codec == VideoH265 {
+			switch h265Type(n) {
+			case h265.NALUType_VPS_NUT:
+				vps = n
+			case h265.NALUType_SPS_NUT:
+				sps = n
+			case h265.NALUType_PPS_NUT:
+				pps = n
+			case h265.NALUType_AUD_NUT:
+				continue
+			}
+			nalus = append(nalus, n)
+			continue
+		}
 		switch h264.NALUType(n[0] & 0x1f) {
 		case h264.NALUTypeSPS:
 			sps = n
@@ -309,11 +376,15 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 	if len(nalus) == 0 {
 		return
 	}
-	if v.AU.IDR && sps != nil && pps != nil && (!bytes.Equal(sps, s.sps) || !bytes.Equal(pps, s.pps)) {
+	if s.codec == VideoH265 && vps == nil {
+		vps = s.vps
+	}
+	if v.AU.IDR && sps != nil && pps != nil && (s.codec != VideoH265 || vps != nil) &&
+		(!bytes.Equal(sps, s.sps) || !bytes.Equal(pps, s.pps) || !bytes.Equal(vps, s.vps)) {
 		if s.sps != nil {
-			s.log.Info("the source's H.264 parameters changed; fmp4 viewers get a new init segment")
+			s.log.Info("the source's video parameters changed; fmp4 viewers get a new init segment", "codec", s.codec)
 		}
-		s.sps, s.pps, s.mux = bytes.Clone(sps), bytes.Clone(pps), nil
+		s.vps, s.sps, s.pps, s.mux = bytes.Clone(vps), bytes.Clone(sps), bytes.Clone(pps), nil
 	}
 	if s.mux == nil && v.AU.IDR && s.sps != nil && s.pps != nil {
 		s.startMux()
@@ -351,7 +422,7 @@ func (s *Stream) startMux() {
 	} else if s.audio != nil {
 		s.log.Info("fmp4 viewers get video only: the audio codec is not AAC", "audio", s.audio.Codec)
 	}
-	m, moov, err := newFMP4Muxer(s.sps, s.pps, aac)
+	m, moov, err := newFMP4Muxer(s.codec, s.vps, s.sps, s.pps, aac)
 	if err != nil {
 		s.log.Error("cannot build the fMP4 init segment; fmp4 viewers get nothing", "err", err)
 		return

@@ -26,6 +26,13 @@ const MaxPayload = 1<<24 - 1
 const (
 	MaskVideo byte = 1
 	MaskAudio byte = 2
+	// MaskH265 is ersmesh's extension (EMS defines only AVC): the video
+	// track is H.265, header bytes 1-2 are the SPS's
+	// general_profile_space<<6|general_tier_flag<<5|general_profile_idc
+	// and general_level_idc, byte 3 is 0, and the full codec string
+	// (hev1.…) is read from the init segment's hvcC. An H.264 stream's
+	// MOOV never sets it, so it stays byte-identical to EMS's.
+	MaskH265 byte = 4
 )
 
 // ErrTooLarge is returned for a payload a record cannot carry.
@@ -53,6 +60,13 @@ func MoovHeader(mask byte, sps []byte) ([4]byte, error) {
 
 // AppendMoov appends the MOOV record: header, then the initialization
 // segment (ftyp and moov boxes).
+// MoovHeaderH265 is the MOOV prefix of an H.265 stream (see MaskH265):
+// profile is general_profile_space<<6|general_tier_flag<<5|
+// general_profile_idc, level is general_level_idc.
+func MoovHeaderH265(mask, profile, level byte) [4]byte {
+	return [4]byte{0xF0 | (mask|MaskVideo|MaskH265)&0x0F, profile, level, 0}
+}
+
 func AppendMoov(dst []byte, header [4]byte, initSegment []byte) ([]byte, error) {
 	if len(initSegment)+4 > MaxPayload {
 		return dst, fmt.Errorf("%w (init segment, %d bytes)", ErrTooLarge, len(initSegment))

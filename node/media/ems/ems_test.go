@@ -118,3 +118,36 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// TestH265MoovHeader: ersmesh's H.265 extension of the MOOV header (mask
+// bit 4) is parsed, needs the video bit, and leaves H.264's header as EMS
+// has it.
+func TestH265MoovHeader(t *testing.T) {
+	hdr := MoovHeaderH265(MaskAudio, 0x01, 30)
+	if hdr != [4]byte{0xF7, 0x01, 30, 0} {
+		t.Fatalf("H.265 MOOV header % x", hdr)
+	}
+	if h, _ := MoovHeader(MaskVideo, []byte{0x67, 0x42, 0xc0, 0x1f}); h != [4]byte{0xF1, 0x42, 0xc0, 0x1f} {
+		t.Fatalf("H.264 MOOV header % x changed", h)
+	}
+	for _, tc := range []struct {
+		first byte
+		ok    bool
+	}{{0xF5, true}, {0xF7, true}, {0xF4, false}, {0xF6, false}, {0xF8, false}} {
+		b, err := AppendMoov(nil, [4]byte{tc.first, 1, 30, 0}, []byte("not an init segment"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Parser
+		var in Init
+		err = p.Feed(b, func(i Init) { in = i }, nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("MOOV % x: err = %v, want ok=%v", tc.first, err, tc.ok)
+			continue
+		}
+		// Without an hvcC the codec string is the bare sample entry.
+		if tc.ok && in.Codecs() != map[bool]string{false: "hev1", true: "hev1,mp4a.40.2"}[tc.first == 0xF7] {
+			t.Errorf("MOOV % x: codecs %q", tc.first, in.Codecs())
+		}
+	}
+}

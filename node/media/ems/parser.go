@@ -24,7 +24,9 @@ type Init struct {
 // Codecs is the MSE codec list the EvoStream player builds for this init.
 func (in Init) Codecs() string {
 	var s string
-	if in.Mask == 0 || in.Mask&MaskVideo != 0 {
+	if in.Mask&MaskH265 != 0 {
+		s = hevcCodec(in.Segment)
+	} else if in.Mask == 0 || in.Mask&MaskVideo != 0 {
 		s = fmt.Sprintf("avc1.%02x%02x%02x", in.Profile[0], in.Profile[1], in.Profile[2])
 	}
 	if in.Mask&MaskAudio != 0 {
@@ -113,7 +115,7 @@ func (p *Parser) record(typ byte, payload []byte, onInit func(Init), onSegment f
 				return fmt.Errorf("%w: MOOV of %d bytes has no codec header", ErrMalformed, len(payload))
 			}
 			in.Mask = payload[0] & 0x0F
-			if in.Mask == 0 || in.Mask > MaskVideo|MaskAudio {
+			if in.Mask == 0 || in.Mask > MaskVideo|MaskAudio|MaskH265 || in.Mask&MaskH265 != 0 && in.Mask&MaskVideo == 0 {
 				return fmt.Errorf("%w: MOOV track mask %d", ErrMalformed, in.Mask)
 			}
 			copy(in.Profile[:], payload[1:4])
