@@ -919,14 +919,16 @@ export class Player extends PlayerBase {
         clearInterval(this._flowTimer);
         return;
       }
-      let bytes = 0;
+      let bytes;
       try {
-        (await pc.getStats()).forEach((r) => { if (r.type === 'transport') bytes += r.bytesReceived ?? 0; });
+        bytes = receivedBytes(await pc.getStats());
       } catch {
         return;
       }
       if (pc !== this.peerConnection) return;
-      if (bytes > last) {
+      // Any change counts: candidate pairs (Firefox's only byte count)
+      // come and go with ICE restarts, so their sum may also fall.
+      if (bytes !== last) {
         still = 0;
         if (last >= 0) this._recovered(pc);
       } else if (++still >= stallChecks) {
@@ -1006,4 +1008,20 @@ export class Player extends PlayerBase {
     }
     if (this._dropPeer()) this._emit('closePeer', { id: this.deviceId });
   }
+}
+
+// receivedBytes is what a peer connection received, from its stats:
+// transport reports where they count bytes (Chromium, Safari), else
+// candidate pairs (Firefox's transport reports have no byte counts).
+export function receivedBytes(stats) {
+  let transport = 0, pairs = 0, haveTransport = false;
+  stats.forEach((r) => {
+    if (r.type === 'transport' && r.bytesReceived !== undefined) {
+      haveTransport = true;
+      transport += r.bytesReceived ?? 0;
+    } else if (r.type === 'candidate-pair') {
+      pairs += r.bytesReceived ?? 0;
+    }
+  });
+  return haveTransport ? transport : pairs;
 }
