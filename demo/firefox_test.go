@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/internal/firefoxtest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestFirefoxPlaysDemo is the whole flow in Gecko: Firefox ESR opens the
@@ -16,7 +17,7 @@ import (
 func TestFirefoxPlaysDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testLogger(t)})
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
