@@ -187,7 +187,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		if transport == "fmp4" {
 			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil)
 		} else {
-			_, detach, err = attachSRTP(pc, stream, log, nil)
+			_, detach, err = attachSRTP(pc, stream, log, nil, false)
 		}
 		if err != nil {
 			b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/talkback"
 	"github.com/ersmesh/ersmesh/room"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -62,7 +63,10 @@ type Config struct {
 	// called on the device's and pion's goroutines and must not block:
 	// package node/webhook queues.
 	OnEvent func(Event)
-	Logger  *slog.Logger
+	// Talkback maps stream names to the sinks viewers may talk to
+	// (talkback.go); streams not in it have no talkback.
+	Talkback map[string]talkback.Sink
+	Logger   *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -96,6 +100,10 @@ type Device struct {
 	// resumable holds the sessions a viewer may re-attach, by WebRTC
 	// session id (resume.go).
 	resumable map[string]*session
+
+	talk     talkCounters
+	floorsMu sync.Mutex                 // guards floors
+	floors   map[string]*talkback.Floor // talkback floors by stream name
 }
 
 // New validates cfg, publishes the rooms and starts accepting viewers.
@@ -150,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session),
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session), floors: map[string]*talkback.Floor{},
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.starting = make(map[string]*roomStart)
@@ -246,7 +254,7 @@ func (d *Device) handleStream(s network.Stream) {
 		return
 	}
 	sess := &session{dev: d, conn: conn, bridge: from,
-		attach: make(chan *attachment, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		attach: make(chan *attachment, 1), quit: make(chan struct{}), talkQuit: make(chan struct{}), done: make(chan struct{})}
 	sess.ctx, sess.cancel = context.WithCancelCause(d.ctx)
 	d.mu.Lock()
 	d.viewers[sess] = struct{}{}

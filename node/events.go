@@ -13,6 +13,8 @@ const (
 	EventPeerConnectionClosed  = "webRTCPeerConnectionClosed"  // that PeerConnection is closed
 	EventPeerStreamStarted     = "webRTCPeerStreamStarted"     // the viewer connected: media flows
 	EventPeerStreamClosed      = "webRTCPeerStreamClosed"      // media to that viewer stopped
+	EventTalkbackStarted       = "talkbackStarted"             // the viewer took the talkback floor: its voice goes to the sink
+	EventTalkbackStopped       = "talkbackStopped"             // the viewer's talk spurt ended
 )
 
 // Event is something that happened on the device, for logs and webhooks.

@@ -27,6 +27,9 @@ var (
 		[]string{"reason"}, nil)
 	unconnectedDesc = prometheus.NewDesc("ersmesh_device_sessions_unconnected_ended_total",
 		"Viewer sessions ended because the viewer had not connected within the unconnected timeout.", nil, nil)
+	talkbackDesc = prometheus.NewDesc("ersmesh_device_talkback_spurts_total",
+		"Talk spurts from viewers: started (the sink heard it), refused (no room secret proven), busy (another viewer held the floor).",
+		[]string{"result"}, nil)
 )
 
 // collector reads the device's state when Prometheus asks, so counting
@@ -41,6 +44,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- refusedDesc
 	ch <- unconnectedDesc
 	ch <- trustRefusedDesc
+	ch <- talkbackDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +74,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range c.d.TrustRefusals() {
 		ch <- prometheus.MustNewConstMetric(trustRefusedDesc, prometheus.CounterValue, float64(n), reason)
 	}
+	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.spurts.Load()), "started")
+	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.refused.Load()), "refused")
+	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.busy.Load()), "busy")
 }
 
 // RegisterMetrics exposes the device's viewers, its streams and its

@@ -80,6 +80,13 @@ type session struct {
 	offerSent bool // our description went out
 	pending   []*signalwire.Message
 
+	// The talk readers (talkback.go): talkMu guards talkClosed and the
+	// WaitGroup's Go against closeTalk's Wait; talkQuit is closed with it.
+	talkMu     sync.Mutex
+	talkClosed bool
+	talkQuit   chan struct{}
+	talkWG     sync.WaitGroup
+
 	mu        sync.Mutex // guards stat, streaming, ended, and orders events
 	stat      ViewerInfo // what Device.Viewers reports
 	streaming bool       // EventPeerStreamStarted was emitted
@@ -171,6 +178,7 @@ func (s *session) run(join *signalwire.Message) {
 	s.peerCreated()
 	defer func() {
 		pc.Close()
+		s.closeTalk()
 		s.detach()
 		if s.gate != nil {
 			s.gate.wg.Wait()
@@ -312,15 +320,26 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 		})
 		s.gate.watch(pc)
 	}
+	sink := s.talkSink()
 	if transportOf(join) == "fmp4" {
 		s.note = fmp4Note(stream)
 		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log, s.gate)
+		if err == nil && sink != nil {
+			err = addTalkReceiver(pc)
+		}
 	} else {
-		s.note, s.detach, err = attachSRTP(pc, stream, s.log, s.gate)
+		s.note, s.detach, err = attachSRTP(pc, stream, s.log, s.gate, sink != nil)
 	}
 	if err != nil {
 		pc.Close()
 		return nil, err
+	}
+	if sink != nil {
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			if tr.Kind() == webrtc.RTPCodecTypeAudio {
+				s.onTalkTrack(tr, sink)
+			}
+		})
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {

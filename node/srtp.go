@@ -19,7 +19,11 @@ const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks can
 // by its own writer goroutine from the stream's shared packets. It returns
 // a note for the viewer when audio cannot be sent, and the function that detaches the viewer. A
 // non-nil gate drops every packet until it opens (dtlsgate.go).
-func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger, gate *dtlsGate) (note string, detach func(), err error) {
+//
+// With talk, the audio section also receives the viewer's voice
+// (talkback.go): an Opus audio track's section is sendrecv, or a recvonly
+// one is added.
+func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger, gate *dtlsGate, talk bool) (note string, detach func(), err error) {
 	v, err := stream.SubscribeRTP()
 	if err != nil {
 		return "", nil, err
@@ -32,11 +36,18 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		log.Info("srtp viewer gets video only: the stream's audio is AAC; transport fmp4 carries it")
 		note = aacOnSRTPNote
 	}
+	// An Opus audio section can carry the viewer's Opus back; one of
+	// another codec (PCMU) cannot, and talkback gets its own.
+	opusAudio := len(tracks) == 2 && stream.Audio() != nil && stream.Audio().Codec == media.AudioOpus
 	for i, t := range tracks {
 		if gate != nil {
 			t = gatedTrack{t, gate}
 		}
-		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		dir := webrtc.RTPTransceiverDirectionSendonly
+		if talk && t.Kind() == webrtc.RTPCodecTypeAudio && opusAudio {
+			dir = webrtc.RTPTransceiverDirectionSendrecv
+		}
+		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: dir})
 		if err != nil {
 			detach()
 			return "", nil, fmt.Errorf("add %s track: %w", t.Kind(), err)
@@ -65,6 +76,12 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 				}
 			}
 		}()
+	}
+	if talk && !opusAudio {
+		if err := addTalkReceiver(pc); err != nil {
+			detach()
+			return "", nil, fmt.Errorf("add talkback receiver: %w", err)
+		}
 	}
 	return note, detach, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/talkback"
 	"github.com/ersmesh/ersmesh/node/webhook"
 )
 
@@ -45,6 +46,7 @@ type DeviceConfig struct {
 	Webhook        string   // URL events are POSTed to; "" none
 	WebhookTimeout time.Duration
 	RoomSecrets    []string // ROOM=SECRET
+	Talkback       []string // STREAM=SINK (node/talkback.ParseSink)
 	Limits         node.Limits
 	// PublishTimeout bounds the first publication of the rooms; default
 	// 30 s.
@@ -88,6 +90,7 @@ func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Webhook, "webhook", c.Webhook, "`URL` to POST device events to as JSON (webRTCStarted, webRTCPeerStreamStarted, ...)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long one webhook POST may take; events queued meanwhile beyond the queue are dropped")
 	listVar(fs, &c.RoomSecrets, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's ?secret=); bridges never see it (repeatable)")
+	listVar(fs, &c.Talkback, "talkback", "`STREAM=SINK`: viewers who proved the room secret may talk to STREAM's camera; SINK is file:PATH (an Ogg Opus file per talk spurt) or exec:COMMAND ARGS (each spurt as Ogg Opus on the command's stdin, e.g. exec:ffmpeg -i - -f alsa default) (repeatable; default none)")
 	fs.IntVar(&c.Limits.MaxStreamsPerPeer, "max-streams-per-bridge", c.Limits.MaxStreamsPerPeer, "signalling streams (viewers, joined or joining) one bridge may hold open")
 	fs.IntVar(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "signalling streams all bridges together may hold open")
 	fs.Float64Var(&c.Limits.StreamRate, "stream-rate", c.Limits.StreamRate, "new signalling streams per second from one bridge, after --stream-burst")
@@ -136,6 +139,21 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 		}
 		secrets[r] = sec
 	}
+	talk := map[string]talkback.Sink{}
+	for _, f := range cfg.Talkback {
+		st, spec, ok := strings.Cut(f, "=")
+		if !ok || st == "" || spec == "" {
+			return nil, keyErr("talkback", "%q: want STREAM=SINK", f)
+		}
+		sink, err := talkback.ParseSink(spec)
+		if err != nil {
+			return nil, keyErr("talkback", "%v", err)
+		}
+		if c, ok := sink.(*talkback.CommandSink); ok {
+			c.Log = log.With("talkback", st)
+		}
+		talk[st] = sink
+	}
 	if len(cfg.Mesh.Bootstrap) == 0 {
 		return nil, keyErr("bootstrap", "required: the multiaddr of a bootstrap node (ersmesh bootstrap prints it)")
 	}
@@ -174,6 +192,14 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 	if err != nil {
 		return nil, &ConfigError{Key: "stream", Err: err}
 	}
+	for st := range talk {
+		if streams[st] == nil {
+			for _, s := range streams {
+				s.Close()
+			}
+			return nil, keyErr("talkback", "stream %q is not one of this device's --stream names", st)
+		}
+	}
 	pubCtx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
 	defer cancel()
 	ncfg := node.Config{
@@ -183,6 +209,7 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 		RecordTTL:       cfg.RecordTTL,
 		IncludeLoopback: cfg.LoopbackCandidates,
 		Secrets:         secrets,
+		Talkback:        talk,
 		Limits:          cfg.Limits,
 		OnEvent:         onEvent,
 		Logger:          log,

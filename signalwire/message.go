@@ -130,6 +130,9 @@ var signalTypes = map[string]bool{
 	// the viewer's signature over it; and the viewer asking for an ICE
 	// restart (the device then sends a new offer for the same session).
 	"resumeChallenge": true, "resumeProof": true, "restart": true,
+	// Talkback (node/talkback.go): the device tells a viewer what became
+	// of its audio (talking, busy, refused, released, failed).
+	"talkback": true,
 }
 
 // Validate reports whether m is well formed for its kind.

@@ -1,0 +1,159 @@
+package talkback
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
+)
+
+// Sink takes a stream's talk spurts.
+type Sink interface {
+	// Open starts a talk spurt; the writer receives its Ogg Opus bytes and
+	// is closed when the spurt ends.
+	Open() (io.WriteCloser, error)
+	// String names the sink for logs.
+	String() string
+}
+
+// ParseSink reads a --talkback sink:
+//
+//	file:PATH       each spurt to its own file PATH-<time>-<n>.ogg (PATH without .ogg)
+//	exec:CMD ARGS   each spurt to the standard input of a fresh CMD (split on spaces, no shell)
+func ParseSink(s string) (Sink, error) {
+	kind, arg, ok := strings.Cut(s, ":")
+	if !ok || arg == "" {
+		return nil, fmt.Errorf("talkback sink %q: want file:PATH or exec:COMMAND", s)
+	}
+	switch kind {
+	case "file":
+		return &FileSink{Path: arg}, nil
+	case "exec":
+		argv := strings.Fields(arg)
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("talkback sink %q: no command", s)
+		}
+		return &CommandSink{Argv: argv}, nil
+	case "rtsp", "rtsps":
+		return nil, fmt.Errorf("talkback sink %q: the ONVIF backchannel is not supported yet; use file: or exec:", s)
+	}
+	return nil, fmt.Errorf("talkback sink %q: unknown kind %q; want file: or exec:", s, kind)
+}
+
+// FileSink records each spurt in its own Ogg Opus file beside Path.
+type FileSink struct {
+	Path string
+	n    atomic.Uint64
+}
+
+func (f *FileSink) String() string { return "file:" + f.Path }
+
+// Open creates PATH-<UTC time>-<n>.ogg: a file per spurt, so that a
+// recording is never appended to one that a reader already closed.
+func (f *FileSink) Open() (io.WriteCloser, error) {
+	base := strings.TrimSuffix(f.Path, ".ogg")
+	name := fmt.Sprintf("%s-%s-%d.ogg", base, time.Now().UTC().Format("20060102T150405.000Z"), f.n.Add(1))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// CommandSink starts Argv for each spurt, its standard input the Ogg Opus
+// stream; closing the stream ends the input and waits for the command.
+type CommandSink struct {
+	Argv []string
+	Log  *slog.Logger // the command's standard error, line by line; nil: discarded
+}
+
+func (c *CommandSink) String() string { return "exec:" + strings.Join(c.Argv, " ") }
+
+// commandWait bounds how long a command may take after its input ended.
+const commandWait = 10 * time.Second
+
+func (c *CommandSink) Open() (io.WriteCloser, error) {
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if c.Log != nil {
+		cmd.Stderr = logWriter{c.Log}
+	}
+	cmd.WaitDelay = commandWait
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("talkback command: %w", err)
+	}
+	return &commandInput{in: in, cmd: cmd}, nil
+}
+
+type commandInput struct {
+	in  io.WriteCloser
+	cmd *exec.Cmd
+}
+
+func (c *commandInput) Write(p []byte) (int, error) { return c.in.Write(p) }
+
+func (c *commandInput) Close() error {
+	err := c.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	t := time.NewTimer(commandWait)
+	defer t.Stop()
+	select {
+	case werr := <-done:
+		return errors.Join(err, werr)
+	case <-t.C:
+		c.cmd.Process.Kill()
+		return errors.Join(err, <-done, errors.New("talkback command did not end after its input; killed"))
+	}
+}
+
+type logWriter struct{ log *slog.Logger }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimSpace(string(p)), "\n") {
+		l.log.Debug("talkback command", "stderr", line)
+	}
+	return len(p), nil
+}
+
+// Spurt writes one talk spurt's Opus RTP packets to a sink as Ogg Opus.
+type Spurt struct {
+	out io.WriteCloser
+	ogg *oggwriter.OggWriter
+}
+
+// Start opens a spurt on sink.
+func Start(sink Sink) (*Spurt, error) {
+	out, err := sink.Open()
+	if err != nil {
+		return nil, err
+	}
+	// WebRTC Opus is 48 kHz, stereo in its SDP whatever the sender sends.
+	// The writer is hidden behind a plain io.Writer: OggWriter.Close would
+	// close a Closer itself, and the sink's Close must run once.
+	ogg, err := oggwriter.NewWith(struct{ io.Writer }{out}, 48000, 2)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	return &Spurt{out: out, ogg: ogg}, nil
+}
+
+// WriteRTP adds one Opus RTP packet.
+func (s *Spurt) WriteRTP(p *rtp.Packet) error { return s.ogg.WriteRTP(p) }
+
+// Close ends the Ogg stream and the sink's writer.
+func (s *Spurt) Close() error {
+	return errors.Join(s.ogg.Close(), s.out.Close())
+}
