@@ -10,6 +10,7 @@ import { TrustUnavailable, newNonce, normalizeFingerprint, ownerOf, roomProof, s
 import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
+import { Talkback } from './talkback.js';
 
 export { checkSupport, REASONS, STAGES };
 
@@ -454,6 +455,9 @@ export class Player extends PlayerBase {
       case 'resumeChallenge':
         this._onResumeChallenge(msg);
         break;
+      case 'talkback':
+        if (msg.from === this.deviceId) this.talkback?.onMessage(msg.payload);
+        break;
       default:
         log('ignoring message of type', msg.type);
     }
@@ -524,6 +528,8 @@ export class Player extends PlayerBase {
       if (pc !== this.peerConnection) return;
       this._remoteSet = true;
       for (const c of this._pending.splice(0)) this._addCandidate(pc, c);
+      // Talk back (talkback.js): answer the device's receiving audio section.
+      this.talkback = Talkback.prepare(pc, sdp, (state, message) => this._emit('talkback', { state, message }));
       const answer = await pc.createAnswer();
       if (pc !== this.peerConnection) return;
       await pc.setLocalDescription(answer);
@@ -1005,6 +1011,11 @@ export class Player extends PlayerBase {
     if (this.peerConnection) {
       this._mse?.close();
       this._mse = null;
+    }
+    if (this.talkback) {
+      this.talkback.close();
+      this.talkback = null;
+      this._emit('talkback', { state: 'gone', message: '' });
     }
     if (this._dropPeer()) this._emit('closePeer', { id: this.deviceId });
   }
