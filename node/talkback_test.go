@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -405,5 +407,61 @@ func TestTalkbackFloor(t *testing.T) {
 	wg.Wait()
 	if s := waitSpurts(t, sink, 2); len(s) != 2 {
 		t.Fatalf("%d spurts, want alice's then bob's", len(s))
+	}
+}
+
+// A WHEP client's sendrecv audio section is answered with one the device
+// receives on, but WHEP cannot prove a room secret (answer.go), so its
+// voice never reaches the command sink: a bridge holding a bearer token
+// must not be able to talk in a viewer's place.
+func TestTalkbackWHEPAnsweredNotHeard(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "heard.ogg")
+	sink, err := talkback.ParseSink("exec:tee " + out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newTestMeshWith(t, func(c *Config) { c.Talkback = map[string]talkback.Sink{"cam": sink} })
+	pc, packets := newViewer(t)
+	mic, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", "whep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		t.Fatal(err)
+	}
+	offer := completeOffer(t, pc)
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "whep1", Room: "lobby", Stream: "cam", Transport: "srtp", ViewerOffers: true})
+	if err := c.Send(signalOf(t, "offer", offer)); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: got %+v, want accept", m)
+	}
+	m := recvSkippingPings(t, c, 5*time.Second)
+	var answer webrtc.SessionDescription
+	if m.Type != "answer" || json.Unmarshal(m.Payload, &answer) != nil {
+		t.Fatalf("got %+v, want the answer", m)
+	}
+	if talkMid(answer.SDP) == "" {
+		t.Fatalf("the answer has no audio section that receives:\n%s", answer.SDP)
+	}
+	if err := pc.SetRemoteDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-packets:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no video within 15 s")
+	}
+	for range 50 {
+		mic.WriteSample(pionmedia.Sample{Data: []byte{0xf8, 0xff, 0xfe}, Duration: 20 * time.Millisecond})
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(talkIdle)
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a WHEP viewer's audio reached the command sink")
+	}
+	if n := tm.dev.talk.refused.Load(); n != 1 {
+		t.Fatalf("%d refused spurts, want the WHEP viewer's one", n)
 	}
 }

@@ -29,6 +29,9 @@ func TestCommandLine(t *testing.T) {
 		"device --config " + bad:                                             `key "record-ttl"`,
 		"bridge --admin-allow 300.1.1.1":                                     "--admin-allow",
 		"device --room x --room-secret x":                                    "ROOM=SECRET",
+		"device --room x --talkback cam":                                     "--talkback: \"cam\": want STREAM=SINK",
+		"device --room x --talkback cam=speaker:x":                           "unknown kind",
+		"device --room x --talkback cam=rtsp://cam/back":                     "ONVIF backchannel is not supported yet",
 		"bridge --no-such-flag":                                              "flag provided but not defined",
 	} {
 		err := run(strings.Fields(args))
