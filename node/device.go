@@ -163,6 +163,9 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.starting = make(map[string]*roomStart)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	for r, sec := range secrets {
+		d.warnWeakSecret(r, sec)
+	}
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.
 	cfg.Mesh.Libp2p().SetStreamHandler(signalwire.ProtocolID, d.handleStream)

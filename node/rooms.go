@@ -52,6 +52,9 @@ func (d *Device) StartRoom(ctx context.Context, r, secret string) error {
 		d.secrets[name] = secret
 	}
 	d.roomsMu.Unlock()
+	if secret != "" {
+		d.warnWeakSecret(name, secret)
+	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := &roomStart{cancel: cancel}

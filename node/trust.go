@@ -220,3 +220,15 @@ func (g *proofGuard) wrong(room string, bridge peer.ID) {
 	g.rooms.Allow(room)
 	g.bridges.Allow(bridge)
 }
+
+// weakSecret reports whether a room secret looks chosen by a person: short
+// enough that offline guessing (by a bridge that relayed one proof) could
+// find it, backoff or not. Generated secrets (ersmesh secret) are 22
+// characters.
+func weakSecret(s string) bool { return len(s) < 16 }
+
+func (d *Device) warnWeakSecret(room, secret string) {
+	if weakSecret(secret) {
+		d.log.Warn("room secret is short: a bridge that relayed one viewer's proof can test guesses offline, as fast as it can compute; use ersmesh secret for a 128-bit one", "room", room, "length", len(secret))
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // TestStartWebRTCTokenInBrowser: a room started through the device's
 // control API with a token is protected by it: the player plays it with
-// ?secret=<token> and is refused without.
+// #secret=<token> and is refused without.
 func TestStartWebRTCTokenInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -41,7 +41,7 @@ func TestStartWebRTCTokenInBrowser(t *testing.T) {
 	b := browsertest.New(t)
 	for _, c := range []struct{ extra, want string }{
 		{"", `document.body.dataset.stage === 'error' && /secret/.test(document.getElementById('message').textContent)`},
-		{"&secret=hunter2", playing},
+		{"#secret=hunter2", playing},
 	} {
 		if err := browsertest.Navigate(b, playerURL(base, "porch", c.extra)); err != nil {
 			t.Fatal(err)

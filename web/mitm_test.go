@@ -29,8 +29,11 @@ type mitm struct {
 	// tamper rewrites a device message (decoded) before the browser sees
 	// it; nil relays honestly.
 	tamper func(msg map[string]any)
-	srv    *socketio.Server
-	ts     *httptest.Server
+	// up, when set, sees (and may rewrite) each event the browser sends
+	// before it goes to the real bridge.
+	up  func(name string, args []json.RawMessage) []json.RawMessage
+	srv *socketio.Server
+	ts  *httptest.Server
 
 	mu    sync.Mutex
 	conns map[string]*sioclient.Client
@@ -38,7 +41,12 @@ type mitm struct {
 }
 
 func newMITM(t *testing.T, upstream string, tamper func(map[string]any)) *mitm {
-	m := &mitm{upstream: upstream, tamper: tamper, conns: map[string]*sioclient.Client{}}
+	return newMITMUp(t, upstream, tamper, nil)
+}
+
+// newMITMUp is newMITM with a rewriter of what the browser sends, too.
+func newMITMUp(t *testing.T, upstream string, tamper func(map[string]any), up func(string, []json.RawMessage) []json.RawMessage) *mitm {
+	m := &mitm{upstream: upstream, tamper: tamper, up: up, conns: map[string]*sioclient.Client{}}
 	m.srv = socketio.NewServer(socketio.Config{}, m)
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", m.srv)
@@ -100,6 +108,9 @@ func (m *mitm) Event(s *socketio.Socket, name string, args []json.RawMessage, ac
 	m.mu.Unlock()
 	if up == nil {
 		return nil
+	}
+	if m.up != nil {
+		args = m.up(name, args)
 	}
 	a := make([]any, len(args))
 	for i := range args {
@@ -286,9 +297,11 @@ func TestRoomSecretInBrowser(t *testing.T) {
 	base, room := startDemo(t, true, "hunter2")
 	b := browsertest.New(t)
 	for _, c := range []struct{ extra, want string }{
-		{"&secret=nope", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-wrong' && /wrong room secret/.test(document.getElementById('message').textContent)`},
+		{"#secret=nope", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-wrong' && /wrong room secret/.test(document.getElementById('message').textContent)`},
 		{"", `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-missing' && /secret/.test(document.getElementById('message').textContent)`},
-		{"&secret=hunter2", playing},
+		{"#secret=hunter2", playing},
+		// An old link with the secret in the query plays, and warns.
+		{"&secret=hunter2", playing + ` && document.getElementById('origin').dataset.secret === 'query' && location.hash === '#secret=hunter2' && !location.search.includes('hunter2')`},
 	} {
 		if err := browsertest.Navigate(b, playerURL(base, room, c.extra)); err != nil {
 			t.Fatal(err)

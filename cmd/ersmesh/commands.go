@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -19,6 +21,8 @@ import (
 	"github.com/ersmesh/ersmesh/internal/config"
 	"github.com/ersmesh/ersmesh/node/control"
 	"github.com/ersmesh/ersmesh/role"
+	"github.com/ersmesh/ersmesh/trust"
+	"github.com/ersmesh/ersmesh/web"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -42,6 +46,8 @@ func commands() []command {
 		{"bridge", "serve the player and the ERS protocol, relay signalling to devices", false, bridgeCommand},
 		{"bootstrap", "run a stable DHT node for devices and bridges to dial first", false, bootstrapCommand},
 		{"turn", "run a TURN server (UDP, TCP, TLS) for viewers and devices behind NATs", false, turnCommand},
+		{"player", "serve only the player page (or write it to a folder), to load it from a host you trust rather than from a bridge", false, playerCommand},
+		{"secret", "print a new room secret (128 random bits) for --room-secret or startWebRTC token=", false, secretCommand},
 		{"ctl", "send an EMS-style command to a running device: startWebRTC, stopWebRTC, listConfig", true, ctlCommand},
 		{"version", "print the version", false, versionCommand},
 	}
@@ -205,6 +211,49 @@ func turnCommand(fs *flag.FlagSet) func([]string) error {
 				fmt.Println("  " + u)
 			}
 		})
+}
+
+// playerCommand is `ersmesh player`: the player page and its modules and
+// nothing else, from this binary rather than from a bridge run by someone
+// else (docs/trust-model.md). With --out it writes them to a folder, for a
+// web server of the owner's, and prints their SHA-256 to compare with a
+// release's.
+func playerCommand(fs *flag.FlagSet) func([]string) error {
+	addr := fs.String("addr", "127.0.0.1:4546", "HTTP `address` to serve the player on (loopback is a secure context, as browsers need for the checks)")
+	out := fs.String("out", "", "write the player's files to this `folder` and exit, instead of serving them")
+	return func([]string) error {
+		if *out != "" {
+			if err := os.CopyFS(*out, web.FS()); err != nil {
+				return fmt.Errorf("player: %w", err)
+			}
+			for _, f := range web.Fingerprints() {
+				fmt.Printf("%s  %s\n", f[1], f[0])
+			}
+			return nil
+		}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: web.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ctx, cancel := interrupted()
+		defer cancel()
+		go func() { <-ctx.Done(); srv.Close() }()
+		fmt.Printf("player on http://%s/?room=ROOM&bridges=https://bridge.example (add #secret=… for a room secret)\n", ln.Addr())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// secretCommand is `ersmesh secret`: a room secret nobody guesses, where
+// one a person makes up is only as strong as its entropy.
+func secretCommand(*flag.FlagSet) func([]string) error {
+	return func([]string) error {
+		fmt.Println(trust.NewSecret())
+		return nil
+	}
 }
 
 // ctlCommand is `ersmesh ctl`: one EMS-style command to a running device.

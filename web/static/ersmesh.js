@@ -423,7 +423,7 @@ export class Player extends PlayerBase {
     if (!id || (id !== this.deviceId && id !== this._session?.from)) return;
     log('device left the room:', id, info.reason ?? '');
     if (typeof info.reason === 'string' && info.reason.startsWith('unauthorized')) {
-      this._fail(`The device refused this viewer (${info.reason}). ${this._secret ? 'Check the room secret.' : 'This room needs a secret: add ?secret=… to the address.'}`,
+      this._fail(`The device refused this viewer (${info.reason}). ${this._secret ? 'Check the room secret.' : 'This room needs a secret: add #secret=… to the address.'}`,
         this._secret ? 'secret-wrong' : 'secret-missing');
       return;
     }
@@ -629,7 +629,7 @@ export class Player extends PlayerBase {
       return;
     }
     if (!this._secret) {
-      this._fail(`Room "${this.room}" is protected by a secret: add ?secret=… to the address.`, 'secret-missing');
+      this._fail(`Room "${this.room}" is protected by a secret: add #secret=… to the address.`, 'secret-missing');
       return;
     }
     try {
