@@ -12,7 +12,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite static/index.html's import map integrity")
 
-var importMapRE = regexp.MustCompile(`(?s)<script type="importmap">\n(.*?)\n</script>`)
+var (
+	importMapRE = regexp.MustCompile(`(?s)<script type="importmap">\n(.*?)\n</script>`)
+	preloadRE   = regexp.MustCompile(`<link rel="modulepreload" href="([^"]+)"[^>]*>`)
+)
+
+// withPreloads gives every modulepreload link of page its integrity: a
+// preload fetches the module before any import, and the import map's
+// integrity may not apply to it.
+func withPreloads(page string) string {
+	integ := Integrity()
+	return preloadRE.ReplaceAllStringFunc(page, func(l string) string {
+		name := preloadRE.FindStringSubmatch(l)[1]
+		return `<link rel="modulepreload" href="` + name + `" integrity="` + integ[name] + `">`
+	})
+}
 
 // importMap is the import map index.html should carry.
 func importMap() string {
@@ -35,16 +49,20 @@ func TestImportMapIntegrity(t *testing.T) {
 	if m == nil {
 		t.Fatal("index.html has no import map")
 	}
+	if i, j := strings.Index(string(page), `<script type="importmap">`), strings.Index(string(page), `rel="modulepreload"`); j >= 0 && j < i {
+		t.Error("index.html preloads a module before its import map: the preload would go unchecked")
+	}
 	want := importMap()
-	if string(m[1]) == want {
+	wantPage := withPreloads(strings.Replace(string(page), string(m[1]), want, 1))
+	if string(page) == wantPage {
 		return
 	}
 	if *update {
-		out := strings.Replace(string(page), string(m[1]), want, 1)
+		out := wantPage
 		if err := os.WriteFile("static/index.html", []byte(out), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Errorf("index.html's import map is out of date; run: go test ./web -run TestImportMapIntegrity -update\nwant:\n%s", want)
+	t.Errorf("index.html's import map or preload integrity is out of date; run: go test ./web -run TestImportMapIntegrity -update\nwant:\n%s", want)
 }

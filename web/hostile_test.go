@@ -1,4 +1,4 @@
-package browsertest
+package web_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
+	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/web"
@@ -72,21 +73,21 @@ func TestBridgeSwapsStream(t *testing.T) {
 		}
 		return args
 	}
-	b := New(t)
+	b := browsertest.New(t)
 	// The honest relay plays "sample", verified.
 	honest := newMITM(t, base, nil)
-	if err := Navigate(b, playerURL(honest.ts.URL, room, "&stream=sample")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(honest.ts.URL, room, "&stream=sample")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 25*time.Second, playing)
+	browsertest.WaitFor(b, t, 25*time.Second, playing)
 	for _, transport := range []string{"srtp", "fmp4"} {
 		hostile := newMITMUp(t, base, nil, swap)
 		u := hostile.ts.URL + "/?" + url.Values{"room": {room}, "stream": {"sample"}, "transport": {transport}}.Encode()
-		if err := Navigate(b, u); err != nil {
+		if err := browsertest.Navigate(b, u); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(b, t, 25*time.Second, refusedUntrusted+` && /signature/.test(document.getElementById('message').textContent)`)
-		if frames, _ := Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`); frames > 0 {
+		browsertest.WaitFor(b, t, 25*time.Second, refusedUntrusted+` && /signature/.test(document.getElementById('message').textContent)`)
+		if frames, _ := browsertest.Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`); frames > 0 {
 			t.Errorf("%s: %v frames of the swapped stream shown", transport, frames)
 		}
 	}
@@ -104,17 +105,17 @@ func TestStrippedSignaturePinned(t *testing.T) {
 			delete(msg["payload"].(map[string]any), "signature")
 		}
 	})
-	b := New(t)
-	if err := Navigate(b, playerURL(m.ts.URL, room, "")); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, playerURL(m.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 25*time.Second, playing)
-	WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'pinned'`)
+	browsertest.WaitFor(b, t, 25*time.Second, playing)
+	browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'pinned'`)
 	strip.Store(true)
-	if err := Navigate(b, playerURL(m.ts.URL, room, "")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(m.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 25*time.Second, `document.getElementById('trust').dataset.state === 'changed' && /not signed/.test(document.getElementById('trust').textContent)`)
+	browsertest.WaitFor(b, t, 25*time.Second, `document.getElementById('trust').dataset.state === 'changed' && /not signed/.test(document.getElementById('trust').textContent)`)
 }
 
 // TestChallengeFromStranger is hole 3 (the player's half): a challenge
@@ -138,14 +139,14 @@ func TestChallengeFromStranger(t *testing.T) {
 		}
 		return args
 	})
-	b := New(t)
+	b := browsertest.New(t)
 	// The query, which the old player read too (the new one moves it to the
 	// fragment).
-	if err := Navigate(b, playerURL(m.ts.URL, room, "&secret=hunter2")); err != nil {
+	if err := browsertest.Navigate(b, playerURL(m.ts.URL, room, "&secret=hunter2")); err != nil {
 		t.Fatal(err)
 	}
 	// The device waits for a proof that never comes, and says so.
-	WaitFor(b, t, 30*time.Second, `document.body.dataset.stage === 'error' || document.body.dataset.stage === 'waiting'`)
+	browsertest.WaitFor(b, t, 30*time.Second, `document.body.dataset.stage === 'error' || document.body.dataset.stage === 'waiting'`)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(proofsTo) > 0 {
@@ -189,12 +190,12 @@ func TestWHEPAnswerSigned(t *testing.T) {
 	whepURL := func(origin string) string {
 		return origin + "/?" + url.Values{"room": {room}, "stream": {"sample"}, "protocol": {"whep"}}.Encode()
 	}
-	b := New(t)
-	if err := Navigate(b, whepURL(whepProxy(t, base, nil, nil))); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, whepURL(whepProxy(t, base, nil, nil))); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 25*time.Second, playing)
-	WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'verified'`)
+	browsertest.WaitFor(b, t, 25*time.Second, playing)
+	browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById('trust').dataset.state === 'verified'`)
 
 	for name, p := range map[string]struct {
 		req  func(*http.Request)
@@ -221,11 +222,11 @@ func TestWHEPAnswerSigned(t *testing.T) {
 			r.Header.Del("Content-Length")
 		}},
 	} {
-		if err := Navigate(b, whepURL(whepProxy(t, base, p.req, p.resp))); err != nil {
+		if err := browsertest.Navigate(b, whepURL(whepProxy(t, base, p.req, p.resp))); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(b, t, 25*time.Second, refusedUntrusted)
-		if frames, _ := Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`); frames > 0 {
+		browsertest.WaitFor(b, t, 25*time.Second, refusedUntrusted)
+		if frames, _ := browsertest.Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`); frames > 0 {
 			t.Errorf("%s: %v frames shown", name, frames)
 		}
 	}
@@ -246,13 +247,13 @@ func TestSecretStaysInFragment(t *testing.T) {
 		web.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(host.Close)
-	b := New(t)
+	b := browsertest.New(t)
 	u := host.URL + "/?" + url.Values{"room": {room}, "transport": {"srtp"}, "bridge": {bridge}}.Encode() + "#secret=hunter2"
-	if err := Navigate(b, u); err != nil {
+	if err := browsertest.Navigate(b, u); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 25*time.Second, playing+` && document.getElementById('trust').dataset.state === 'verified'`)
-	WaitFor(b, t, 5*time.Second, `document.getElementById('origin').dataset.trusts === 'host'`)
+	browsertest.WaitFor(b, t, 25*time.Second, playing+` && document.getElementById('trust').dataset.state === 'verified'`)
+	browsertest.WaitFor(b, t, 5*time.Second, `document.getElementById('origin').dataset.trusts === 'host'`)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, s := range seen {
@@ -281,16 +282,18 @@ func TestPlayerModulesPinned(t *testing.T) {
 		t.Cleanup(ts.Close)
 		return ts.URL + "/?room=cam@12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
 	}
-	b := New(t)
-	if err := Navigate(b, serve(false)); err != nil {
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, serve(false)); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(b, t, 10*time.Second, `window.ersPlayer !== undefined`)
-	if err := Navigate(b, serve(true)); err != nil {
+	browsertest.WaitFor(b, t, 10*time.Second, `window.ersPlayer !== undefined`)
+	if err := browsertest.Navigate(b, serve(true)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
-	if ok, _ := Eval[bool](b, `window.ersPlayer !== undefined`); ok {
+	// Module scripts run before the document completes: once it has, the
+	// page has run or its module graph has failed.
+	browsertest.WaitFor(b, t, 10*time.Second, `document.readyState === 'complete' && performance.getEntriesByType('resource').some((e) => e.name.endsWith('/trust.js'))`)
+	if ok, _ := browsertest.Eval[bool](b, `window.ersPlayer !== undefined`); ok {
 		t.Error("the page ran with an altered trust.js")
 	}
 }
