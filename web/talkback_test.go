@@ -21,7 +21,7 @@ import (
 
 // toneWAV writes secs seconds of a 1 kHz sine, 48 kHz mono 16-bit PCM, as
 // Chromium's fake microphone input.
-func toneWAV(t *testing.T, path string, secs int) {
+func toneWAV(t testing.TB, path string, secs int) {
 	t.Helper()
 	const rate = 48000
 	n := rate * secs
