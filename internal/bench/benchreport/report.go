@@ -552,10 +552,55 @@ func (d *doc) soak(dir string, e *Envelope[*soak.Result]) error {
 		d.f("| file descriptors | %d | %d | %d |\n", first.FDs, last.FDs, r.After.FDs)
 		d.f("| viewers | %d | %d | %d |\n\n", first.Viewers, last.Viewers, r.After.Viewers)
 	}
+	// The first and the last tenth of the run, past the first minute's
+	// ramp: a leak shows as a difference between the two.
+	span := r.DurationSec / 10
+	early := soakMean(r.Samples, 60, 60+span)
+	late := soakMean(r.Samples, r.DurationSec-span, r.DurationSec)
+	if early.n > 0 && late.n > 0 {
+		d.f("Means while viewers play, over minutes %.0f–%.0f and over the last %.0f: resident memory %.1f → %.1f MiB,\n",
+			1.0, 1+span/60, span/60, early.rss/1024, late.rss/1024)
+		d.f("Go heap %.1f → %.1f MiB, goroutines %.0f → %.0f, file descriptors %.0f → %.0f. After all\n",
+			early.heap/1024, late.heap/1024, early.gor, late.gor, early.fds, late.fds)
+		d.f("viewers left: goroutines %d, file descriptors %d (%d and %d at the cold start), heap %.1f MiB.\n",
+			r.After.Goroutines, r.After.FDs, r.Samples[0].Goroutines, r.Samples[0].FDs, float64(r.After.HeapKiB)/1024)
+		if late.heap <= 1.1*early.heap && late.gor <= 1.1*early.gor && late.fds <= 1.1*early.fds {
+			d.f("Nothing grows with the sessions: what stays above the cold start is what a warm mesh\n")
+			d.f("keeps (routing tables, peerstores, buffer pools) and memory the Go runtime has not\n")
+			d.f("returned to the system.\n\n")
+		} else {
+			d.f("**The footprint grew during the run**: look for a leak.\n\n")
+		}
+	}
 	name, err := soakPlot(dir, r)
 	if err != nil {
 		return err
 	}
 	d.f("![footprint over time](%s/%s)\n\n", Dir, name)
 	return nil
+}
+
+type soakMeans struct {
+	n                   int
+	rss, heap, gor, fds float64
+}
+
+// soakMean averages the samples taken from second lo to hi.
+func soakMean(samples []soak.Sample, lo, hi float64) soakMeans {
+	var m soakMeans
+	for _, s := range samples {
+		if s.T < lo || s.T > hi {
+			continue
+		}
+		m.n++
+		m.rss += float64(s.RSSKiB)
+		m.heap += float64(s.HeapKiB)
+		m.gor += float64(s.Goroutines)
+		m.fds += float64(s.FDs)
+	}
+	if m.n > 0 {
+		k := float64(m.n)
+		m.rss, m.heap, m.gor, m.fds = m.rss/k, m.heap/k, m.gor/k, m.fds/k
+	}
+	return m
 }
