@@ -1,6 +1,7 @@
 package talkback
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -73,41 +74,65 @@ func (f *FileSink) Open() (io.WriteCloser, error) {
 type CommandSink struct {
 	Argv []string
 	Log  *slog.Logger // the command's standard error, line by line; nil: discarded
+	// WriteTimeout bounds one write to the command's input, Wait the
+	// command's end after it; a command that stops reading must not hold
+	// the viewer's session (and the device's Close) forever. Defaults
+	// commandWriteTimeout and commandWait.
+	WriteTimeout, Wait time.Duration
 }
 
 func (c *CommandSink) String() string { return "exec:" + strings.Join(c.Argv, " ") }
 
-// commandWait bounds how long a command may take after its input ended.
-const commandWait = 10 * time.Second
+// commandWait bounds how long a command may take after its input ended;
+// commandWriteTimeout how long it may leave a write unread.
+const (
+	commandWait         = 10 * time.Second
+	commandWriteTimeout = 2 * time.Second
+)
 
 func (c *CommandSink) Open() (io.WriteCloser, error) {
+	wait, wto := cmp.Or(c.Wait, commandWait), cmp.Or(c.WriteTimeout, commandWriteTimeout)
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
-	in, err := cmd.StdinPipe()
+	// Our own pipe rather than StdinPipe: an *os.File pipe takes write
+	// deadlines.
+	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	cmd.Stdin = r
 	if c.Log != nil {
 		cmd.Stderr = logWriter{c.Log}
 	}
-	cmd.WaitDelay = commandWait
-	if err := cmd.Start(); err != nil {
+	cmd.WaitDelay = wait
+	err = cmd.Start()
+	r.Close() // the command's now
+	if err != nil {
+		w.Close()
 		return nil, fmt.Errorf("talkback command: %w", err)
 	}
-	return &commandInput{in: in, cmd: cmd}, nil
+	return &commandInput{in: w, cmd: cmd, wait: wait, writeTimeout: wto}, nil
 }
 
 type commandInput struct {
-	in  io.WriteCloser
-	cmd *exec.Cmd
+	in                 *os.File
+	cmd                *exec.Cmd
+	wait, writeTimeout time.Duration
 }
 
-func (c *commandInput) Write(p []byte) (int, error) { return c.in.Write(p) }
+func (c *commandInput) Write(p []byte) (int, error) {
+	c.in.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	n, err := c.in.Write(p)
+	if err != nil {
+		err = fmt.Errorf("talkback command does not take its input: %w", err)
+	}
+	return n, err
+}
 
 func (c *commandInput) Close() error {
 	err := c.in.Close()
 	done := make(chan error, 1)
 	go func() { done <- c.cmd.Wait() }()
-	t := time.NewTimer(commandWait)
+	t := time.NewTimer(c.wait)
 	defer t.Stop()
 	select {
 	case werr := <-done:

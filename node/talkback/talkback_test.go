@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -102,5 +103,31 @@ func TestFloorFirstHolderKeepsIt(t *testing.T) {
 	f.Release(a)
 	if ok, _ := f.Take(b, "bob"); !ok {
 		t.Fatal("a released floor refused")
+	}
+}
+
+// A command that stops reading its input costs a spurt, not the session:
+// the write times out and Close kills the command.
+func TestCommandSinkThatDoesNotRead(t *testing.T) {
+	sink := &CommandSink{Argv: []string{"sleep", "30"}, WriteTimeout: 200 * time.Millisecond, Wait: 300 * time.Millisecond}
+	sp, err := Start(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var werr error
+	big := make([]byte, 1000)
+	big[0] = 0xf8
+	for i := 0; werr == nil && i < 10000; i++ {
+		werr = sp.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(960 * i)}, Payload: big})
+	}
+	if werr == nil {
+		t.Fatal("10 MB written to a command that reads nothing")
+	}
+	if err := sp.Close(); err == nil {
+		t.Fatal("Close of a command that never ended reported nothing")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a stuck command held the spurt for %v", d)
 	}
 }
