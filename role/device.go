@@ -90,7 +90,7 @@ func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Webhook, "webhook", c.Webhook, "`URL` to POST device events to as JSON (webRTCStarted, webRTCPeerStreamStarted, ...)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long one webhook POST may take; events queued meanwhile beyond the queue are dropped")
 	listVar(fs, &c.RoomSecrets, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's #secret=); bridges never see it; make one with ersmesh secret (repeatable)")
-	listVar(fs, &c.Talkback, "talkback", "`STREAM=SINK`: viewers who proved the room secret may talk to STREAM's camera; SINK is file:PATH (an Ogg Opus file per talk spurt) or exec:COMMAND ARGS (each spurt as Ogg Opus on the command's stdin, e.g. exec:ffmpeg -i - -f alsa default) (repeatable; default none)")
+	listVar(fs, &c.Talkback, "talkback", "`STREAM=SINK`: viewers who proved the room secret may talk to STREAM's camera; SINK is file:PATH (an Ogg Opus file per talk spurt), exec:COMMAND ARGS (each spurt as Ogg Opus on the command's stdin, e.g. exec:ffmpeg -i - -f alsa default) or rtsp://CAMERA/PATH (the camera's ONVIF audio backchannel, G.711 transcoded by ffmpeg) (repeatable; default none)")
 	fs.IntVar(&c.Limits.MaxStreamsPerPeer, "max-streams-per-bridge", c.Limits.MaxStreamsPerPeer, "signalling streams (viewers, joined or joining) one bridge may hold open")
 	fs.IntVar(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "signalling streams all bridges together may hold open")
 	fs.Float64Var(&c.Limits.StreamRate, "stream-rate", c.Limits.StreamRate, "new signalling streams per second from one bridge, after --stream-burst")

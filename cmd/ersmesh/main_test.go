@@ -31,7 +31,7 @@ func TestCommandLine(t *testing.T) {
 		"device --room x --room-secret x":                                    "ROOM=SECRET",
 		"device --room x --talkback cam":                                     "--talkback: \"cam\": want STREAM=SINK",
 		"device --room x --talkback cam=speaker:x":                           "unknown kind",
-		"device --room x --talkback cam=rtsp://cam/back":                     "ONVIF backchannel is not supported yet",
+		"device --room x --talkback cam=rtsp:cam":                            "want rtsp://host/path",
 		"bridge --no-such-flag":                                              "flag provided but not defined",
 	} {
 		err := run(strings.Fields(args))

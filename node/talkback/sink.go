@@ -30,6 +30,7 @@ type Sink interface {
 //
 //	file:PATH       each spurt to its own file PATH-<time>-<n>.ogg (PATH without .ogg)
 //	exec:CMD ARGS   each spurt to the standard input of a fresh CMD (split on spaces, no shell)
+//	rtsp://...      the camera's ONVIF audio backchannel (G.711, transcoded by ffmpeg)
 func ParseSink(s string) (Sink, error) {
 	kind, arg, ok := strings.Cut(s, ":")
 	if !ok || arg == "" {
@@ -45,7 +46,10 @@ func ParseSink(s string) (Sink, error) {
 		}
 		return &CommandSink{Argv: argv}, nil
 	case "rtsp", "rtsps":
-		return nil, fmt.Errorf("talkback sink %q: the ONVIF backchannel is not supported yet; use file: or exec:", s)
+		if !strings.HasPrefix(arg, "//") {
+			return nil, fmt.Errorf("talkback sink %q: want rtsp://host/path", s)
+		}
+		return &RTSPSink{URL: s}, nil
 	}
 	return nil, fmt.Errorf("talkback sink %q: unknown kind %q; want file: or exec:", s, kind)
 }
