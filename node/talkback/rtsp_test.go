@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -181,4 +182,48 @@ func toneShare(x []float64, rate, freq float64) float64 {
 		return 0
 	}
 	return 2 * (s1*s1 + s2*s2 - k*s1*s2) / (e * float64(len(x)))
+}
+
+// TestPCMCommandSink: a spurt reaches the command as 16 kHz s16le PCM that
+// is the tone sent.
+func TestPCMCommandSink(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ffmpeg is needed for the pcm sink")
+		}
+		t.Skip("no ffmpeg for the pcm sink")
+	}
+	ogg, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "libopus", "-f", "ogg", "pipe:1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "heard.raw")
+	sink, err := ParseSink("pcm:16000:tee " + out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sink.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ogg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := make([]float64, len(pcm)/2)
+	for i := range s {
+		s[i] = float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
+	}
+	if len(s) < 15000 || len(s) > 17000 {
+		t.Fatalf("%d samples for a second at 16 kHz", len(s))
+	}
+	if g := toneShare(s[len(s)/4:3*len(s)/4], 16000, 1000); g < 0.5 {
+		t.Fatalf("only %.2f of the command's audio is at 1 kHz", g)
+	}
 }

@@ -30,6 +30,7 @@ type Sink interface {
 //
 //	file:PATH       each spurt to its own file PATH-<time>-<n>.ogg (PATH without .ogg)
 //	exec:CMD ARGS   each spurt to the standard input of a fresh CMD (split on spaces, no shell)
+//	pcm:RATE:CMD    each spurt as s16le mono PCM at RATE Hz (ffmpeg decodes) to a fresh CMD
 //	rtsp://...      the camera's ONVIF audio backchannel (G.711, transcoded by ffmpeg)
 func ParseSink(s string) (Sink, error) {
 	kind, arg, ok := strings.Cut(s, ":")
@@ -45,6 +46,12 @@ func ParseSink(s string) (Sink, error) {
 			return nil, fmt.Errorf("talkback sink %q: no command", s)
 		}
 		return &CommandSink{Argv: argv}, nil
+	case "pcm":
+		sink, err := parsePCM(arg)
+		if err != nil {
+			return nil, fmt.Errorf("talkback sink %q: %w", s, err)
+		}
+		return sink, nil
 	case "rtsp", "rtsps":
 		if !strings.HasPrefix(arg, "//") {
 			return nil, fmt.Errorf("talkback sink %q: want rtsp://host/path", s)

@@ -80,7 +80,7 @@ func TestCommandSinkFeedsStdin(t *testing.T) {
 }
 
 func TestParseSinkRefuses(t *testing.T) {
-	for _, s := range []string{"", "file:", "exec:", "exec:   ", "speaker:x", "rtsp:cam", "/tmp/x.ogg"} {
+	for _, s := range []string{"", "file:", "exec:", "exec:   ", "speaker:x", "rtsp:cam", "pcm:44:aplay", "pcm:16000:", "pcm:x:aplay", "/tmp/x.ogg"} {
 		if _, err := ParseSink(s); err == nil {
 			t.Errorf("ParseSink(%q) accepted", s)
 		}
