@@ -465,6 +465,9 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		}
 		sd.SDP = s.filterCandidates(sd.SDP)
 		if err := pc.SetRemoteDescription(sd); err != nil {
+			if r := explainAnswerError(s.dev.cfg.Streams[s.stream], err); r != err {
+				return r
+			}
 			return fmt.Errorf("apply answer: %w", err)
 		}
 		for _, c := range s.early {

@@ -1,13 +1,18 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/signalwire"
 )
 
 // aacOnSRTPNote is what an srtp viewer of an AAC stream is told, in the
@@ -24,6 +29,14 @@ const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks can
 // (talkback.go): an Opus audio track's section is sendrecv, or a recvonly
 // one is added.
 func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger, gate *dtlsGate, talk bool) (note string, detach func(), err error) {
+	// The video track announces the stream's codec, which its source's
+	// first frame tells: a camera just opened may take a moment.
+	ctx, cancel := context.WithTimeout(context.Background(), codecWait)
+	codec, werr := stream.WaitVideoCodec(ctx)
+	cancel()
+	if werr == nil && codec == media.VideoH265 {
+		log.Info("srtp viewer of an H.265 stream: the offer's track is H.265 (RFC 7798); the browser must list it in its answer")
+	}
 	v, err := stream.SubscribeRTP()
 	if err != nil {
 		return "", nil, err
@@ -84,4 +97,28 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		}
 	}
 	return note, detach, nil
+}
+
+// codecWait bounds how long an srtp offer waits for a stream whose source
+// has not delivered a frame yet; the track is H.264 after it.
+const codecWait = 3 * time.Second
+
+// errNoH265 is the refusal of an answer that leaves out H.265 for an H.265
+// stream: the device passes video through and cannot send H.264 instead.
+// The player recognises the "unsupported codec:" prefix and stops there
+// rather than rejoin.
+var errNoH265 = errors.New("unsupported codec: this camera sends H.265 (HEVC) and this browser's WebRTC cannot receive it " +
+	"(its answer lists no H.265). Use a browser that decodes H.265 (Safari, or Chrome/Edge 136+ with a hardware decoder), " +
+	"or transport fmp4 where its Media Source Extensions play H.265")
+
+// explainAnswerError turns pion's refusal of an answer without the stream's
+// codec into words for the viewer.
+func explainAnswerError(st *media.Stream, err error) error {
+	if st == nil || !errors.Is(err, webrtc.ErrUnsupportedCodec) && !strings.Contains(err.Error(), webrtc.ErrUnsupportedCodec.Error()) {
+		return err
+	}
+	if c, ok := st.VideoCodec(); ok && c == media.VideoH265 {
+		return refuse(signalwire.CodeUnsupported, "%v", errNoH265)
+	}
+	return err
 }

@@ -184,8 +184,8 @@ func (v *testViewer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			v.mu.Unlock()
 		}
 	}
-	if tr.Codec().MimeType != webrtc.MimeTypeH264 {
-		v.t.Errorf("video track codec %s, want H.264", tr.Codec().MimeType)
+	if mt := tr.Codec().MimeType; mt != webrtc.MimeTypeH264 && mt != webrtc.MimeTypeH265 {
+		v.t.Errorf("video track codec %s, want H.264 (or H.265 from an H.265 source)", mt)
 	}
 	if v.stall {
 		return // never read again

@@ -427,6 +427,12 @@ export class Player extends PlayerBase {
         this._secret ? 'secret-wrong' : 'secret-missing');
       return;
     }
+    if (typeof info.reason === 'string' && info.reason.startsWith('unsupported codec')) {
+      // The camera's codec (H.265) is not in this browser's WebRTC: a
+      // rejoin would end the same way.
+      this._fail(checkSupport(this.transport, 'hev1') || info.reason, 'unsupported');
+      return;
+    }
     this._joinFailures = 0;
     this._rejoin(info.reason ? `The device left the room (${String(info.reason).slice(0, 200)})` : 'The device left the room', 'device-left');
   }
@@ -694,6 +700,11 @@ export class Player extends PlayerBase {
       ch.binaryType = 'arraybuffer';
       const demux = new Demuxer({
         onInit: ({ codecs, init }) => {
+          const unsupported = checkSupport('fmp4', codecs); // H.265 is known only now
+          if (unsupported) {
+            this._fail(unsupported, 'unsupported');
+            return;
+          }
           this._mse?.close();
           this._mse = new MsePlayer(this.video, log);
           try {

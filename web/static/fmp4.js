@@ -5,6 +5,8 @@
 // init segment and media segments, and plays those with Media Source
 // Extensions, which is how H.264 and AAC reach the <video> untranscoded.
 
+import { hevcCodecString } from './support.js';
+
 export const BEGIN = 249, MOOV = 250, MOOF = 251, VIDEO = 252, AUDIO = 253, MDAT = 254, END = 255;
 
 // A record larger than this is a broken stream, not a frame.
@@ -54,7 +56,8 @@ export class Demuxer {
         }
         const hex = profile.map((b) => b.toString(16).padStart(2, '0')).join('');
         const codecs = [];
-        if (mask & 1) codecs.push(`avc1.${hex}`);
+        if (mask & 4) codecs.push(hevcCodecString(init)); // H.265 (ersmesh's extension)
+        else if (mask & 1) codecs.push(`avc1.${hex}`);
         if (mask & 2) codecs.push('mp4a.40.2');
         this.onInit({ mask, codecs: codecs.join(','), init: init.slice() });
         break;
