@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/abema/go-mp4"
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
@@ -491,4 +493,101 @@ func TestH265MP4(t *testing.T) {
 	s := NewStream("cam", src, quietLog())
 	defer s.Close()
 	checkH265Stream(t, clip, "MP4", s, true, len(clip.aus)+3)
+}
+
+// startRTSPServer265 serves aus in a loop as an H.265 camera would over
+// RTSP (RFC 7798 by gortsplib's packetizer), video only, the parameter
+// sets in the SDP too.
+func startRTSPServer265(t *testing.T, addr string, clip *h265Clip) *rtspServer {
+	t.Helper()
+	f := &format.H265{PayloadTyp: 96, VPS: clip.vps, SPS: clip.sps, PPS: clip.pps}
+	vm := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}
+	h := &rtspServer{stop: make(chan struct{})}
+	h.srv = &gortsplib.Server{Handler: h, RTSPAddress: addr}
+	if err := h.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stream := gortsplib.NewServerStream(h.srv, &description.Session{Medias: []*description.Media{vm}})
+	h.mu.Lock()
+	h.stream = stream
+	h.mu.Unlock()
+	enc, err := f.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wg.Go(func() {
+		tick := time.NewTicker(30 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-h.stop:
+				return
+			case <-tick.C:
+			}
+			pkts, err := enc.Encode(clip.aus[n%len(clip.aus)])
+			if err != nil {
+				panic(err)
+			}
+			for _, p := range pkts {
+				p.Timestamp = uint32(n * 2700)
+				stream.WritePacketRTP(vm, p)
+			}
+		}
+	})
+	return h
+}
+
+// TestH265RTSP: an H.265 RTSP camera's access units reach both kinds of
+// viewer as the camera sent them.
+func TestH265RTSP(t *testing.T) {
+	clip := makeH265Clip(t).annexBView()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	srv := startRTSPServer265(t, addr, clip)
+	defer srv.close()
+	src, err := Open("rtsp://"+addr+"/cam", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	checkH265Stream(t, clip, "RTSP", s, true, len(clip.aus)+3)
+}
+
+// TestH265RTPFromFFmpeg: ffmpeg sends the clip unchanged (-c copy, from
+// the MP4: its raw H.265 demuxer cannot loop) as RTP with an SDP file, as
+// `ersmesh device --stream cam=rtp://…,sdp=…` takes it.
+func TestH265RTPFromFFmpeg(t *testing.T) {
+	clip := makeH265Clip(t)
+	ff := needX265(t)
+	port := freePort(t, "udp")
+	sdpPath := filepath.Join(t.TempDir(), "in.sdp")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+		"-i", clip.mp4, "-c", "copy",
+		"-f", "rtp", "-sdp_file", sdpPath, fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(sdpPath); err == nil && bytes.Contains(b, []byte("H265/90000")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ffmpeg wrote no H.265 SDP: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	src, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port, sdpPath), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream("cam", src, quietLog())
+	defer s.Close()
+	checkH265Stream(t, clip, "RTP", s, true, len(clip.aus)+3)
+	cancel()
 }
