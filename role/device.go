@@ -78,7 +78,7 @@ func DefaultDeviceConfig() DeviceConfig {
 func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 	c.Mesh.Flags(fs)
 	listVar(fs, &c.Rooms, "room", "room `name` to publish: name, or name@<this device's peer ID> for an owned room (repeatable; more can be started with ersmesh ctl startWebRTC)")
-	listVar(fs, &c.Streams, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 Annex-B file[,audio=file.aac|file.ogg][,fps=N], an MP4 file, - for stdin, rtsp://..., or rtp://host[:port],sdp=file.sdp (ports from the SDP); a bare NAME serves the sample clip")
+	listVar(fs, &c.Streams, "stream", "`NAME=SOURCE` to serve (repeatable); SOURCE is sample:, an H.264 or H.265 Annex-B file[,audio=file.aac|file.ogg][,fps=N], an MP4 file, - for stdin, rtsp://..., or rtp://host[:port],sdp=file.sdp (ports from the SDP); a bare NAME serves the sample clip")
 	fs.DurationVar(&c.RecordTTL, "record-ttl", c.RecordTTL, "how long a room record stays valid; republished at a third of it")
 	fs.BoolVar(&c.DHTServer, "dht-server", c.DHTServer, "serve the DHT (only when this device is publicly reachable)")
 	fs.BoolVar(&c.LoopbackCandidates, "loopback-candidates", c.LoopbackCandidates, "also offer 127.0.0.1 ICE candidates (viewer on the same machine)")

@@ -1,6 +1,7 @@
-// Package media turns a device's sources into streams: it reads H.264 video
-// and AAC, Opus or G.711 audio from the built-in clip, files, a pipe, MP4
-// files, RTSP cameras and RTP pushes, and prepares every frame once for all
+// Package media turns a device's sources into streams: it reads H.264 or
+// H.265 video (passed through, never transcoded) and AAC, Opus or G.711
+// audio from the built-in clip, files, a pipe, MP4 files, RTSP cameras and
+// RTP pushes, and prepares every frame once for all
 // viewers: RTP packets for the srtp transport, an fMP4 segment in the EMS
 // record framing (package ems) for the fmp4 transport. Each Stream keeps the
 // current GOP so that a new viewer starts on a keyframe at once, and bounds
