@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -47,6 +48,13 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	sd.SDP = s.filterCandidates(sd.SDP)
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
+	}
+	if st := s.dev.cfg.Streams[s.stream]; st != nil {
+		// An H.265 stream's track cannot be sent to an offer without H.265:
+		// say so rather than answer with no video.
+		if c, _ := st.VideoCodec(); c == media.VideoH265 && !strings.Contains(strings.ToUpper(viewerOffer), " H265/90000") {
+			return refuse(signalwire.CodeUnsupported, "%v", errNoH265)
+		}
 	}
 	if !sendsVideo(pc) {
 		return refuse(signalwire.CodeBadOffer, "the offer does not receive video (it needs a recvonly or sendrecv video section with H.264)")

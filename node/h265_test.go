@@ -296,3 +296,70 @@ func TestH265RefusedToBrowserWithoutIt(t *testing.T) {
 	}
 	t.Fatal("no refusal in 15 s")
 }
+
+// TestH265ViewerOffers: in the WHEP direction (the viewer offers), an
+// H.265 stream is answered with H.265 to an offer that lists it, and
+// video flows; an offer without H.265 is refused in words.
+func TestH265ViewerOffers(t *testing.T) {
+	src, _ := h265Source(t)
+	tm := newTestMeshWith(t, withH265Stream(src))
+
+	pc, packets := newViewer(t) // pion's default codecs: H.265 among them
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "whep265", Room: "lobby", Stream: "hevc", Transport: "srtp", ViewerOffers: true})
+	if err := c.Send(signalOf(t, "offer", completeOffer(t, pc))); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: got %+v, want accept", m)
+	}
+	m := recvSkippingPings(t, c, 10*time.Second)
+	if m.Kind != signalwire.KindSignal || m.Type != "answer" {
+		t.Fatalf("got %+v, want the answer", m)
+	}
+	var answer webrtc.SessionDescription
+	if err := json.Unmarshal(m.Payload, &answer); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(answer.SDP, " H265/90000") {
+		t.Fatalf("the answer has no H.265:\n%s", answer.SDP)
+	}
+	if err := pc.SetRemoteDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-packets:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no H.265 video within 15 s")
+	}
+	c.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "test done"})
+
+	// A browser without H.265 in its WebRTC.
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: media.H264Codec, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc2, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc2.Close()
+	if _, err := pc2.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "whep264", Room: "lobby", Stream: "hevc", Transport: "srtp", ViewerOffers: true})
+	if err := c2.Send(signalOf(t, "offer", completeOffer(t, pc2))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m := recvSkippingPings(t, c2, 10*time.Second)
+		if m.Kind == signalwire.KindAccept {
+			continue
+		}
+		if (m.Kind != signalwire.KindLeave && m.Kind != signalwire.KindReject) || m.Code != signalwire.CodeUnsupported || !strings.Contains(m.Reason, "H.265") {
+			t.Fatalf("got %+v, want a refusal that names H.265", m)
+		}
+		break
+	}
+}

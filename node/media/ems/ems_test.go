@@ -94,6 +94,8 @@ func FuzzParser(f *testing.F) {
 	f.Add(b, 5)
 	f.Add(b[:40], 1)
 	f.Add([]byte{TypeMoov, 0, 0, 0}, 2)
+	h265 := append([]byte{TypeMoov, 0, 0, 28, 0xF5, 1, 30, 0, 0, 0, 0, 24}, "moovhvcC\x01\x01\x60\x00\x00\x00\x90\x00\x00\x00\x00\x00\x1e"...)
+	f.Add(h265, 3)
 	f.Fuzz(func(t *testing.T, in []byte, chunk int) {
 		if chunk <= 0 {
 			chunk = 1
@@ -101,7 +103,9 @@ func FuzzParser(f *testing.F) {
 		p := Parser{MaxRecord: 1 << 16}
 		total := 0
 		onSeg := func(s Segment) { total += len(s.Bytes()) }
-		onInit := func(in Init) { total += len(in.Segment) }
+		// Codecs reads an H.265 init segment's hvcC (mask bit 4): from any
+		// bytes it returns a string, never panics.
+		onInit := func(in Init) { total += len(in.Segment); _ = in.Codecs() }
 		for off := 0; off < len(in); off += chunk {
 			if err := p.Feed(in[off:min(off+chunk, len(in))], onInit, onSeg); err != nil {
 				if !errors.Is(err, ErrMalformed) {
