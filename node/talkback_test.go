@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node/talkback"
@@ -407,6 +409,15 @@ func TestTalkbackFloor(t *testing.T) {
 	wg.Wait()
 	if s := waitSpurts(t, sink, 2); len(s) != 2 {
 		t.Fatalf("%d spurts, want alice's then bob's", len(s))
+	}
+	reg := prometheus.NewRegistry()
+	if err := tm.dev.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	for result, want := range map[string]float64{"started": 2, "busy": 1, "refused": 0} {
+		if got := promtest.ToFloat64(metricVec(t, reg, "ersmesh_device_talkback_spurts_total", `result="`+result+`"`)); got != want {
+			t.Errorf("talkback spurts %s = %v, want %v", result, got, want)
+		}
 	}
 }
 
