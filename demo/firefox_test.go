@@ -27,7 +27,9 @@ func TestFirefoxPlaysDemo(t *testing.T) {
 		}
 	}()
 	ff := firefoxtest.New(t, nil)
-	if err := ff.Navigate(ctx, d.URL+"&transport=fmp4"); err != nil {
+	// No ?transport=: the player chooses fmp4 by itself, since Firefox's
+	// WebRTC here cannot decode H.264 (below).
+	if err := ff.Navigate(ctx, d.URL); err != nil {
 		t.Fatal(err)
 	}
 	ff.WaitFor(t, 25*time.Second, `document.body && document.body.dataset.stage === "playing"`)
@@ -35,7 +37,17 @@ func TestFirefoxPlaysDemo(t *testing.T) {
 		const v = document.getElementById("video");
 		return v.getVideoPlaybackQuality().totalVideoFrames > 30 && v.currentTime > 1;
 	})()`)
-	// Firefox has no RTCTransportStats: the player's stall watch must
+	var choice struct {
+		Transport, Reason string
+		Auto              bool
+	}
+	if err := ff.Eval(ctx, `window.ersPlayer.transportChoice`, &choice); err != nil {
+		t.Fatal(err)
+	}
+	if choice.Transport != "fmp4" || !choice.Auto || !strings.Contains(choice.Reason, "WebRTC cannot") {
+		t.Errorf("transport choice %+v, want fmp4 chosen because WebRTC cannot decode H.264", choice)
+	}
+	// Firefox's transport stats count no bytes: the player's stall watch must
 	// count its bytes from candidate pairs, not see a silent transport.
 	for _, l := range ff.Console() {
 		if strings.Contains(l, "interrupted") {

@@ -344,8 +344,11 @@ func TestUnsupportedBrowser(t *testing.T) {
 	for _, c := range []struct {
 		name, stub, query, want string
 	}{
-		{"no H.264 in MSE", `MediaSource.isTypeSupported = () => false;`, "", `/cannot play H\.264/.test(m) && /isTypeSupported/.test(m)`},
-		{"no MSE", `delete window.MediaSource;`, "", `/no Media Source Extensions/.test(m) && /transport=srtp/.test(m)`},
+		{"no H.264 in MSE", `MediaSource.isTypeSupported = () => false;`, "&transport=fmp4", `/cannot play H\.264/.test(m) && /isTypeSupported/.test(m)`},
+		{"no MSE", `delete window.MediaSource;`, "&transport=fmp4", `/no Media Source Extensions/.test(m) && /transport=srtp/.test(m)`},
+		{"neither, chosen automatically", `delete window.MediaSource;
+			RTCRtpReceiver.getCapabilities = () => ({codecs: [{mimeType: 'video/VP8'}], headerExtensions: []});`,
+			"", `/no Media Source Extensions/.test(m) && /cannot decode H\.264/.test(m)`},
 		{"no H.264 in WebRTC", `RTCRtpReceiver.getCapabilities = () => ({codecs: [{mimeType: 'video/VP8'}], headerExtensions: []});`,
 			"&transport=srtp", `/cannot decode H\.264/.test(m) && /getCapabilities/.test(m)`},
 		{"WHEP without H.264 in WebRTC", `RTCRtpReceiver.getCapabilities = () => ({codecs: [{mimeType: 'video/VP8'}], headerExtensions: []});`,

@@ -31,6 +31,7 @@ const offerTimeout = 15000;   // ms from the join ack to the device's offer
 const connectTimeout = 30000; // ms from the offer to a connected ICE/DTLS transport
 const disconnectGrace = 8000; // ms a disconnected transport may take to come back before a fresh session
 const stallChecks = 3;        // seconds without a byte received before a playing transport counts as interrupted
+const startWatch = 8000;      // ms a connected session of an automatic transport choice may take to show a picture before the other transport is tried
 const restartDelay = 1500;    // ms a transport may stay disconnected before the player asks for an ICE restart
 const restartEvery = 5000;    // ms between ICE restart requests while it stays down
 const restartGrace = 25000;   // ms of ICE restarts before giving up on the session for a fresh one
@@ -143,9 +144,9 @@ export function iceServersFrom(list) {
 // room, same device as first seen), unverified, changed (open room, another
 // device than first seen).
 export class Player extends PlayerBase {
-  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', transport = 'fmp4', video } = {}) {
-    transport = transport || 'fmp4';
-    if (!TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4 or srtp)`);
+  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', transport = 'auto', video } = {}) {
+    transport = transport || 'auto';
+    if (transport !== 'auto' && !TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4, srtp or auto)`);
     super({ room, stream, token, transport, video });
     // bridges (several, tried in turn) or bridge (one, as before); by
     // default the bridge this module was loaded from.
@@ -196,6 +197,7 @@ export class Player extends PlayerBase {
   }
 
   _played() {
+    this._playedOnce = true;
     this._bridgeFaults = 0;
     if (!this._flowTimer && this.peerConnection) this._watchFlow(this.peerConnection);
     super._played();
@@ -710,7 +712,7 @@ export class Player extends PlayerBase {
           try {
             this._mse.init(codecs, init);
           } catch (err) {
-            this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
+            if (!this._fallBack(err.message)) this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
           }
         },
         onSegment: (seg) => this._mse?.append(seg),
@@ -768,7 +770,10 @@ export class Player extends PlayerBase {
         this._emit('connectedPeer', { id: this.deviceId });
         this._checkDtls(pc);
         if (this.stage === 'playing') this._setStage('playing', '');
-        else this._setStage('connected', 'Connected to the device; waiting for video…');
+        else {
+          this._setStage('connected', 'Connected to the device; waiting for video…');
+          this._watchStart(pc);
+        }
         this._recovered(pc);
         break;
       case 'disconnected':
@@ -782,6 +787,37 @@ export class Player extends PlayerBase {
         this._peerFailed('Could not connect to the device (no working network path)');
         break;
     }
+  }
+
+  // --- the automatic transport's fallback ---
+
+  // _watchStart gives a connected session of an automatic choice
+  // startWatch to show a picture; then it falls back to the other
+  // transport (a browser whose decoder refuses what its capabilities
+  // promised, a stream its MSE cannot take).
+  _watchStart(pc) {
+    if (!this.transportChoice.fallback || this._playedOnce) return;
+    clearTimeout(this._startTimer);
+    this._startTimer = setTimeout(() => {
+      if (!this._running || pc !== this.peerConnection || this._playedOnce) return;
+      this._fallBack(`no picture ${startWatch / 1000} s after connecting`);
+    }, startWatch);
+  }
+
+  // _fallBack moves an automatic choice that failed to start (no picture
+  // yet) to the other transport, with a fresh join, and reports whether it
+  // did. Once per player: two broken paths do not take turns.
+  _fallBack(why) {
+    const c = this.transportChoice;
+    if (!c.auto || !c.fallback || this._playedOnce || !this._running) return false;
+    clearTimeout(this._startTimer);
+    const from = this.transport;
+    this._chooseTransport({ transport: c.fallback, auto: true, fallback: '', reason: `${c.fallback}: ${from} failed to start here (${why})` });
+    this._closePeer();
+    this.deviceId = '';
+    this._setStage('joined', `${from} failed to start; trying ${c.fallback}…`);
+    this._later(0, () => this._join());
+    return true;
   }
 
   _peerFailed(why, reason = 'no-path') {

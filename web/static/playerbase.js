@@ -5,7 +5,7 @@
 // once, so that a page can treat either player the same way.
 
 import { StatsSampler } from './stats.js';
-import { checkSupport } from './support.js';
+import { checkSupport, chooseTransport } from './support.js';
 
 // Stages, in the order a successful session passes them; "waiting" (no
 // device in the room) and "error" are off the happy path.
@@ -56,7 +56,12 @@ export class PlayerBase extends EventTarget {
     this.room = room;
     this.stream = stream || 'sample';
     this.token = token || '';
-    this.transport = transport;
+    // "auto" (or none given): start() chooses from what the browser can
+    // do, and the ERS player falls back to the other transport when the
+    // first fails to start. transportChoice says which and why.
+    this.auto = !transport || transport === 'auto';
+    this.transport = this.auto ? '' : transport;
+    this.transportChoice = { transport: this.transport, auto: this.auto, reason: '', fallback: '' };
     this.video = video;
     this._logPrefix = logPrefix;
 
@@ -82,10 +87,20 @@ export class PlayerBase extends EventTarget {
 
   start() {
     if (this._running) return;
-    const unsupported = checkSupport(this.transport);
-    if (unsupported) {
-      this._setStage('error', unsupported, 'unsupported');
-      return;
+    if (this.auto) {
+      const c = chooseTransport();
+      if (!c.transport) {
+        this._setStage('error', c.reason, 'unsupported');
+        return;
+      }
+      this._chooseTransport({ ...c, auto: true });
+    } else {
+      const unsupported = checkSupport(this.transport);
+      if (unsupported) {
+        this._setStage('error', unsupported, 'unsupported');
+        return;
+      }
+      this._chooseTransport({ transport: this.transport, auto: false, reason: `${this.transport}: as asked (transport option or ?transport=)`, fallback: '' });
     }
     this._running = true;
     this.video.addEventListener('playing', this._onPlaying);
@@ -113,7 +128,16 @@ export class PlayerBase extends EventTarget {
     if (!pc) return null;
     const s = await this._sampler.sample(pc, this.video, this.transport);
     if (pc !== this.peerConnection) return null;
-    return { ...s, transport: this._statsTransport(), bridge: this.bridge };
+    return { ...s, transport: this._statsTransport(), transportReason: this.transportChoice.reason, bridge: this.bridge };
+  }
+
+  // _chooseTransport sets the transport and tells the page (event
+  // "transport", {detail: transportChoice}).
+  _chooseTransport(choice) {
+    this.transport = choice.transport;
+    this.transportChoice = choice;
+    this._log(`transport ${choice.reason}`);
+    this._emit('transport', { ...choice });
   }
 
   // _statsTransport names the transport in getStats.

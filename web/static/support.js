@@ -84,3 +84,32 @@ export function hevcCodecString(init) {
   return ['hev1', `${space ? 'ABC'[space - 1] : ''}${idc}`, rev.toString(16).toUpperCase(),
     `${tier ? 'H' : 'L'}${b[12]}`, ...cons.map((c) => c.toString(16).toUpperCase())].join('.');
 }
+
+// chooseTransport picks the transport for a player not told which
+// (?transport= unset): fmp4 where Media Source Extensions play H.264 (it
+// also carries AAC audio, which WebRTC tracks cannot), else srtp where
+// WebRTC decodes H.264. It returns {transport, reason, fallback}: the
+// choice, why, and the other transport to try if the first fails to start
+// ("" when the browser cannot play it either); or {transport: '', reason}
+// when the browser can play neither.
+export function chooseTransport() {
+  const noFmp4 = checkSupport('fmp4');
+  const noSrtp = checkSupport('srtp');
+  if (!noFmp4) {
+    return {
+      transport: 'fmp4',
+      reason: noSrtp
+        ? 'fmp4: Media Source Extensions play H.264 here; WebRTC cannot (RTCRtpReceiver.getCapabilities lists no H.264)'
+        : 'fmp4: Media Source Extensions play H.264 here (and AAC audio); srtp if it fails to start',
+      fallback: noSrtp ? '' : 'srtp',
+    };
+  }
+  if (!noSrtp) {
+    return {
+      transport: 'srtp',
+      reason: `srtp: WebRTC decodes H.264 here; Media Source Extensions cannot (${noFmp4})`,
+      fallback: '',
+    };
+  }
+  return { transport: '', reason: noFmp4 === noSrtp ? noFmp4 : `${noFmp4} And: ${noSrtp}`, fallback: '' };
+}
