@@ -6,7 +6,7 @@
 // H.264 and AAC) or as WebRTC tracks (transport "srtp").
 import { Socket } from './socketio.js';
 import { Demuxer, MsePlayer } from './fmp4.js';
-import { TrustUnavailable, newNonce, normalizeFingerprint, ownerOf, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
+import { TrustUnavailable, newNonce, noEd25519, normalizeFingerprint, ownerOf, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
@@ -568,11 +568,13 @@ export class Player extends PlayerBase {
       return false;
     }
     let verdict = 'unsigned';
+    let unavailable = ''; // why the browser cannot check, when it cannot
     if (typeof msg.payload?.signature === 'string') {
       try {
         verdict = (await verifyOffer(msg.from, this.room, this.stream, this._nonce, sdp, msg.payload.signature)) ? 'good' : 'bad';
       } catch (err) {
         verdict = err instanceof TrustUnavailable ? 'unavailable' : 'bad';
+        if (verdict === 'unavailable') unavailable = err.message;
         if (verdict === 'bad') log('signature check failed:', err.message);
       }
     }
@@ -588,7 +590,9 @@ export class Player extends PlayerBase {
     }
     if (owner) {
       if (verdict === 'unavailable') {
-        this._fail('Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.', 'untrusted');
+        this._fail(unavailable === noEd25519
+          ? `Cannot verify the owner of this room: ${noEd25519}. Use a newer browser.`
+          : 'Cannot verify the owner of this room: open the player over HTTPS (or on localhost) so the browser can check signatures.', 'untrusted');
         return false;
       }
       if (verdict !== 'good') {
@@ -611,7 +615,7 @@ export class Player extends PlayerBase {
       pins.set(this.room, { id: msg.from, signs: true });
     }
     if (verdict === 'good') this._setTrust('pinned', `Open room: device ${short(msg.from)}, the same as first seen here.`);
-    else this._setTrust('unverified', `Open room: device ${short(msg.from)} could not be verified${verdict === 'unavailable' ? ' (this page is not a secure context)' : ' (unsigned offer)'}.`);
+    else this._setTrust('unverified', `Open room: device ${short(msg.from)} could not be verified${verdict === 'unavailable' ? (unavailable === noEd25519 ? ' (this browser has no Ed25519 in WebCrypto)' : ' (this page is not a secure context)') : ' (unsigned offer)'}.`);
     return true;
   }
 

@@ -5,7 +5,7 @@
 // init segment and media segments, and plays those with Media Source
 // Extensions, which is how H.264 and AAC reach the <video> untranscoded.
 
-import { hevcCodecString } from './support.js';
+import { hevcCodecString, mediaSource } from './support.js';
 
 export const BEGIN = 249, MOOV = 250, MOOF = 251, VIDEO = 252, AUDIO = 253, MDAT = 254, END = 255;
 
@@ -100,6 +100,8 @@ export class MsePlayer {
     this._queue = [];
     this._url = '';
     this._closed = false;
+    this.managed = false; // playing through Safari's ManagedMediaSource
+    this.evictions = 0;   // bufferedchange events that removed media (ManagedMediaSource)
   }
 
   // init starts the MediaSource for codecs with the init segment.
@@ -109,15 +111,40 @@ export class MsePlayer {
       return;
     }
     const type = `video/mp4; codecs="${codecs}"`;
-    if (!window.MediaSource || !MediaSource.isTypeSupported(type)) {
+    const found = mediaSource();
+    if (!found || !found.MS.isTypeSupported(type)) {
       throw new Error(`this browser cannot play ${type}`);
     }
     this._queue.unshift(initSegment);
-    const ms = new MediaSource();
+    const ms = new found.MS();
     this._ms = ms;
+    this.managed = found.managed;
+    if (found.managed) {
+      // A ManagedMediaSource opens only on a video that cannot be sent
+      // to AirPlay (or that offers an AirPlay source as well): a data
+      // channel stream has no URL another device could fetch.
+      this.video.disableRemotePlayback = true;
+      // It says when it wants data (startstreaming) and when it has
+      // enough (endstreaming). A live stream cannot wait: segments keep
+      // being appended, and the browser evicts what it must (below).
+      ms.addEventListener('startstreaming', () => this.log('fmp4: ManagedMediaSource startstreaming'));
+      ms.addEventListener('endstreaming', () => this.log('fmp4: ManagedMediaSource endstreaming'));
+    }
     ms.addEventListener('sourceopen', () => {
       if (this._closed) return;
       const sb = ms.addSourceBuffer(type);
+      if (found.managed) {
+        // A ManagedSourceBuffer may drop buffered media by itself (memory
+        // pressure); it says so with bufferedchange. Counted, and the
+        // pump moves playback back into what is left.
+        sb.addEventListener('bufferedchange', (e) => {
+          if (e.removedRanges?.length) {
+            this.evictions++;
+            this.log('fmp4: the browser evicted', e.removedRanges.length, 'buffered range(s)');
+          }
+          this._pump();
+        });
+      }
       // "sequence", as EMS's player: segments play back to back, so a
       // viewer who skipped frames (slow link) continues without a gap.
       sb.mode = 'sequence';
@@ -150,6 +177,9 @@ export class MsePlayer {
     const b = sb.buffered;
     if (b.length > 0) {
       const end = b.end(b.length - 1);
+      // Media under the playhead evicted (ManagedMediaSource): resume at
+      // the newest range.
+      if (v.currentTime < b.start(0)) v.currentTime = b.start(b.length - 1);
       // Stay at the live edge: the cached GOP arrives at once, and a
       // stalled tab wakes up behind.
       if (end - v.currentTime > maxLag) v.currentTime = Math.max(b.start(b.length - 1), end - 0.1);

@@ -1,6 +1,15 @@
 // support.js: whether this browser can play a transport at all, asked
 // before anything is tried (the players call it in start()).
 
+// mediaSource returns the browser's Media Source Extensions: {MS,
+// managed}, MS being MediaSource, or Safari's ManagedMediaSource (iPhone,
+// iOS 17.1+, which has no MediaSource; managed true); null without either.
+export function mediaSource() {
+  if (typeof globalThis.MediaSource === 'function') return { MS: globalThis.MediaSource, managed: false };
+  if (typeof globalThis.ManagedMediaSource === 'function') return { MS: globalThis.ManagedMediaSource, managed: true };
+  return null;
+}
+
 // checkSupport returns why this browser cannot play a transport, or "" when
 // it can. It asks the browser before anything is tried, so that a viewer
 // learns at once that another browser is needed rather than after a
@@ -16,9 +25,9 @@ export function checkSupport(transport, codecs = '') {
     return 'This browser has no WebRTC (RTCPeerConnection), which the player needs. Use a current Chrome, Edge, Firefox or Safari.';
   }
   if (transport === 'fmp4') {
-    const ms = globalThis.MediaSource;
+    const ms = mediaSource()?.MS;
     if (typeof ms !== 'function' || typeof ms.isTypeSupported !== 'function') {
-      return 'This browser has no Media Source Extensions (MediaSource), which the fmp4 transport needs to play H.264. Try ?transport=srtp (video only) or another browser.';
+      return 'This browser has no Media Source Extensions (MediaSource or ManagedMediaSource), which the fmp4 transport needs to play H.264. Try ?transport=srtp (video only) or another browser.';
     }
     if (!ms.isTypeSupported('video/mp4; codecs="avc1.42e01f"')) {
       return 'This browser cannot play H.264 video (MediaSource.isTypeSupported refuses avc1). Try another browser; some Linux builds of Chromium and Firefox leave H.264 out.';
@@ -43,7 +52,7 @@ const H265_HINT = 'Use Safari, or Chrome or Edge with a hardware H.265 decoder.'
 // its receiver's codecs (srtp).
 export function checkH265(transport, codecs = 'hev1.1.6.L93.B0') {
   if (transport === 'fmp4') {
-    const ms = globalThis.MediaSource;
+    const ms = mediaSource()?.MS;
     const video = codecs.split(',').find((c) => /^(hev1|hvc1)/.test(c.trim())) || 'hev1.1.6.L93.B0';
     const hvc1 = video.replace(/^hev1/, 'hvc1');
     if (typeof ms !== 'function' || !(ms.isTypeSupported(`video/mp4; codecs="${video}"`) || ms.isTypeSupported(`video/mp4; codecs="${hvc1}"`))) {
@@ -98,9 +107,9 @@ export function chooseTransport() {
   if (!noFmp4) {
     return {
       transport: 'fmp4',
-      reason: noSrtp
-        ? 'fmp4: Media Source Extensions play H.264 here; WebRTC cannot (RTCRtpReceiver.getCapabilities lists no H.264)'
-        : 'fmp4: Media Source Extensions play H.264 here (and AAC audio); srtp if it fails to start',
+      reason: `fmp4: ${mediaSource().managed ? 'ManagedMediaSource plays' : 'Media Source Extensions play'} H.264 here` + (noSrtp
+        ? '; WebRTC cannot (RTCRtpReceiver.getCapabilities lists no H.264)'
+        : ' (and AAC audio); srtp if it fails to start'),
       fallback: noSrtp ? '' : 'srtp',
     };
   }

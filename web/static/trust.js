@@ -14,11 +14,15 @@ const PROOF_DOMAIN = 'ersmesh/room-secret/v1';
 const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
 export class TrustUnavailable extends Error {
-  constructor() {
-    super('this page is not a secure context (HTTPS or localhost), so the browser cannot check signatures');
+  constructor(message = 'this page is not a secure context (HTTPS or localhost), so the browser cannot check signatures') {
+    super(message);
     this.name = 'TrustUnavailable';
   }
 }
+
+// noEd25519 is why a browser whose WebCrypto lacks Ed25519 cannot check:
+// it came in Safari 17, Firefox 129 and Chrome 137.
+export const noEd25519 = 'this browser has no Ed25519 in WebCrypto (Safari 17, Firefox 129, Chrome 137 and later have it), so it cannot check signatures';
 
 function subtle() {
   if (!globalThis.crypto?.subtle) throw new TrustUnavailable();
@@ -110,7 +114,14 @@ async function verify(peerId, msg, sig) {
     return false;
   }
   if (raw.length !== 64) return false;
-  const k = await s.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+  let k;
+  try {
+    k = await s.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+  } catch (err) {
+    // An older browser, not a bad signature: it must not read as tampering.
+    if (err?.name === 'NotSupportedError') throw new TrustUnavailable(noEd25519);
+    throw err;
+  }
   return s.verify({ name: 'Ed25519' }, k, raw, msg);
 }
 
