@@ -36,10 +36,10 @@ func withSessionInfo(sdp, note string) string {
 }
 
 // fmp4Note is what an fmp4 viewer of st is told when its audio cannot come
-// along: fMP4 here carries AAC only.
+// along: fMP4 here carries AAC and Opus.
 func fmp4Note(st *media.Stream) string {
 	a := st.Audio()
-	if a == nil || a.Codec == media.AudioAAC || a.Codec == media.AudioNone {
+	if a == nil || a.Codec == media.AudioAAC || a.Codec == media.AudioOpus || a.Codec == media.AudioNone {
 		return ""
 	}
 	return "This stream's audio is " + a.Codec.String() + ", which the fmp4 transport does not carry: video only. Use transport srtp to hear it."

@@ -33,7 +33,8 @@ type fmp4Muxer struct {
 }
 
 // newFMP4Muxer returns the muxer and the stream's MOOV record.
-func newFMP4Muxer(codec VideoCodec, vps, sps, pps []byte, aac *AudioFormat) (*fmp4Muxer, []byte, error) {
+// audio is AAC or Opus (nil: video only).
+func newFMP4Muxer(codec VideoCodec, vps, sps, pps []byte, audio *AudioFormat) (*fmp4Muxer, []byte, error) {
 	var vc fmp4.Codec = &fmp4.CodecH264{SPS: sps, PPS: pps}
 	mask := ems.MaskVideo
 	var sp265 h265.SPS
@@ -56,13 +57,26 @@ func newFMP4Muxer(codec VideoCodec, vps, sps, pps []byte, aac *AudioFormat) (*fm
 		Codec: vc,
 	}}}
 	m := &fmp4Muxer{}
-	if aac != nil {
+	switch {
+	case audio == nil:
+	case audio.Codec == AudioAAC && audio.AAC != nil:
 		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
-			ID: audioTrackID, TimeScale: uint32(aac.SampleRate),
-			Codec: &fmp4.CodecMPEG4Audio{Config: *aac.AAC},
+			ID: audioTrackID, TimeScale: uint32(audio.SampleRate),
+			Codec: &fmp4.CodecMPEG4Audio{Config: *audio.AAC},
 		})
 		mask |= ems.MaskAudio
-		m.hasAudio, m.sampleRate = true, aac.SampleRate
+		m.hasAudio, m.sampleRate = true, audio.SampleRate
+	case audio.Codec == AudioOpus:
+		// Opus in ISO BMFF (an "Opus" sample entry with dOps): frames
+		// are timed at 48 kHz whatever the input rate (RFC 7845 §4).
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
+			ID: audioTrackID, TimeScale: 48000,
+			Codec: &fmp4.CodecOpus{ChannelCount: max(audio.Channels, 1)},
+		})
+		mask |= ems.MaskAudio | ems.MaskOpus
+		m.hasAudio, m.sampleRate = true, 48000
+	default:
+		return nil, nil, fmt.Errorf("fMP4 cannot carry %v audio", audio.Codec)
 	}
 	var b seekablebuffer.Buffer
 	if err := init.Marshal(&b); err != nil {

@@ -416,13 +416,13 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 }
 
 func (s *Stream) startMux() {
-	var aac *AudioFormat
-	if s.audio != nil && s.audio.Codec == AudioAAC && s.audio.AAC != nil {
-		aac = s.audio
+	var audio *AudioFormat
+	if s.audio != nil && (s.audio.Codec == AudioAAC && s.audio.AAC != nil || s.audio.Codec == AudioOpus) {
+		audio = s.audio
 	} else if s.audio != nil {
-		s.log.Info("fmp4 viewers get video only: the audio codec is not AAC", "audio", s.audio.Codec)
+		s.log.Info("fmp4 viewers get video only: fMP4 carries AAC or Opus audio", "audio", s.audio.Codec)
 	}
-	m, moov, err := newFMP4Muxer(s.codec, s.vps, s.sps, s.pps, aac)
+	m, moov, err := newFMP4Muxer(s.codec, s.vps, s.sps, s.pps, audio)
 	if err != nil {
 		s.log.Error("cannot build the fMP4 init segment; fmp4 viewers get nothing", "err", err)
 		return

@@ -58,7 +58,8 @@ export class Demuxer {
         const codecs = [];
         if (mask & 4) codecs.push(hevcCodecString(init)); // H.265 (ersmesh's extension)
         else if (mask & 1) codecs.push(`avc1.${hex}`);
-        if (mask & 2) codecs.push('mp4a.40.2');
+        // Mask bit 8 (ersmesh's extension): the audio is Opus, not AAC.
+        if (mask & 2) codecs.push(mask & 8 ? 'opus' : 'mp4a.40.2');
         this.onInit({ mask, codecs: codecs.join(','), init: init.slice() });
         break;
       }

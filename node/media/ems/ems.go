@@ -33,6 +33,10 @@ const (
 	// (hev1.…) is read from the init segment's hvcC. An H.264 stream's
 	// MOOV never sets it, so it stays byte-identical to EMS's.
 	MaskH265 byte = 4
+	// MaskOpus is ersmesh's extension too: with MaskAudio, the audio
+	// track is Opus (an "Opus" sample entry with a dOps box, codec string
+	// "opus") instead of AAC. An AAC stream's MOOV never sets it.
+	MaskOpus byte = 8
 )
 
 // ErrTooLarge is returned for a payload a record cannot carry.

@@ -155,3 +155,34 @@ func TestH265MoovHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestOpusMoovHeader: the Opus bit (ersmesh's extension) names the audio
+// "opus", needs the audio bit, and leaves AAC's header as it was.
+func TestOpusMoovHeader(t *testing.T) {
+	for _, tc := range []struct {
+		first  byte
+		codecs string // "" when malformed
+	}{
+		{0xFB, "avc1.42c01f,opus"},
+		{0xF3, "avc1.42c01f,mp4a.40.2"},
+		{0xFF, "hev1,opus"},
+		{0xF9, ""}, // Opus without audio
+		{0xFA, "opus"},
+	} {
+		b, err := AppendMoov(nil, [4]byte{tc.first, 0x42, 0xc0, 0x1f}, []byte("not an init segment"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Parser
+		var in Init
+		err = p.Feed(b, func(i Init) { in = i }, nil)
+		if (err == nil) != (tc.codecs != "") {
+			t.Errorf("MOOV % x: err = %v", tc.first, err)
+			continue
+		}
+		if err == nil && in.Codecs() != tc.codecs {
+			t.Errorf("MOOV % x: codecs %q, want %q", tc.first, in.Codecs(), tc.codecs)
+		}
+	}
+}
+

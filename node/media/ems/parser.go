@@ -16,7 +16,7 @@ var ErrMalformed = errors.New("ems: malformed stream")
 
 // Init is a MOOV record, parsed.
 type Init struct {
-	Mask    byte    // MaskVideo | MaskAudio; 0 for the older header-less form
+	Mask    byte    // MaskVideo | MaskAudio | MaskH265 | MaskOpus; 0 for the older header-less form
 	Profile [3]byte // profile_idc, constraint flags, level_idc
 	Segment []byte  // the initialization segment (ftyp, moov)
 }
@@ -33,7 +33,11 @@ func (in Init) Codecs() string {
 		if s != "" {
 			s += ","
 		}
-		s += "mp4a.40.2"
+		if in.Mask&MaskOpus != 0 {
+			s += "opus"
+		} else {
+			s += "mp4a.40.2"
+		}
 	}
 	return s
 }
@@ -115,7 +119,7 @@ func (p *Parser) record(typ byte, payload []byte, onInit func(Init), onSegment f
 				return fmt.Errorf("%w: MOOV of %d bytes has no codec header", ErrMalformed, len(payload))
 			}
 			in.Mask = payload[0] & 0x0F
-			if in.Mask == 0 || in.Mask > MaskVideo|MaskAudio|MaskH265 || in.Mask&MaskH265 != 0 && in.Mask&MaskVideo == 0 {
+			if in.Mask == 0 || in.Mask&MaskH265 != 0 && in.Mask&MaskVideo == 0 || in.Mask&MaskOpus != 0 && in.Mask&MaskAudio == 0 {
 				return fmt.Errorf("%w: MOOV track mask %d", ErrMalformed, in.Mask)
 			}
 			copy(in.Profile[:], payload[1:4])
