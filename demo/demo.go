@@ -29,6 +29,9 @@ type Config struct {
 	TLS    bool
 	Room   string // default "demo"
 	Stream string // default "sample"
+	// Source is the stream's media.OpenStreams source; default "sample:",
+	// the built-in clip (H.264 and AAC).
+	Source string
 	// TURN runs a TURN server on loopback (UDP and TCP, kernel-chosen
 	// ports, private peers allowed) and hands its credentials out.
 	TURN   bool
@@ -61,6 +64,9 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if cfg.Room == "" {
 		cfg.Room = "demo"
 	}
+	if cfg.Source == "" {
+		cfg.Source = "sample:"
+	}
 	if cfg.Stream == "" {
 		cfg.Stream = "sample"
 	}
@@ -90,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		Mesh:               role.MeshConfig{Listen: loopback, Bootstrap: boot},
 		DHTServer:          true,
 		Rooms:              []string{cfg.Room},
-		Streams:            []string{cfg.Stream + "=sample:"},
+		Streams:            []string{cfg.Stream + "=" + cfg.Source},
 		LoopbackCandidates: true,
 		Tune:               cfg.TuneDevice,
 		Logger:             cfg.Logger.With("role", "device"),

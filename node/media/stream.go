@@ -293,7 +293,8 @@ func (s *Stream) WriteAudio(a AudioFrame) {
 			}
 		}
 	}
-	if s.audio.Codec == AudioAAC && s.mux != nil && s.mux.hasAudio {
+	// The muxer has an audio track only for codecs fMP4 carries (AAC, Opus).
+	if s.mux != nil && s.mux.hasAudio {
 		// Bounded: audio without video for a long time is dropped.
 		if len(s.pending) < 256 {
 			// Sources may reuse their buffers once we return (gortsplib

@@ -1,0 +1,79 @@
+package demo
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
+)
+
+// TestBrowserHearsOpusOverFMP4: a camera with Opus audio (here an H.264
+// Annex-B file and an Ogg Opus file, made by ffmpeg) reaches an fmp4
+// viewer with its sound: Chromium's MSE decodes the "Opus" sample entry
+// (dOps) the device muxes, and its decoded audio bytes keep growing.
+func TestBrowserHearsOpusOverFMP4(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no ffmpeg (CI=true, so this is an error): %v", err)
+		}
+		t.Skipf("no ffmpeg: %v", err)
+	}
+	dir := t.TempDir()
+	video, audio := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "4", "-c:v", "libx264", "-profile:v", "baseline",
+			"-g", "25", "-pix_fmt", "yuv420p", "-bsf:v", "h264_mp4toannexb", "-f", "h264", video},
+		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4", "-ac", "2", "-c:a", "libopus", "-b:a", "64k", audio},
+	} {
+		cmd := exec.Command(ffmpeg, append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), Source: video + ",audio=" + audio + ",fps=25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close demo: %v", err)
+		}
+	}()
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, d.URL+"&transport=fmp4"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === "playing" && (() => {
+		const v = document.getElementById("video");
+		return v.getVideoPlaybackQuality().totalVideoFrames > 10 && v.currentTime > 0.5;
+	})()`)
+	first, err := browsertest.Eval[float64](b, `document.getElementById("video").webkitAudioDecodedByteCount`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 10*time.Second, `document.getElementById("video").webkitAudioDecodedByteCount > `+strconv.Itoa(int(first)+1000))
+	// No "video only" note: the audio came along.
+	if note, _ := browsertest.Eval[string](b, `document.getElementById("message").textContent`); note != "" {
+		t.Errorf("message %q while playing Opus over fmp4, want none", note)
+	}
+	found := false
+	for _, l := range browsertest.Console(b) {
+		if strings.Contains(l, "fmp4: playing") && strings.Contains(l, `,opus"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the player did not open MSE with Opus:\n%s", browsertest.Describe(b))
+	}
+}
