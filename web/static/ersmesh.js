@@ -708,7 +708,8 @@ export class Player extends PlayerBase {
         onInit: ({ codecs, init }) => {
           const unsupported = checkSupport('fmp4', codecs); // H.265 is known only now
           if (unsupported) {
-            this._fail(unsupported, 'unsupported');
+            // An automatic choice tries srtp, which may decode it.
+            if (!this._fallBack(unsupported)) this._fail(unsupported, 'unsupported');
             return;
           }
           this._mse?.close();
