@@ -85,7 +85,7 @@ func TestTalkbackFromBrowser(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ffmpeg is needed to decode the talkback recording")
 		}
-		t.Skip("no ffmpeg to decode the talkback recording")
+		t.Skip("no ffmpeg to decode the talkback recording (CI=true fails instead)")
 	}
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "tone.wav")

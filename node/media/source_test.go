@@ -191,7 +191,7 @@ func needFFmpeg(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ffmpeg is needed (CI=true)")
 		}
-		t.Skip("no ffmpeg")
+		t.Skip("no ffmpeg (CI=true fails instead)")
 	}
 	return p
 }

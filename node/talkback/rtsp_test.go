@@ -105,7 +105,7 @@ func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ffmpeg is needed for the backchannel's transcoding")
 		}
-		t.Skip("no ffmpeg for the backchannel's transcoding")
+		t.Skip("no ffmpeg for the backchannel's transcoding (CI=true fails instead)")
 	}
 	ogg, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "libopus", "-f", "ogg", "pipe:1").Output()
 	if err != nil {
@@ -191,7 +191,7 @@ func TestPCMCommandSink(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("ffmpeg is needed for the pcm sink")
 		}
-		t.Skip("no ffmpeg for the pcm sink")
+		t.Skip("no ffmpeg for the pcm sink (CI=true fails instead)")
 	}
 	ogg, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "libopus", "-f", "ogg", "pipe:1").Output()
 	if err != nil {

@@ -185,4 +185,3 @@ func TestOpusMoovHeader(t *testing.T) {
 		}
 	}
 }
-
