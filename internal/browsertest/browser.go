@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // startTimeout bounds the browser's start; chromedp itself waits forever.
@@ -86,7 +88,7 @@ func findChromium() (string, error) {
 type session struct {
 	mu      sync.Mutex
 	console []string
-	output  tailBuffer
+	output  testutil.Tail
 }
 
 type sessionKey struct{}
@@ -173,7 +175,7 @@ func Start(opts ...Option) (_ context.Context, stop func(), _ error) {
 	}
 	cfg.set("disable-features", strings.Join(cfg.disableFeatures, ","))
 
-	sess := &session{output: tailBuffer{max: 64 << 10}}
+	sess := &session{output: testutil.Tail{Max: 64 << 10}}
 	allocOpts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.CombinedOutput(&sess.output),
@@ -265,7 +267,7 @@ func Console(ctx context.Context) []string {
 func Eval[T any](ctx context.Context, js string) (T, error) {
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {
-		return v, fmt.Errorf("evaluate %s: %w", abbrev(js, 80), err)
+		return v, fmt.Errorf("evaluate %s: %w", testutil.Abbrev(js, 80), err)
 	}
 	return v, nil
 }
@@ -298,7 +300,7 @@ func WaitFor(ctx context.Context, t testing.TB, timeout time.Duration, js string
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "browsertest: %s still not true after %v", abbrev(js, 200), timeout)
+	fmt.Fprintf(&b, "browsertest: %s still not true after %v", testutil.Abbrev(js, 200), timeout)
 	if last != nil {
 		fmt.Fprintf(&b, " (last error: %v)", last)
 	}
@@ -382,36 +384,4 @@ func Screenshot(ctx context.Context, path string) error {
 		return fmt.Errorf("screenshot: %w", err)
 	}
 	return nil
-}
-
-func abbrev(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-// tailBuffer keeps the last max bytes written to it; the browser's output is
-// only wanted when something went wrong.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 const (
@@ -56,7 +58,7 @@ type Browser struct {
 	nextID  int
 	pending map[int]chan reply
 	console []string
-	output  tail
+	output  testutil.Tail
 	readErr error
 }
 
@@ -107,7 +109,7 @@ func Start(extraPrefs map[string]any) (*Browser, error) {
 		pending:  map[int]chan reply{},
 		readDone: make(chan struct{}),
 		waitDone: make(chan struct{}),
-		output:   tail{max: 64 << 10},
+		output:   testutil.Tail{Max: 64 << 10},
 	}
 	// Port 0: Firefox picks a free port and prints it.
 	b.cmd = exec.Command(bin, "--headless", "--no-remote", "--remote-debugging-port=0", "--profile", profile, "about:blank")
@@ -321,10 +323,10 @@ func (b *Browser) Eval(ctx context.Context, js string, v any) error {
 		return fmt.Errorf("firefoxtest: evaluate: %w", err)
 	}
 	if r.Type == "exception" {
-		return fmt.Errorf("firefoxtest: evaluate %s: %s", abbrev(js, 80), r.ExceptionDetails.Text)
+		return fmt.Errorf("firefoxtest: evaluate %s: %s", testutil.Abbrev(js, 80), r.ExceptionDetails.Text)
 	}
 	if r.Result.Type != "string" {
-		return fmt.Errorf("firefoxtest: evaluate %s: no JSON value (%s)", abbrev(js, 80), r.Result.Type)
+		return fmt.Errorf("firefoxtest: evaluate %s: no JSON value (%s)", testutil.Abbrev(js, 80), r.Result.Type)
 	}
 	return json.Unmarshal([]byte(r.Result.Value), v)
 }
@@ -357,7 +359,7 @@ func (b *Browser) WaitFor(t testing.TB, timeout time.Duration, js string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	msg := fmt.Sprintf("firefoxtest: %s still not true after %v", abbrev(js, 200), timeout)
+	msg := fmt.Sprintf("firefoxtest: %s still not true after %v", testutil.Abbrev(js, 200), timeout)
 	if last != nil {
 		msg += fmt.Sprintf(" (last error: %v)", last)
 	}
@@ -423,35 +425,4 @@ func (b *Browser) kill() {
 	}
 	<-b.waitDone
 	os.RemoveAll(b.profile)
-}
-
-func abbrev(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (w *tail) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if over := len(w.buf) - w.max; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tail) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.buf)
 }

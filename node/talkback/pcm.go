@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // PCMCommandSink is a CommandSink for commands that take raw audio (aplay,
@@ -87,16 +86,5 @@ type pcmInput struct {
 }
 
 func (p *pcmInput) Close() error {
-	err := p.commandInput.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.play.Wait() }()
-	t := time.NewTimer(p.wait)
-	defer t.Stop()
-	select {
-	case werr := <-done:
-		return errors.Join(err, werr)
-	case <-t.C:
-		p.play.Process.Kill()
-		return errors.Join(err, <-done, errors.New("talkback command did not end after its input; killed"))
-	}
+	return errors.Join(p.commandInput.Close(), waitOrKill(p.play, p.wait))
 }

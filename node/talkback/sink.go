@@ -140,17 +140,23 @@ func (c *commandInput) Write(p []byte) (int, error) {
 }
 
 func (c *commandInput) Close() error {
-	err := c.in.Close()
+	return errors.Join(c.in.Close(), waitOrKill(c.cmd, c.wait))
+}
+
+// waitOrKill waits up to wait for cmd, whose input has been closed, to end,
+// and kills it after that: a command that ignores the end of its input
+// must not hold the floor.
+func waitOrKill(cmd *exec.Cmd, wait time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	t := time.NewTimer(c.wait)
+	go func() { done <- cmd.Wait() }()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case werr := <-done:
-		return errors.Join(err, werr)
+	case err := <-done:
+		return err
 	case <-t.C:
-		c.cmd.Process.Kill()
-		return errors.Join(err, <-done, errors.New("talkback command did not end after its input; killed"))
+		cmd.Process.Kill()
+		return errors.Join(<-done, errors.New("talkback command did not end after its input; killed"))
 	}
 }
 
