@@ -85,3 +85,19 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestRegisterURL(t *testing.T) {
+	for _, c := range []struct {
+		ip   string
+		port int
+		want string
+	}{
+		{"192.0.2.1", 4545, "http://192.0.2.1:4545/ersmesh/register"},
+		{"bridge.example.org", 443, "https://bridge.example.org:443/ersmesh/register"},
+		{"2001:db8::1", 80, "http://[2001:db8::1]:80/ersmesh/register"},
+	} {
+		if got := registerURL(c.ip, c.port); got != c.want {
+			t.Errorf("registerURL(%q, %d) = %q, want %q", c.ip, c.port, got, c.want)
+		}
+	}
+}

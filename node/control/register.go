@@ -22,6 +22,18 @@ const DefaultRegisterInterval = 30 * time.Second
 // defaultERSPort is ERS's port, used when startWebRTC gives ersip alone.
 const defaultERSPort = 4545
 
+// registerURL is where the bridge at ip:port takes records. Port 443 is
+// HTTPS: a bridge on the internet serves TLS there (docs/production.md);
+// elsewhere plain HTTP, which a TLS bridge's port-80 listener redirects
+// with its body.
+func registerURL(ip string, port int) string {
+	scheme := "http://"
+	if port == 443 {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(ip, strconv.Itoa(port)) + registerPath
+}
+
 // registerWith hands e's room record to the bridge startWebRTC named, at
 // once and then every RegisterInterval, until the room stops or the
 // Controller closes. The room is in the DHT as well; this only spares that
@@ -35,7 +47,7 @@ func (c *Controller) registerWith(e *entry) {
 	if port == 0 {
 		port = defaultERSPort
 	}
-	url := "http://" + net.JoinHostPort(e.ERSIP, strconv.Itoa(port)) + registerPath
+	url := registerURL(e.ERSIP, port)
 	ctx, cancel := context.WithCancel(c.ctx)
 	e.stopRegister = cancel
 	room := e.RoomID
