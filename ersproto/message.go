@@ -92,3 +92,9 @@ type Auth struct {
 	Fingerprint string `json:"fingerprint"`
 	Proof       string `json:"proof"`
 }
+
+// ResumeProof is the payload of a player's answer to a resume challenge:
+// its signature with the session's resume key (package trust).
+type ResumeProof struct {
+	Signature string `json:"signature"`
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -118,11 +119,7 @@ func sendsVideo(pc *webrtc.PeerConnection) bool {
 
 // candidateIn reports whether the candidate message m is a line of sdp.
 func candidateIn(m *signalwire.Message, sdp string) bool {
-	var p struct {
-		Candidate struct {
-			Candidate string `json:"candidate"`
-		} `json:"candidate"`
-	}
+	var p ersproto.CandidatePayload
 	if json.Unmarshal(m.Payload, &p) != nil || p.Candidate.Candidate == "" {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
@@ -207,9 +208,7 @@ func (d *Device) resume(conn *signalwire.Conn, from peer.ID, m *signalwire.Messa
 		if r.Kind != signalwire.KindSignal || r.Type != "resumeProof" {
 			continue // pings, candidates: nothing to act on yet
 		}
-		var p struct {
-			Signature string `json:"signature"`
-		}
+		var p ersproto.ResumeProof
 		if json.Unmarshal(r.Payload, &p) != nil || !trust.CheckResumeProof(s.resumeKey, s.room, s.sid, challenge, p.Signature) {
 			reject(signalwire.CodeForbidden, "unauthorized: the resume proof does not verify for this session")
 			return

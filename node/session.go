@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
@@ -475,24 +476,23 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		}
 		s.early = nil
 	case "candidate":
-		var p struct {
-			Candidate *webrtc.ICECandidateInit `json:"candidate"`
-		}
+		var p ersproto.CandidatePayload
 		if err := json.Unmarshal(m.Payload, &p); err != nil {
 			return fmt.Errorf("candidate payload: %w", err)
 		}
-		if p.Candidate == nil || p.Candidate.Candidate == "" {
+		if p.Candidate.Candidate == "" {
 			return nil // end of candidates
 		}
+		c := webrtc.ICECandidateInit{Candidate: p.Candidate.Candidate, SDPMid: p.Candidate.SDPMid, SDPMLineIndex: p.Candidate.SDPMLineIndex}
 		if pc.RemoteDescription() == nil {
 			// A viewer may trickle before its answer has arrived here: keep
 			// a few for then rather than lose them.
 			if len(s.early) < maxEarlyCandidates {
-				s.early = append(s.early, *p.Candidate)
+				s.early = append(s.early, c)
 			}
 			return nil
 		}
-		s.addCandidate(pc, *p.Candidate)
+		s.addCandidate(pc, c)
 	case "restart":
 		if join.ViewerOffers {
 			return nil // WHEP viewers restart ICE with their own offer

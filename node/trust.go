@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/keylimit"
 	"github.com/ersmesh/ersmesh/internal/ratelog"
 	"github.com/ersmesh/ersmesh/signalwire"
@@ -55,10 +56,7 @@ func (s *session) authorize(join *signalwire.Message) (string, error) {
 		default:
 			continue // a candidate or event before the proof: nothing to act on yet
 		}
-		var p struct {
-			Fingerprint string `json:"fingerprint"`
-			Proof       string `json:"proof"`
-		}
+		var p ersproto.Auth
 		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Fingerprint == "" || len(p.Fingerprint) > 256 || len(p.Proof) > 256 {
 			return "", fmt.Errorf("%w: malformed proof of the room secret", errUnauthorized)
 		}
