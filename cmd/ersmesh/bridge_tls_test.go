@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,16 +36,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freePort returns a loopback port nothing listens on (the command binds
-// it a moment later).
+// freePort returns a loopback port nothing listens on, for the command to
+// bind a moment later. It is taken below the kernel's ephemeral range
+// (32768 and up), so that the ports other tests running meanwhile get for
+// ":0" listeners and outgoing connections cannot take it in between.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return 0
 }
 
 // TestBridgeACME runs `ersmesh bridge --acme-domain ...` against Pebble:
