@@ -116,6 +116,9 @@ type Bridge struct {
 	bridge *bridge.Bridge
 	tls    *tls.Config // what HTTP is served with (after Tune); nil: plain
 	ops    *telemetry.Ops
+	// With TLS, HTTP's and the redirect's listeners, bound before the
+	// certificates start (NewBridge).
+	httpL, redirectL net.Listener
 	// Where HTTP and the admin endpoint are served, once started.
 	httpAddr, adminAddr string
 }
@@ -148,7 +151,26 @@ func NewBridge(ctx context.Context, cfg BridgeConfig) (_ *Bridge, err error) {
 			b.Close()
 		}
 	}()
-	if b.certs, err = cfg.TLS.start(cfg.HTTP, log); err != nil {
+	httpAddr := cfg.HTTP
+	if cfg.TLS.on() {
+		// Bound before the certificates start: certmagic's ACME solvers
+		// listen on a challenge port themselves when nothing does yet,
+		// and would take ours from under the bridge.
+		if cfg.Listener == nil {
+			if b.httpL, err = listen("http", cfg.HTTP); err != nil {
+				return nil, err
+			}
+			b.st.push(closeListener(b.httpL))
+			httpAddr = b.httpL.Addr().String()
+		}
+		if cfg.TLS.HTTPRedirect != "" {
+			if b.redirectL, err = listen("http-redirect", cfg.TLS.HTTPRedirect); err != nil {
+				return nil, err
+			}
+			b.st.push(closeListener(b.redirectL))
+		}
+	}
+	if b.certs, err = cfg.TLS.start(httpAddr, log); err != nil {
 		return nil, err
 	}
 	var turnTLS *tls.Config
@@ -168,9 +190,7 @@ func NewBridge(ctx context.Context, cfg BridgeConfig) (_ *Bridge, err error) {
 		}
 		l := cfg.Listener
 		if l == nil {
-			if l, err = net.Listen("tcp", cfg.HTTP); err != nil {
-				return nil, keyErr("http", "%s: %w", cfg.HTTP, err)
-			}
+			l = b.httpL
 		}
 		b.mux = tlsmux.New(l, tlsmux.Config{TLS: b.certs.TLSConfig(), Logger: log})
 		b.st.push(b.mux.Close)
@@ -292,6 +312,8 @@ func (b *Bridge) Start(context.Context) error {
 		l, serve = b.mux.HTTP(), b.bridge.ServeTLSConns
 	case b.cfg.Listener != nil:
 		l = b.cfg.Listener
+	case b.httpL != nil:
+		l = b.httpL
 	default:
 		var err error
 		if l, err = listen("http", b.cfg.HTTP); err != nil {
@@ -306,10 +328,7 @@ func (b *Bridge) Start(context.Context) error {
 		if err != nil {
 			return err
 		}
-		pl, err := listen("http-redirect", b.cfg.TLS.HTTPRedirect)
-		if err != nil {
-			return err
-		}
+		pl := b.redirectL
 		b.log.Info("plain HTTP: ACME challenges and redirects to HTTPS", "http", pl.Addr().String())
 		h := b.certs.HTTPHandler(port)
 		b.goServe(pl, func(l net.Listener) error { return b.bridge.ServePlain(l, h) })
@@ -337,6 +356,17 @@ func (b *Bridge) goServe(l net.Listener, serve func(net.Listener) error) {
 }
 
 // listen opens addr for the server whose address is config key name.
+// closeListener closes l if its server has not already done so: a
+// listener bound in NewBridge is the server's once Start has run.
+func closeListener(l net.Listener) func() error {
+	return func() error {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
 func listen(name, addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
