@@ -145,6 +145,19 @@ func (tp *topo) only443() {
 		"-m", "multiport", "--dports", fmt.Sprintf("%d,%d", turnPort, turnTLSPort), "-j", "REJECT", "--reject-with", "tcp-reset")
 }
 
+// turnTCP adds (op "-A") or removes ("-D") a rule that drops the viewer's
+// TCP to the TURN server's ports: the TURN-over-TCP path cut.
+func (tp *topo) turnTCP(op string) {
+	for _, chain := range []string{"OUTPUT", "INPUT"} {
+		iface, dir := "-o", "--dports"
+		if chain == "INPUT" {
+			iface, dir = "-i", "--sports"
+		}
+		run(tp.t, "ip", "netns", "exec", tp.viewer, "iptables", op, chain, iface, "eth0", "-p", "tcp",
+			"-m", "multiport", dir, fmt.Sprintf("%d,%d", turnPort, turnTLSPort), "-j", "DROP")
+	}
+}
+
 // blockDeviceToBridge makes the device's router refuse connections to the
 // bridge's libp2p port (fast, with a reset, so DHT queries fail at once).
 func (tp *topo) blockDeviceToBridge() {
