@@ -560,28 +560,7 @@ func TestH265RTPFromFFmpeg(t *testing.T) {
 	clip := makeH265Clip(t)
 	ff := needX265(t)
 	port := freePort(t, "udp")
-	sdpPath := filepath.Join(t.TempDir(), "in.sdp")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-		"-i", clip.mp4, "-c", "copy",
-		"-f", "rtp", "-sdp_file", sdpPath, fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, err := os.ReadFile(sdpPath); err == nil && bytes.Contains(b, []byte("H265/90000")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ffmpeg wrote no H.265 SDP: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sdpPath, cancel := ffmpegRTP(t, ff, port, "H265/90000", "-stream_loop", "-1", "-i", clip.mp4, "-c", "copy")
 	src, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port, sdpPath), nil)
 	if err != nil {
 		t.Fatal(err)

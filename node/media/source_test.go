@@ -185,6 +185,37 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// ffmpegRTP runs ffmpeg with the input arguments given, sending RTP to
+// port on loopback, and waits for the SDP it writes to contain want. stop
+// ends ffmpeg and waits for it (also done when the test ends).
+func ffmpegRTP(t *testing.T, ff string, port int, want string, input ...string) (sdpPath string, stop func()) {
+	t.Helper()
+	sdpPath = filepath.Join(t.TempDir(), "in.sdp")
+	ctx, cancel := context.WithCancel(context.Background())
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-re"}, input...)
+	args = append(args, "-f", "rtp", "-sdp_file", sdpPath, fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port))
+	cmd := exec.CommandContext(ctx, ff, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); cmd.Wait() }) }
+	t.Cleanup(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(sdpPath); err == nil && bytes.Contains(b, []byte(want)) {
+			return sdpPath, stop
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ffmpeg wrote no SDP with %q: %s", want, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func needFFmpeg(t *testing.T) string {
 	p, err := exec.LookPath("ffmpeg")
 	if err != nil {
@@ -406,29 +437,9 @@ func TestRTSPSourceReconnects(t *testing.T) {
 func TestRTPSourceFromFFmpeg(t *testing.T) {
 	ff := needFFmpeg(t)
 	port := freePort(t, "udp")
-	sdpPath := filepath.Join(t.TempDir(), "in.sdp")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-re",
+	sdpPath, cancel := ffmpegRTP(t, ff, port, "m=video",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
-		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
-		"-f", "rtp", "-sdp_file", sdpPath, fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, err := os.ReadFile(sdpPath); err == nil && bytes.Contains(b, []byte("m=video")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ffmpeg wrote no SDP: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30")
 	if _, err := Open(fmt.Sprintf("rtp://127.0.0.1:%d,sdp=%s", port+2, sdpPath), nil); err == nil || !strings.Contains(err.Error(), "port") {
 		t.Errorf("a URL port that is not the SDP's: err = %v", err)
 	}
