@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -28,27 +27,7 @@ import (
 // tests compare with ffmpeg's MP4 muxer).
 func h265Source(t *testing.T) (media.Source, []media.AccessUnit) {
 	t.Helper()
-	ff, err := exec.LookPath("ffmpeg")
-	if err == nil {
-		out, _ := exec.Command(ff, "-hide_banner", "-encoders").Output()
-		if !bytes.Contains(out, []byte("libx265")) {
-			err = os.ErrNotExist
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ffmpeg with libx265 is needed (CI=true)")
-		}
-		t.Skip("no ffmpeg with libx265 (CI=true fails instead)")
-	}
-	path := filepath.Join(t.TempDir(), "cam.h265")
-	enc := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=128x72:rate=10",
-		"-t", "1.5", "-c:v", "libx265", "-preset", "ultrafast",
-		"-x265-params", "keyint=5:min-keyint=5:bframes=0:repeat-headers=1:info=0:log-level=error",
-		"-pix_fmt", "yuv420p", "-f", "hevc", path)
-	if b, err := enc.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
+	path := testutil.H265File(t, 1.5)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/media"
 )
@@ -19,27 +17,7 @@ import (
 // h265Stream is a stream of an H.265 clip that ffmpeg's libx265 made.
 func h265Stream(t *testing.T) *media.Stream {
 	t.Helper()
-	ff, err := exec.LookPath("ffmpeg")
-	if err == nil {
-		out, _ := exec.Command(ff, "-hide_banner", "-encoders").Output()
-		if !bytes.Contains(out, []byte("libx265")) {
-			err = os.ErrNotExist
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ffmpeg with libx265 is needed (CI=true)")
-		}
-		t.Skip("no ffmpeg with libx265 (CI=true fails instead)")
-	}
-	path := filepath.Join(t.TempDir(), "cam.h265")
-	enc := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=128x72:rate=10",
-		"-t", "1", "-c:v", "libx265", "-preset", "ultrafast",
-		"-x265-params", "keyint=5:min-keyint=5:bframes=0:repeat-headers=1:info=0:log-level=error",
-		"-pix_fmt", "yuv420p", "-f", "hevc", path)
-	if b, err := enc.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
+	path := testutil.H265File(t, 1)
 	src, err := media.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
