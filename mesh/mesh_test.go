@@ -57,7 +57,7 @@ func TestPublishResolveExpire(t *testing.T) {
 	// lookups.
 	dev := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()})
 
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second
 	pub, err := dev.Publish(ctx, []string{"frontdoor"}, ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +397,7 @@ func TestPublisherAddRemove(t *testing.T) {
 	ctx := t.Context()
 	boot, bridges := testMesh(t, 1)
 	dev := newTestHost(t, Config{Server: true, Bootstrap: boot.Addrs()})
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second
 	pub, err := dev.Publish(ctx, nil, ttl)
 	if err != nil {
 		t.Fatal(err)

@@ -212,7 +212,10 @@ func (p *Publisher) run(ctx context.Context, published []ma.Multiaddr) {
 		}
 
 		addrs := p.n.publishAddrs()
-		putCtx, cancel := context.WithTimeout(ctx, interval)
+		// Half the ttl, not the interval: a loaded host (or a slow DHT)
+		// gets the longest wait that still leaves a retry before the
+		// records expire.
+		putCtx, cancel := context.WithTimeout(ctx, p.ttl/2)
 		rooms := p.Rooms()
 		err := p.publish(putCtx, rooms, addrs)
 		cancel()
