@@ -61,10 +61,19 @@ type whepSession struct {
 	conn     *signalwire.Conn
 	log      *slog.Logger
 	done     chan struct{} // closed when relay has ended
+	sid      string        // the device's id of the session, for resumes
+
+	// attached is nil for a session this bridge started; for one being
+	// resumed here (whep_resume.go) relay closes it when the device took
+	// the viewer's proof.
+	attached   chan struct{}
+	attachOnce sync.Once
 
 	mu       sync.Mutex
-	reason   string // why the client or bridge ended it
-	trickled int    // candidates forwarded so far, bounded by maxTrickled
+	reason   string     // why the client or bridge ended it
+	trickled int        // candidates forwarded so far, bounded by maxTrickled
+	proved   bool       // a resume proof was relayed
+	refusal  *whepError // the device's refusal of a resume
 }
 
 // maxTrickled bounds the candidates one session may PATCH to its device: a
@@ -127,7 +136,7 @@ func (b *Bridge) writeWHEPError(w http.ResponseWriter, e *whepError) {
 // is enough.
 func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, Ersmesh-Signature, Ersmesh-Device")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, Ersmesh-Signature, Ersmesh-Device, Ersmesh-Session, Ersmesh-Resume-Challenge")
 }
 
 // serveWHEP routes every /whep/ request.
@@ -151,8 +160,10 @@ func (b *Bridge) serveWHEP(w http.ResponseWriter, r *http.Request) {
 		b.whepPatch(w, r, p)
 	case http.MethodDelete:
 		b.whepDelete(w, r, p)
+	case http.MethodGet, http.MethodHead:
+		b.whepGet(w, r, p)
 	default:
-		w.Header().Set("Allow", "OPTIONS, POST, PATCH, DELETE")
+		w.Header().Set("Allow", "OPTIONS, GET, HEAD, POST, PATCH, DELETE")
 		b.writeWHEPError(w, whepFail(http.StatusMethodNotAllowed, "method %s is not allowed here; WHEP uses POST, PATCH and DELETE", r.Method))
 	}
 }
@@ -160,8 +171,8 @@ func (b *Bridge) serveWHEP(w http.ResponseWriter, r *http.Request) {
 // whepOptions answers CORS preflight (and plain OPTIONS).
 func (b *Bridge) whepOptions(w http.ResponseWriter, r *http.Request, p whepPath) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Ersmesh-Resume, Ersmesh-Resume-Proof")
 	h.Set("Access-Control-Max-Age", "600")
 	if p.session != "" {
 		h.Set("Accept-Patch", fragType)
@@ -254,7 +265,8 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.writeWHEPError(w, whepFail(http.StatusBadRequest, "POST to /whep/<room> or /whep/<room>/<stream>"))
 		return
 	}
-	if !hasType(r, sdpType) {
+	resume := r.Header.Get(whepResumeHeader)
+	if resume == "" && !hasType(r, sdpType) {
 		b.writeWHEPError(w, whepFail(http.StatusUnsupportedMediaType, "the offer must be sent as Content-Type: %s", sdpType))
 		return
 	}
@@ -267,15 +279,18 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.writeWHEPError(w, herr)
 		return
 	}
-	body, herr := readBody(w, r, maxOfferSize)
-	if herr != nil {
-		b.writeWHEPError(w, herr)
-		return
-	}
-	offer, err := parseOffer(body)
-	if err != nil {
-		b.writeWHEPError(w, whepFail(http.StatusBadRequest, "bad offer: %v", err))
-		return
+	var body string
+	var offer *sdpOffer
+	if resume == "" {
+		if body, herr = readBody(w, r, maxOfferSize); herr != nil {
+			b.writeWHEPError(w, herr)
+			return
+		}
+		var err error
+		if offer, err = parseOffer(body); err != nil {
+			b.writeWHEPError(w, whepFail(http.StatusBadRequest, "bad offer: %v", err))
+			return
+		}
 	}
 	if b.whep.full() {
 		b.writeWHEPError(w, whepFail(http.StatusServiceUnavailable, "%v", errTableFull))
@@ -289,6 +304,10 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.writeWHEPError(w, herr)
 		return
 	}
+	if resume != "" {
+		b.whepResume(w, r, p, resume)
+		return
+	}
 	s, answer, herr := b.startWHEP(r.Context(), p, token, body, offer)
 	if herr != nil {
 		b.writeWHEPError(w, herr)
@@ -299,6 +318,9 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 	h.Set("Location", whepSessionPrefix+s.id)
 	h.Set("ETag", s.etag)
 	h.Set("Accept-Patch", fragType)
+	if s.sid != "" {
+		h.Set(whepSessionHeader, s.sid) // what a resume names (whep_resume.go)
+	}
 	// The device's signature of its answer (room, stream, the hash of the
 	// client's offer, the answer) and the device that made it: the
 	// ersmesh WHEP player checks them, other WHEP clients ignore headers
@@ -321,33 +343,21 @@ const (
 )
 
 // deviceAnswer is a device's answer to a WHEP client's offer.
-type deviceAnswer struct{ sdp, sig string }
+type deviceAnswer struct{ sdp, sig, sid string }
 
 // startWHEP joins the device with the client's offer and waits for the
 // answer; on success the session is in the table and its relay runs.
 func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, offer *sdpOffer) (*whepSession, deviceAnswer, *whepError) {
-	ctx, cancel := context.WithTimeout(rctx, whepAnswerTimeout)
+	ctx, cancel, conn, device, log, herr := b.dialWHEP(rctx, p)
+	if herr != nil {
+		return nil, deviceAnswer{}, herr
+	}
 	defer cancel()
-	stop := context.AfterFunc(b.ctx, cancel)
-	defer stop()
 	roomName := p.room.String()
 	id := newSessionID()
 	stun, turn := b.iceServers("whep-" + id[:8])
 	ice := append(stun, turn...)
-	log := b.log.With("whep", id[:8], "room", roomName, "stream", p.stream)
-
-	conn, device, err := b.dialDevice(ctx, roomName)
-	switch {
-	case errors.Is(err, mesh.ErrNotFound):
-		return nil, deviceAnswer{}, whepFail(http.StatusNotFound, "no device serves room %q", roomName)
-	case errors.Is(err, errUnreachable):
-		log.Info("device unreachable", "err", err)
-		b.cfg.Resolver.Forget(roomName)
-		return nil, deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached", roomName)
-	case err != nil:
-		log.Info("room lookup failed", "err", err)
-		return nil, deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "cannot look up room %q: %v", roomName, err)
-	}
+	log = log.With("whep", id[:8])
 	// The client hanging up or the deadline passing must unblock Recv.
 	interrupt := context.AfterFunc(ctx, conn.Interrupt)
 	fail := func(e *whepError) (*whepSession, deviceAnswer, *whepError) {
@@ -385,7 +395,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 		return fail(herr)
 	}
 	s := &whepSession{
-		id: id, etag: `"` + newSessionID()[:16] + `"`, room: roomName, device: device,
+		id: id, etag: `"` + newSessionID()[:16] + `"`, room: roomName, device: device, sid: answer.sid,
 		offer: offer, ice: ice, conn: conn, log: log, done: make(chan struct{}),
 	}
 	if !interrupt() {
@@ -393,20 +403,59 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 		// interrupted: the client will not see the answer anyway.
 		return fail(whepFail(http.StatusServiceUnavailable, "the request ended before the session started"))
 	}
+	if herr := b.keepWHEP(s); herr != nil {
+		return fail(herr)
+	}
+	log.Info("WHEP session started", "device", device)
+	return s, answer, nil
+}
+
+// dialWHEP opens a signalling stream to the device of p's room, within a
+// context that bounds the whole request (cancel it when done).
+func (b *Bridge) dialWHEP(rctx context.Context, p whepPath) (context.Context, context.CancelFunc, *signalwire.Conn, peer.ID, *slog.Logger, *whepError) {
+	ctx, cancelTimeout := context.WithTimeout(rctx, whepAnswerTimeout)
+	stop := context.AfterFunc(b.ctx, cancelTimeout)
+	cancel := func() {
+		stop()
+		cancelTimeout()
+	}
+	roomName := p.room.String()
+	log := b.log.With("room", roomName, "stream", p.stream)
+	conn, device, err := b.dialDevice(ctx, roomName)
+	var herr *whepError
+	switch {
+	case errors.Is(err, mesh.ErrNotFound):
+		herr = whepFail(http.StatusNotFound, "no device serves room %q", roomName)
+	case errors.Is(err, errUnreachable):
+		log.Info("device unreachable", "err", err)
+		b.cfg.Resolver.Forget(roomName)
+		herr = whepFail(http.StatusServiceUnavailable, "the device of room %q cannot be reached", roomName)
+	case err != nil:
+		log.Info("room lookup failed", "err", err)
+		herr = whepFail(http.StatusServiceUnavailable, "cannot look up room %q: %v", roomName, err)
+	}
+	if herr != nil {
+		cancel()
+		return nil, nil, nil, "", nil, herr
+	}
+	return ctx, cancel, conn, device, log, nil
+}
+
+// keepWHEP puts s in the table and starts its relay.
+func (b *Bridge) keepWHEP(s *whepSession) *whepError {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return fail(whepFail(http.StatusServiceUnavailable, "%v", errTableClosed))
+		return whepFail(http.StatusServiceUnavailable, "%v", errTableClosed)
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	if err := b.whep.add(s); err != nil {
 		b.wg.Done()
-		return fail(whepFail(http.StatusServiceUnavailable, "%v", err))
+		return whepFail(http.StatusServiceUnavailable, "%v", err)
 	}
 	go b.relayWHEP(s)
-	log.Info("WHEP session started", "device", device)
-	return s, answer, nil
+	return nil
 }
 
 // awaitAnswer reads the device's accept and answer, mapping refusals onto
@@ -440,7 +489,11 @@ func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (d
 				if json.Unmarshal(m.Payload, &sd) != nil || sd.Type != "answer" || sd.SDP == "" {
 					return deviceAnswer{}, whepFail(http.StatusBadGateway, "the device sent an unusable answer")
 				}
-				return deviceAnswer{sd.SDP, sd.Signature}, nil
+				sid := m.SID
+				if checkToken(sid, maxResumeSID) != nil {
+					sid = "" // not one a resume could name
+				}
+				return deviceAnswer{sd.SDP, sd.Signature, sid}, nil
 			case "offer":
 				// A device from before WHEP ignores viewerOffers and offers.
 				return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q does not answer offers (its software predates WHEP)", roomName)
@@ -497,10 +550,21 @@ func (b *Bridge) relayWHEP(s *whepSession) {
 			return
 		}
 		switch m.Kind {
-		case signalwire.KindLeave:
+		case signalwire.KindLeave, signalwire.KindReject:
+			if !s.isAttached() {
+				// The device refused the resume (its proof, or the
+				// session is gone): whepProve tells the client.
+				s.mu.Lock()
+				s.refusal = refusalStatus(m, s.room)
+				s.mu.Unlock()
+			}
 			s.log.Info("device ended the WHEP session", "reason", m.Reason)
 			s.conn.Close()
 			return
+		case signalwire.KindAccept:
+			if s.attached != nil {
+				s.attachOnce.Do(func() { close(s.attached) })
+			}
 		case signalwire.KindSignal, signalwire.KindPing:
 		default:
 			s.log.Debug("unexpected message from device", "kind", m.Kind)
@@ -518,6 +582,19 @@ func (b *Bridge) whepSessionOf(w http.ResponseWriter, p whepPath) *whepSession {
 		b.writeWHEPError(w, whepFail(http.StatusNotFound, "no such WHEP session (it ended, or never was)"))
 	}
 	return s
+}
+
+// whepGet tells whether a session is still relayed: the ersmesh player asks
+// every second while it plays, to notice a bridge that died (or lost its
+// session) and re-attach through another one. 204 while the session lives.
+func (b *Bridge) whepGet(w http.ResponseWriter, r *http.Request, p whepPath) {
+	s := b.whepSessionOf(w, p)
+	if s == nil {
+		return
+	}
+	w.Header().Set("ETag", s.etag)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // whepDelete ends a session and waits (briefly) until the device has been
@@ -541,6 +618,14 @@ func (b *Bridge) whepDelete(w http.ResponseWriter, r *http.Request, p whepPath) 
 func (b *Bridge) whepPatch(w http.ResponseWriter, r *http.Request, p whepPath) {
 	s := b.whepSessionOf(w, p)
 	if s == nil {
+		return
+	}
+	if proof := r.Header.Get(whepProofHeader); proof != "" {
+		b.whepProve(w, r, s, proof)
+		return
+	}
+	if !s.isAttached() {
+		b.writeWHEPError(w, whepFail(http.StatusConflict, "%v", errNotAttached))
 		return
 	}
 	if !hasType(r, fragType) {

@@ -46,6 +46,10 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 		return refuse(signalwire.CodeBadOffer, "offer payload has type %q", sd.Type)
 	}
 	viewerOffer := sd.SDP // as the viewer sent it: the answer's signature binds it
+	if k := whepResumeKey(viewerOffer); k != nil {
+		s.resumeKey = k
+		s.dev.addResumable(s)
+	}
 	sd.SDP = s.filterCandidates(sd.SDP)
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)

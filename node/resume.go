@@ -54,6 +54,17 @@ func resumeKey(join *signalwire.Message) *ecdsa.PublicKey {
 	return k
 }
 
+// whepResumeKey returns the resume key a viewer's offer carries
+// (trust.ResumeKeyOfOffer), or nil. The device's signed answer binds the
+// offer, and so the key, as a signed offer binds an ERS viewer's nonce.
+func whepResumeKey(offer string) *ecdsa.PublicKey {
+	k, err := trust.ParseResumeKey(trust.ResumeKeyOfOffer(offer))
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
 // current is the session's signalling stream, nil while detached.
 func (s *session) current() *signalwire.Conn {
 	s.cmu.Lock()
@@ -105,10 +116,10 @@ func (s *session) ending() bool {
 // resumable reports whether the session may outlive its signalling stream:
 // the viewer can prove a resume key and its PeerConnection is up.
 //
-// A WHEP viewer's session has no resume key, since WHEP has nowhere to
-// prove one; but a WHEP client needs no signalling once it plays, so its
-// session goes on detached too (nobody can re-attach it: it ends when the
-// PeerConnection does).
+// A WHEP viewer's session has a resume key when its offer carries one
+// (the ersmesh player's does); other WHEP clients need no signalling once
+// they play, so their sessions go on detached too (nobody can re-attach
+// them: they end when the PeerConnection does).
 func (s *session) resumable() bool {
 	if s.ending() {
 		return false

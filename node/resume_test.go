@@ -4,8 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -28,11 +26,11 @@ func newResumeViewer(t *testing.T) *resumeViewer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := k.PublicKey.Bytes()
+	pub, err := trust.ResumeKeyText(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &resumeViewer{key: k, public: base64.StdEncoding.EncodeToString(raw)}
+	return &resumeViewer{key: k, public: pub}
 }
 
 func (r *resumeViewer) join(session, transport string) *signalwire.Message {
@@ -42,15 +40,11 @@ func (r *resumeViewer) join(session, transport string) *signalwire.Message {
 
 // sign answers a resume challenge as WebCrypto does: raw r‖s.
 func (r *resumeViewer) sign(t *testing.T, room, sid, challenge string) string {
-	h := sha256.Sum256(trust.ResumeMessage(room, sid, challenge))
-	rr, ss, err := ecdsa.Sign(rand.Reader, r.key, h[:])
+	sig, err := trust.SignResume(r.key, room, sid, challenge)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := make([]byte, 64)
-	rr.FillBytes(raw[:32])
-	ss.FillBytes(raw[32:])
-	return base64.StdEncoding.EncodeToString(raw)
+	return sig
 }
 
 // challengeOf reads the device's resume challenge from c.

@@ -157,9 +157,11 @@ func (s *session) run(join *signalwire.Message) {
 	s.room, s.nonce = join.Room, join.Nonce
 	s.stream = cmp.Or(join.Stream, stream.Name()) // signed with the offer or answer
 	s.sid = sessionSID()
+	// A WHEP viewer's key comes with its offer (answer.go): the removal is
+	// deferred for both.
+	defer s.dev.removeResumable(s)
 	if s.resumeKey = resumeKey(join); s.resumeKey != nil {
 		s.dev.addResumable(s)
-		defer s.dev.removeResumable(s)
 	}
 	// No PeerConnection, and so no media, before the viewer is authorised.
 	s.fingerprint, err = s.authorize(join)

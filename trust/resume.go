@@ -3,11 +3,13 @@ package trust
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"math/big"
+	"strings"
 )
 
 // A viewer's session outlives the bridge that introduced it: the viewer
@@ -70,4 +72,70 @@ func CheckResumeProof(key *ecdsa.PublicKey, room, sid, challenge, sig string) bo
 	h := sha256.Sum256(ResumeMessage(room, sid, challenge))
 	r, s := new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])
 	return ecdsa.Verify(key, h[:], r, s)
+}
+
+// A WHEP viewer has no join of its own to carry its resume key: the bridge
+// makes the join from an HTTP request. It puts the key in its offer
+// instead, as the session-level attribute "a=ersmesh-resume-key:<key>",
+// and the device's signature of its answer covers the offer's hash
+// (AnswerMessage): a bridge that swapped in a key of its own would change
+// the offer, and the viewer would refuse the answer. Other WHEP clients
+// send no such line and their sessions cannot be resumed.
+
+// ResumeKeyAttribute is the SDP attribute naming a WHEP viewer's resume key.
+const ResumeKeyAttribute = "ersmesh-resume-key"
+
+// maxResumeKeyText bounds the attribute's value: the base64 of a 65-byte
+// point is 88 characters.
+const maxResumeKeyText = 128
+
+const base64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+// ResumeKeyOfOffer returns the resume key an offer carries at session level
+// (before its first media section), or "" when it carries none, or more
+// than one, or one too long to be a key.
+func ResumeKeyOfOffer(sdp string) string {
+	const prefix = "a=" + ResumeKeyAttribute + ":"
+	key := ""
+	for line := range strings.Lines(sdp) {
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "m=") {
+			break
+		}
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		if key != "" {
+			return "" // two keys: which one would the answer bind?
+		}
+		key = strings.TrimSpace(line[len(prefix):])
+		if key == "" || len(key) > maxResumeKeyText || strings.Trim(key, base64Chars) != "" {
+			return ""
+		}
+	}
+	return key
+}
+
+// ResumeKeyText is the resume key a join or an offer carries for key: the
+// base64 of its public point, uncompressed.
+func ResumeKeyText(key *ecdsa.PrivateKey) (string, error) {
+	raw, err := key.PublicKey.Bytes()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(raw), nil
+}
+
+// SignResume answers a resume challenge with key as the player does
+// (WebCrypto's raw r‖s, base64), for viewers written in Go.
+func SignResume(key *ecdsa.PrivateKey, room, sid, challenge string) (string, error) {
+	h := sha256.Sum256(ResumeMessage(room, sid, challenge))
+	r, s, err := ecdsa.Sign(rand.Reader, key, h[:])
+	if err != nil {
+		return "", err
+	}
+	raw := make([]byte, 64)
+	r.FillBytes(raw[:32])
+	s.FillBytes(raw[32:])
+	return base64.StdEncoding.EncodeToString(raw), nil
 }

@@ -4,8 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"testing"
 )
 
@@ -14,24 +14,19 @@ func resumeKeyPair(t testing.TB) (*ecdsa.PrivateKey, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := k.PublicKey.Bytes()
+	pub, err := ResumeKeyText(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, base64.StdEncoding.EncodeToString(raw)
+	return k, pub
 }
 
-// signResume signs as WebCrypto does: raw r‖s.
 func signResume(t testing.TB, k *ecdsa.PrivateKey, room, sid, challenge string) string {
-	h := sha256.Sum256(ResumeMessage(room, sid, challenge))
-	r, s, err := ecdsa.Sign(rand.Reader, k, h[:])
+	sig, err := SignResume(k, room, sid, challenge)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := make([]byte, 64)
-	r.FillBytes(raw[:32])
-	s.FillBytes(raw[32:])
-	return base64.StdEncoding.EncodeToString(raw)
+	return sig
 }
 
 func TestResumeProof(t *testing.T) {
@@ -82,5 +77,43 @@ func FuzzResumeProof(f *testing.F) {
 		}
 		ResumeNonce(key)
 		CheckResumeProof(pk, room, sid, challenge, sig)
+	})
+}
+
+func TestResumeKeyOfOffer(t *testing.T) {
+	_, pub := resumeKeyPair(t)
+	line := "a=" + ResumeKeyAttribute + ":" + pub + "\r\n"
+	head := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+	media := "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+	for _, c := range []struct {
+		name, sdp, want string
+	}{
+		{"session level", head + line + media, pub},
+		{"LF only", strings.ReplaceAll(head+line+media, "\r\n", "\n"), pub},
+		{"none", head + media, ""},
+		{"in a media section", head + media + line, ""},
+		{"twice", head + line + line + media, ""},
+		{"empty", head + "a=" + ResumeKeyAttribute + ":\r\n" + media, ""},
+		{"too long", head + "a=" + ResumeKeyAttribute + ":" + strings.Repeat("A", 129) + "\r\n" + media, ""},
+	} {
+		if got := ResumeKeyOfOffer(c.sdp); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func FuzzResumeKeyOfOffer(f *testing.F) {
+	_, pub := resumeKeyPair(f)
+	f.Add("v=0\r\na=" + ResumeKeyAttribute + ":" + pub + "\r\nm=video 9 RTP/AVP 0\r\n")
+	f.Add("a=" + ResumeKeyAttribute + ":x\na=" + ResumeKeyAttribute + ":y\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, sdp string) {
+		k := ResumeKeyOfOffer(sdp)
+		if len(k) > maxResumeKeyText || strings.ContainsAny(k, "\r\n") {
+			t.Fatalf("key %q", k)
+		}
+		if k != "" && !strings.Contains(sdp, k) {
+			t.Fatalf("key %q not in the offer", k)
+		}
 	})
 }
