@@ -161,7 +161,11 @@ func (b *Bridge) serveWHEP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		b.whepDelete(w, r, p)
 	case http.MethodGet, http.MethodHead:
-		b.whepGet(w, r, p)
+		if p.session != "" {
+			b.whepGet(w, r, p)
+			break
+		}
+		fallthrough
 	default:
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD, POST, PATCH, DELETE")
 		b.writeWHEPError(w, whepFail(http.StatusMethodNotAllowed, "method %s is not allowed here; WHEP uses POST, PATCH and DELETE", r.Method))

@@ -227,16 +227,19 @@ func (d *Device) resume(conn *signalwire.Conn, from peer.ID, m *signalwire.Messa
 		break
 	}
 	a := &attachment{conn: conn, bridge: from, viewer: m.Session, taken: make(chan struct{})}
+	// A session still attached elsewhere (its old bridge is alive but lost
+	// the viewer) lets go of that stream and takes this one. The stream is
+	// taken before the attachment is handed over: a detached session may
+	// take the attachment at once, and must not lose the new stream.
+	old := s.current()
 	select {
 	case s.attach <- a:
 	default:
 		reject(signalwire.CodeUnsupported, "another resume of this session is under way")
 		return
 	}
-	// A session still attached elsewhere (its old bridge is alive but lost
-	// the viewer) lets go of that stream and takes this one.
-	if c := s.current(); c != nil {
-		c.Interrupt()
+	if old != nil {
+		old.Interrupt()
 	}
 	select {
 	case <-a.taken:
