@@ -14,6 +14,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/benchreport"
 	"github.com/ersmesh/ersmesh/internal/bench/bridgeload"
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
+	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
 	"github.com/ersmesh/ersmesh/internal/bench/soak"
@@ -31,11 +32,12 @@ func runBench(args []string) error {
 		"device":        benchDevice,
 		"device-target": benchDeviceTarget,
 		"soak":          benchSoak,
+		"go2rtc":        benchGo2RTC,
 		"report":        benchReport,
 		"all":           benchAll,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|soak|report|all> [flags]")
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|go2rtc|soak|report|all> [flags]")
 		if len(args) == 0 {
 			return errors.New("no benchmark given")
 		}
@@ -264,4 +266,33 @@ func benchDeviceTarget(args []string) error {
 	ctx, stop := interrupted()
 	defer stop()
 	return devicebench.ServeTarget(ctx, os.Stdout)
+}
+
+// benchGo2RTC compares the device with go2rtc (package go2rtcbench): not
+// part of "all", it builds go2rtc from its module on first use.
+func benchGo2RTC(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench go2rtc", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.Go2RTCFile)
+	counts := fs.String("viewers", "25,50,100,200", "comma-separated viewer `counts`, measured in turn on each server")
+	var cfg go2rtcbench.Config
+	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "wait after the viewers connected, before measuring")
+	fs.DurationVar(&cfg.Measure, "measure", 10*time.Second, "CPU time measured over, per server and count")
+	fs.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of both servers (0: as the machine gives)")
+	fs.IntVar(&cfg.FirstFrameRuns, "first-frame-runs", 9, "page loads per player for first frame (negative: none)")
+	fs.StringVar(&cfg.Ersmesh, "ersmesh", "", "the ersmesh `command` that runs the device (default: built from this checkout)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Viewers, err = parseInts("--viewers", *counts); err != nil {
+		return err
+	}
+	cfg.Progress = progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := go2rtcbench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(fs, args, *out, benchreport.Go2RTCFile, res)
 }

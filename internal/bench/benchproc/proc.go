@@ -3,6 +3,7 @@ package benchproc
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,7 @@ type Child struct {
 	cmd *exec.Cmd
 	// Ready holds the fields of the child's READY line after "READY".
 	Ready []string
-	done  chan error
+	done  chan struct{} // closed when the child has exited
 }
 
 // Start runs exe with args and GOMAXPROCS=procs, and waits for it to print
@@ -26,7 +27,17 @@ type Child struct {
 func Start(ctx context.Context, exe string, args []string, procs, fields int) (*Child, error) {
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
-	cmd.Stderr = os.Stderr
+	return StartCmd(cmd, "READY", fields)
+}
+
+// StartCmd starts cmd (made with exec.CommandContext) and waits for it to
+// print a line whose first word is ready, with at least fields words after
+// it: a program of its own (the ersmesh command, say) announces itself in
+// its own words. Its stderr goes to ours unless cmd has one.
+func StartCmd(cmd *exec.Cmd, ready string, fields int) (*Child, error) {
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.StdoutPipe()
@@ -38,16 +49,31 @@ func Start(ctx context.Context, exe string, args []string, procs, fields int) (*
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	f := strings.Fields(line)
-	if err != nil || len(f) < fields+1 || f[0] != "READY" {
+	if err != nil || len(f) < fields+1 || f[0] != ready {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, fmt.Errorf("the system under test did not start: %q %v", line, err)
 	}
 	go io.Copy(io.Discard, out)
-	c := &Child{cmd: cmd, Ready: f[1:], done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
+	c := Watch(cmd)
+	c.Ready = f[1:]
 	return c, nil
 }
+
+// Watch is a Child for cmd, already started by the caller: a program
+// that announces nothing on its stdout, which the caller waits for in its
+// own way (go2rtc's API answering, say).
+func Watch(cmd *exec.Cmd) *Child {
+	c := &Child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	return c
+}
+
+// Exited is closed when the child has exited.
+func (c *Child) Exited() <-chan struct{} { return c.done }
+
+// PID is the child's process ID.
+func (c *Child) PID() int { return c.cmd.Process.Pid }
 
 // Stop interrupts the child and waits for it, killing it after 15 s.
 func (c *Child) Stop() {
@@ -89,16 +115,37 @@ func CPU(pid int) time.Duration {
 	if err != nil {
 		return 0
 	}
-	// Fields after the command name, which ends with the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
+	d, _ := ParseStatCPU(string(b))
+	return d
+}
+
+// ticksPerSecond is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const ticksPerSecond = 100
+
+// ParseStatCPU reads utime+stime (fields 14 and 15, proc(5)) from the text
+// of a /proc/<pid>/stat file. The command name, field 2, is in parentheses
+// and may itself hold spaces and parentheses: fields are counted after its
+// last ')'.
+func ParseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("/proc stat: no command name")
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticksPerSecond
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat: %d fields after the command name, want at least 13", len(f))
+	}
+	ut, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc stat utime: %w", err)
+	}
+	st, err := strconv.ParseInt(f[12], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc stat stime: %w", err)
+	}
+	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
 }
 
 // RaiseFileLimit lifts the soft limit on open files to the hard one: load

@@ -9,6 +9,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/bench/bridgeload"
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
+	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
 	"github.com/ersmesh/ersmesh/internal/bench/soak"
@@ -23,6 +24,7 @@ const (
 	DeviceFile    = "device.json"
 	JanusFile     = "janus.json"
 	SoakFile      = "soak.json"
+	Go2RTCFile    = "go2rtc.json"
 )
 
 // Generate writes <out>/benchmarks.md and its plots from the results
@@ -70,6 +72,11 @@ func Generate(out string) error {
 		return err
 	}
 	w.device(dev, jan)
+	g2, err := read[*go2rtcbench.Result](out, Go2RTCFile)
+	if err != nil {
+		return err
+	}
+	w.go2rtc(g2)
 	sk, err := read[*soak.Result](out, SoakFile)
 	if err != nil {
 		return err

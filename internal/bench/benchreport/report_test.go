@@ -8,6 +8,8 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/bench/bridgeload"
+	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
+	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
 )
@@ -40,6 +42,16 @@ func TestGenerate(t *testing.T) {
 	if err := Write(out, PlayerFile, "ersmesh-bench player", pl); err != nil {
 		t.Fatal(err)
 	}
+	step := func(n int, cpu float64) devicebench.Step {
+		return devicebench.Step{Viewers: n, CPUPercent: cpu, RxKbps: 2100, MinFrames: 300, LostPercent: 0.5}
+	}
+	g2 := &go2rtcbench.Result{Go2RTC: "github.com/AlexxIT/go2rtc@v1.9.9",
+		Steps:      []go2rtcbench.Pair{{Viewers: 100, Go2RTC: step(100, 40), Ersmesh: step(100, 20), LoadAvg: "3.00 2.00 1.00"}},
+		FirstFrame: []go2rtcbench.FirstFrame{{Player: "go2rtc (its webrtc.html)", Summary: benchstat.Summarize([]float64{1500, 1600, 1400})}},
+	}
+	if err := Write(out, Go2RTCFile, "ersmesh-bench go2rtc", g2); err != nil {
+		t.Fatal(err)
+	}
 	if err := Generate(out); err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +66,10 @@ func TestGenerate(t *testing.T) {
 		"Command: `ersmesh-bench mesh --n 500`",
 		"| cold | 2 | 700 ms |",
 		"![join to first frame](bench/player.png)",
+		// 100 viewers on 40 % of a core is 250 per core; on 20 %, 500.
+		"| 100 | 250 | 500 | **2.00** | 2100, 300, 0.50 % | 2100, 300, 0.50 % | 3.00 2.00 1.00 |",
+		"| go2rtc (its webrtc.html) | 3 | 1500 ms | 1400 ms | 1600 ms |",
+		"Command: `ersmesh-bench go2rtc`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q:\n%s", want, md)

@@ -63,6 +63,12 @@ type Step struct {
 	RxKbps         float64 `json:"rx_kbps_per_viewer"` // what each viewer received, on average
 	RxShare        float64 `json:"rx_share"`           // worst viewer's bytes / best viewer's
 	RSSMiB         float64 `json:"rss_mib"`
+	// Video as the receivers saw it over the measurement: the fewest
+	// frames one of them got, and the share of video packets lost (gaps
+	// in the sequence numbers) over all of them.
+	MinFrames   int64   `json:"min_video_frames"`
+	LostPercent float64 `json:"video_lost_percent"`
+	Seconds     float64 `json:"seconds"` // the measurement's wall time
 }
 
 // Result of a run.
@@ -105,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // receiver is one viewer of the system under test.
 type receiver interface {
-	received() int64 // bytes of media so far
+	counts() Counts // what it received so far
 	close()
 }
 
@@ -115,79 +121,117 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 	join func(context.Context) (receiver, error)) (*Result, error) {
 	res := &Result{}
 	time.Sleep(cfg.Settle)
-	c0, t0 := cpuTime(), time.Now()
-	time.Sleep(cfg.Measure)
-	res.IdleCPUPercent = 100 * (cpuTime() - c0).Seconds() / time.Since(t0).Seconds()
+	res.IdleCPUPercent = idle(cpuTime, cfg.Measure)
 	cfg.Progress("%s: idle, %.1f %% of a core", what, res.IdleCPUPercent)
 
-	var viewers []receiver
-	defer func() {
-		var wg sync.WaitGroup
-		for _, v := range viewers {
-			wg.Go(v.close)
-		}
-		wg.Wait()
-	}()
+	f := &fleet{join: join}
+	defer f.close()
 	for _, n := range cfg.Viewers {
-		// Add viewers up to n, a few at a time.
-		sem := make(chan struct{}, 8)
-		var mu sync.Mutex
-		var errs []error
-		var wg sync.WaitGroup
-		for range n - len(viewers) {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				v, err := join(ctx)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-					return
-				}
-				viewers = append(viewers, v)
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := f.grow(ctx, n); err != nil {
 			return nil, fmt.Errorf("%s with %d viewers: %w", what, n, err)
 		}
 		time.Sleep(cfg.Settle)
-		rx0 := make([]int64, len(viewers))
-		for i, v := range viewers {
-			rx0[i] = v.received()
-		}
-		c0, t0 := cpuTime(), time.Now()
-		time.Sleep(cfg.Measure)
-		secs := time.Since(t0).Seconds()
-		cpu := (cpuTime() - c0).Seconds() / secs
-		var total, least, most int64
-		for i, v := range viewers {
-			got := v.received() - rx0[i]
-			total += got
-			if i == 0 || got < least {
-				least = got
-			}
-			most = max(most, got)
-		}
-		st := Step{
-			Viewers:    n,
-			CPUPercent: 100 * cpu,
-			RxKbps:     float64(total) * 8 / 1000 / secs / float64(n),
-			RSSMiB:     rss(),
-		}
-		if most > 0 {
-			st.RxShare = float64(least) / float64(most)
-		}
-		st.CPUPerViewer = 1000 * (cpu - res.IdleCPUPercent/100) / float64(n)
-		if st.CPUPerViewer > 0 {
-			st.ViewersPerCore = 1000 / st.CPUPerViewer
-		}
+		st := f.sample(cpuTime, rss, cfg.Measure, res.IdleCPUPercent)
 		res.Steps = append(res.Steps, st)
-		cfg.Progress("%s: %d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f",
-			what, n, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare)
+		cfg.Progress("%s: %s", what, st)
 	}
 	return res, nil
+}
+
+func (st Step) String() string {
+	return fmt.Sprintf("%d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f, fewest frames %d, %.2f %% video lost",
+		st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare, st.MinFrames, st.LostPercent)
+}
+
+// idle is the percentage of a core the system under test spends over d.
+func idle(cpuTime func() time.Duration, d time.Duration) float64 {
+	c0, t0 := cpuTime(), time.Now()
+	time.Sleep(d)
+	return 100 * (cpuTime() - c0).Seconds() / time.Since(t0).Seconds()
+}
+
+// fleet is the viewers of one system under test. One goroutine (the
+// run's) calls its methods.
+type fleet struct {
+	join    func(context.Context) (receiver, error)
+	viewers []receiver
+}
+
+// grow adds viewers up to n, a few at a time.
+func (f *fleet) grow(ctx context.Context, n int) error {
+	sem := make(chan struct{}, 8)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range n - len(f.viewers) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			v, err := f.join(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			f.viewers = append(f.viewers, v)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (f *fleet) close() {
+	var wg sync.WaitGroup
+	for _, v := range f.viewers {
+		wg.Go(v.close)
+	}
+	wg.Wait()
+	f.viewers = nil
+}
+
+// sample measures the system under test's CPU over d with the fleet's
+// viewers, and what they received meanwhile.
+func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, d time.Duration, idlePercent float64) Step {
+	rx0 := make([]Counts, len(f.viewers))
+	for i, v := range f.viewers {
+		rx0[i] = v.counts()
+	}
+	c0, t0 := cpuTime(), time.Now()
+	time.Sleep(d)
+	secs := time.Since(t0).Seconds()
+	cpu := (cpuTime() - c0).Seconds() / secs
+	n := len(f.viewers)
+	var total Counts
+	var least, most int64
+	for i, v := range f.viewers {
+		got := v.counts().Sub(rx0[i])
+		total.Bytes += got.Bytes
+		total.Packets += got.Packets
+		total.Lost += got.Lost
+		if i == 0 || got.Bytes < least {
+			least = got.Bytes
+		}
+		most = max(most, got.Bytes)
+		if i == 0 || got.Frames < total.Frames {
+			total.Frames = got.Frames // the fewest
+		}
+	}
+	st := Step{Viewers: n, CPUPercent: 100 * cpu, RSSMiB: rss(), MinFrames: total.Frames, Seconds: secs}
+	if n > 0 {
+		st.RxKbps = float64(total.Bytes) * 8 / 1000 / secs / float64(n)
+		st.CPUPerViewer = 1000 * (cpu - idlePercent/100) / float64(n)
+	}
+	if most > 0 {
+		st.RxShare = float64(least) / float64(most)
+	}
+	if total.Packets+total.Lost > 0 {
+		st.LostPercent = 100 * float64(total.Lost) / float64(total.Packets+total.Lost)
+	}
+	if st.CPUPerViewer > 0 {
+		st.ViewersPerCore = 1000 / st.CPUPerViewer
+	}
+	return st
 }
 
 // viewer is one ERS player: an ersviewer session whose tracks a sink

@@ -11,4 +11,9 @@
 // decryption is not counted against the system under test. The bridge in
 // the child only relays signalling, which ends before the measurement
 // starts.
+//
+// MeasureStep and Target lend the same measurement to comparisons with
+// other servers (package go2rtcbench): N pion WHEP receivers POST their
+// offers to any WHEP endpoint, the server's process's CPU is read, and
+// each receiver counts the video frames and the packets lost it saw.
 package devicebench

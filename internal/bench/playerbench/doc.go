@@ -8,5 +8,7 @@
 // The timing is taken in the page without changing the player: a script
 // installed before the page's own stamps the Socket.IO "join" packet as it
 // is sent and the first frame the <video> presents
-// (requestVideoFrameCallback), both with performance.now().
+// (requestVideoFrameCallback), both with performance.now(). NewBrowser and
+// FirstFrame lend the same browser and hooks to other comparisons
+// (package go2rtcbench): navigation start to first frame of any page.
 package playerbench

@@ -56,14 +56,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = func(string, ...any) {}
 	}
-	br, stop, err := browsertest.Start(browsertest.ExposeLocalIPs())
+	br, stop, err := NewBrowser()
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	if _, err := chromedp.Call(br, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: hooks}); err != nil {
-		return nil, fmt.Errorf("install the timing hooks: %w", err)
-	}
 	log := slog.New(slog.DiscardHandler)
 	res := &Result{}
 
@@ -105,9 +102,42 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// NewBrowser starts headless Chromium as Run uses it (host candidates
+// exposed, as on a LAN) with the timing hooks installed on every page it
+// loads. stop ends it.
+func NewBrowser() (br context.Context, stop func(), err error) {
+	br, stop, err = browsertest.Start(browsertest.ExposeLocalIPs())
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := chromedp.Call(br, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: hooks}); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("install the timing hooks: %w", err)
+	}
+	return br, stop, nil
+}
+
+// stamps are the hooks' times on the page clock (performance.now(), whose
+// zero is the navigation's start); 0 until they happen.
+type stamps struct{ Join, Frame float64 }
+
 // joinOnce loads the player at url and returns join to first frame.
 func joinOnce(ctx context.Context, br context.Context, url string) (float64, error) {
-	// Leave the previous page first, so its session ends at the bridge.
+	return load(ctx, br, url, func(t stamps) (float64, bool) { return t.Frame - t.Join, t.Join > 0 && t.Frame > 0 })
+}
+
+// FirstFrame loads url in br (from NewBrowser) and returns the time from
+// the navigation's start to the first video frame the page presents, in
+// milliseconds of the page's clock. Any page with a <video> will do: the
+// ersmesh player, another server's own.
+func FirstFrame(ctx context.Context, br context.Context, url string) (float64, error) {
+	return load(ctx, br, url, func(t stamps) (float64, bool) { return t.Frame, t.Frame > 0 })
+}
+
+// load navigates to url, after about:blank so that the previous page's
+// session ends at its server, and polls the hooks' stamps until done says
+// they are complete.
+func load(ctx context.Context, br context.Context, url string, done func(stamps) (float64, bool)) (float64, error) {
 	if err := browsertest.Navigate(br, "about:blank"); err != nil {
 		return 0, err
 	}
@@ -119,11 +149,11 @@ func joinOnce(ctx context.Context, br context.Context, url string) (float64, err
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		t, err := browsertest.Eval[struct{ Join, Frame float64 }](br, `window.__ersBench || {}`)
-		if err == nil && t.Join > 0 && t.Frame > 0 {
-			return t.Frame - t.Join, nil
+		t, err := browsertest.Eval[stamps](br, `window.__ersBench || {}`)
+		if ms, ok := done(t); err == nil && ok {
+			return ms, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return 0, errors.New("no video frame within 20 s of loading the player:\n" + fmt.Sprint(browsertest.Console(br)))
+	return 0, errors.New("no video frame within 20 s of loading " + url + ":\n" + fmt.Sprint(browsertest.Console(br)))
 }

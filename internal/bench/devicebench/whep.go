@@ -1,0 +1,162 @@
+package devicebench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
+)
+
+// Target is a server that other packages compare with the device: a
+// process whose CPU time and memory are read from /proc, and a WHEP
+// endpoint its viewers POST their offers to.
+type Target struct {
+	Name string
+	PID  int
+	WHEP string // the endpoint URL
+}
+
+func (t Target) cpu() time.Duration { return benchproc.CPU(t.PID) }
+func (t Target) rss() float64       { return benchproc.RSS(t.PID) }
+
+// Idle is the percentage of one core t spends over d with no viewer.
+func Idle(t Target, d time.Duration) float64 { return idle(t.cpu, d) }
+
+// MeasureStep joins n pion WHEP viewers to t (eight at a time), waits
+// settle, measures t's CPU time and what the viewers receive over d, and
+// closes the viewers again. idlePercent is t's own use with no viewer
+// (Idle), which the step's per-viewer figures are taken above.
+func MeasureStep(ctx context.Context, api *webrtc.API, t Target, n int, settle, d time.Duration, idlePercent float64) (Step, error) {
+	f := &fleet{join: func(ctx context.Context) (receiver, error) { return watchWHEP(ctx, api, t.WHEP) }}
+	defer f.close()
+	if err := f.grow(ctx, n); err != nil {
+		return Step{}, fmt.Errorf("%s with %d viewers: %w", t.Name, n, err)
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return Step{}, ctx.Err()
+	}
+	return f.sample(t.cpu, t.rss, d, idlePercent), nil
+}
+
+// whepViewer is one WHEP client: a pion PeerConnection receiving video and
+// audio, and the session's URL to DELETE when it leaves.
+type whepViewer struct {
+	sink
+	pc      *webrtc.PeerConnection
+	session string // "" when the server gave no Location
+}
+
+// watchWHEP POSTs a recvonly offer (video and audio, its candidates
+// gathered first, as simple WHEP clients do) to endpoint and returns once
+// video flows. It is a receiver for MeasureStep and for tests.
+func watchWHEP(ctx context.Context, api *webrtc.API, endpoint string) (receiver, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	v := &whepViewer{sink: newSink(), pc: pc}
+	ok := false
+	defer func() {
+		if !ok {
+			v.close()
+		}
+	}()
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return nil, err
+		}
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { v.read(tr) })
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return nil, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	answer, location, err := postOffer(ctx, endpoint, pc.LocalDescription().SDP)
+	if err != nil {
+		return nil, err
+	}
+	v.session = location
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return nil, fmt.Errorf("the answer of %s: %w", endpoint, err)
+	}
+	select {
+	case <-v.flowing:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no media from %s within 30 s; connection %s", endpoint, pc.ConnectionState())
+	}
+	ok = true
+	return v, nil
+}
+
+// postOffer is WHEP's POST: the offer in, the answer and the session's
+// absolute URL (its Location, "" without one) out.
+func postOffer(ctx context.Context, endpoint, offer string) (answer, location string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader([]byte(offer)))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	// The ersmesh bridge asks for a bearer token (any, for an open room);
+	// go2rtc ignores it.
+	req.Header.Set("Authorization", "Bearer bench")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", "", fmt.Errorf("WHEP POST to %s: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", "", fmt.Errorf("WHEP POST to %s: %s: %s", endpoint, resp.Status, bytes.TrimSpace(body))
+	}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		base, err := url.Parse(endpoint)
+		if err != nil {
+			return "", "", err
+		}
+		ref, err := url.Parse(loc)
+		if err != nil {
+			return "", "", fmt.Errorf("WHEP POST to %s: Location %q: %w", endpoint, loc, err)
+		}
+		location = base.ResolveReference(ref).String()
+	}
+	return string(body), location, nil
+}
+
+// close DELETEs the session (WHEP's way to leave) and closes the
+// PeerConnection.
+func (v *whepViewer) close() {
+	if v.session != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, v.session, nil); err == nil {
+			req.Header.Set("Authorization", "Bearer bench")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+	v.pc.Close()
+}
