@@ -69,8 +69,10 @@ type seqCounter struct {
 // add counts the RTP packet p (header as sent: version, marker, sequence
 // number in bytes 2–3). A packet older than the one expected (reordered
 // or repeated) is counted but does not move the expectation; a gap counts
-// its missing packets as lost. Retransmissions are not separated: pion's
-// receivers here do not NACK.
+// its missing packets as lost. The receivers NACK (pion's default
+// interceptors): a retransmission that arrives later is counted as a
+// packet but does not undo the loss, so lost is what was missing when a
+// later packet came, the network's loss and not the player's.
 func (c *seqCounter) add(p []byte) {
 	if len(p) < 12 || p[0]>>6 != 2 {
 		return
