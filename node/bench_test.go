@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,8 +77,16 @@ const helperEnv = "ERSMESH_BENCH_VIEWERS"
 
 type benchSDP struct {
 	ID  int                       `json:"id"`
-	SDP webrtc.SessionDescription `json:"sdp"`
+	SDP *webrtc.SessionDescription `json:"sdp,omitempty"`
+	// Received is, in the answer to a line with ID -1, the RTP bytes
+	// (headers and payloads) and data channel messages all viewers have
+	// read so far.
+	Received int64 `json:"received,omitempty"`
 }
+
+// countReceived is the ID of the line that asks the viewers' process for
+// what it received.
+const countReceived = -1
 
 // TestBenchViewerHelper is BenchmarkViewersPerCore's viewer process, run
 // with helperEnv set; TestMain leaves it out of a normal run.
@@ -88,10 +97,15 @@ func TestBenchViewerHelper(t *testing.T) {
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(nil, 1<<20)
 	enc := json.NewEncoder(os.Stdout)
+	var received atomic.Int64
 	for in.Scan() {
 		var o benchSDP
 		if err := json.Unmarshal(in.Bytes(), &o); err != nil {
 			t.Fatal(err)
+		}
+		if o.ID == countReceived {
+			enc.Encode(benchSDP{ID: countReceived, Received: received.Load()})
+			continue
 		}
 		pc, err := api.NewPeerConnection(webrtc.Configuration{})
 		if err != nil {
@@ -100,25 +114,27 @@ func TestBenchViewerHelper(t *testing.T) {
 		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			buf := make([]byte, 1500)
 			for {
-				if _, _, err := tr.Read(buf); err != nil {
+				n, _, err := tr.Read(buf)
+				if err != nil {
 					return
 				}
+				received.Add(int64(n))
 			}
 		})
 		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 			if dc.Label() == commandChannelLabel {
 				dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"bench"}}`) })
 			}
-			dc.OnMessage(func(webrtc.DataChannelMessage) {})
+			dc.OnMessage(func(m webrtc.DataChannelMessage) { received.Add(int64(len(m.Data))) })
 		})
-		if err := pc.SetRemoteDescription(o.SDP); err != nil {
+		if err := pc.SetRemoteDescription(*o.SDP); err != nil {
 			t.Fatal(err)
 		}
 		answer, _ := pc.CreateAnswer(nil)
 		gather := webrtc.GatheringCompletePromise(pc)
 		pc.SetLocalDescription(answer)
 		<-gather
-		enc.Encode(benchSDP{ID: o.ID, SDP: *pc.LocalDescription()})
+		enc.Encode(benchSDP{ID: o.ID, SDP: pc.LocalDescription()})
 	}
 	os.Exit(0) // the viewers' goroutines end with the process
 }
@@ -129,7 +145,9 @@ func TestBenchViewerHelper(t *testing.T) {
 // them up (attachSRTP / attachFMP4: real ICE, DTLS, SRTP or SCTP), with the
 // SDP passed to the viewers' process instead of through a bridge.
 func BenchmarkViewersPerCore(b *testing.B) {
-	for _, transport := range []string{"srtp", "fmp4"} {
+	// srtp-unbatched is srtp with one system call per packet, as before
+	// udpbatch: the two side by side in one run give the batches' worth.
+	for _, transport := range []string{"srtp", "srtp-unbatched", "fmp4"} {
 		for _, n := range []int{20, 100, 200} {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
 				benchViewersPerCore(b, transport, n)
@@ -179,7 +197,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	}()
 	var wg sync.WaitGroup
 	for i := range n {
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		pc, batch, err := api.NewPeerConnection(webrtc.Configuration{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -187,7 +205,10 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		if transport == "fmp4" {
 			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil)
 		} else {
-			_, detach, err = attachSRTP(pc, stream, log, nil, false)
+			if transport == "srtp-unbatched" {
+				batch = nil
+			}
+			_, detach, err = attachSRTP(pc, batch, stream, log, nil, false)
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -204,7 +225,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		gather := webrtc.GatheringCompletePromise(pc)
 		pc.SetLocalDescription(offer)
 		<-gather
-		if err := enc.Encode(benchSDP{ID: i, SDP: *pc.LocalDescription()}); err != nil {
+		if err := enc.Encode(benchSDP{ID: i, SDP: pc.LocalDescription()}); err != nil {
 			b.Fatal(err)
 		}
 		if !answers.Scan() {
@@ -214,7 +235,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
 			b.Fatal(err)
 		}
-		if err := pc.SetRemoteDescription(a.SDP); err != nil {
+		if err := pc.SetRemoteDescription(*a.SDP); err != nil {
 			b.Fatal(err)
 		}
 		wg.Go(func() {
@@ -228,12 +249,30 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	wg.Wait()
 	time.Sleep(2 * time.Second) // GOP bursts and handshakes settle
 	const window = 5 * time.Second
+	// What the viewers received, so that a device that sends less (a
+	// viewer starved into skipping frames, a broken batch) shows.
+	received := func() int64 {
+		if err := enc.Encode(benchSDP{ID: countReceived}); err != nil {
+			b.Fatal(err)
+		}
+		if !answers.Scan() {
+			b.Fatalf("viewer process ended: %v", answers.Err())
+		}
+		var a benchSDP
+		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
+			b.Fatal(err)
+		}
+		return a.Received
+	}
 	b.ResetTimer()
 	for range b.N {
+		r0 := received()
 		u0, s0 := cpuTimes()
 		wall0 := time.Now()
 		time.Sleep(window)
 		u1, s1 := cpuTimes()
+		r1 := received()
+		b.ReportMetric(float64(r1-r0)*8/time.Since(wall0).Seconds()/float64(n)/1e6, "rx-Mbit/s/viewer")
 		wall := time.Since(wall0).Seconds() * float64(n)
 		user, sys := (u1-u0).Seconds()/wall, (s1-s0).Seconds()/wall // cores per viewer
 		b.ReportMetric((user+sys)*1000, "mcore/viewer")

@@ -73,8 +73,8 @@ type Config struct {
 type Device struct {
 	cfg        Config
 	log        *slog.Logger
-	api        *webrtc.API
-	apiRestart *webrtc.API    // for viewers that can ask for ICE restarts: a longer ICE failed timeout
+	api        *peerAPI
+	apiRestart *peerAPI       // for viewers that can ask for ICE restarts: a longer ICE failed timeout
 	key        crypto.PrivKey // signs offers (package trust)
 	publisher  *mesh.Publisher
 	guard      *streamGuard    // admits signalling streams (limits.go)
@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	return d, nil
 }
 
-func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.API, error) {
+func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*peerAPI, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
@@ -223,7 +223,7 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*webrtc.AP
 	// Viewers that do not know it ignore the line and shake hands as
 	// before.
 	se.EnableSctpSnap(true)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return &peerAPI{m: m, ir: ir, se: se}, nil
 }
 
 func (d *Device) handleStream(s network.Stream) {

@@ -284,7 +284,7 @@ func TestFMP4BackPressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := api.NewPeerConnection(webrtc.Configuration{})
+	dev, _, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -310,7 +310,7 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 	if !join.ViewerOffers {
 		api = s.dev.apiRestart
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
+	pc, batch, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 			err = addTalkReceiver(pc)
 		}
 	} else {
-		s.note, s.detach, err = attachSRTP(pc, stream, s.log, s.gate, sink != nil)
+		s.note, s.detach, err = attachSRTP(pc, batch, stream, s.log, s.gate, sink != nil)
 	}
 	if err != nil {
 		pc.Close()

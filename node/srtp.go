@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -23,12 +24,14 @@ const aacOnSRTPNote = "This stream's audio is AAC, which WebRTC media tracks can
 // H.264 video and Opus/PCMU/PCMA audio, the viewer's own tracks, written
 // by its own writer goroutine from the stream's shared packets. It returns
 // a note for the viewer when audio cannot be sent, and the function that detaches the viewer. A
-// non-nil gate drops every packet until it opens (dtlsgate.go).
+// non-nil gate drops every packet until it opens (dtlsgate.go). The writer
+// sends each frame's packets to pc's sockets in one batch when batch (pc's
+// own udpbatch.Net, see peerAPI) is not nil.
 //
 // With talk, the audio section also receives the viewer's voice
 // (talkback.go): an Opus audio track's section is sendrecv, or a recvonly
 // one is added.
-func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logger, gate *dtlsGate, talk bool) (note string, detach func(), err error) {
+func attachSRTP(pc *webrtc.PeerConnection, batch *udpbatch.Net, stream *media.Stream, log *slog.Logger, gate *dtlsGate, talk bool) (note string, detach func(), err error) {
 	// The video track announces the stream's codec, which its source's
 	// first frame tells: a camera just opened may take a moment.
 	ctx, cancel := context.WithTimeout(context.Background(), codecWait)
@@ -42,6 +45,9 @@ func attachSRTP(pc *webrtc.PeerConnection, stream *media.Stream, log *slog.Logge
 		return "", nil, err
 	}
 	detach = func() { stream.UnsubscribeRTP(v) }
+	if batch != nil {
+		v.SetSendBatch(batch)
+	}
 	tracks := []webrtc.TrackLocal{v.Track()}
 	if a := v.AudioTrack(); a != nil {
 		tracks = append(tracks, a)

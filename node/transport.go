@@ -1,9 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"strings"
 
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
 
@@ -43,4 +48,33 @@ func fmp4Note(st *media.Stream) string {
 		return ""
 	}
 	return "This stream's audio is " + a.Codec.String() + ", which the fmp4 transport does not carry: video only. Use transport srtp to hear it."
+}
+
+// peerAPI makes the device's PeerConnections, each with its own
+// webrtc.API over the device's one MediaEngine, interceptor registry and
+// settings: that way each gets its own udpbatch.Net, the sockets its ICE
+// agent opens, which its srtp viewer's writer holds while it writes a
+// frame and flushes after, one system call for the frame's packets
+// (docs/media-benchmarks.md). pion copies the MediaEngine and builds the
+// interceptors per PeerConnection anyway, so an API per PeerConnection
+// costs a few small structs.
+type peerAPI struct {
+	m  *webrtc.MediaEngine
+	ir *interceptor.Registry
+	se webrtc.SettingEngine
+}
+
+// NewPeerConnection makes a PeerConnection and returns its sockets' Net.
+func (a *peerAPI) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, *udpbatch.Net, error) {
+	n, err := udpbatch.New(nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network interfaces: %w", err)
+	}
+	se := a.se
+	se.SetNet(n)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.m), webrtc.WithInterceptorRegistry(a.ir), webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc, n, nil
 }

@@ -43,6 +43,8 @@ type RTPViewer struct {
 
 	pli atomic.Bool
 
+	batch atomic.Pointer[batchRef] // SetSendBatch's
+
 	// The writer goroutine's alone.
 	hdr       rtp.Header // the packet being sent: one for all, so no header escapes per packet
 	seq, aseq uint16
@@ -73,6 +75,22 @@ func (v *RTPViewer) Dropped() uint64 { return v.dropped.Load() }
 // GOP again, from its keyframe, squeezed into the timestamps since the last
 // frame it got. At most once a second per viewer.
 func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
+
+// SendBatch is what sends a viewer's packets in batches: between Hold and
+// Flush its PeerConnection's sockets queue what they are asked to send, and
+// Flush sends it with as few system calls as it can (node/udpbatch).
+type SendBatch interface {
+	Hold()
+	Flush()
+}
+
+type batchRef struct{ b SendBatch }
+
+// SetSendBatch makes the viewer's writer hold b while it writes a frame
+// (or, when it is behind, the frames queued) and flush it after: a
+// frame's packets to the viewer go out in one system call instead of one
+// each.
+func (v *RTPViewer) SetSendBatch(b SendBatch) { v.batch.Store(&batchRef{b}) }
 
 // SubscribeRTP adds an srtp viewer and starts its writer.
 func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
@@ -155,14 +173,32 @@ func (v *RTPViewer) pushAudio(pkts []*rtp.Packet) {
 // run is the viewer's writer goroutine.
 func (v *RTPViewer) run() {
 	defer close(v.done)
+	var held SendBatch // holding: the queue had more when the last job was written
+	defer func() {
+		if held != nil {
+			held.Flush()
+		}
+	}()
 	for j := range v.q {
 		if v.stop.Load() {
 			continue // drain: the PeerConnection is going away
+		}
+		if held == nil {
+			if r := v.batch.Load(); r != nil {
+				held = r.b
+				held.Hold()
+			}
 		}
 		if j.f != nil {
 			v.writeVideo(j.f, j.gop)
 		} else {
 			v.writeAudio(j.audio)
+		}
+		// A writer that is behind sends what is queued in one batch;
+		// one that is not sends each frame as it comes.
+		if held != nil && len(v.q) == 0 {
+			held.Flush()
+			held = nil
 		}
 	}
 }

@@ -1,0 +1,317 @@
+package udpbatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// countingBatch counts the system calls a Conn makes and the messages in
+// them; fail, when set, refuses a message that carries GSO as a device
+// without checksum offload does.
+type countingBatch struct {
+	w        batchWriter
+	calls    atomic.Int64
+	messages atomic.Int64
+	failGSO  bool
+}
+
+func (c *countingBatch) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	c.calls.Add(1)
+	if c.failGSO && len(ms[0].OOB) > 0 {
+		return 0, errors.New("sendmmsg: input/output error")
+	}
+	n, err := c.w.WriteBatch(ms, flags)
+	c.messages.Add(int64(n))
+	return n, err
+}
+
+// testConn is a Conn of a new Net on loopback, its sends counted.
+func testConn(t *testing.T) (*Net, *Conn, *countingBatch) {
+	t.Helper()
+	n, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	c, ok := uc.(*Conn)
+	if !ok {
+		t.Fatalf("ListenUDP gave a %T, not a batching Conn", uc)
+	}
+	cb := &countingBatch{w: c.batch}
+	c.batch = cb
+	return n, c, cb
+}
+
+// receiver is a loopback socket that collects what it gets.
+type receiver struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	got  [][]byte
+	done chan struct{}
+}
+
+func newReceiver(t *testing.T) *receiver {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadBuffer(4 << 20)
+	r := &receiver{conn: c, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 70000)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.got = append(r.got, bytes.Clone(buf[:n]))
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *receiver) addr() netip.AddrPort { return r.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// wait returns the datagrams once want have come, failing after 10 s.
+func (r *receiver) wait(t *testing.T, want int) [][]byte {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if r.count() >= want {
+			break
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.got) != want {
+		t.Fatalf("received %d datagrams, want %d", len(r.got), want)
+	}
+	return r.got
+}
+
+// datagram is the i-th test datagram of size bytes: its index, then a
+// pattern, so that a reordered or truncated one shows.
+func datagram(i, size int) []byte {
+	b := make([]byte, size)
+	for k := range b {
+		b[k] = byte(i + k)
+	}
+	return b
+}
+
+// TestHeldSendsGoInOneBatch: what is sent while the Net is held reaches
+// nobody until Flush, which sends it with one system call, byte for byte
+// and in order; a GSO kernel gets one message per destination's run of
+// datagrams.
+func TestHeldSendsGoInOneBatch(t *testing.T) {
+	n, c, cb := testConn(t)
+	a, b := newReceiver(t), newReceiver(t)
+	n.Hold()
+	var want [][]byte
+	for i := range 51 {
+		size := 1200
+		if i == 50 {
+			size = 300 // a frame's last packet is shorter
+		}
+		d := datagram(i, size)
+		want = append(want, d)
+		if k, err := c.WriteToAddrPort(d, a.addr()); err != nil || k != len(d) {
+			t.Fatalf("held send: %d, %v", k, err)
+		}
+	}
+	for i := range 3 {
+		if _, err := c.WriteTo(datagram(100+i, 200), net.UDPAddrFromAddrPort(b.addr())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if a.count()+b.count() != 0 || cb.calls.Load() != 0 {
+		t.Fatalf("held datagrams went out before Flush: %d and %d received, %d system calls", a.count(), b.count(), cb.calls.Load())
+	}
+	n.Flush()
+	if got := cb.calls.Load(); got != 1 {
+		t.Fatalf("Flush made %d system calls, want 1", got)
+	}
+	wantMsgs := int64(54)
+	if c.gso.Load() {
+		wantMsgs = 2
+	}
+	if got := cb.messages.Load(); got != wantMsgs {
+		t.Fatalf("Flush sent %d messages, want %d (GSO %v)", got, wantMsgs, c.gso.Load())
+	}
+	t.Logf("54 datagrams in 1 system call, %d messages (GSO %v)", wantMsgs, c.gso.Load())
+	for i, d := range a.wait(t, 51) {
+		if !bytes.Equal(d, want[i]) {
+			t.Fatalf("datagram %d: %d bytes, not the %d sent in that place", i, len(d), len(want[i]))
+		}
+	}
+	for i, d := range b.wait(t, 3) {
+		if !bytes.Equal(d, datagram(100+i, 200)) {
+			t.Fatalf("second destination's datagram %d differs", i)
+		}
+	}
+
+	// Not held: each send goes at once, without a batch.
+	if _, err := c.WriteToAddrPort(datagram(7, 100), a.addr()); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 52)
+	if cb.calls.Load() != 1 {
+		t.Fatal("a send without a hold went through the batch")
+	}
+}
+
+// TestFullQueueSendsWithoutFlush: a hold longer than maxQueue datagrams
+// sends each full queue at once; nothing is lost.
+func TestFullQueueSendsWithoutFlush(t *testing.T) {
+	n, c, cb := testConn(t)
+	a := newReceiver(t)
+	n.Hold()
+	const count = 2*maxQueue + 22
+	for i := range count {
+		if _, err := c.WriteToAddrPort(datagram(i, 500), a.addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cb.calls.Load(); got != 2 {
+		t.Fatalf("%d datagrams held made %d system calls before Flush, want 2", count, got)
+	}
+	n.Flush()
+	got := a.wait(t, count)
+	for i, d := range got {
+		if !bytes.Equal(d, datagram(i, 500)) {
+			t.Fatalf("datagram %d differs", i)
+		}
+	}
+}
+
+// TestRefusedGSOFallsBack: a socket whose first GSO send is refused (a
+// network device without checksum offload) sends the same datagrams one
+// by one, and no GSO any more.
+func TestRefusedGSOFallsBack(t *testing.T) {
+	n, c, cb := testConn(t)
+	c.gso.Store(true)
+	cb.failGSO = true
+	a := newReceiver(t)
+	for round := range 2 {
+		n.Hold()
+		for i := range 10 {
+			c.WriteToAddrPort(datagram(i, 1000), a.addr())
+		}
+		n.Flush()
+		a.wait(t, 10*(round+1))
+		if c.gso.Load() {
+			t.Fatal("GSO still on after the kernel refused it")
+		}
+	}
+	if got := cb.messages.Load(); got != 20 {
+		t.Fatalf("%d messages sent, want 20 single datagrams", got)
+	}
+}
+
+// TestSendsFromOtherGoroutinesDuringHolds: pion's goroutines send on the
+// sockets while the owner holds and flushes over and over; every
+// datagram arrives, none waits for a Flush that does not come.
+func TestSendsFromOtherGoroutinesDuringHolds(t *testing.T) {
+	n, c, _ := testConn(t)
+	a := newReceiver(t)
+	const senders, each = 4, 300
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	owner := make(chan struct{})
+	go func() {
+		defer close(owner)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n.Hold()
+			c.WriteToAddrPort(datagram(0, 64), a.addr())
+			n.Flush()
+		}
+	}()
+	for s := range senders {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := c.WriteToAddrPort(datagram(s*each+i, 100), a.addr()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-owner
+	// The owner's last Flush has run: every sender's datagram is out.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		a.mu.Lock()
+		others := 0
+		for _, d := range a.got {
+			if len(d) == 100 {
+				others++
+			}
+		}
+		a.mu.Unlock()
+		if others == senders*each {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("datagrams sent beside the holds did not all arrive")
+}
+
+// TestClosedConnRefusesHeldSends: a closed socket drops what was queued
+// and refuses more, held or not.
+func TestClosedConnRefusesHeldSends(t *testing.T) {
+	n, c, cb := testConn(t)
+	a := newReceiver(t)
+	n.Hold()
+	c.WriteToAddrPort(datagram(1, 100), a.addr())
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteToAddrPort(datagram(2, 100), a.addr()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("held send on a closed socket: %v, want net.ErrClosed", err)
+	}
+	n.Flush()
+	n.Hold()
+	n.Flush()
+	if _, err := c.WriteToAddrPort(datagram(3, 100), a.addr()); err == nil {
+		t.Fatal("send on a closed socket succeeded")
+	}
+	if cb.calls.Load() != 0 || a.count() != 0 {
+		t.Fatal("a closed socket's queue was sent")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.conns) != 0 {
+		t.Fatal(fmt.Sprint("the Net still lists a closed socket: ", len(n.conns)))
+	}
+}
