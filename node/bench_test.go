@@ -76,7 +76,7 @@ func cpuTimes() (user, sys time.Duration) {
 const helperEnv = "ERSMESH_BENCH_VIEWERS"
 
 type benchSDP struct {
-	ID  int                       `json:"id"`
+	ID  int                        `json:"id"`
 	SDP *webrtc.SessionDescription `json:"sdp,omitempty"`
 	// Received is, in the answer to a line with ID -1, the RTP bytes
 	// (headers and payloads) and data channel messages all viewers have
