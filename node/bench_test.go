@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -280,7 +282,31 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		b.ReportMetric(sys*1000, "sys-mcore/viewer")
 		b.ReportMetric(1/(user+sys), "viewers/core")
 		b.ReportMetric(float64(residentBytes(b))/(1<<20), "MiB-rss")
+		if path := os.Getenv(heapProfileEnv); path != "" {
+			writeHeapProfile(b, path)
+		}
 	}
+}
+
+// heapProfileEnv names a file for the device's heap profile, taken while
+// every viewer is still connected (the test binary's -memprofile is taken
+// after they have all gone).
+const heapProfileEnv = "ERSMESH_BENCH_HEAPPROFILE"
+
+func writeHeapProfile(tb testing.TB, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	tb.Logf("heap in use %.1f MiB, stacks %.1f MiB, runtime total %.1f MiB, goroutines %d",
+		float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
 }
 
 // residentBytes is the process's resident memory (VmRSS): the device's,

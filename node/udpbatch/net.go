@@ -77,11 +77,14 @@ func (n *Net) Flush() {
 	}
 }
 
-// ListenUDP opens a socket of the Net.
+// ListenUDP opens a socket of the Net. A multicast one (pion's mDNS
+// resolver, which takes it for an x/net ipv4/ipv6 PacketConn that only
+// works on the operating system's own socket type) is left as it is: it
+// carries no media.
 func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
+	if err != nil || laddr != nil && laddr.IP.IsMulticast() {
+		return c, err
 	}
 	return n.wrap(c), nil
 }
@@ -100,7 +103,9 @@ func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
 }
 
 // wrap makes a Conn of a real UDP socket; anything else (a virtual
-// network's) passes through unbatched.
+// network's) passes through unbatched. pion's ICE reads the ECN bits only
+// of a bare *net.UDPConn: behind a Conn it does not, which nothing of the
+// device uses (no congestion control feedback is sent).
 func (n *Net) wrap(c transport.UDPConn) transport.UDPConn {
 	udp, ok := c.(*net.UDPConn)
 	if !ok {

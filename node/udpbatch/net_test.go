@@ -315,3 +315,24 @@ func TestClosedConnRefusesHeldSends(t *testing.T) {
 		t.Fatal(fmt.Sprint("the Net still lists a closed socket: ", len(n.conns)))
 	}
 }
+
+// TestMulticastSocketsAreLeftAlone: pion's mDNS resolver (which resolves
+// browsers' .local candidates) needs the operating system's own socket
+// for its multicast group: the Net does not wrap a multicast socket.
+func TestMulticastSocketsAreLeftAlone(t *testing.T) {
+	n, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*net.UDPConn); !ok {
+		t.Fatalf("multicast socket is a %T, want the *net.UDPConn x/net's PacketConn works on", c)
+	}
+	if err := ipv4.NewPacketConn(c).SetMulticastLoopback(true); err != nil {
+		t.Fatalf("multicast option on the socket: %v", err)
+	}
+}
