@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/mesh"
@@ -188,11 +187,9 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*peerAPI, 
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	// NACK retransmission and RTCP reports, and nothing else per packet
-	// (docs/media-benchmarks.md).
-	ir := &interceptor.Registry{}
-	if err := media.RegisterInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
-	}
+	// (docs/media-benchmarks.md); the interceptors are each
+	// PeerConnection's (peerAPI).
+	media.RegisterFeedback(m)
 	se := webrtc.SettingEngine{}
 	// Browsers hide their host candidates behind mDNS names; resolve them
 	// (but do not publish our own as mDNS: bridges and browsers elsewhere
@@ -223,7 +220,7 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*peerAPI, 
 	// Viewers that do not know it ignore the line and shake hands as
 	// before.
 	se.EnableSctpSnap(true)
-	return &peerAPI{m: m, ir: ir, se: se}, nil
+	return &peerAPI{m: m, se: se}, nil
 }
 
 func (d *Device) handleStream(s network.Stream) {

@@ -51,16 +51,15 @@ func fmp4Note(st *media.Stream) string {
 }
 
 // peerAPI makes the device's PeerConnections, each with its own
-// webrtc.API over the device's one MediaEngine, interceptor registry and
-// settings: that way each gets its own udpbatch.Net, the sockets its ICE
-// agent opens, which its srtp viewer's writer holds while it writes a
-// frame and flushes after, one system call for the frame's packets
-// (docs/media-benchmarks.md). pion copies the MediaEngine and builds the
-// interceptors per PeerConnection anyway, so an API per PeerConnection
-// costs a few small structs.
+// webrtc.API over the device's one MediaEngine and settings: that way each
+// gets its own udpbatch.Net, the sockets its ICE agent opens, which its
+// srtp viewer's writer holds while it writes a frame and flushes after,
+// one system call for the frame's packets, and its NACK responder holds
+// while it resends what one NACK asks for (docs/media-benchmarks.md). pion
+// copies the MediaEngine and builds the interceptors per PeerConnection
+// anyway, so an API per PeerConnection costs a few small structs.
 type peerAPI struct {
 	m  *webrtc.MediaEngine
-	ir *interceptor.Registry
 	se webrtc.SettingEngine
 }
 
@@ -70,9 +69,13 @@ func (a *peerAPI) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConne
 	if err != nil {
 		return nil, nil, fmt.Errorf("network interfaces: %w", err)
 	}
+	ir := &interceptor.Registry{}
+	if err := media.AddInterceptors(ir, n); err != nil {
+		return nil, nil, fmt.Errorf("interceptors: %w", err)
+	}
 	se := a.se
 	se.SetNet(n)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.m), webrtc.WithInterceptorRegistry(a.ir), webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

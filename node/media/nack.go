@@ -18,9 +18,22 @@ import (
 // no bitrate, so TWCC feedback would be computed for nothing, and nobody
 // reads pion's stats interceptor; both cost CPU per packet per viewer.
 func RegisterInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	RegisterFeedback(m)
+	return AddInterceptors(ir, nil)
+}
+
+// RegisterFeedback announces the RTCP feedback the device answers: NACK
+// and PLI for video.
+func RegisterFeedback(m *webrtc.MediaEngine) {
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir.Add(nackFactory{})
+}
+
+// AddInterceptors adds RegisterInterceptors' NACK responder and RTCP
+// reports to ir. With batch (the PeerConnection's own sockets, see
+// SendBatch) the packets one NACK asks for go out in one batch.
+func AddInterceptors(ir *interceptor.Registry, batch SendBatch) error {
+	ir.Add(nackFactory{batch: batch})
 	return webrtc.ConfigureRTCPReports(ir)
 }
 
@@ -42,14 +55,15 @@ const (
 // history keeps the header by value and the payload by reference. Keeping a
 // packet costs no allocation and no copy; pion's responder costs both, per
 // packet per viewer.
-type nackFactory struct{}
+type nackFactory struct{ batch SendBatch }
 
-func (nackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &nackResponder{streams: map[uint32]*nackStream{}}, nil
+func (f nackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &nackResponder{streams: map[uint32]*nackStream{}, batch: f.batch}, nil
 }
 
 type nackResponder struct {
 	interceptor.NoOp
+	batch   SendBatch  // nil: resends go one by one
 	mu      sync.Mutex // guards streams
 	streams map[uint32]*nackStream
 }
@@ -168,6 +182,12 @@ func (n *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 	n.mu.Unlock()
 	if st == nil {
 		return
+	}
+	// A NACK names up to 17 packets per pair, often many pairs after a
+	// burst of loss: one system call for them all.
+	if n.batch != nil {
+		n.batch.Hold()
+		defer n.batch.Flush()
 	}
 	for _, pair := range nack.Nacks {
 		pair.Range(func(seq uint16) bool {

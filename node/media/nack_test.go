@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // TestNACKResendsFromHistory: a NACKed packet is sent again (on the RTX
@@ -81,4 +83,44 @@ func TestNACKResendsFromHistory(t *testing.T) {
 		t.Fatalf("a NACK flood brought %d packets again, want between 100 and %d", got, windows*nackBudget)
 	}
 	t.Logf("the flood of %d NACKed packets brought %d again", 20*len(all), again2-again1)
+}
+
+// holdCounter is a SendBatch that counts its holds.
+type holdCounter struct{ held, holds, flushes int }
+
+func (h *holdCounter) Hold()  { h.held++; h.holds++ }
+func (h *holdCounter) Flush() { h.held--; h.flushes++ }
+
+// TestNACKResendsInOneBatch: the packets one NACK asks for are resent
+// under one hold of the PeerConnection's sockets, so that they leave in
+// one system call, not one each.
+func TestNACKResendsInOneBatch(t *testing.T) {
+	batch := &holdCounter{}
+	i, err := nackFactory{batch: batch}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := i.(*nackResponder)
+	var held, loose int
+	w := n.BindLocalStream(&interceptor.StreamInfo{SSRC: 1, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
+		interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+			if batch.held > 0 {
+				held++
+			} else {
+				loose++
+			}
+			return len(p), nil
+		}))
+	payload := []byte{1, 2, 3}
+	for seq := range uint16(40) {
+		w.Write(&rtp.Header{SSRC: 1, SequenceNumber: seq}, payload, nil)
+	}
+	loose = 0
+	n.resend(&rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{3, 5, 6, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39})})
+	if held != 24 || loose != 0 {
+		t.Fatalf("%d packets resent under a hold, %d without, want all 24 under one", held, loose)
+	}
+	if batch.holds != 1 || batch.flushes != 1 {
+		t.Fatalf("%d holds and %d flushes for one NACK, want 1 each", batch.holds, batch.flushes)
+	}
 }

@@ -78,7 +78,9 @@ func (v *RTPViewer) RequestKeyframe() { v.pli.Store(true) }
 
 // SendBatch is what sends a viewer's packets in batches: between Hold and
 // Flush its PeerConnection's sockets queue what they are asked to send, and
-// Flush sends it with as few system calls as it can (node/udpbatch).
+// Flush sends it with as few system calls as it can (node/udpbatch). Holds
+// may overlap (the writer's and the NACK responder's): each Hold is ended
+// by one Flush.
 type SendBatch interface {
 	Hold()
 	Flush()

@@ -29,16 +29,15 @@ const (
 )
 
 // Net is a transport.Net whose UDP sockets send in batches while the Net
-// is held. One owner calls Hold and Flush (an srtp viewer's writer); the
-// sockets themselves are used by pion's goroutines as any others.
+// is held. Holds may overlap (an srtp viewer's writer's and its NACK
+// responder's), each ended by one Flush; the sockets themselves are used
+// by pion's goroutines as any others.
 type Net struct {
 	transport.Net
-	held atomic.Bool
+	held atomic.Int32 // holds not yet flushed
 
 	mu    sync.Mutex // guards conns
 	conns []*Conn
-
-	flushing []*Conn // the owner's, in Flush
 
 	datagrams, calls atomic.Uint64 // sent in batches, and the system calls that sent them
 }
@@ -59,21 +58,24 @@ func New(base transport.Net) (*Net, error) {
 }
 
 // Hold queues what the Net's sockets send from now until Flush.
-func (n *Net) Hold() { n.held.Store(true) }
+func (n *Net) Hold() { n.held.Add(1) }
 
-// Flush ends the hold and sends what was queued: one system call per
-// socket for up to maxQueue datagrams.
+// Flush ends one hold and sends what was queued: one system call per
+// socket for up to maxQueue datagrams. What is sent under another hold
+// still open goes with that hold's Flush.
 func (n *Net) Flush() {
-	n.held.Store(false)
+	n.held.Add(-1)
+	// A PeerConnection has a few sockets (one per interface and family,
+	// a server reflexive one, a TURN client's): a copy on the stack.
+	var buf [8]*Conn
 	n.mu.Lock()
-	n.flushing = append(n.flushing[:0], n.conns...)
+	conns := append(buf[:0], n.conns...)
 	n.mu.Unlock()
-	// A send that saw the hold before the store above has queued its
+	// A send that saw a hold before the last one ended has queued its
 	// datagram under the socket's lock before flush takes that lock, or
-	// sees the hold ended and sends at once: nothing stays queued.
-	for i, c := range n.flushing {
+	// sees no hold and sends at once: nothing stays queued.
+	for _, c := range conns {
 		c.flush()
-		n.flushing[i] = nil
 	}
 }
 
@@ -180,7 +182,7 @@ var bufs = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
 // WriteTo sends b to addr, or queues it while the Net is held.
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if ua, ok := addr.(*net.UDPAddr); ok && c.n.held.Load() {
+	if ua, ok := addr.(*net.UDPAddr); ok && c.n.held.Load() > 0 {
 		if n, queued, err := c.enqueue(b, ua.AddrPort()); queued {
 			return n, err
 		}
@@ -194,7 +196,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) { return c.W
 // WriteToAddrPort sends b to ap, or queues it while the Net is held (pion's
 // ICE candidates send with it: ice.AddrPortReaderWriter).
 func (c *Conn) WriteToAddrPort(b []byte, ap netip.AddrPort) (int, error) {
-	if c.n.held.Load() {
+	if c.n.held.Load() > 0 {
 		if n, queued, err := c.enqueue(b, ap); queued {
 			return n, err
 		}
@@ -218,7 +220,7 @@ func (c *Conn) enqueue(b []byte, ap netip.AddrPort) (n int, queued bool, err err
 		c.mu.Unlock()
 		return 0, true, net.ErrClosed
 	}
-	if !c.n.held.Load() {
+	if c.n.held.Load() <= 0 {
 		c.mu.Unlock()
 		return 0, false, nil
 	}

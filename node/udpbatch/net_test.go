@@ -336,3 +336,25 @@ func TestMulticastSocketsAreLeftAlone(t *testing.T) {
 		t.Fatalf("multicast option on the socket: %v", err)
 	}
 }
+
+// TestOverlappingHolds: two holders (a viewer's writer and its NACK
+// responder) each end their own hold; the first Flush sends what both
+// queued so far, and what is sent after it waits for the second.
+func TestOverlappingHolds(t *testing.T) {
+	n, c, _ := testConn(t)
+	a := newReceiver(t)
+	n.Hold()
+	n.Hold()
+	c.WriteToAddrPort(datagram(1, 100), a.addr())
+	n.Flush()
+	a.wait(t, 1)
+	c.WriteToAddrPort(datagram(2, 100), a.addr())
+	time.Sleep(50 * time.Millisecond)
+	if a.count() != 1 {
+		t.Fatal("a datagram sent under the second hold went out before its Flush")
+	}
+	n.Flush()
+	a.wait(t, 2)
+	c.WriteToAddrPort(datagram(3, 100), a.addr())
+	a.wait(t, 3) // no hold left: at once
+}
