@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,8 @@ type nackResponder struct {
 }
 
 type nackStream struct {
-	w interceptor.RTPWriter
+	w    interceptor.RTPWriter
+	ssrc uint32
 	// With RTX negotiated (RFC 4588) packets go again on their own SSRC
 	// and sequence numbers: the viewer's SRTP replay protection would drop
 	// a packet sent again as it was, if the viewer's SRTP saw it before a
@@ -85,10 +87,38 @@ type nackStream struct {
 	resends int
 }
 
+// sentPacket is one packet of the history: the header fields the
+// device's packets have, so that a viewer's history takes 24 KB, not the
+// 61 KB of whole headers. A header with more (CSRCs, extensions, padding:
+// none of the device's, which negotiates no header extension) is kept
+// whole, at one allocation per packet.
 type sentPacket struct {
-	hdr     rtp.Header
-	payload []byte // shared with the stream's Frame; nil: empty slot
-	resent  int64  // unix ns of the last resend
+	payload []byte      // shared with the stream's Frame; nil: empty slot
+	resent  int64       // unix ns of the last resend
+	full    *rtp.Header // the header, when the fields below do not say it all
+	ts      uint32
+	seq     uint16
+	pt      uint8
+	marker  bool
+}
+
+// keep stores h and payload in p.
+func (p *sentPacket) keep(h *rtp.Header, payload []byte) {
+	*p = sentPacket{payload: payload, ts: h.Timestamp, seq: h.SequenceNumber, pt: h.PayloadType, marker: h.Marker}
+	if h.Version != 2 || len(h.CSRC) > 0 || h.Extension || len(h.Extensions) > 0 || h.Padding {
+		full := *h
+		full.CSRC = slices.Clone(h.CSRC)
+		full.Extensions = slices.Clone(h.Extensions)
+		p.full = &full
+	}
+}
+
+// header is the kept packet's header, ssrc the stream's.
+func (p *sentPacket) header(ssrc uint32) rtp.Header {
+	if p.full != nil {
+		return *p.full
+	}
+	return rtp.Header{Version: 2, Marker: p.marker, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: p.ts, SSRC: ssrc}
 }
 
 // BindLocalStream keeps each packet of a stream that negotiated NACK.
@@ -100,15 +130,14 @@ func (n *nackResponder) BindLocalStream(info *interceptor.StreamInfo, w intercep
 	if !nack {
 		return w
 	}
-	st := &nackStream{w: w, rtxSSRC: info.SSRCRetransmission, rtxPT: info.PayloadTypeRetransmission, rtxSeq: uint16(time.Now().UnixNano())}
+	st := &nackStream{w: w, ssrc: info.SSRC, rtxSSRC: info.SSRCRetransmission, rtxPT: info.PayloadTypeRetransmission, rtxSeq: uint16(time.Now().UnixNano())}
 	n.mu.Lock()
 	n.streams[info.SSRC] = st
 	n.mu.Unlock()
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if h.SSRC == info.SSRC {
 			st.mu.Lock()
-			p := &st.sent[h.SequenceNumber%nackHistory]
-			p.hdr, p.payload, p.resent = *h, payload, 0
+			st.sent[h.SequenceNumber%nackHistory].keep(h, payload)
 			st.mu.Unlock()
 		}
 		return w.Write(h, payload, a)
@@ -206,7 +235,7 @@ func (st *nackStream) take(seq uint16, now time.Time) (rtp.Header, []byte, bool)
 	defer st.mu.Unlock()
 	p := &st.sent[seq%nackHistory]
 	ns := now.UnixNano()
-	if p.payload == nil || p.hdr.SequenceNumber != seq || ns-p.resent < st.rtt.Load()+int64(nackRepeat) {
+	if p.payload == nil || p.seq != seq || ns-p.resent < st.rtt.Load()+int64(nackRepeat) {
 		return rtp.Header{}, nil, false
 	}
 	if s := now.Unix(); s != st.second {
@@ -218,10 +247,10 @@ func (st *nackStream) take(seq uint16, now time.Time) (rtp.Header, []byte, bool)
 	st.resends++
 	p.resent = ns
 	if st.rtxSSRC == 0 || st.rtxPT == 0 {
-		return p.hdr, p.payload, true
+		return p.header(st.ssrc), p.payload, true
 	}
 	// RTX: the original sequence number, then the payload (RFC 4588 §4).
-	h := p.hdr
+	h := p.header(st.ssrc)
 	payload := make([]byte, 2+len(p.payload))
 	binary.BigEndian.PutUint16(payload, h.SequenceNumber)
 	copy(payload[2:], p.payload)

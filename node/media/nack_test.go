@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -122,5 +123,42 @@ func TestNACKResendsInOneBatch(t *testing.T) {
 	}
 	if batch.holds != 1 || batch.flushes != 1 {
 		t.Fatalf("%d holds and %d flushes for one NACK, want 1 each", batch.holds, batch.flushes)
+	}
+}
+
+// TestNACKResendKeepsHeaders: a resent packet has the header it was sent
+// with, the device's plain ones (kept field by field) and one with CSRCs
+// and a header extension (kept whole) alike.
+func TestNACKResendKeepsHeaders(t *testing.T) {
+	i, err := nackFactory{}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := i.(*nackResponder)
+	var got []rtp.Header
+	w := n.BindLocalStream(&interceptor.StreamInfo{SSRC: 7, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
+		interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+			got = append(got, *h)
+			return len(p), nil
+		}))
+	plain := rtp.Header{Version: 2, Marker: true, PayloadType: 102, SequenceNumber: 100, Timestamp: 9000, SSRC: 7}
+	rich := rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: 101, Timestamp: 9001, SSRC: 7, CSRC: []uint32{5}}
+	if err := rich.SetExtension(1, []byte{0xaa}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []rtp.Header{plain, rich} {
+		w.Write(&h, []byte{1}, nil)
+	}
+	got = nil
+	n.resend(&rtcp.TransportLayerNack{MediaSSRC: 7, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{100, 101})})
+	if len(got) != 2 {
+		t.Fatalf("%d packets resent, want 2", len(got))
+	}
+	for k, want := range []rtp.Header{plain, rich} {
+		a, _ := got[k].Marshal()
+		b, _ := want.Marshal()
+		if !bytes.Equal(a, b) {
+			t.Errorf("resent header %d is %+v, want %+v", k, got[k], want)
+		}
 	}
 }
