@@ -164,7 +164,15 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stream := media.NewStream("bench", synthetic720p(b), log)
+	src := synthetic720p(b)
+	var srcBytes int
+	for _, au := range src.Video {
+		for _, n := range au.NALUs {
+			srcBytes += len(n)
+		}
+	}
+	srcRate := float64(srcBytes) / (time.Duration(len(src.Video)) * src.FrameDuration).Seconds() // bytes per second
+	stream := media.NewStream("bench", src, log)
 	defer stream.Close()
 
 	helper := exec.Command(os.Args[0], "-test.run=^TestBenchViewerHelper$")
@@ -268,12 +276,12 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		r0 := received()
+		r0, t0 := received(), stream.Sent()
 		u0, s0 := cpuTimes()
 		wall0 := time.Now()
 		time.Sleep(window)
 		u1, s1 := cpuTimes()
-		r1 := received()
+		r1, t1 := received(), stream.Sent()
 		b.ReportMetric(float64(r1-r0)*8/time.Since(wall0).Seconds()/float64(n)/1e6, "rx-Mbit/s/viewer")
 		wall := time.Since(wall0).Seconds() * float64(n)
 		user, sys := (u1-u0).Seconds()/wall, (s1-s0).Seconds()/wall // cores per viewer
@@ -281,6 +289,15 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		b.ReportMetric(user*1000, "user-mcore/viewer")
 		b.ReportMetric(sys*1000, "sys-mcore/viewer")
 		b.ReportMetric(1/(user+sys), "viewers/core")
+		// A viewer that cannot keep up skips frames, and frames not sent
+		// cost the device nothing: the share of the source's bytes the
+		// device handed to its viewers' transports (tx) says whether
+		// viewers/core counts full-rate viewers; full-viewers/core counts
+		// a viewer sent half the bytes as half a viewer.
+		tx := float64(t1-t0) / (srcRate * wall)
+		b.ReportMetric(100*tx, "tx-%")
+		b.ReportMetric(100*float64(r1-r0)/(srcRate*wall), "rx-%")
+		b.ReportMetric(min(tx, 1)/(user+sys), "full-viewers/core")
 		b.ReportMetric(float64(residentBytes(b))/(1<<20), "MiB-rss")
 		if path := os.Getenv(heapProfileEnv); path != "" {
 			writeHeapProfile(b, path)
