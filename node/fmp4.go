@@ -34,9 +34,15 @@ const (
 
 	// maxCommandSize caps one command channel message from the viewer.
 	maxCommandSize = 4 << 10
-	// dcChunk is the largest data channel message we send: a size every
-	// SCTP stack takes (records may span messages, §5).
-	dcChunk = 16 << 10
+	// maxMessage is the largest data channel message we send when the
+	// viewer's a=max-message-size allows it (Chromium's: 256 KiB): a
+	// frame's records go in one message, and only keyframes of large
+	// pictures span two. Records may span messages (§5), so a smaller
+	// limit only cuts them at other places.
+	maxMessage = 256 << 10
+	// minMessage is the message size when the viewer said nothing we can
+	// use: a size every SCTP stack takes.
+	minMessage = 16 << 10
 	// maxBuffered is how much may wait in a viewer's data channel before
 	// it skips to the next keyframe: a slow viewer loses frames, the
 	// device's memory stays bounded, and the other viewers never wait.
@@ -62,6 +68,7 @@ type fmp4Viewer struct {
 	streams map[string]*media.Stream
 	cmd     *webrtc.DataChannel
 	data    *webrtc.DataChannel
+	sctp    *webrtc.SCTPTransport // the association's, for its message size
 	limit   uint64        // maxBuffered, but for tests
 	skipped atomic.Uint64 // frames skipped for back-pressure
 	open    chan struct{} // closed when the stream channel opens (and the gate, if any)
@@ -100,7 +107,7 @@ func newFMP4Viewer(pc *webrtc.PeerConnection, streams map[string]*media.Stream, 
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", streamChannelLabel, err)
 	}
-	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, limit: limit, open: make(chan struct{}), quit: make(chan struct{})}
+	v := &fmp4Viewer{log: log, streams: streams, cmd: cmd, data: data, sctp: pc.SCTP(), limit: limit, open: make(chan struct{}), quit: make(chan struct{})}
 	var openOnce sync.Once
 	data.OnOpen(func() {
 		if v.gate == nil {
@@ -226,6 +233,7 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	st := v.stream
 	v.mu.Unlock()
 	waitKey := false
+	msg := 0 // the message size, known once the association is up
 	for c := range sub.C {
 		select {
 		case <-v.open:
@@ -257,7 +265,10 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 			continue
 		}
 		waitKey = false
-		if err := sendChunked(v.data, c.Data); err != nil {
+		if msg == 0 {
+			msg = messageSize(v.sctp)
+		}
+		if err := sendChunked(v.data, c.Data, msg); err != nil {
 			if errors.Is(err, webrtc.ErrConnectionClosed) || v.data.ReadyState() != webrtc.DataChannelStateOpen {
 				return
 			}
@@ -268,9 +279,24 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	}
 }
 
-func sendChunked(dc *webrtc.DataChannel, b []byte) error {
+// messageSize is the data channel message size for the association of
+// sctp: the viewer's a=max-message-size (pion's 64 KiB when the SDP has
+// none, RFC 8841 §6.1), at most maxMessage, at least minMessage. Fewer,
+// larger messages save the per-message work in SCTP (one DATA chunk
+// header and one partly filled packet at each message's end); the
+// per-packet work, most of an fmp4 viewer's cost, stays
+// (docs/media-benchmarks.md).
+func messageSize(sctp *webrtc.SCTPTransport) int {
+	if sctp == nil {
+		return minMessage
+	}
+	return max(minMessage, min(int(sctp.GetCapabilities().MaxMessageSize), maxMessage))
+}
+
+// sendChunked sends b in messages of at most size bytes.
+func sendChunked(dc *webrtc.DataChannel, b []byte, size int) error {
 	for len(b) > 0 {
-		n := min(len(b), dcChunk)
+		n := min(len(b), size)
 		if err := dc.Send(b[:n]); err != nil {
 			return err
 		}

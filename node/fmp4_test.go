@@ -234,7 +234,7 @@ func TestParseFMP4Request(t *testing.T) {
 
 // pairUp connects a device-side and a viewer-side PeerConnection in-process
 // (full ICE gathering, no trickle).
-func pairUp(t *testing.T, dev, viewer *webrtc.PeerConnection) {
+func pairUp(t testing.TB, dev, viewer *webrtc.PeerConnection) {
 	t.Helper()
 	connected := make(chan struct{})
 	var once sync.Once
