@@ -69,11 +69,11 @@ type fmp4Viewer struct {
 	cmd     *webrtc.DataChannel
 	data    *webrtc.DataChannel
 	sctp    *webrtc.SCTPTransport // the association's, for its message size
-	limit   uint64        // maxBuffered, but for tests
-	skipped atomic.Uint64 // frames skipped for back-pressure
-	open    chan struct{} // closed when the stream channel opens (and the gate, if any)
-	gate    *dtlsGate     // nil, or what holds the stream back (dtlsgate.go)
-	quit    chan struct{} // closed by detach
+	limit   uint64                // maxBuffered, but for tests
+	skipped atomic.Uint64         // frames skipped for back-pressure
+	open    chan struct{}         // closed when the stream channel opens (and the gate, if any)
+	gate    *dtlsGate             // nil, or what holds the stream back (dtlsgate.go)
+	quit    chan struct{}         // closed by detach
 
 	mu       sync.Mutex // guards requested, detached and sub
 	detached bool
