@@ -28,7 +28,7 @@ func benchFMP4Frame(b *testing.B, size int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dev, err := api.NewPeerConnection(webrtc.Configuration{})
+	dev, _, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		b.Fatal(err)
 	}
