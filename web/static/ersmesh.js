@@ -9,7 +9,7 @@ import { Demuxer, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, noEd25519, normalizeFingerprint, ownerOf, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
-import { PlayerBase, REASONS, STAGES, backoff } from './playerbase.js';
+import { PlayerBase, REASONS, STAGES, backoff, bridgeList } from './playerbase.js';
 import { Talkback } from './talkback.js';
 
 export { checkSupport, REASONS, STAGES };
@@ -55,27 +55,7 @@ export function sessionInfo(sdp) {
   return m ? m[1].trim() : '';
 }
 
-export { ownerOf };
-
-// bridgeList turns the bridges option (an array, or a comma-separated
-// string as in ?bridges=) into distinct origins.
-export function bridgeList(bridges) {
-  const items = Array.isArray(bridges) ? bridges : String(bridges ?? '').split(',');
-  const out = [];
-  for (const raw of items) {
-    const b = String(raw ?? '').trim();
-    if (!b) continue;
-    let origin;
-    try {
-      origin = new URL(b, location.href).origin;
-    } catch {
-      throw new Error(`ersmesh: bridge "${b}" is not a URL`);
-    }
-    if (origin === 'null' || !/^https?:$/.test(new URL(origin).protocol)) throw new Error(`ersmesh: bridge "${b}" is not an http(s) URL`);
-    if (!out.includes(origin)) out.push(origin);
-  }
-  return out;
-}
+export { bridgeList, ownerOf };
 
 // refusalReason sorts a refused join: the token refusals of bridges
 // (package bridge/access) and devices (node.ErrUnauthorized,
@@ -182,12 +162,8 @@ export class Player extends PlayerBase {
     this._pending = [];       // candidates that arrived before the offer was applied
     this._remoteSet = false;
     this._peerUp = false;     // connectedPeer fired, disconnectedPeer not since
-    // Re-attaching a playing session through another bridge (resume.js),
-    // and ICE restarts: what the viewer sees while the picture goes on.
-    // failover.state is "" (nothing to report), reattaching, reattached,
-    // restarting-ice, restarted or fresh (re-attaching failed: a new
-    // session replaces the old one).
-    this.failover = { state: '', bridge: '', message: '' };
+    // Re-attaching a playing session through another bridge (resume.js):
+    // this.failover (playerbase.js) says what goes on.
     this._joinKey = null;     // the resume key of the current join
     this._resuming = false;   // the socket being connected is for a resume, not a join
     this._restartTimer = null;
@@ -836,15 +812,6 @@ export class Player extends PlayerBase {
   }
 
   // --- re-attaching and ICE restarts ---
-
-  // _setFailover reports the state of the session's signalling while its
-  // media plays on: the stage stays, its message says what goes on.
-  _setFailover(state, message) {
-    this.failover = { state, bridge: this.bridge, message };
-    log(`failover ${state}: ${message}`);
-    this._emit('failover', { state, bridge: this.bridge, message });
-    if (this.stage) this._setStage(this.stage, message);
-  }
 
   // _canReattach reports whether the session can outlive its bridge: it
   // has a resume key and a peer connection that played and is not dead.

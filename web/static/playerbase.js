@@ -43,6 +43,26 @@ export function backoff(n) {
   return Math.min(1000 * 2 ** n, maxBackoff);
 }
 
+// bridgeList turns the bridges option (an array, or a comma-separated
+// string as in ?bridges=) into distinct origins.
+export function bridgeList(bridges) {
+  const items = Array.isArray(bridges) ? bridges : String(bridges ?? '').split(',');
+  const out = [];
+  for (const raw of items) {
+    const b = String(raw ?? '').trim();
+    if (!b) continue;
+    let origin;
+    try {
+      origin = new URL(b, location.href).origin;
+    } catch {
+      throw new Error(`ersmesh: bridge "${b}" is not a URL`);
+    }
+    if (origin === 'null' || !/^https?:$/.test(new URL(origin).protocol)) throw new Error(`ersmesh: bridge "${b}" is not an http(s) URL`);
+    if (!out.includes(origin)) out.push(origin);
+  }
+  return out;
+}
+
 // PlayerBase is what a player is to a page: start(), close(), getStats(),
 // the fields stage, message, reason, timeline and peerConnection, and the
 // events "stage" ({detail: {stage, message, reason, timeline}}) and
@@ -75,6 +95,12 @@ export class PlayerBase extends EventTarget {
     this._timelineStart = 0;
     this.peerConnection = null;
     this.note = '';           // what the device said it cannot send (shown while playing)
+    // Re-attaching a playing session through another bridge, and ICE
+    // restarts: what the viewer sees while the picture goes on.
+    // failover.state is "" (nothing to report), reattaching, reattached,
+    // restarting-ice, restarted or fresh (re-attaching failed: a new
+    // session replaces the old one).
+    this.failover = { state: '', bridge: '', message: '' };
 
     this._running = false;
     this._timer = null;       // the one pending retry or watchdog
@@ -193,6 +219,15 @@ export class PlayerBase extends EventTarget {
     this._log(`stage ${stage}${reason ? ' (' + reason + ')' : ''}${message ? ': ' + message : ''}`);
     const timeline = this.timeline.map((e) => ({ ...e }));
     this.dispatchEvent(new CustomEvent('stage', { detail: { stage, message, reason, timeline } }));
+  }
+
+  // _setFailover (both players) reports the state of the session's signalling while its
+  // media plays on: the stage stays, its message says what goes on.
+  _setFailover(state, message) {
+    this.failover = { state, bridge: this.bridge, message };
+    this._log(`failover ${state}: ${message}`);
+    this._emit('failover', { state, bridge: this.bridge, message });
+    if (this.stage) this._setStage(this.stage, message);
   }
 
   _emit(name, detail = {}) {

@@ -4,12 +4,24 @@
 // answers through the bridge, and candidates found later are sent with
 // PATCH as RFC 8840 SDP fragments. An alternative to the ERS protocol
 // (ersmesh.js) for `?protocol=whep`; it fires the same "stage" events.
+//
+// The session belongs to the browser and the device, not to the bridge:
+// the offer carries a resume key (resume.js, bound by the device's signed
+// answer), and while playing the player asks its bridge every second
+// whether the session lives (GET). When the bridge is gone it re-attaches
+// the same session through the next of its bridges (?bridges=A,B), proving
+// the key to the device, without touching the media (docs/protocol.md,
+// "WHEP resume").
 
-import { PlayerBase, backoff } from './playerbase.js';
+import { PlayerBase, backoff, bridgeList } from './playerbase.js';
 import { TrustUnavailable, ownerOf, verifyAnswer } from './trust.js';
+import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
 const connectTimeout = 30000; // ms from the answer to a connected peer
+const probeEvery = 1000;      // ms between the GETs that check the bridge still relays the session
+const probeTimeout = 2000;    // ms a GET may take before the bridge counts as gone
+const resumeTimeout = 10000;  // ms for each request of a resume
 
 function log(...args) {
   console.log('[ersmesh whep]', ...args);
@@ -36,6 +48,13 @@ export function iceServersFromLinks(header) {
     out.push(server);
   }
   return out;
+}
+
+// withResumeKey puts the resume key into an offer at session level (before
+// the first media section), where the device reads it.
+export function withResumeKey(sdp, key) {
+  const i = sdp.search(/^m=/m);
+  return i < 0 ? sdp : `${sdp.slice(0, i)}a=ersmesh-resume-key:${key}\r\n${sdp.slice(i)}`;
 }
 
 // sdpFragment writes candidates ({candidate, sdpMid}) as an RFC 8840
@@ -66,12 +85,25 @@ function sdpAttr(sdp, name) {
 // same stage events (with their timeline), reasons, playerstarted and
 // getStats as Player.
 export class WHEPPlayer extends PlayerBase {
-  constructor({ bridge = location.origin, room, stream = 'sample', token = '', video } = {}) {
+  constructor({ bridges, bridge = location.origin, room, stream = 'sample', token = '', video } = {}) {
     // WHEP carries media as RTP tracks.
     super({ room, stream, token, transport: 'srtp', video, logPrefix: '[ersmesh whep]' });
-    this.bridge = new URL(bridge, location.href).origin;
-    this.endpoint = `${this.bridge}/whep/${encodeURIComponent(room)}/${encodeURIComponent(this.stream)}`;
+    // bridges (several: the first plays, the others take over a playing
+    // session whose bridge is gone) or bridge (one), as Player.
+    const given = bridges !== undefined && bridges !== null && String(bridges) !== '' ? bridges : bridge;
+    this.bridges = bridgeList(given);
+    if (this.bridges.length === 0) throw new Error('ersmesh: no bridge given');
+    this._bridgeIndex = 0;
+    this.bridge = this.bridges[0];
+    this.endpoint = this._endpointOf(this.bridge);
     this.session = null;      // the session's URL (the POST's Location)
+    this.sid = '';            // the device's id of the session (Ersmesh-Session), for resumes
+    this._key = null;         // the resume key the offer carried
+    this._probeTimer = null;
+    this._resumeGen = 0;      // tells the current resume from a stale one
+    this._resuming = false;
+    this._bridgesDown = 0;    // bridges found unreachable in a row while resuming
+    this._rounds = 0;         // rounds of all bridges unreachable, for the backoff
 
     this._failures = 0;       // consecutive, for the backoff
     this._etag = '';
@@ -84,12 +116,22 @@ export class WHEPPlayer extends PlayerBase {
     return 'whep';
   }
 
+  _endpointOf(bridge) {
+    return `${bridge}/whep/${encodeURIComponent(this.room)}/${encodeURIComponent(this.stream)}`;
+  }
+
+  _played() {
+    super._played();
+    this._startProbe();
+  }
+
   _stop() {
     this._endSession();
   }
 
   _retry(stage, why, afterMs, reason = '') {
     this._endSession();
+    if (reason === 'bridge-unreachable' && this.bridges.length > 1) this._nextBridge(reason);
     const wait = afterMs ?? backoff(this._failures++);
     this._setStage(stage, `${why} — retrying in ${Math.ceil(wait / 1000)} s…`, reason);
     this._later(wait, () => this._connect());
@@ -97,9 +139,14 @@ export class WHEPPlayer extends PlayerBase {
 
   // _endSession closes the peer and DELETEs the session, if any.
   _endSession() {
+    this._stopProbe();
+    this._resuming = false;
+    this._resumeGen++;
     this._dropPeer();
     const url = this.session;
     this.session = null;
+    this.sid = '';
+    this._key = null;
     this._pending = [];
     this._ended = false;
     if (url) {
@@ -144,6 +191,19 @@ export class WHEPPlayer extends PlayerBase {
       const headers = { 'Content-Type': 'application/sdp' };
       if (this.token) headers.Authorization = `Bearer ${this.token}`;
       offer = pc.localDescription.sdp; // the device's signature binds it
+      // A resume key in the offer lets the session outlive its bridge;
+      // without WebCrypto (no secure context) the session ends with it.
+      let key = null;
+      if (resumeAvailable()) {
+        try {
+          key = await newResumeKey();
+          offer = withResumeKey(offer, key.publicKey);
+        } catch (err) {
+          log('cannot make a resume key:', err.message);
+        }
+      }
+      if (pc !== this.peerConnection) return;
+      this._key = key;
       resp = await fetch(this.endpoint, {
         method: 'POST', headers, body: offer, signal: AbortSignal.timeout(postTimeout),
       });
@@ -175,6 +235,7 @@ export class WHEPPlayer extends PlayerBase {
     }
     this.session = new URL(resp.headers.get('Location'), this.endpoint).href;
     this._etag = resp.headers.get('ETag') ?? '';
+    this.sid = resp.headers.get('Ersmesh-Session') ?? '';
     if (!(await this._checkAnswer(resp, offer, answer)) || pc !== this.peerConnection) {
       if (pc === this.peerConnection) this._endSession();
       return;
@@ -196,6 +257,148 @@ export class WHEPPlayer extends PlayerBase {
       return;
     }
     this._trickle(pc);
+  }
+
+  // --- the bridge's health, and re-attaching ---
+
+  _nextBridge(reason) {
+    const from = this.bridge;
+    this._bridgeIndex = (this._bridgeIndex + 1) % this.bridges.length;
+    this.bridge = this.bridges[this._bridgeIndex];
+    this.endpoint = this._endpointOf(this.bridge);
+    if (from !== this.bridge) this._emit('bridgeChanged', { from, to: this.bridge, reason });
+  }
+
+  // _startProbe asks the bridge every second whether it still relays the
+  // session: WHEP has no connection whose end would say so.
+  _startProbe() {
+    if (this._probeTimer || !this.session) return;
+    this._probeTimer = setInterval(() => this._probe(), probeEvery);
+  }
+
+  _stopProbe() {
+    clearInterval(this._probeTimer);
+    this._probeTimer = null;
+  }
+
+  async _probe() {
+    const url = this.session;
+    if (!url || this._resuming || this._probing) return;
+    this._probing = true;
+    let why = '';
+    try {
+      const r = await fetch(url, { method: 'GET', cache: 'no-store', signal: AbortSignal.timeout(probeTimeout) });
+      if (r.status === 404) why = `${this.bridge} no longer relays the session`;
+      else if (r.status === 405) this._stopProbe(); // a bridge from before GET: nothing to learn
+    } catch (err) {
+      why = `Lost the bridge ${this.bridge} (${err.message})`;
+    } finally {
+      this._probing = false;
+    }
+    if (!why || url !== this.session || !this._running) return;
+    log(why);
+    if (this._canReattach()) {
+      this._reattach(why);
+    } else {
+      // The session cannot be resumed, but the picture may go on: the
+      // device keeps it while the peer connection lives. Stop asking; a
+      // failed connection starts a fresh session through the next bridge.
+      this._stopProbe();
+      if (this.bridges.length > 1) this._nextBridge('bridge-lost');
+    }
+  }
+
+  // _canReattach reports whether the session can outlive its bridge: its
+  // offer carried a resume key, the bridge named the session, and the
+  // peer connection played and is not dead.
+  _canReattach() {
+    const pc = this.peerConnection;
+    return !!(this._key && this.sid && pc && this._started && pc.connectionState !== 'failed' && pc.connectionState !== 'closed');
+  }
+
+  // _reattach moves to the next bridge (the same one when there is only
+  // one) and re-attaches the playing session there.
+  _reattach(why, wait = 0) {
+    this._stopProbe();
+    this._resuming = true;
+    const gen = ++this._resumeGen;
+    if (this.bridges.length > 1) this._nextBridge('bridge-lost');
+    this._setFailover('reattaching', `${why} — re-attaching the session through ${this.bridge}${wait ? ` in ${Math.ceil(wait / 1000)} s` : ''}; the picture goes on`);
+    setTimeout(() => this._resume(gen), wait);
+  }
+
+  // _resume asks the bridge to re-attach the session: a POST naming it
+  // (Ersmesh-Resume) brings the device's challenge, a PATCH with the
+  // signature (Ersmesh-Resume-Proof) completes it.
+  async _resume(gen) {
+    const current = () => gen === this._resumeGen && this._running && this._resuming;
+    if (!current()) return;
+    if (!this._canReattach()) {
+      this._resumeFailed(gen, 'The session can no longer be re-attached');
+      return;
+    }
+    const bridge = this.bridge;
+    const headers = { 'Ersmesh-Resume': this.sid };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let step = 'POST';
+    try {
+      const r = await fetch(this._endpointOf(bridge), { method: 'POST', headers, signal: AbortSignal.timeout(resumeTimeout) });
+      if (!current()) return;
+      if (r.status !== 202) {
+        this._resumeRefused(gen, bridge, r.status, (await r.text()).trim());
+        return;
+      }
+      const challenge = r.headers.get('Ersmesh-Resume-Challenge') ?? '';
+      const location = new URL(r.headers.get('Location') ?? '', bridge).href;
+      const signature = await resumeSignature(this._key.privateKey, this.room, this.sid, challenge);
+      if (!current()) return;
+      step = 'PATCH';
+      const p = await fetch(location, { method: 'PATCH', headers: { 'Ersmesh-Resume-Proof': signature }, signal: AbortSignal.timeout(resumeTimeout) });
+      if (!current()) return;
+      if (p.status !== 204) {
+        this._resumeRefused(gen, bridge, p.status, (await p.text()).trim());
+        return;
+      }
+      this.session = location;
+      this._etag = p.headers.get('ETag') ?? r.headers.get('ETag') ?? '';
+    } catch (err) {
+      if (!current()) return;
+      // This bridge cannot be reached either: the next one, with a
+      // backoff once every bridge failed in a row.
+      let wait = 0;
+      if (++this._bridgesDown >= this.bridges.length) {
+        this._bridgesDown = 0;
+        wait = backoff(this._rounds++);
+      }
+      this._reattach(`Cannot reach the bridge ${bridge} (${step}: ${err.message})`, wait);
+      return;
+    }
+    this._resuming = false;
+    this._bridgesDown = 0;
+    this._rounds = 0;
+    this._setFailover('reattached', `Re-attached to the device through ${this.bridge}`);
+    this._startProbe();
+  }
+
+  // _resumeRefused handles a bridge's or device's no: the device no
+  // longer knows the session (it restarted: 404) or refused the proof
+  // (403) — a fresh session, through this bridge; a busy bridge (429,
+  // 503) — the next bridge.
+  _resumeRefused(gen, bridge, status, text) {
+    const why = `${bridge} could not re-attach the session (${status}${text ? ': ' + text.slice(0, 200) : ''})`;
+    if ((status === 429 || status === 503) && this.bridges.length > 1) {
+      this._reattach(why);
+      return;
+    }
+    this._resumeFailed(gen, why);
+  }
+
+  // _resumeFailed starts a fresh session through the current bridge.
+  _resumeFailed(gen, why) {
+    if (gen !== this._resumeGen) return;
+    this._setFailover('fresh', `${why} — starting a new session`);
+    this._endSession();
+    this._later(0, () => this._connect());
   }
 
   // _setTrust records what the player knows of the device's identity, as
