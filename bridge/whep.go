@@ -29,6 +29,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/keylimit"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/signalwire"
+	"github.com/ersmesh/ersmesh/trust"
 )
 
 // Content types of WHEP bodies.
@@ -136,7 +137,7 @@ func (b *Bridge) writeWHEPError(w http.ResponseWriter, e *whepError) {
 // is enough.
 func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, Ersmesh-Signature, Ersmesh-Device, Ersmesh-Session, Ersmesh-Resume-Challenge")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After, Ersmesh-Signature, Ersmesh-Device, Ersmesh-Session, Ersmesh-Resume-Challenge, Ersmesh-Talkback, Ersmesh-Talkback-Reason")
 }
 
 // serveWHEP routes every /whep/ request.
@@ -176,7 +177,7 @@ func (b *Bridge) serveWHEP(w http.ResponseWriter, r *http.Request) {
 func (b *Bridge) whepOptions(w http.ResponseWriter, r *http.Request, p whepPath) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Ersmesh-Resume, Ersmesh-Resume-Proof")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Ersmesh-Resume, Ersmesh-Resume-Proof, "+trust.WHEPProofHeader)
 	h.Set("Access-Control-Max-Age", "600")
 	if p.session != "" {
 		h.Set("Accept-Patch", fragType)
@@ -283,6 +284,13 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.writeWHEPError(w, herr)
 		return
 	}
+	// The client's proof of a secret is the device's to check; the bridge
+	// only bounds it (it cannot tell a right one from a wrong one).
+	proof := r.Header.Get(trust.WHEPProofHeader)
+	if len(proof) > trust.MaxWHEPProof {
+		b.writeWHEPError(w, whepFail(http.StatusBadRequest, "%s longer than %d bytes", trust.WHEPProofHeader, trust.MaxWHEPProof))
+		return
+	}
 	var body string
 	var offer *sdpOffer
 	if resume == "" {
@@ -312,7 +320,7 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.whepResume(w, r, p, resume)
 		return
 	}
-	s, answer, herr := b.startWHEP(r.Context(), p, token, body, offer)
+	s, answer, herr := b.startWHEP(r.Context(), p, whepAuth{token, proof}, body, offer)
 	if herr != nil {
 		b.writeWHEPError(w, herr)
 		return
@@ -333,6 +341,14 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 		h.Set(whepSignatureHeader, answer.sig)
 		h.Set(whepDeviceHeader, s.device.String())
 	}
+	// What the device will do with the client's audio (talk back), when
+	// the client offered to send some to a stream that takes it.
+	if answer.talk != "" {
+		h.Set(whepTalkbackHeader, answer.talk)
+		if answer.talkReason != "" {
+			h.Set(whepTalkbackReasonHeader, answer.talkReason)
+		}
+	}
 	for _, l := range iceServerLinks(s.ice) {
 		h.Add("Link", l)
 	}
@@ -344,14 +360,23 @@ func (b *Bridge) whepPost(w http.ResponseWriter, r *http.Request, p whepPath) {
 const (
 	whepSignatureHeader = "Ersmesh-Signature"
 	whepDeviceHeader    = "Ersmesh-Device"
+	// The device's word on the client's audio: "ready" (it may talk) or
+	// "refused", with the reason.
+	whepTalkbackHeader       = "Ersmesh-Talkback"
+	whepTalkbackReasonHeader = "Ersmesh-Talkback-Reason"
 )
 
-// deviceAnswer is a device's answer to a WHEP client's offer.
-type deviceAnswer struct{ sdp, sig, sid string }
+// deviceAnswer is a device's answer to a WHEP client's offer, with what
+// the device said of the client's audio before it.
+type deviceAnswer struct{ sdp, sig, sid, talk, talkReason string }
+
+// whepAuth is what a WHEP client brings to prove itself to the device:
+// a bearer token and a proof of a secret (trust.WHEPProofHeader).
+type whepAuth struct{ token, proof string }
 
 // startWHEP joins the device with the client's offer and waits for the
 // answer; on success the session is in the table and its relay runs.
-func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, offer *sdpOffer) (*whepSession, deviceAnswer, *whepError) {
+func (b *Bridge) startWHEP(rctx context.Context, p whepPath, auth whepAuth, sdp string, offer *sdpOffer) (*whepSession, deviceAnswer, *whepError) {
 	ctx, cancel, conn, device, log, herr := b.dialWHEP(rctx, p)
 	if herr != nil {
 		return nil, deviceAnswer{}, herr
@@ -377,7 +402,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, token, sdp string, 
 	}
 	join := &signalwire.Message{
 		Kind: signalwire.KindJoin, Session: "whep-" + id[:8], Room: roomName, Stream: p.stream,
-		Transport: "srtp", Token: token, ICEServers: ice, ViewerOffers: true,
+		Transport: "srtp", Token: auth.token, SecretProof: auth.proof, ICEServers: ice, ViewerOffers: true,
 	}
 	// The offer follows the join at once: no round trip waits for the accept.
 	offerMsg := &signalwire.Message{Kind: signalwire.KindSignal, Type: "offer", Payload: payload}
@@ -466,6 +491,7 @@ func (b *Bridge) keepWHEP(s *whepSession) *whepError {
 // statuses.
 func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (deviceAnswer, *whepError) {
 	deadline, _ := ctx.Deadline()
+	var talk, talkReason string
 	for {
 		m, err := conn.Recv(time.Until(deadline))
 		if err != nil {
@@ -497,7 +523,12 @@ func awaitAnswer(ctx context.Context, conn *signalwire.Conn, roomName string) (d
 				if checkToken(sid, maxResumeSID) != nil {
 					sid = "" // not one a resume could name
 				}
-				return deviceAnswer{sd.SDP, sd.Signature, sid}, nil
+				return deviceAnswer{sd.SDP, sd.Signature, sid, talk, talkReason}, nil
+			case "talkback":
+				var tb struct{ State, Reason string }
+				if json.Unmarshal(m.Payload, &tb) == nil {
+					talk, talkReason = headerText(tb.State, 32), headerText(tb.Reason, 200)
+				}
 			case "offer":
 				// A device from before WHEP ignores viewerOffers and offers.
 				return deviceAnswer{}, whepFail(http.StatusServiceUnavailable, "the device of room %q does not answer offers (its software predates WHEP)", roomName)
@@ -727,4 +758,16 @@ func quoteHeader(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// headerText makes a device's words fit an HTTP header value: printable
+// ASCII only, at most n bytes.
+func headerText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+	return s[:min(len(s), n)]
 }

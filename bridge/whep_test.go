@@ -105,20 +105,41 @@ type whepClient struct {
 
 func newWHEPClient(t *testing.T) *whepClient {
 	t.Helper()
+	return newWHEPClientWith(t, webrtc.Configuration{}, nil)
+}
+
+// newWHEPClientWith is newWHEPClient with the PeerConnection's
+// configuration (a DTLS certificate) and, when mic is not nil, an audio
+// section that sends mic (sendrecv, as a player that talks back).
+func newWHEPClientWith(t *testing.T, conf webrtc.Configuration, mic webrtc.TrackLocal) *whepClient {
+	t.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	if mic == nil {
+		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	} else {
+		_, err = pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	c := &whepClient{pc: pc, packets: make(chan int, 1)}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			for { // the stream's own audio: read for the interceptors
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+			}
+		}
 		if tr.Codec().MimeType != webrtc.MimeTypeH264 {
 			t.Errorf("track codec %s, want H.264", tr.Codec().MimeType)
 		}

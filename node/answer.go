@@ -51,6 +51,15 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 		s.dev.addResumable(s)
 	}
 	sd.SDP = s.filterCandidates(sd.SDP)
+	if !s.mayTalk {
+		// pion would answer a section the viewer sends on with one that
+		// receives, track or not: the viewer is told in the answer
+		// itself that its audio is not taken.
+		var err error
+		if sd.SDP, err = viewerSendsNoAudio(sd.SDP); err != nil {
+			return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
+		}
+	}
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
 	}
@@ -82,6 +91,14 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	}
 	t.Stop()
 	desc := pc.LocalDescription() // with the candidates gathered so far
+	if s.talkSink() != nil && offerSendsAudio(viewerOffer) {
+		// Told before the answer, so the bridge can say it beside it.
+		if s.mayTalk {
+			s.tell(talkReady, "", "")
+		} else {
+			s.tell(talkRefused, "", s.talkWhy)
+		}
+	}
 	payload, err := s.signAnswer(viewerOffer, desc.SDP)
 	if err != nil {
 		return refuse(signalwire.CodeBadOffer, "%v", err)

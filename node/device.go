@@ -65,7 +65,11 @@ type Config struct {
 	// Talkback maps stream names to the sinks viewers may talk to
 	// (talkback.go); streams not in it have no talkback.
 	Talkback map[string]talkback.Sink
-	Logger   *slog.Logger
+	// TalkSecrets maps stream names to talk secrets: where a stream has
+	// one, only viewers who proved it may talk (the room secret alone
+	// does not do); elsewhere the room secret is what lets a viewer talk.
+	TalkSecrets map[string]string
+	Logger      *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -80,6 +84,7 @@ type Device struct {
 	protector  *mesh.Protector // keeps bridges with viewers from being trimmed
 	trust      trustCounters   // refusals on grounds of trust (trust.go)
 	proofs     *proofGuard     // backoff on wrong room-secret proofs (trust.go)
+	whepProofs proofMemory     // WHEP proofs used lately (whepauth.go)
 	ice        *icePolicy      // what bridges may make the device contact (icepolicy.go)
 
 	// ctl serialises the changes of rooms (StartRoom, StopRoom, Close)
@@ -164,6 +169,11 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for r, sec := range secrets {
 		d.warnWeakSecret(r, sec)
+	}
+	for st, sec := range cfg.TalkSecrets {
+		if weakSecret(sec) {
+			d.log.Warn("talk secret is short: a bridge that relayed one proof can test guesses offline; use ersmesh secret for a 128-bit one", "stream", st, "length", len(sec))
+		}
 	}
 	// The handler goes in before the rooms are published, so that no bridge
 	// that finds a room meets a device that does not answer yet.

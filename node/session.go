@@ -59,6 +59,13 @@ type session struct {
 	// fingerprint is the DTLS fingerprint the viewer proved the room
 	// secret for; its answer must carry it. "" for rooms without a secret.
 	fingerprint string
+	// mayTalk says the viewer proved what lets it talk (decideTalk);
+	// talkWhy is what a viewer that may not is told.
+	mayTalk bool
+	talkWhy string
+	// firstOffer is an answer-mode viewer's offer, read before the
+	// PeerConnection exists to check its proof (whepauth.go).
+	firstOffer *signalwire.Message
 	// gate holds the media of a room-secret session back until the DTLS
 	// certificate is checked (dtlsgate.go); nil without a secret.
 	gate *dtlsGate
@@ -112,11 +119,6 @@ func (s *session) run(join *signalwire.Message) {
 	}
 	s.log = s.log.With("session", join.Session, "room", join.Room, "stream", join.Stream)
 	stream, err := s.admit(join)
-	if err == nil && join.ViewerOffers && s.dev.secret(join.Room) != "" {
-		// A room secret is proven in a challenge and answer that WHEP has
-		// no room for; a bearer token would show the secret to the bridge.
-		err = refuse(signalwire.CodeUnauthorized, "room %q is protected by a room secret, which WHEP cannot prove; watch it with the ersmesh player", join.Room)
-	}
 	if err != nil {
 		s.log.Info("viewer refused", "reason", err)
 		s.conn.Send(&signalwire.Message{Kind: signalwire.KindReject, Reason: err.Error(), Code: refusalCode(err)})
@@ -164,10 +166,14 @@ func (s *session) run(join *signalwire.Message) {
 		s.dev.addResumable(s)
 	}
 	// No PeerConnection, and so no media, before the viewer is authorised.
-	s.fingerprint, err = s.authorize(join)
+	if join.ViewerOffers {
+		err = s.authorizeWHEP(join)
+	} else if s.fingerprint, err = s.authorize(join); err == nil {
+		s.decideTalk(s.fingerprint != "", false)
+	}
 	if err != nil {
 		s.log.Warn("viewer refused", "reason", err)
-		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error()})
+		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
 		s.conn.Close()
 		return
 	}
@@ -197,9 +203,15 @@ func (s *session) run(join *signalwire.Message) {
 	})()
 
 	if join.ViewerOffers {
-		// Answer mode (WHEP): the viewer's offer is the first signal; apply
-		// answers it. See answer.go.
+		// Answer mode (WHEP): the viewer's offer, read by authorizeWHEP,
+		// is answered first. See answer.go.
 		defer s.watchConnect(pc)()
+		if err := s.apply(pc, join, s.firstOffer); err != nil {
+			s.log.Warn("cannot answer the viewer's offer", "err", err)
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
+			s.conn.Close()
+			return
+		}
 	} else if err := s.offer(pc); err != nil {
 		s.log.Error("send offer", "err", err)
 		s.conn.Reset()
@@ -331,7 +343,11 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 			err = addTalkReceiver(pc)
 		}
 	} else {
-		s.note, s.detach, err = attachSRTP(pc, batch, stream, s.log, s.gate, sink != nil)
+		// An ERS viewer's offer always has the section that receives, so
+		// the device can tell a viewer who may not talk why in-band; a
+		// WHEP viewer's answer has one only when it may talk.
+		takeTalk := sink != nil && (!join.ViewerOffers || s.mayTalk)
+		s.note, s.detach, err = attachSRTP(pc, batch, stream, s.log, s.gate, takeTalk)
 	}
 	if err != nil {
 		pc.Close()

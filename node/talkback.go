@@ -34,6 +34,7 @@ const (
 	talkRefused  = "refused"  // the viewer may not talk (no room secret proven)
 	talkReleased = "released" // the viewer's spurt ended
 	talkFailed   = "failed"   // the sink could not be opened, or the codec is not Opus
+	talkReady    = "ready"    // (WHEP, before the answer) the viewer may talk
 )
 
 // talkCounters are the device's talkback counts, for metrics.
@@ -88,7 +89,6 @@ func (s *session) talk(tr *webrtc.TrackRemote, sink talkback.Sink) {
 	name := s.stat.Session // the viewer's id at its bridge: what others are told
 	s.mu.Unlock()
 	floor := s.dev.floor(s.stream)
-	proven := s.fingerprint != ""
 	opus := strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeOpus)
 	var spurt *talkback.Spurt
 	told := "" // what the viewer was last told in this spurt
@@ -129,10 +129,10 @@ func (s *session) talk(tr *webrtc.TrackRemote, sink talkback.Sink) {
 		case told != "" && told != talkBusy:
 			// Told already: dropped until the viewer pauses. A viewer
 			// told busy keeps asking, and gets the floor once it is free.
-		case !proven:
+		case !s.mayTalk:
 			s.dev.talk.refused.Add(1)
-			s.log.Info("talkback refused: the viewer did not prove the room secret")
-			s.tell(talkRefused, "", "only viewers who proved the room secret may talk to this camera")
+			s.log.Info("talkback refused", "reason", s.talkWhy)
+			s.tell(talkRefused, "", s.talkWhy)
 			told = talkRefused
 		case !opus:
 			s.tell(talkFailed, "", "talkback takes Opus audio only")

@@ -421,11 +421,10 @@ func TestTalkbackFloor(t *testing.T) {
 	}
 }
 
-// A WHEP client's sendrecv audio section is answered with one the device
-// receives on, but WHEP cannot prove a room secret (answer.go), so its
-// voice never reaches the command sink: a bridge holding a bearer token
-// must not be able to talk in a viewer's place.
-func TestTalkbackWHEPAnsweredNotHeard(t *testing.T) {
+// A WHEP client that proved no secret (whepauth.go) is told so before the
+// answer, its sendrecv audio section is answered with one the device does
+// not receive on, and its voice never reaches the command sink.
+func TestTalkbackWHEPWithoutProofNotHeard(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "heard.ogg")
 	sink, err := talkback.ParseSink("exec:tee " + out)
 	if err != nil {
@@ -449,12 +448,17 @@ func TestTalkbackWHEPAnsweredNotHeard(t *testing.T) {
 		t.Fatalf("join: got %+v, want accept", m)
 	}
 	m := recvSkippingPings(t, c, 5*time.Second)
+	var told struct{ State, Reason string }
+	if m.Type != "talkback" || json.Unmarshal(m.Payload, &told) != nil || told.State != talkRefused || !strings.Contains(told.Reason, "room secret") {
+		t.Fatalf("got %+v, want talkback refused", m)
+	}
+	m = recvSkippingPings(t, c, 5*time.Second)
 	var answer webrtc.SessionDescription
 	if m.Type != "answer" || json.Unmarshal(m.Payload, &answer) != nil {
 		t.Fatalf("got %+v, want the answer", m)
 	}
-	if talkMid(answer.SDP) == "" {
-		t.Fatalf("the answer has no audio section that receives:\n%s", answer.SDP)
+	if mid := talkMid(answer.SDP); mid != "" {
+		t.Fatalf("the answer's audio section %s receives:\n%s", mid, answer.SDP)
 	}
 	if err := pc.SetRemoteDescription(answer); err != nil {
 		t.Fatal(err)
@@ -472,7 +476,7 @@ func TestTalkbackWHEPAnsweredNotHeard(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("a WHEP viewer's audio reached the command sink")
 	}
-	if n := tm.dev.talk.refused.Load(); n != 1 {
-		t.Fatalf("%d refused spurts, want the WHEP viewer's one", n)
+	if n := tm.dev.talk.refused.Load(); n != 0 {
+		t.Fatalf("%d refused spurts: the device received audio it had refused in its answer", n)
 	}
 }

@@ -113,9 +113,11 @@ const (
 	refusedCertificate = "dtls_certificate" // the negotiated certificate is not the proven one
 	refusedICEServer   = "ice_server"       // a STUN/TURN URL naming a local or private address
 	refusedCandidate   = "ice_candidate"    // a trickled candidate naming one
+	refusedStale       = "stale_proof"      // a WHEP proof made too long ago (or ahead)
+	refusedReplay      = "replayed_proof"   // a WHEP proof used before
 )
 
-var refusedReasons = []string{refusedProof, refusedBackoff, refusedAnswer, refusedCertificate, refusedICEServer, refusedCandidate}
+var refusedReasons = []string{refusedProof, refusedBackoff, refusedAnswer, refusedCertificate, refusedICEServer, refusedCandidate, refusedStale, refusedReplay}
 
 // trustCounters counts refusals by reason; read by the metrics collector.
 type trustCounters struct {

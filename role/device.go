@@ -47,6 +47,7 @@ type DeviceConfig struct {
 	WebhookTimeout time.Duration
 	RoomSecrets    []string // ROOM=SECRET
 	Talkback       []string // STREAM=SINK (node/talkback.ParseSink)
+	TalkSecrets    []string // STREAM=SECRET
 	Limits         node.Limits
 	// PublishTimeout bounds the first publication of the rooms; default
 	// 30 s.
@@ -90,7 +91,8 @@ func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Webhook, "webhook", c.Webhook, "`URL` to POST device events to as JSON (webRTCStarted, webRTCPeerStreamStarted, ...)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long one webhook POST may take; events queued meanwhile beyond the queue are dropped")
 	listVar(fs, &c.RoomSecrets, "room-secret", "`ROOM=SECRET`: viewers of ROOM must prove they know SECRET (the player's #secret=); bridges never see it; make one with ersmesh secret (repeatable)")
-	listVar(fs, &c.Talkback, "talkback", "`STREAM=SINK`: viewers who proved the room secret may talk to STREAM's camera; SINK is file:PATH (an Ogg Opus file per talk spurt), exec:COMMAND ARGS (each spurt as Ogg Opus on the command's stdin, e.g. exec:ffmpeg -i - -f alsa default), pcm:RATE:COMMAND ARGS (each spurt as s16le mono PCM at RATE Hz, e.g. pcm:16000:aplay -f S16_LE -r 16000) or rtsp://CAMERA/PATH (the camera's ONVIF audio backchannel, G.711 transcoded by ffmpeg) (repeatable; default none)")
+	listVar(fs, &c.TalkSecrets, "talk-secret", "`STREAM=SECRET`: only viewers who prove SECRET (the player's #talk=) may talk to STREAM's camera; the room secret alone then lets them watch, not talk; make one with ersmesh secret (repeatable)")
+	listVar(fs, &c.Talkback, "talkback", "`STREAM=SINK`: viewers who proved the room secret (or the stream's --talk-secret) may talk to STREAM's camera; SINK is file:PATH (an Ogg Opus file per talk spurt), exec:COMMAND ARGS (each spurt as Ogg Opus on the command's stdin, e.g. exec:ffmpeg -i - -f alsa default), pcm:RATE:COMMAND ARGS (each spurt as s16le mono PCM at RATE Hz, e.g. pcm:16000:aplay -f S16_LE -r 16000) or rtsp://CAMERA/PATH (the camera's ONVIF audio backchannel, G.711 transcoded by ffmpeg) (repeatable; default none)")
 	fs.IntVar(&c.Limits.MaxStreamsPerPeer, "max-streams-per-bridge", c.Limits.MaxStreamsPerPeer, "signalling streams (viewers, joined or joining) one bridge may hold open")
 	fs.IntVar(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "signalling streams all bridges together may hold open")
 	fs.Float64Var(&c.Limits.StreamRate, "stream-rate", c.Limits.StreamRate, "new signalling streams per second from one bridge, after --stream-burst")
@@ -154,6 +156,17 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 		}
 		talk[st] = sink
 	}
+	talkSecrets := map[string]string{}
+	for _, f := range cfg.TalkSecrets {
+		st, sec, ok := strings.Cut(f, "=")
+		if !ok || st == "" || sec == "" {
+			return nil, keyErr("talk-secret", "%q: want STREAM=SECRET", f)
+		}
+		if talk[st] == nil {
+			return nil, keyErr("talk-secret", "stream %q has no --talkback sink", st)
+		}
+		talkSecrets[st] = sec
+	}
 	if len(cfg.Mesh.Bootstrap) == 0 {
 		return nil, keyErr("bootstrap", "required: the multiaddr of a bootstrap node (ersmesh bootstrap prints it)")
 	}
@@ -210,6 +223,7 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 		IncludeLoopback: cfg.LoopbackCandidates,
 		Secrets:         secrets,
 		Talkback:        talk,
+		TalkSecrets:     talkSecrets,
 		Limits:          cfg.Limits,
 		OnEvent:         onEvent,
 		Logger:          log,

@@ -42,6 +42,7 @@ const (
 	maxToken       = 1024
 	maxNonce       = 64
 	maxResumeKey   = 128
+	maxSecretProof = 256 // trust.MaxWHEPProof
 	maxReason      = 512
 	maxICEServers  = 16
 	maxICEURLs     = 8
@@ -81,6 +82,11 @@ type Message struct {
 	// Nonce is then its hash, so the device's signed offer binds it and no
 	// bridge can swap in a key of its own (package trust, resume.go).
 	ResumeKey string `json:"resumeKey,omitempty"`
+	// SecretProof is a WHEP client's proof of the room secret or the
+	// stream's talk secret (its Ersmesh-Secret-Proof header, package
+	// trust), relayed untouched: the device checks it against the DTLS
+	// fingerprint of the offer it answers.
+	SecretProof string `json:"secretProof,omitempty"`
 
 	// Signal: an ERS message; Payload is relayed untouched.
 	Type    string          `json:"type,omitempty"` // offer, answer, candidate, ...
@@ -153,6 +159,9 @@ func (m *Message) Validate() error {
 	}
 	if len(m.ResumeKey) > maxResumeKey {
 		return bad("resume key is longer than %d bytes", maxResumeKey)
+	}
+	if len(m.SecretProof) > maxSecretProof {
+		return bad("secret proof is longer than %d bytes", maxSecretProof)
 	}
 	if len(m.Token) > maxToken {
 		return bad("token is longer than %d bytes", maxToken)

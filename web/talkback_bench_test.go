@@ -14,6 +14,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/node/talkback"
 )
@@ -60,7 +61,7 @@ func (s *firstAudioSink) spurts() []time.Time {
 func BenchmarkTalkbackLatency(b *testing.B) {
 	dir := b.TempDir()
 	wav := filepath.Join(dir, "tone.wav")
-	toneWAV(b, wav, 10)
+	testutil.ToneWAV(b, wav, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	sink := &firstAudioSink{}

@@ -2,8 +2,6 @@ package talkback
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +14,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/conn"
 	"github.com/pion/rtp"
+
+	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // onvifCamera is an RTSP server that offers only an ONVIF audio
@@ -101,16 +101,8 @@ func (cam *onvifCamera) serve(nc net.Conn) {
 // TestRTSPSinkSpeaksThroughTheBackchannel: a second of a 1 kHz tone as Ogg
 // Opus reaches the camera as G.711 µ-law RTP whose decoded audio is the tone.
 func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ffmpeg is needed for the backchannel's transcoding")
-		}
-		t.Skip("no ffmpeg for the backchannel's transcoding (CI=true fails instead)")
-	}
-	ogg, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "libopus", "-f", "ogg", "pipe:1").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.NeedFFmpeg(t, "for the backchannel's transcoding")
+	ogg := testutil.ToneOgg(t, 1)
 	cam := newONVIFCamera(t)
 	sink, err := ParseSink("rtsp://" + cam.ln.Addr().String() + "/cam")
 	if err != nil {
@@ -157,46 +149,21 @@ func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := make([]float64, len(pcm)/2)
-	for i := range s {
-		s[i] = float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
-	}
+	s := testutil.PCMSamples(pcm)
 	mid := s[len(s)/4 : 3*len(s)/4]
-	if g := toneShare(mid, 8000, 1000); g < 0.5 {
+	if g := testutil.ToneShare(mid, 8000, 1000); g < 0.5 {
 		t.Fatalf("only %.2f of the camera's audio is at 1 kHz", g)
 	}
-	if g := toneShare(mid, 8000, 1500); g > 0.1 {
+	if g := testutil.ToneShare(mid, 8000, 1500); g > 0.1 {
 		t.Fatalf("%.2f of the camera's audio at 1.5 kHz: not the tone", g)
 	}
-}
-
-// toneShare is the share of the samples' energy at freq (Goertzel).
-func toneShare(x []float64, rate, freq float64) float64 {
-	k := 2 * math.Cos(2*math.Pi*freq/rate)
-	var s1, s2, e float64
-	for _, v := range x {
-		s1, s2 = v+k*s1-s2, s1
-		e += v * v
-	}
-	if e == 0 {
-		return 0
-	}
-	return 2 * (s1*s1 + s2*s2 - k*s1*s2) / (e * float64(len(x)))
 }
 
 // TestPCMCommandSink: a spurt reaches the command as 16 kHz s16le PCM that
 // is the tone sent.
 func TestPCMCommandSink(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ffmpeg is needed for the pcm sink")
-		}
-		t.Skip("no ffmpeg for the pcm sink (CI=true fails instead)")
-	}
-	ogg, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "libopus", "-f", "ogg", "pipe:1").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.NeedFFmpeg(t, "for the pcm sink")
+	ogg := testutil.ToneOgg(t, 1)
 	out := filepath.Join(t.TempDir(), "heard.raw")
 	sink, err := ParseSink("pcm:16000:tee " + out)
 	if err != nil {
@@ -216,14 +183,11 @@ func TestPCMCommandSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := make([]float64, len(pcm)/2)
-	for i := range s {
-		s[i] = float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
-	}
+	s := testutil.PCMSamples(pcm)
 	if len(s) < 15000 || len(s) > 17000 {
 		t.Fatalf("%d samples for a second at 16 kHz", len(s))
 	}
-	if g := toneShare(s[len(s)/4:3*len(s)/4], 16000, 1000); g < 0.5 {
+	if g := testutil.ToneShare(s[len(s)/4:3*len(s)/4], 16000, 1000); g < 0.5 {
 		t.Fatalf("only %.2f of the command's audio is at 1 kHz", g)
 	}
 }
