@@ -150,12 +150,32 @@ func BenchmarkViewersPerCore(b *testing.B) {
 	// srtp-unbatched is srtp with one system call per packet, as before
 	// udpbatch: the two side by side in one run give the batches' worth.
 	for _, transport := range []string{"srtp", "srtp-unbatched", "fmp4"} {
-		for _, n := range []int{20, 100, 200} {
+		for _, n := range benchViewerCounts(b) {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
 				benchViewersPerCore(b, transport, n)
 			})
 		}
 	}
+}
+
+// viewerCountsEnv overrides BenchmarkViewersPerCore's viewer counts, e.g.
+// "400" or "100,400".
+const viewerCountsEnv = "ERSMESH_BENCH_VIEWER_COUNTS"
+
+func benchViewerCounts(b *testing.B) []int {
+	env := os.Getenv(viewerCountsEnv)
+	if env == "" {
+		return []int{20, 100, 200}
+	}
+	var counts []int
+	for _, f := range strings.Split(env, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("%s=%q: want viewer counts separated by commas", viewerCountsEnv, env)
+		}
+		counts = append(counts, n)
+	}
+	return counts
 }
 
 func benchViewersPerCore(b *testing.B, transport string, n int) {
@@ -196,6 +216,20 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	answers := bufio.NewScanner(fromHelper)
 	answers.Buffer(nil, 1<<20)
 	enc := json.NewEncoder(toHelper)
+	// ask sends the viewers' process a line and returns its answer.
+	ask := func(q benchSDP) benchSDP {
+		if err := enc.Encode(q); err != nil {
+			b.Fatal(err)
+		}
+		if !answers.Scan() {
+			b.Fatalf("viewer process ended: %v", answers.Err())
+		}
+		var a benchSDP
+		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
 
 	var pcs []*webrtc.PeerConnection
 	var detaches []func()
@@ -235,15 +269,9 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		gather := webrtc.GatheringCompletePromise(pc)
 		pc.SetLocalDescription(offer)
 		<-gather
-		if err := enc.Encode(benchSDP{ID: i, SDP: pc.LocalDescription()}); err != nil {
-			b.Fatal(err)
-		}
-		if !answers.Scan() {
-			b.Fatalf("viewer process ended: %v", answers.Err())
-		}
-		var a benchSDP
-		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
-			b.Fatal(err)
+		a := ask(benchSDP{ID: i, SDP: pc.LocalDescription()})
+		if a.SDP == nil {
+			b.Fatalf("viewer process answered line %d without an SDP", i)
 		}
 		if err := pc.SetRemoteDescription(*a.SDP); err != nil {
 			b.Fatal(err)
@@ -261,19 +289,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	const window = 5 * time.Second
 	// What the viewers received, so that a device that sends less (a
 	// viewer starved into skipping frames, a broken batch) shows.
-	received := func() int64 {
-		if err := enc.Encode(benchSDP{ID: countReceived}); err != nil {
-			b.Fatal(err)
-		}
-		if !answers.Scan() {
-			b.Fatalf("viewer process ended: %v", answers.Err())
-		}
-		var a benchSDP
-		if err := json.Unmarshal(answers.Bytes(), &a); err != nil {
-			b.Fatal(err)
-		}
-		return a.Received
-	}
+	received := func() int64 { return ask(benchSDP{ID: countReceived}).Received }
 	b.ResetTimer()
 	for range b.N {
 		r0, t0 := received(), stream.Sent()
