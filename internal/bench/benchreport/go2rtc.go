@@ -11,20 +11,20 @@ import (
 func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 	d.f("\n## Side by side with go2rtc: fan-out and first frame\n\n")
 	if e == nil {
-		d.f("No results: run `go run ./cmd/ersmesh-bench go2rtc --out docs` (it builds go2rtc %s from its module on first use).\n\n", go2rtcbench.Version)
+		d.f("No results: run `go run ./cmd/ersmesh-bench go2rtc --out docs` (it builds go2rtc %s from its module on first use).\n", go2rtcbench.Version)
 		return
 	}
 	r := e.Result
 	d.f("Command: `%s` (results written %s, load average %s; machine as above)\n\n", e.Command, e.Machine.Date, e.Machine.LoadAvg)
-	d.f("One run, one stream, both servers: ffmpeg publishes a clip in a loop (`-re -stream_loop -1`, RTSP\n")
-	d.f("over TCP) into **go2rtc's own RTSP server**, and the ersmesh device reads it back from there as\n")
-	d.f("`rtsp://` (so go2rtc also spends, in every figure, what it takes to relay the stream to that one\n")
-	d.f("RTSP client). The clip: %s.\n\n", r.Clip)
+	d.f("One run, one stream, both servers. ffmpeg publishes a clip in a loop (`-re -stream_loop -1`,\n")
+	d.f("RTSP over TCP) to an RTSP server in the benchmark's process (gortsplib, which the device's own\n")
+	d.f("RTSP source uses too); go2rtc (`streams: cam: rtsp://...`) and the ersmesh device (`--stream\n")
+	d.f("cam=rtsp://...`) are both RTSP clients of it, as each would be of a camera. The clip: %s.\n\n", r.Clip)
 	d.f("go2rtc is `%s`, built from its module by the benchmark (`go mod download`, copied, its V4L2\n", r.Go2RTC)
 	d.f("generator `pkg/v4l2/device/videodev2_arch.c` removed, `go build` with its own go.mod: ersmesh's\n")
-	d.f("go.mod does not name it), configured with every listener on loopback and no STUN server. The\n")
-	d.f("ersmesh device runs as its own process (`ersmesh device --stream cam=rtsp://...`, built from this\n")
-	d.f("checkout); its bootstrap node and bridge run in the benchmark's process and only relay signalling.\n")
+	d.f("go.mod does not name it), every listener on loopback, no STUN server. The ersmesh device runs as\n")
+	d.f("its own process (`ersmesh device`, built from this checkout); its bootstrap node and bridge run in\n")
+	d.f("the benchmark's process and only relay signalling.\n")
 	procs := "as the machine gives (unset)"
 	if r.Procs > 0 {
 		procs = fmt.Sprint(r.Procs)
@@ -35,23 +35,36 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 	d.f("For each count N the N receivers join one server, settle, and that server's CPU time\n")
 	d.f("(`/proc/<pid>/stat`, utime + stime) is read over the measurement; then they leave and the other\n")
 	d.f("server is measured the same way (which goes first alternates from count to count). *Viewers per\n")
-	d.f("core* is N ÷ (CPU seconds ÷ wall seconds), the server's idle use included (go2rtc %.1f %% of a\n", r.Go2RTCIdle)
-	d.f("core, the device %.1f %%, with the stream flowing and no viewer). Each receiver counts the video\n", r.ErsmeshIdle)
-	d.f("frames (RTP marker bits) and packets it gets and the gaps in their sequence numbers: *fewest frames*\n")
-	d.f("is the worst receiver's count over the measurement, *lost* the share of video packets missing.\n\n")
-	d.f("| viewers | go2rtc viewers/core | ersmesh viewers/core | ersmesh ÷ go2rtc | go2rtc: kbit/s per viewer, fewest frames, lost | ersmesh: kbit/s per viewer, fewest frames, lost | load average after |\n")
-	d.f("|---|---|---|---|---|---|---|\n")
+	d.f("core* is N ÷ (CPU seconds ÷ wall seconds), the server's whole use included. With no viewer go2rtc\n")
+	d.f("closes its RTSP source and idles at %.1f %% of a core; the device keeps reading its camera and idles\n", r.Go2RTCIdle)
+	d.f("at %.1f %%.\n\n", r.ErsmeshIdle)
+	d.f("*Sent per viewer* is each server's own count of the media bytes it wrote to its viewers (RTP header\n")
+	d.f("and payload before SRTP: go2rtc's `bytes_send` of its WebRTC consumers in `/api/streams`, the\n")
+	d.f("device's `ersmesh_device_stream_sent_bytes_total` in `/metrics`) over the measurement. A server\n")
+	d.f("short of CPU falls behind or skips frames and so spends less per viewer; *counting only what was\n")
+	d.f("sent* scales viewers per core by sent ÷ what the same server sends one viewer alone (go2rtc %.0f,\n", r.Go2RTCOne.SentKbps)
+	d.f("the device %.0f kbit/s), so that neither is credited for what it did not send.\n\n", r.ErsmeshOne.SentKbps)
+	d.f("| viewers | go2rtc viewers/core | ersmesh viewers/core | ersmesh ÷ go2rtc | go2rtc sent per viewer | ersmesh sent per viewer | counting only what was sent: go2rtc | ersmesh | ersmesh ÷ go2rtc | load average after |\n")
+	d.f("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Steps {
 		g, m := go2rtcbench.PerCore(p.Go2RTC), go2rtcbench.PerCore(p.Ersmesh)
-		ratio := "–"
-		if g > 0 {
-			ratio = fmt.Sprintf("**%.2f**", m/g)
-		}
-		d.f("| %d | %.0f | %.0f | %s | %s | %s | %s |\n", p.Viewers, g, m, ratio, received(p.Go2RTC), received(p.Ersmesh), p.LoadAvg)
+		gf, mf := go2rtcbench.PerCoreFull(p.Go2RTC, r.Go2RTCOne), go2rtcbench.PerCoreFull(p.Ersmesh, r.ErsmeshOne)
+		d.f("| %d | %.0f | %.0f | %s | %.0f kbit/s | %.0f kbit/s | %.0f | %.0f | %s | %s |\n", p.Viewers, g, m, ratio(m, g),
+			p.Go2RTC.SentKbps, p.Ersmesh.SentKbps, gf, mf, ratio(mf, gf), p.LoadAvg)
 	}
 	if len(r.Steps) > 0 {
-		d.f("\nMeasured over %.0f s per server and count. The machine is shared: the ratio, measured\n", r.Steps[0].Go2RTC.Seconds)
-		d.f("minutes apart on the same machine, is the figure to quote, not the absolute counts.\n")
+		d.f("\nWhat the receivers got over the same measurements (received per viewer; the fewest video frames\n")
+		d.f("one receiver got, from the RTP marker bits; the share of video packets missing from the sequence\n")
+		d.f("numbers, which both servers number per viewer, so a skipped frame is not a gap: *lost* is loss\n")
+		d.f("between the server's socket and the receiver's, on a loaded machine mostly the receivers' socket\n")
+		d.f("buffers overflowing while the benchmark process waits for a core):\n\n")
+		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost |\n|---|---|---|\n")
+		for _, p := range r.Steps {
+			d.f("| %d | %s | %s |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh))
+		}
+		d.f("\nMeasured over %.0f s per server and count (%.0f frames of the clip). The machine is shared: the\n", r.Steps[0].Go2RTC.Seconds, 30*r.Steps[0].Go2RTC.Seconds)
+		d.f("ratios, both servers measured minutes apart on the same machine, are the figures to quote, not\n")
+		d.f("the absolute counts.\n")
 	}
 	if len(r.FirstFrame) > 0 {
 		d.f("\n### First frame\n\n")
@@ -72,5 +85,12 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 
 // received is what the receivers of one step got.
 func received(st devicebench.Step) string {
-	return fmt.Sprintf("%.0f, %d, %.2f %%", st.RxKbps, st.MinFrames, st.LostPercent)
+	return fmt.Sprintf("%.0f kbit/s, %d, %.2f %%", st.RxKbps, st.MinFrames, st.LostPercent)
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 || a <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("**%.2f**", a/b)
 }

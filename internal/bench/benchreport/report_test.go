@@ -42,11 +42,13 @@ func TestGenerate(t *testing.T) {
 	if err := Write(out, PlayerFile, "ersmesh-bench player", pl); err != nil {
 		t.Fatal(err)
 	}
-	step := func(n int, cpu float64) devicebench.Step {
-		return devicebench.Step{Viewers: n, CPUPercent: cpu, RxKbps: 2100, MinFrames: 300, LostPercent: 0.5}
+	step := func(n int, cpu, sent float64) devicebench.Step {
+		return devicebench.Step{Viewers: n, CPUPercent: cpu, RxKbps: 2100, MinFrames: 300, LostPercent: 0.5, SentKbps: sent}
 	}
 	g2 := &go2rtcbench.Result{Go2RTC: "github.com/AlexxIT/go2rtc@v1.9.9",
-		Steps:      []go2rtcbench.Pair{{Viewers: 100, Go2RTC: step(100, 40), Ersmesh: step(100, 20), LoadAvg: "3.00 2.00 1.00"}},
+		Go2RTCOne: step(1, 1, 2000), ErsmeshOne: step(1, 1, 2200),
+		// go2rtc sends all; the device half of the stream.
+		Steps:      []go2rtcbench.Pair{{Viewers: 100, Go2RTC: step(100, 40, 2000), Ersmesh: step(100, 20, 1100), LoadAvg: "3.00 2.00 1.00"}},
 		FirstFrame: []go2rtcbench.FirstFrame{{Player: "go2rtc (its webrtc.html)", Summary: benchstat.Summarize([]float64{1500, 1600, 1400})}},
 	}
 	if err := Write(out, Go2RTCFile, "ersmesh-bench go2rtc", g2); err != nil {
@@ -67,7 +69,9 @@ func TestGenerate(t *testing.T) {
 		"| cold | 2 | 700 ms |",
 		"![join to first frame](bench/player.png)",
 		// 100 viewers on 40 % of a core is 250 per core; on 20 %, 500.
-		"| 100 | 250 | 500 | **2.00** | 2100, 300, 0.50 % | 2100, 300, 0.50 % | 3.00 2.00 1.00 |",
+		// Counting only what was sent, the device's 500 is 250.
+		"| 100 | 250 | 500 | **2.00** | 2000 kbit/s | 1100 kbit/s | 250 | 250 | **1.00** | 3.00 2.00 1.00 |",
+		"| 100 | 2100 kbit/s, 300, 0.50 % | 2100 kbit/s, 300, 0.50 % |",
 		"| go2rtc (its webrtc.html) | 3 | 1500 ms | 1400 ms | 1600 ms |",
 		"Command: `ersmesh-bench go2rtc`",
 	} {

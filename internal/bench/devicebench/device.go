@@ -69,6 +69,11 @@ type Step struct {
 	MinFrames   int64   `json:"min_video_frames"`
 	LostPercent float64 `json:"video_lost_percent"`
 	Seconds     float64 `json:"seconds"` // the measurement's wall time
+	// SentKbps is what the server says it sent to each viewer, on
+	// average (RTP header and payload before SRTP), when it says
+	// (Target.Sent); a server that falls behind or drops frames for slow
+	// viewers sends less than the stream.
+	SentKbps float64 `json:"sent_kbps_per_viewer,omitempty"`
 }
 
 // Result of a run.
@@ -131,7 +136,7 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 			return nil, fmt.Errorf("%s with %d viewers: %w", what, n, err)
 		}
 		time.Sleep(cfg.Settle)
-		st := f.sample(cpuTime, rss, cfg.Measure, res.IdleCPUPercent)
+		st := f.sample(cpuTime, rss, nil, cfg.Measure, res.IdleCPUPercent)
 		res.Steps = append(res.Steps, st)
 		cfg.Progress("%s: %s", what, st)
 	}
@@ -139,8 +144,12 @@ func measure(ctx context.Context, cfg Config, what string, cpuTime func() time.D
 }
 
 func (st Step) String() string {
-	return fmt.Sprintf("%d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each, worst/best %.2f, fewest frames %d, %.2f %% video lost",
-		st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, st.RxShare, st.MinFrames, st.LostPercent)
+	sent := ""
+	if st.SentKbps > 0 {
+		sent = fmt.Sprintf(" (%.0f sent)", st.SentKbps)
+	}
+	return fmt.Sprintf("%d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each%s, worst/best %.2f, fewest frames %d, %.2f %% video lost",
+		st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, sent, st.RxShare, st.MinFrames, st.LostPercent)
 }
 
 // idle is the percentage of a core the system under test spends over d.
@@ -191,16 +200,25 @@ func (f *fleet) close() {
 }
 
 // sample measures the system under test's CPU over d with the fleet's
-// viewers, and what they received meanwhile.
-func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, d time.Duration, idlePercent float64) Step {
+// viewers, what they received meanwhile and, if sent is not nil, what the
+// system says it sent (bytes so far; negative when unknown).
+func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, sent func() int64, d time.Duration, idlePercent float64) Step {
 	rx0 := make([]Counts, len(f.viewers))
 	for i, v := range f.viewers {
 		rx0[i] = v.counts()
+	}
+	var s0 int64 = -1
+	if sent != nil {
+		s0 = sent()
 	}
 	c0, t0 := cpuTime(), time.Now()
 	time.Sleep(d)
 	secs := time.Since(t0).Seconds()
 	cpu := (cpuTime() - c0).Seconds() / secs
+	var s1 int64 = -1
+	if sent != nil {
+		s1 = sent()
+	}
 	n := len(f.viewers)
 	var total Counts
 	var least, most int64
@@ -220,6 +238,9 @@ func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, d time.
 	st := Step{Viewers: n, CPUPercent: 100 * cpu, RSSMiB: rss(), MinFrames: total.Frames, Seconds: secs}
 	if n > 0 {
 		st.RxKbps = float64(total.Bytes) * 8 / 1000 / secs / float64(n)
+		if s0 >= 0 && s1 >= s0 {
+			st.SentKbps = float64(s1-s0) * 8 / 1000 / secs / float64(n)
+		}
 		st.CPUPerViewer = 1000 * (cpu - idlePercent/100) / float64(n)
 	}
 	if most > 0 {

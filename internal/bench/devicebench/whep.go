@@ -21,6 +21,10 @@ type Target struct {
 	Name string
 	PID  int
 	WHEP string // the endpoint URL
+	// Sent, if set, reads the media bytes the server says it has sent
+	// to all its viewers so far (its own counters); negative if it
+	// cannot tell.
+	Sent func() int64
 }
 
 func (t Target) cpu() time.Duration { return benchproc.CPU(t.PID) }
@@ -44,7 +48,7 @@ func MeasureStep(ctx context.Context, api *webrtc.API, t Target, n int, settle, 
 	case <-ctx.Done():
 		return Step{}, ctx.Err()
 	}
-	return f.sample(t.cpu, t.rss, d, idlePercent), nil
+	return f.sample(t.cpu, t.rss, t.Sent, d, idlePercent), nil
 }
 
 // whepViewer is one WHEP client: a pion PeerConnection receiving video and

@@ -1,13 +1,18 @@
 package go2rtcbench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 
 	"github.com/ersmesh/ersmesh/bridge"
 	"github.com/ersmesh/ersmesh/bridge/limit"
@@ -26,6 +31,7 @@ type ersmeshSide struct {
 	boot   *role.Bootstrap
 	bridge *role.Bridge
 	device *benchproc.Child
+	ops    string // the device's /metrics and other ops endpoints, http://127.0.0.1:port
 }
 
 var loopback = []string{"/ip4/127.0.0.1/tcp/0"}
@@ -61,8 +67,13 @@ func startErsmesh(ctx context.Context, exe, rtspURL string, procs int) (_ *ersme
 	if err := s.bridge.Start(ctx); err != nil {
 		return nil, err
 	}
+	port, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	s.ops = fmt.Sprintf("http://127.0.0.1:%d", port[0])
 	args := []string{"device",
-		"--identity", "", "--state", "", "--ops", "",
+		"--identity", "", "--state", "", "--ops", strings.TrimPrefix(s.ops, "http://"),
 		"--listen", loopback[0], "--dht-server", "--reachability", "public", "--nat-traversal=false",
 		"--room", room, "--stream", streamName + "=" + rtspURL, "--loopback-candidates",
 		// One bridge brings every viewer.
@@ -80,6 +91,30 @@ func startErsmesh(ctx context.Context, exe, rtspURL string, procs int) (_ *ersme
 		return nil, fmt.Errorf("ersmesh device: %w", err)
 	}
 	return s, nil
+}
+
+// sentMetric is the device's count of media bytes sent to the stream's
+// viewers (RTP header and payload before SRTP, as go2rtc counts).
+const sentMetric = `ersmesh_device_stream_sent_bytes_total{stream="` + streamName + `"} `
+
+// sent reads sentMetric from the device's /metrics; -1 if it cannot.
+func (s *ersmeshSide) sent() int64 {
+	resp, err := http.Get(s.ops + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), sentMetric); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return -1
+			}
+			return int64(f)
+		}
+	}
+	return -1
 }
 
 func (s *ersmeshSide) whep() string { return s.bridge.URL() + "/whep/" + room + "/" + streamName }

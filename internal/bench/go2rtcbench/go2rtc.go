@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
@@ -22,26 +24,25 @@ const streamName = "cam"
 // go2rtcServer is a running go2rtc with its RTSP server, API and WebRTC.
 type go2rtcServer struct {
 	*benchproc.Child
-	api  string // http://127.0.0.1:port
-	rtsp string // rtsp://127.0.0.1:port/cam
-	log  string // its output
+	api string // http://127.0.0.1:port
+	log string // its output
 }
 
 // startGo2RTC runs bin with a config of its own in dir: every listener on
-// loopback, no STUN (the receivers are on this machine), one stream fed by
-// whoever publishes to its RTSP path.
-func startGo2RTC(ctx context.Context, bin, dir string, procs int) (*go2rtcServer, error) {
-	ports, err := freePorts(3)
+// loopback, no STUN (the receivers are on this machine), one stream read
+// from source, which go2rtc opens when its first viewer comes.
+func startGo2RTC(ctx context.Context, bin, dir, source string, procs int) (*go2rtcServer, error) {
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
 	conf := fmt.Sprintf(`api:
   listen: "127.0.0.1:%d"
-rtsp:
-  listen: "127.0.0.1:%d"
 webrtc:
   listen: "127.0.0.1:%d"
   ice_servers: []
+rtsp:
+  listen: ""
 rtmp:
   listen: ""
 srtp:
@@ -49,8 +50,8 @@ srtp:
 log:
   level: warn
 streams:
-  %s:
-`, ports[0], ports[1], ports[2], streamName)
+  %s: %s
+`, ports[0], ports[1], streamName, source)
 	path := filepath.Join(dir, "go2rtc.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -70,8 +71,7 @@ streams:
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start go2rtc: %w", err)
 	}
-	s := &go2rtcServer{Child: benchproc.Watch(cmd), api: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		rtsp: fmt.Sprintf("rtsp://127.0.0.1:%d/%s", ports[1], streamName), log: logPath}
+	s := &go2rtcServer{Child: benchproc.Watch(cmd), api: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), log: logPath}
 	if err := s.waitAPI(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -138,34 +138,32 @@ func (s *go2rtcServer) waitAPI(ctx context.Context) error {
 	}
 }
 
-// waitProducer returns once go2rtc has received media from its publisher.
-func (s *go2rtcServer) waitProducer(ctx context.Context) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var streams map[string]struct {
-			Producers []struct {
-				BytesRecv int64 `json:"bytes_recv"`
-			} `json:"producers"`
-		}
-		resp, err := http.Get(s.api + "/api/streams")
-		if err == nil {
-			err = json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&streams)
-			resp.Body.Close()
-			for _, p := range streams[streamName].Producers {
-				if p.BytesRecv > 0 {
-					return nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no media reached go2rtc's stream %q within 20 s (%v)\n%s", streamName, err, s.tail())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+// sent is the bytes go2rtc's WebRTC consumers of the stream have sent so
+// far (its own count: RTP header and payload of every packet written),
+// or -1 if its API does not answer.
+func (s *go2rtcServer) sent() int64 {
+	var streams map[string]struct {
+		Consumers []struct {
+			Format string `json:"format_name"`
+			Sent   int64  `json:"bytes_send"`
+		} `json:"consumers"`
+	}
+	resp, err := http.Get(s.api + "/api/streams")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	// With hundreds of consumers, each with its SDP, the list is large.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&streams); err != nil {
+		return -1
+	}
+	var n int64
+	for _, c := range streams[streamName].Consumers {
+		if strings.HasPrefix(c.Format, "webrtc") {
+			n += c.Sent
 		}
 	}
+	return n
 }
 
 func (s *go2rtcServer) tail() string {

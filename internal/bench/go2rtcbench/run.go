@@ -58,7 +58,11 @@ type Result struct {
 	// in percent of one core.
 	Go2RTCIdle  float64 `json:"go2rtc_idle_cpu_percent"`
 	ErsmeshIdle float64 `json:"ersmesh_idle_cpu_percent"`
-	Steps       []Pair  `json:"steps"`
+	// One viewer of each, measured first: the full stream as each server
+	// sends it.
+	Go2RTCOne  devicebench.Step `json:"go2rtc_one_viewer"`
+	ErsmeshOne devicebench.Step `json:"ersmesh_one_viewer"`
+	Steps      []Pair           `json:"steps"`
 	// FirstFrame: go2rtc's page, the ersmesh player on fmp4, on srtp.
 	FirstFrame []FirstFrame `json:"first_frame"`
 }
@@ -78,6 +82,18 @@ func PerCore(st devicebench.Step) float64 {
 		return 0
 	}
 	return float64(st.Viewers) / (st.CPUPercent / 100)
+}
+
+// PerCoreFull is PerCore counting only what the server sent: viewers ×
+// (sent per viewer ÷ what it sends one viewer alone) per core. A server
+// that falls behind real time or skips frames for viewers it cannot
+// serve in time spends less CPU on them; this does not credit it for
+// that. 0 without sent counts.
+func PerCoreFull(st, one devicebench.Step) float64 {
+	if one.SentKbps <= 0 || st.SentKbps <= 0 {
+		return 0
+	}
+	return PerCore(st) * min(1, st.SentKbps/one.SentKbps)
 }
 
 // FirstFrame is navigation start to first presented frame, in ms of the
@@ -117,41 +133,51 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	g2, err := startGo2RTC(ctx, bin, dir, cfg.Procs)
+	rtspServer, source, err := startRelay()
 	if err != nil {
 		return nil, err
 	}
-	defer g2.Stop()
+	defer rtspServer.close()
 	fctx, stopFeed := context.WithCancel(ctx)
-	fed, err := feed(fctx, clip, g2.rtsp, dir)
+	fed, err := feed(fctx, clip, source, dir)
 	if err != nil {
 		stopFeed()
 		return nil, err
 	}
 	defer func() { stopFeed(); <-fed }()
-	if err := g2.waitProducer(ctx); err != nil {
+	if err := rtspServer.waitPublisher(ctx); err != nil {
 		return nil, err
 	}
-	es, err := startErsmesh(ctx, exe, g2.rtsp, cfg.Procs)
+	g2, err := startGo2RTC(ctx, bin, dir, source, cfg.Procs)
+	if err != nil {
+		return nil, err
+	}
+	defer g2.Stop()
+	es, err := startErsmesh(ctx, exe, source, cfg.Procs)
 	if err != nil {
 		return nil, err
 	}
 	defer es.stop()
-	cfg.Progress("go2rtc: go2rtc %s (pid %d) and the ersmesh device (pid %d) read %s", Version, g2.PID(), es.device.PID(), g2.rtsp)
+	cfg.Progress("go2rtc: go2rtc %s (pid %d) and the ersmesh device (pid %d) read %s", Version, g2.PID(), es.device.PID(), source)
 
 	res := &Result{Go2RTC: Module + "@" + Version, Clip: ClipDesc, Procs: cfg.Procs}
 	targets := []devicebench.Target{
-		{Name: "go2rtc", PID: g2.PID(), WHEP: g2.whep()},
-		{Name: "ersmesh", PID: es.device.PID(), WHEP: es.whep()},
+		{Name: "go2rtc", PID: g2.PID(), WHEP: g2.whep(), Sent: g2.sent},
+		{Name: "ersmesh", PID: es.device.PID(), WHEP: es.whep(), Sent: es.sent},
 	}
-	// One viewer of each first, so both have their stream open (the
-	// device opens its RTSP source at start, go2rtc its consumers on
-	// demand), then the idle use of each with the stream flowing.
+	// One viewer of each first: it opens the stream where that is done
+	// on demand, and what the server sends it is the stream's full rate
+	// from that server, which the sent rates of the steps are held
+	// against. Then the idle use of each with the stream flowing.
 	api := webrtc.NewAPI()
-	for _, t := range targets {
-		if _, err := devicebench.MeasureStep(ctx, api, t, 1, 0, 0, 0); err != nil {
+	full := []*devicebench.Step{&res.Go2RTCOne, &res.ErsmeshOne}
+	for i, t := range targets {
+		st, err := devicebench.MeasureStep(ctx, api, t, 1, cfg.Settle, cfg.Measure, 0)
+		if err != nil {
 			return nil, err
 		}
+		*full[i] = st
+		cfg.Progress("go2rtc: %s: %s", t.Name, st)
 	}
 	time.Sleep(cfg.Settle)
 	res.Go2RTCIdle = devicebench.Idle(targets[0], cfg.Measure)
