@@ -83,7 +83,10 @@ const fanoutChildEnv = "ERSMESH_FANOUT_CORES_CHILD"
 // that cannot use them fails instead of being excused. Two goroutines
 // spinning just before and just after each attempt show whether the
 // cores were there: an attempt under 1.2 cores without them counts for
-// nothing and is tried again; two that had them fail the test. With
+// nothing and is tried again; three that had them fail the test (one above
+// 1.2 passes it: one goroutine cannot get there however busy the machine,
+// while a shared machine may deny a parallel fan-out its cores for an
+// attempt even after two spinning goroutines got them). With
 // CI=true a machine that never had them fails the test too; elsewhere it
 // skips, saying so.
 func TestFanoutUsesEveryCore(t *testing.T) {
@@ -154,7 +157,7 @@ func raisePriority() string {
 
 func measureFanout(t *testing.T) {
 	s := newTestStream(t)
-	const viewers = 8
+	const viewers = 16
 	var packets atomic.Int64
 	var vs []*RTPViewer
 	for i := range viewers {
@@ -191,8 +194,8 @@ func measureFanout(t *testing.T) {
 	// be told from the writers'.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	const attempts = 4
-	counted, best, free := 0, 0.0, 0.0
+	const attempts = 6
+	counted, best, most, free := 0, 0.0, 0.0, 0.0
 	for range attempts {
 		before := coresFree(2, 150*time.Millisecond)
 		c0, f0, g0, p0, w0 := processCPU(), threadCPU(), gcCPU(), packets.Load(), time.Now()
@@ -213,6 +216,7 @@ func measureFanout(t *testing.T) {
 		free = max(free, min(before, after))
 		t.Logf("fan-out of %d viewers: %.2f cores (feeder %.2f, GC %.2f; %d packets written); two spinning goroutines got %.2f and %.2f cores",
 			viewers, used, feeder/wall, gc/wall, written, before, after)
+		most = max(most, used)
 		// One goroutine's writes cannot take more than one core: more
 		// shows the fan-out on several, however busy the machine.
 		if used > 1.2 {
@@ -223,14 +227,14 @@ func measureFanout(t *testing.T) {
 		}
 		counted++
 		best = max(best, used)
-		if counted == 2 {
+		if counted == 3 {
 			break
 		}
 	}
 	if counted > 0 {
 		t.Fatalf("with two cores free the fan-out used %.2f cores, want more than 1.2 (one goroutine's is at most 1.0)", best)
 	}
-	msg := fmt.Sprintf("the machine's cores were busy in all %d attempts: two spinning goroutines got at most %.2f cores, so the fan-out's use cannot be told", attempts, free)
+	msg := fmt.Sprintf("the machine's cores were busy in all %d attempts: two spinning goroutines got at most %.2f cores, the fan-out %.2f, so its use of several cannot be told", attempts, free, most)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg + " (CI=true: the test must run)")
 	}
