@@ -16,6 +16,7 @@ import (
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/talkback"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 	"github.com/ersmesh/ersmesh/room"
 	"github.com/ersmesh/ersmesh/signalwire"
 )
@@ -77,8 +78,9 @@ type Device struct {
 	cfg        Config
 	log        *slog.Logger
 	api        *peerAPI
-	apiRestart *peerAPI       // for viewers that can ask for ICE restarts: a longer ICE failed timeout
-	key        crypto.PrivKey // signs offers (package trust)
+	apiRestart *peerAPI           // for viewers that can ask for ICE restarts: a longer ICE failed timeout
+	batches    *udpbatch.Counters // both APIs' PeerConnections' batched sends, for the metrics
+	key        crypto.PrivKey     // signs offers (package trust)
 	publisher  *mesh.Publisher
 	guard      *streamGuard    // admits signalling streams (limits.go)
 	protector  *mesh.Protector // keeps bridges with viewers from being trimmed
@@ -162,7 +164,9 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session), floors: map[string]*talkback.Floor{},
+	batches := &udpbatch.Counters{}
+	api.batches, apiRestart.batches = batches, batches
+	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, batches: batches, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session), floors: map[string]*talkback.Floor{},
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.starting = make(map[string]*roomStart)

@@ -17,6 +17,13 @@ var framesDesc = prometheus.NewDesc("ersmesh_device_stream_frames_total",
 	[]string{"stream"}, nil)
 
 var (
+	batchedDesc = prometheus.NewDesc("ersmesh_device_udp_batched_datagrams_total",
+		"UDP datagrams the viewers' PeerConnections sent in batches (an srtp viewer's frame, the packets one NACK asks for).", nil, nil)
+	batchSendsDesc = prometheus.NewDesc("ersmesh_device_udp_batch_sends_total",
+		"System calls (sendmmsg, each message possibly a UDP GSO run) that sent the batched datagrams.", nil, nil)
+)
+
+var (
 	streamsDesc = prometheus.NewDesc("ersmesh_device_signalling_streams",
 		"Signalling streams from bridges open now, joining or serving.", nil, nil)
 	refusedDesc = prometheus.NewDesc("ersmesh_device_signalling_streams_refused_total",
@@ -45,6 +52,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- unconnectedDesc
 	ch <- trustRefusedDesc
 	ch <- talkbackDesc
+	ch <- batchedDesc
+	ch <- batchSendsDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -77,6 +86,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.spurts.Load()), "started")
 	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.refused.Load()), "refused")
 	ch <- prometheus.MustNewConstMetric(talkbackDesc, prometheus.CounterValue, float64(c.d.talk.busy.Load()), "busy")
+	datagrams, sends := c.d.batches.Load()
+	ch <- prometheus.MustNewConstMetric(batchedDesc, prometheus.CounterValue, float64(datagrams))
+	ch <- prometheus.MustNewConstMetric(batchSendsDesc, prometheus.CounterValue, float64(sends))
 }
 
 // RegisterMetrics exposes the device's viewers, its streams and its

@@ -59,13 +59,14 @@ func fmp4Note(st *media.Stream) string {
 // copies the MediaEngine and builds the interceptors per PeerConnection
 // anyway, so an API per PeerConnection costs a few small structs.
 type peerAPI struct {
-	m  *webrtc.MediaEngine
-	se webrtc.SettingEngine
+	m       *webrtc.MediaEngine
+	se      webrtc.SettingEngine
+	batches *udpbatch.Counters // the device's, for its metrics; nil: none
 }
 
 // NewPeerConnection makes a PeerConnection and returns its sockets' Net.
 func (a *peerAPI) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, *udpbatch.Net, error) {
-	n, err := udpbatch.New(nil)
+	n, err := udpbatch.New(nil, a.batches)
 	if err != nil {
 		return nil, nil, fmt.Errorf("network interfaces: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 func BenchmarkSend(b *testing.B) {
 	for _, mode := range []string{"sendto", "sendmmsg", "gso"} {
 		b.Run(mode, func(b *testing.B) {
-			n, err := New(nil)
+			n, err := New(nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

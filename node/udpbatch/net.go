@@ -39,22 +39,36 @@ type Net struct {
 	mu    sync.Mutex // guards conns
 	conns []*Conn
 
-	datagrams, calls atomic.Uint64 // sent in batches, and the system calls that sent them
+	own   Counters
+	total *Counters // the device's, or nil
+}
+
+// Counters count datagrams sent in batches and the system calls that sent
+// them: their ratio is what batching saved.
+type Counters struct{ datagrams, calls atomic.Uint64 }
+
+// Load reads the counters.
+func (c *Counters) Load() (datagrams, syscalls uint64) { return c.datagrams.Load(), c.calls.Load() }
+
+func (c *Counters) add(datagrams, calls uint64) {
+	c.datagrams.Add(datagrams)
+	c.calls.Add(calls)
 }
 
 // Stats counts the datagrams the Net's sockets sent from a queue and the
-// system calls that took them: their ratio is what batching saved.
-func (n *Net) Stats() (datagrams, syscalls uint64) { return n.datagrams.Load(), n.calls.Load() }
+// system calls that took them.
+func (n *Net) Stats() (datagrams, syscalls uint64) { return n.own.Load() }
 
-// New wraps base (nil: the operating system's network).
-func New(base transport.Net) (*Net, error) {
+// New wraps base (nil: the operating system's network). A non-nil total
+// counts the Net's batches too (a device's, over all its PeerConnections).
+func New(base transport.Net, total *Counters) (*Net, error) {
 	if base == nil {
 		var err error
 		if base, err = stdnet.NewNet(); err != nil {
 			return nil, err
 		}
 	}
-	return &Net{Net: base}, nil
+	return &Net{Net: base, total: total}, nil
 }
 
 // Hold queues what the Net's sockets send from now until Flush.
@@ -262,9 +276,10 @@ func (c *Conn) flush() {
 func (c *Conn) send(q *queue) {
 	gso := c.gso.Load()
 	q.build(gso)
+	var calls uint64
 	for k, tries := 0, 0; k < len(q.msgs) && tries <= 2*len(q.msgs); tries++ {
 		n, err := c.batch.WriteBatch(q.msgs[k:], 0)
-		c.n.calls.Add(1)
+		calls++
 		k += n
 		if err == nil || k >= len(q.msgs) {
 			continue
@@ -281,7 +296,10 @@ func (c *Conn) send(q *queue) {
 		}
 		k++ // this datagram is lost
 	}
-	c.n.datagrams.Add(uint64(len(q.pkts)))
+	c.n.own.add(uint64(len(q.pkts)), calls)
+	if c.n.total != nil {
+		c.n.total.add(uint64(len(q.pkts)), calls)
+	}
 	for i := range q.pkts {
 		bufs.Put(q.pkts[i].b)
 		q.pkts[i] = pkt{}

@@ -34,14 +34,18 @@ func (c *countingBatch) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	return n, err
 }
 
-// testConn is a Conn of a new Net on loopback, its sends counted.
+// testConn is a Conn of a new Net on IPv4 loopback, its sends counted.
 func testConn(t *testing.T) (*Net, *Conn, *countingBatch) {
+	return testConnOn(t, "udp4", net.IPv4(127, 0, 0, 1))
+}
+
+func testConnOn(t *testing.T, network string, ip net.IP) (*Net, *Conn, *countingBatch) {
 	t.Helper()
-	n, err := New(nil)
+	n, err := New(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	uc, err := n.ListenUDP(network, &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +68,12 @@ type receiver struct {
 }
 
 func newReceiver(t *testing.T) *receiver {
+	return newReceiverOn(t, "udp4", net.IPv4(127, 0, 0, 1))
+}
+
+func newReceiverOn(t *testing.T, network string, ip net.IP) *receiver {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +328,7 @@ func TestClosedConnRefusesHeldSends(t *testing.T) {
 // browsers' .local candidates) needs the operating system's own socket
 // for its multicast group: the Net does not wrap a multicast socket.
 func TestMulticastSocketsAreLeftAlone(t *testing.T) {
-	n, err := New(nil)
+	n, err := New(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,4 +365,32 @@ func TestOverlappingHolds(t *testing.T) {
 	a.wait(t, 2)
 	c.WriteToAddrPort(datagram(3, 100), a.addr())
 	a.wait(t, 3) // no hold left: at once
+}
+
+// TestIPv6SendsInOneBatch: an IPv6 socket batches as an IPv4 one does
+// (pion gathers both families), GSO runs included.
+func TestIPv6SendsInOneBatch(t *testing.T) {
+	probe, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback (::1) on this machine: %v", err)
+	}
+	probe.Close()
+	n, c, cb := testConnOn(t, "udp6", net.IPv6loopback)
+	a := newReceiverOn(t, "udp6", net.IPv6loopback)
+	n.Hold()
+	for i := range 20 {
+		c.WriteToAddrPort(datagram(i, 1100), a.addr())
+	}
+	n.Flush()
+	for i, d := range a.wait(t, 20) {
+		if !bytes.Equal(d, datagram(i, 1100)) {
+			t.Fatalf("datagram %d differs", i)
+		}
+	}
+	if cb.calls.Load() != 1 {
+		t.Fatalf("%d system calls for one batch, want 1", cb.calls.Load())
+	}
+	if c.gso.Load() && cb.messages.Load() != 1 {
+		t.Fatalf("%d messages with GSO on, want one run", cb.messages.Load())
+	}
 }
