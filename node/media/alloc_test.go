@@ -11,6 +11,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 )
 
 // frozenConn is a receiver's UDP socket that can stop being read: from
@@ -87,6 +89,14 @@ func (c *frozenConn) Close() error {
 // up as the device sets them up (RegisterInterceptors), to a receiving
 // PeerConnection on loopback whose socket the returned conn can freeze.
 func connectViewer(t *testing.T, v *RTPViewer) (*frozenConn, *webrtc.PeerConnection) {
+	conn, viewer, _ := connectViewerBatched(t, v, false)
+	return conn, viewer
+}
+
+// connectViewerBatched is connectViewer, with batched the device
+// PeerConnection's sockets a udpbatch.Net as the device's are (node's
+// peerAPI), its NACK responder and v's writer holding it.
+func connectViewerBatched(t *testing.T, v *RTPViewer, batched bool) (*frozenConn, *webrtc.PeerConnection, *udpbatch.Net) {
 	t.Helper()
 	loopback := func(se *webrtc.SettingEngine) {
 		se.SetIncludeLoopbackCandidate(true)
@@ -97,11 +107,25 @@ func connectViewer(t *testing.T, v *RTPViewer) (*frozenConn, *webrtc.PeerConnect
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	RegisterFeedback(m)
+	var batch *udpbatch.Net
+	var se webrtc.SettingEngine
+	if batched {
+		var err error
+		if batch, err = udpbatch.New(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		se.SetNet(batch)
+		v.SetSendBatch(batch)
+	}
 	ir := &interceptor.Registry{}
-	if err := RegisterInterceptors(m, ir); err != nil {
+	var sb SendBatch
+	if batch != nil {
+		sb = batch
+	}
+	if err := AddInterceptors(ir, sb); err != nil {
 		t.Fatal(err)
 	}
-	var se webrtc.SettingEngine
 	loopback(&se)
 	device, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -176,53 +200,71 @@ func connectViewer(t *testing.T, v *RTPViewer) (*frozenConn, *webrtc.PeerConnect
 	case <-time.After(20 * time.Second):
 		t.Fatal("the viewer did not connect")
 	}
-	return conn, viewer
+	return conn, viewer, batch
 }
 
 // TestSRTPSendAllocatesNothing: sending a frame to an srtp viewer (RTP
 // header, NACK history, RTCP report counters, SRTP, the socket) allocates
-// nothing per packet, through a real PeerConnection.
+// nothing per packet, through a real PeerConnection: with plain sockets, and
+// with the device's batching ones (udpbatch: the queue, sendmmsg and GSO).
 func TestSRTPSendAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items); .ci/run runs this test without it")
 	}
-	s := newTestStream(t)
-	v, err := s.SubscribeRTP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, _ := connectViewer(t, v)
-	// Frames until SRTP is up and the GOP burst has gone out.
-	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; !v.video.live.Load(); i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("no packet went out in 20 s")
-		}
-		feed(s, i, 1)
-		time.Sleep(10 * time.Millisecond)
-	}
-	// The writer goroutine ends here, so that this one may send.
-	s.UnsubscribeRTP(v)
-	conn.frozen.Store(true)
-	s.mu.Lock()
-	key := s.gop.usable()[0]
-	s.mu.Unlock()
-	if len(key.RTP) < 5 {
-		t.Fatalf("keyframe of %d packets; want a large one", len(key.RTP))
-	}
-	before := v.s.Sent()
-	ts := v.lastTS
-	allocs := testing.AllocsPerRun(50, func() {
-		ts += 3000
-		if !v.send(key, ts) {
-			t.Fatal("send failed")
-		}
-	})
-	if v.s.Sent() == before || v.errs > 0 {
-		t.Fatalf("nothing was sent (%d errors)", v.errs)
-	}
-	t.Logf("%.0f allocations per frame of %d packets", allocs, len(key.RTP))
-	if allocs != 0 {
-		t.Fatalf("%.0f allocations per frame of %d packets, want none", allocs, len(key.RTP))
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "batched"}[batched], func(t *testing.T) {
+			s := newTestStream(t)
+			v, err := s.SubscribeRTP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, _, batch := connectViewerBatched(t, v, batched)
+			// Frames until SRTP is up and the GOP burst has gone out.
+			deadline := time.Now().Add(20 * time.Second)
+			for i := 0; !v.video.live.Load(); i++ {
+				if time.Now().After(deadline) {
+					t.Fatal("no packet went out in 20 s")
+				}
+				feed(s, i, 1)
+				time.Sleep(10 * time.Millisecond)
+			}
+			// The writer goroutine ends here, so that this one may send.
+			s.UnsubscribeRTP(v)
+			conn.frozen.Store(true)
+			s.mu.Lock()
+			key := s.gop.usable()[0]
+			s.mu.Unlock()
+			if len(key.RTP) < 5 {
+				t.Fatalf("keyframe of %d packets; want a large one", len(key.RTP))
+			}
+			before := v.s.Sent()
+			var batched0 uint64
+			if batch != nil {
+				batched0, _ = batch.Stats()
+			}
+			ts := v.lastTS
+			allocs := testing.AllocsPerRun(50, func() {
+				ts += 3000
+				if batch != nil {
+					batch.Hold()
+					defer batch.Flush()
+				}
+				if !v.send(key, ts) {
+					t.Fatal("send failed")
+				}
+			})
+			if v.s.Sent() == before || v.errs > 0 {
+				t.Fatalf("nothing was sent (%d errors)", v.errs)
+			}
+			if batch != nil {
+				if n, _ := batch.Stats(); n-batched0 < uint64(50*len(key.RTP)) {
+					t.Fatalf("%d datagrams went through the batches, want the %d sent", n-batched0, 50*len(key.RTP))
+				}
+			}
+			t.Logf("%.0f allocations per frame of %d packets", allocs, len(key.RTP))
+			if allocs != 0 {
+				t.Fatalf("%.0f allocations per frame of %d packets, want none", allocs, len(key.RTP))
+			}
+		})
 	}
 }
