@@ -91,6 +91,9 @@ type Challenge struct {
 type Auth struct {
 	Fingerprint string `json:"fingerprint"`
 	Proof       string `json:"proof"`
+	// TalkProof is the same MAC keyed with the stream's talk secret, when
+	// the player has one and the challenge says the stream takes it.
+	TalkProof string `json:"talkProof,omitempty"`
 }
 
 // ResumeProof is the payload of a player's answer to a resume challenge:

@@ -168,8 +168,11 @@ func (s *session) run(join *signalwire.Message) {
 	// No PeerConnection, and so no media, before the viewer is authorised.
 	if join.ViewerOffers {
 		err = s.authorizeWHEP(join)
-	} else if s.fingerprint, err = s.authorize(join); err == nil {
-		s.decideTalk(s.fingerprint != "", false)
+	} else {
+		var talk bool
+		if s.fingerprint, talk, err = s.authorize(join); err == nil {
+			s.decideTalk(s.dev.secret(join.Room) != "" && s.fingerprint != "", talk)
+		}
 	}
 	if err != nil {
 		s.log.Warn("viewer refused", "reason", err)

@@ -101,6 +101,12 @@ type talker struct {
 // its answer carries that fingerprint.
 func newTalker(t *testing.T, tm *testMesh, session, transport, stream, secret, proveFP string) *talker {
 	t.Helper()
+	return newTalkerWith(t, tm, session, transport, stream, secret, "", proveFP)
+}
+
+// newTalkerWith is newTalker that also proves talkSecret when not "".
+func newTalkerWith(t *testing.T, tm *testMesh, session, transport, stream, secret, talkSecret, proveFP string) *talker {
+	t.Helper()
 	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport, Nonce: "n-" + session})
 	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: %+v", m)
@@ -109,16 +115,25 @@ func newTalker(t *testing.T, tm *testMesh, session, transport, stream, secret, p
 	if proveFP == "" {
 		proveFP = own
 	}
-	if secret != "" {
-		m := recvSkippingPings(t, c, 5*time.Second)
-		if m.Type != "challenge" {
-			t.Fatalf("got %+v, want the challenge", m)
-		}
+	m := recvSkippingPings(t, c, 5*time.Second)
+	if (secret != "" || talkSecret != "") && m.Type != "challenge" {
+		t.Fatalf("got %+v, want the challenge", m)
+	}
+	if m.Type == "challenge" {
+		// Answered with what the viewer has; with nothing, the
+		// fingerprint alone (a room open to watch).
 		var ch struct{ Challenge string }
 		json.Unmarshal(m.Payload, &ch)
-		c.Send(signalOf(t, "auth", map[string]string{"fingerprint": proveFP, "proof": trust.Proof(secret, "lobby", ch.Challenge, proveFP)}))
+		auth := map[string]string{"fingerprint": proveFP}
+		if secret != "" {
+			auth["proof"] = trust.Proof(secret, "lobby", ch.Challenge, proveFP)
+		}
+		if talkSecret != "" {
+			auth["talkProof"] = trust.Proof(talkSecret, "lobby", ch.Challenge, proveFP)
+		}
+		c.Send(signalOf(t, "auth", auth))
+		m = recvSkippingPings(t, c, 5*time.Second)
 	}
-	m := recvSkippingPings(t, c, 5*time.Second)
 	if m.Type != "offer" {
 		t.Fatalf("got %+v, want the offer", m)
 	}
@@ -482,5 +497,59 @@ func TestTalkbackWHEPWithoutProofNotHeard(t *testing.T) {
 	}
 	if n := tm.dev.talk.refused.Load(); n != 0 {
 		t.Fatalf("%d refused spurts: the device received audio it had refused in its answer", n)
+	}
+}
+
+// With a talk secret on the stream, the room secret lets a viewer watch but
+// not talk; the talk secret lets it talk, in a room with a room secret or
+// without one; a wrong talk secret ends the session like a wrong room
+// secret.
+func TestTalkbackTalkSecret(t *testing.T) {
+	const talkOnly = "talk-only-secret"
+	for _, c := range []struct {
+		name             string
+		roomSecret       bool
+		prove, proveTalk string
+		want             string // told, or "leave"
+	}{
+		{"room secret only", true, talkSecret, "", "refused"},
+		{"talk secret", true, talkSecret, talkOnly, "talking alice"},
+		{"open room, talk secret", false, "", talkOnly, "talking alice"},
+		{"open room, no secret", false, "", "", "refused"},
+		{"wrong talk secret", true, talkSecret, "guess", "leave"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sink := &memSink{}
+			tm := newTestMeshWith(t, func(cfg *Config) {
+				if c.roomSecret {
+					cfg.Secrets = map[string]string{"lobby": talkSecret}
+				}
+				cfg.Talkback = map[string]talkback.Sink{"cam": sink}
+				cfg.TalkSecrets = map[string]string{"cam": talkOnly}
+			})
+			if c.want == "leave" {
+				cn := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "alice", Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n"})
+				recvSkippingPings(t, cn, 5*time.Second) // accept
+				m := recvSkippingPings(t, cn, 5*time.Second)
+				var ch struct{ Challenge string }
+				json.Unmarshal(m.Payload, &ch)
+				_, fp := testutil.DTLSCert(t)
+				cn.Send(signalOf(t, "auth", map[string]string{"fingerprint": fp, "proof": trust.Proof(c.prove, "lobby", ch.Challenge, fp), "talkProof": trust.Proof(c.proveTalk, "lobby", ch.Challenge, fp)}))
+				if m := recvSkippingPings(t, cn, 5*time.Second); m.Kind != signalwire.KindLeave || !strings.Contains(m.Reason, "wrong talk secret") {
+					t.Fatalf("got %+v, want leave for a wrong talk secret", m)
+				}
+				return
+			}
+			tk := newTalkerWith(t, tm, "alice", "srtp", "cam", c.prove, c.proveTalk, "")
+			done := make(chan struct{})
+			go func() { defer close(done); tk.talk(15 * time.Second) }()
+			tk.waitTold(c.want, 15*time.Second)
+			close(tk.stop)
+			<-done
+			heard := sink.count() > 0
+			if heard != strings.HasPrefix(c.want, "talking") {
+				t.Fatalf("sink opened %d spurts, told %q", sink.count(), tk.toldStates())
+			}
+		})
 	}
 }

@@ -26,54 +26,74 @@ const authTimeout = 15 * time.Second
 // passes the reason on and our player stops retrying on this word.
 var errUnauthorized = errors.New("unauthorized")
 
-// authorize runs the room-secret check when the room has a secret: the
-// device sends a fresh challenge; the viewer answers with its DTLS
-// fingerprint and HMAC(secret, room, challenge, fingerprint). It returns
-// the proven fingerprint, which the viewer's answer must then carry, so a
-// bridge that saw the proof cannot use it with a certificate of its own.
-// It returns "" for rooms without a secret.
-func (s *session) authorize(join *signalwire.Message) (string, error) {
+// authorize runs the room-secret check when the room has a secret, or
+// the stream a talk secret: the device sends a fresh challenge; the viewer
+// answers with its DTLS fingerprint and HMAC(secret, room, challenge,
+// fingerprint), and the same keyed with the talk secret if it has that.
+// It returns the proven fingerprint, which the viewer's answer must then
+// carry, so a bridge that saw the proof cannot use it with a certificate
+// of its own, and whether the talk secret was proven. It returns "" for
+// rooms without a secret whose viewer proved no talk secret.
+func (s *session) authorize(join *signalwire.Message) (fingerprint string, talk bool, err error) {
 	secret := s.dev.secret(join.Room)
-	if secret == "" {
-		return "", nil
+	talkSecret := ""
+	if s.talkSink() != nil {
+		talkSecret = s.dev.cfg.TalkSecrets[s.stream]
+	}
+	if secret == "" && talkSecret == "" {
+		return "", false, nil
 	}
 	challenge := trust.NewNonce()
-	payload, _ := json.Marshal(map[string]string{"challenge": challenge, "room": join.Room})
+	// "secret" says whether watching needs the room secret (a room open to
+	// watch may still have a stream with a talk secret); "talk" whether a
+	// talk proof is taken.
+	payload, _ := json.Marshal(map[string]any{"challenge": challenge, "room": join.Room, "secret": secret != "", "talk": talkSecret != ""})
 	if err := s.conn.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "challenge", SID: s.sid, Payload: payload}); err != nil {
-		return "", err
+		return "", false, err
 	}
 	for {
 		m, err := s.conn.Recv(authTimeout)
 		if err != nil {
-			return "", fmt.Errorf("%w: no proof of the room secret from the viewer (%v)", errUnauthorized, err)
+			return "", false, fmt.Errorf("%w: no proof of the room secret from the viewer (%v)", errUnauthorized, err)
 		}
 		switch {
 		case m.Kind == signalwire.KindPing:
 			continue
 		case m.Kind == signalwire.KindLeave:
-			return "", fmt.Errorf("viewer left before proving the room secret")
+			return "", false, fmt.Errorf("viewer left before proving the room secret")
 		case m.Kind == signalwire.KindSignal && m.Type == "auth":
 		default:
 			continue // a candidate or event before the proof: nothing to act on yet
 		}
 		var p ersproto.Auth
-		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Fingerprint == "" || len(p.Fingerprint) > 256 || len(p.Proof) > 256 {
-			return "", fmt.Errorf("%w: malformed proof of the room secret", errUnauthorized)
+		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Fingerprint == "" || len(p.Fingerprint) > 256 || len(p.Proof) > 256 || len(p.TalkProof) > 256 {
+			return "", false, fmt.Errorf("%w: malformed proof of the room secret", errUnauthorized)
+		}
+		if secret == "" && (talkSecret == "" || p.TalkProof == "") {
+			return "", false, nil // watching needs no secret, and the viewer proves none
 		}
 		// While the room or the bridge backs off, no proof is checked:
 		// a right one refused like a wrong one tells a guesser nothing.
 		if wait, ok := s.dev.proofs.backingOff(join.Room, s.bridge); ok {
 			s.dev.trustRefused(refusedBackoff)
 			s.dev.proofs.log.Warn(join.Room, "room-secret proof refused unchecked: too many wrong ones lately", "room", join.Room, "bridge", s.bridge)
-			return "", fmt.Errorf("%w: too many wrong room secrets lately; try again in %v", errUnauthorized, wait.Round(time.Second))
+			return "", false, fmt.Errorf("%w: too many wrong room secrets lately; try again in %v", errUnauthorized, wait.Round(time.Second))
 		}
-		if !trust.CheckProof(secret, join.Room, challenge, p.Fingerprint, p.Proof) {
+		if secret != "" && !trust.CheckProof(secret, join.Room, challenge, p.Fingerprint, p.Proof) {
 			s.dev.proofs.wrong(join.Room, s.bridge)
 			s.dev.trustRefused(refusedProof)
 			s.dev.proofs.log.Warn(join.Room, "wrong room-secret proof", "room", join.Room, "bridge", s.bridge)
-			return "", fmt.Errorf("%w: wrong room secret", errUnauthorized)
+			return "", false, fmt.Errorf("%w: wrong room secret", errUnauthorized)
 		}
-		return trust.NormalizeFingerprint(p.Fingerprint), nil
+		talk := talkSecret != "" && p.TalkProof != ""
+		if talk && !trust.CheckProof(talkSecret, join.Room, challenge, p.Fingerprint, p.TalkProof) {
+			// A wrong talk secret is a guess like a wrong room secret.
+			s.dev.proofs.wrong(join.Room, s.bridge)
+			s.dev.trustRefused(refusedProof)
+			s.dev.proofs.log.Warn(join.Room, "wrong talk-secret proof", "room", join.Room, "bridge", s.bridge)
+			return "", false, fmt.Errorf("%w: wrong talk secret", errUnauthorized)
+		}
+		return trust.NormalizeFingerprint(p.Fingerprint), talk, nil
 	}
 }
 

@@ -124,7 +124,7 @@ export function iceServersFrom(list) {
 // room, same device as first seen), unverified, changed (open room, another
 // device than first seen).
 export class Player extends PlayerBase {
-  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', transport = 'auto', video } = {}) {
+  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', talkSecret = '', transport = 'auto', video } = {}) {
     transport = transport || 'auto';
     if (transport !== 'auto' && !TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4, srtp or auto)`);
     super({ room, stream, token, transport, video });
@@ -138,6 +138,7 @@ export class Player extends PlayerBase {
     // The room secret is for the device only: it never goes to a bridge,
     // only a proof bound to this browser's DTLS certificate does.
     this._secret = secret || '';
+    this._talkSecret = talkSecret || ''; // the stream's talk secret, if it has one (#talk=)
     this._cert = null;        // our DTLS certificate when a secret is proven
     this._nonce = '';         // this join's nonce, which the offer must be signed for
     this.trust = { state: '', message: '' };
@@ -616,7 +617,10 @@ export class Player extends PlayerBase {
       log('ignoring a challenge from', msg.from, 'which is not the device joined,', this.deviceId);
       return;
     }
-    if (!this._secret) {
+    // A room open to watch still challenges when the stream has a talk
+    // secret ("secret": false); devices before that always meant the room's.
+    const needsSecret = msg.payload?.secret !== false;
+    if (needsSecret && !this._secret) {
       this._fail(`Room "${this.room}" is protected by a secret: add #secret=… to the address.`, 'secret-missing');
       return;
     }
@@ -624,12 +628,15 @@ export class Player extends PlayerBase {
       this._cert ??= await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
       const f = this._cert.getFingerprints()[0];
       const fingerprint = normalizeFingerprint(`${f.algorithm} ${f.value}`);
-      const proof = await roomProof(this._secret, this.room, challenge, fingerprint);
+      const payload = { fingerprint };
+      if (needsSecret) payload.proof = await roomProof(this._secret, this.room, challenge, fingerprint);
+      // The talk secret is proven the same way, keyed with it.
+      if (this._talkSecret && msg.payload?.talk) payload.talkProof = await roomProof(this._talkSecret, this.room, challenge, fingerprint);
       this._socket?.emit('message', {
         to: msg.from, sid: msg.sid, broadcaster: msg.from, roomType: 'video', type: 'auth',
-        payload: { fingerprint, proof }, prefix: 'webkit',
+        payload, prefix: 'webkit',
       });
-      log('proved the room secret');
+      log(needsSecret ? 'proved the room secret' : 'answered the challenge', payload.talkProof ? 'and the talk secret' : '');
     } catch (err) {
       this._fail(err instanceof TrustUnavailable
         ? 'Cannot prove the room secret: open the player over HTTPS (or on localhost).'

@@ -22,7 +22,8 @@ export function talkbackMid(sdp) {
 const words = {
   talking: 'You are talking: the camera plays your voice.',
   busy: (p) => `Someone else is talking${p.holder ? ` (${p.holder})` : ''}; wait for them to finish.`,
-  refused: (p) => `The camera refused your voice: ${p.reason || 'only viewers who know the room secret may talk'}.`,
+  refused: (p) => `The camera refused your voice: ${p.reason || 'only viewers who know the room secret may talk'}.`
+    + (/talk secret/.test(p.reason ?? '') ? ' If you were given one, add #talk=… to the address.' : ''),
   released: '',
   failed: (p) => `The camera could not play your voice: ${p.reason || 'its speaker failed'}.`,
 };
