@@ -220,42 +220,58 @@ func (n *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 	}
 	for _, pair := range nack.Nacks {
 		pair.Range(func(seq uint16) bool {
-			h, payload, ok := st.take(seq, time.Now())
-			if ok {
-				st.w.Write(&h, payload, interceptor.Attributes{})
+			r := resends.Get().(*resendBuf)
+			if st.take(seq, time.Now(), r) {
+				// Written through by the time Write returns (SRTP
+				// encrypts into its own buffer): r can go back.
+				st.w.Write(&r.hdr, r.payload, nil)
 			}
+			r.payload = nil
+			resends.Put(r)
 			return true
 		})
 	}
 }
 
-// take is the kept packet seq if it may be sent again now.
-func (st *nackStream) take(seq uint16, now time.Time) (rtp.Header, []byte, bool) {
+// resendBuf is one packet being resent: its header, which the writers'
+// interfaces would otherwise take to the heap, and the room for an RTX
+// payload. A viewer that NACKs its budget every second allocates nothing
+// for it.
+type resendBuf struct {
+	hdr     rtp.Header
+	payload []byte // what is sent: the kept payload, or rtx
+	rtx     []byte
+}
+
+var resends = sync.Pool{New: func() any { return &resendBuf{rtx: make([]byte, 0, 1500)} }}
+
+// take puts in r the kept packet seq if it may be sent again now.
+func (st *nackStream) take(seq uint16, now time.Time, r *resendBuf) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	p := &st.sent[seq%nackHistory]
 	ns := now.UnixNano()
 	if p.payload == nil || p.seq != seq || ns-p.resent < st.rtt.Load()+int64(nackRepeat) {
-		return rtp.Header{}, nil, false
+		return false
 	}
 	if s := now.Unix(); s != st.second {
 		st.second, st.resends = s, 0
 	}
 	if st.resends >= nackBudget {
-		return rtp.Header{}, nil, false
+		return false
 	}
 	st.resends++
 	p.resent = ns
+	r.hdr = p.header(st.ssrc)
 	if st.rtxSSRC == 0 || st.rtxPT == 0 {
-		return p.header(st.ssrc), p.payload, true
+		r.payload = p.payload
+		return true
 	}
 	// RTX: the original sequence number, then the payload (RFC 4588 §4).
-	h := p.header(st.ssrc)
-	payload := make([]byte, 2+len(p.payload))
-	binary.BigEndian.PutUint16(payload, h.SequenceNumber)
-	copy(payload[2:], p.payload)
-	h.SSRC, h.PayloadType, h.SequenceNumber = st.rtxSSRC, st.rtxPT, st.rtxSeq
-	h.Padding, h.PaddingSize = false, 0
+	r.rtx = append(binary.BigEndian.AppendUint16(r.rtx[:0], r.hdr.SequenceNumber), p.payload...)
+	r.payload = r.rtx
+	r.hdr.SSRC, r.hdr.PayloadType, r.hdr.SequenceNumber = st.rtxSSRC, st.rtxPT, st.rtxSeq
+	r.hdr.Padding, r.hdr.PaddingSize = false, 0
 	st.rtxSeq++
-	return h, payload, true
+	return true
 }
