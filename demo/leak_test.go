@@ -3,10 +3,14 @@ package demo
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/internal/testutil"
+	"github.com/ersmesh/ersmesh/internal/testutil/testdevice"
 	"github.com/ersmesh/ersmesh/mesh"
 )
 
@@ -40,8 +45,9 @@ func measureFootprint() footprint {
 	return footprint{goroutines: runtime.NumGoroutine(), fds: fds, heapKiB: m.HeapInuse >> 10}
 }
 
-// startSecondBridge runs another bridge on the demo's mesh, in this process.
-func startSecondBridge(t *testing.T, d *Demo) string {
+// newBridge makes another bridge on the demo's mesh, in this process, and
+// its libp2p host.
+func newBridge(t *testing.T, d *Demo) (*bridge.Bridge, *mesh.Host) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -56,15 +62,128 @@ func startSecondBridge(t *testing.T, d *Demo) string {
 		h.Close()
 		t.Fatal(err)
 	}
+	return b, h
+}
+
+// startSecondBridge runs another bridge on the demo's mesh, in this process.
+func startSecondBridge(t *testing.T, d *Demo) string {
+	t.Helper()
+	b, h := newBridge(t, d)
 	t.Cleanup(func() { h.Close() }) // after the bridge: cleanups run last first
 	return testutil.Serve(t, b)
 }
 
+// startDoomedBridge runs a bridge that kill ends as a crash would: its
+// libp2p host goes first, so that no goodbye reaches the device (whose
+// sessions are cut off, not ended), then its HTTP side.
+func startDoomedBridge(t *testing.T, d *Demo) (url string, kill func()) {
+	t.Helper()
+	b, h := newBridge(t, d)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(l) }()
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			h.Close()
+			b.Close()
+			<-served
+		})
+	}
+	t.Cleanup(kill)
+	return "http://" + l.Addr().String(), kill
+}
+
+// viewing is a resumable ersviewer session that counts the RTP packets it
+// receives.
+type viewing struct {
+	*ersviewer.Session
+	packets atomic.Int64
+}
+
+// watch opens a resumable session of room through bridge and returns once
+// media flows.
+func watch(ctx context.Context, bridge, room string) (*viewing, error) {
+	v := &viewing{}
+	s, err := ersviewer.Open(ctx, ersviewer.Options{Bridge: bridge, Room: room, Stream: "sample", Resumable: true,
+		OnTrack: func(tr *webrtc.TrackRemote) {
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				v.packets.Add(1)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	v.Session = s
+	if err := v.flows(ctx, 20); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// flows waits until n more packets have arrived.
+func (v *viewing) flows(ctx context.Context, n int64) error {
+	want := v.packets.Load() + n
+	for v.packets.Load() < want {
+		select {
+		case err := <-v.Failed():
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("%d packets, want %d: %w", v.packets.Load(), want, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// remoteUfrag is the device's ICE username fragment in the current offer.
+func (v *viewing) remoteUfrag() string {
+	pc := v.PeerConnection()
+	if pc == nil || pc.RemoteDescription() == nil {
+		return ""
+	}
+	for line := range strings.Lines(pc.RemoteDescription().SDP) {
+		if u, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
+			return u
+		}
+	}
+	return ""
+}
+
+// restartICE asks the device for an ICE restart and waits until its new
+// offer is applied and media flows on.
+func (v *viewing) restartICE(ctx context.Context) error {
+	before := v.remoteUfrag()
+	if err := v.RestartICE(ctx); err != nil {
+		return err
+	}
+	for v.remoteUfrag() == before {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no ICE restart offer: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return v.flows(ctx, 20)
+}
+
 // TestNoLeakAfterManySessions opens and closes many sessions through two
 // bridges, each played until media flows; four in five leave, the fifth
-// is dropped (its socket just closes, as when a browser tab dies). Afterwards the
-// process (device, both bridges, the viewers) is back to its goroutines, file
-// descriptors and heap of before.
+// is dropped (its socket just closes, as when a browser tab dies), and one
+// in ten restarts ICE first. Then the faults: a tenth as many sessions
+// play through a third bridge that is killed (host first, as a crash) and
+// are re-attached through the two others; and a device is restarted with
+// the same identity under four viewers, whose resumes it refuses (it
+// forgot their sessions) and who start fresh ones. Afterwards the process
+// (devices, bridges, viewers) is back to its goroutines, file descriptors
+// and heap of before.
 func TestNoLeakAfterManySessions(t *testing.T) {
 	n := 100
 	if s := os.Getenv(leakSessionsEnv); s != "" {
@@ -83,89 +202,178 @@ func TestNoLeakAfterManySessions(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	bridges := []string{d.Bridge, startSecondBridge(t, d)}
+	// The device that restarts serves a room of its own.
+	rd := testdevice.New(t, d.BootstrapAddrs(), "restart", testutil.Logger(t))
 
 	play := func(i int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		got := make(chan struct{})
-		var once sync.Once
-		s, err := ersviewer.Open(ctx, ersviewer.Options{Bridge: bridges[i%2], Room: "demo", Stream: "sample",
-			OnTrack: func(tr *webrtc.TrackRemote) {
-				for k := 0; k < 20; k++ {
-					if _, _, err := tr.ReadRTP(); err != nil {
-						return
-					}
-				}
-				once.Do(func() { close(got) })
-				for {
-					if _, _, err := tr.ReadRTP(); err != nil {
-						return
-					}
-				}
-			}})
+		v, err := watch(ctx, bridges[i%2], "demo")
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		select {
-		case <-got:
-		case err := <-s.Failed():
-			return err
-		case <-ctx.Done():
-			return errors.New("no media within 30 s")
+		defer v.Close()
+		if i%10 == 3 {
+			if err := v.restartICE(ctx); err != nil {
+				return fmt.Errorf("session %d: ICE restart: %w", i, err)
+			}
 		}
 		if i%5 != 4 {
-			return s.Leave(ctx)
+			return v.Leave(ctx)
 		}
 		return nil // the socket just closes
 	}
+	viewers := func() int { return len(d.Device().Viewers()) + len(rd.Device().Viewers()) }
 	settle := func() footprint {
 		deadline := time.Now().Add(20 * time.Second)
-		for len(d.Device().Viewers()) > 0 && time.Now().Before(deadline) {
+		for viewers() > 0 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if v := d.Device().Viewers(); len(v) > 0 {
-			t.Fatalf("device still has %d viewers", len(v))
+		if v := viewers(); v > 0 {
+			t.Fatalf("devices still have %d viewers", v)
 		}
 		time.Sleep(500 * time.Millisecond)
 		return measureFootprint()
 	}
+	// parallel runs f(0..count-1) on four workers and reports the first
+	// error and how many failed.
+	parallel := func(count int, f func(i int) error) (int, error) {
+		const workers = 4
+		var wg sync.WaitGroup
+		errs := make(chan error, count)
+		next := make(chan int)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					if err := f(i); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		for i := range count {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		close(errs)
+		failed, first := 0, error(nil)
+		for err := range errs {
+			if first == nil {
+				first = err
+			}
+			failed++
+		}
+		return failed, first
+	}
+
+	// killBridge plays k sessions through a third bridge, kills it, and
+	// re-attaches them through the two others; it returns how many failed.
+	killBridge := func(k int) int {
+		// A bridge killed under its viewers, who re-attach their sessions
+		// through the other bridges.
+		doomed, kill := startDoomedBridge(t, d)
+		vs := make([]*viewing, k)
+		failed, err := parallel(k, func(i int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			v, err := watch(ctx, doomed, "demo")
+			vs[i] = v
+			return err
+		})
+		if err != nil {
+			t.Errorf("a session through the doomed bridge failed: %v", err)
+		}
+		kill()
+		f, err := parallel(k, func(i int) error {
+			v := vs[i]
+			if v == nil {
+				return nil
+			}
+			defer v.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := v.Resume(ctx, bridges[i%2]); err != nil {
+				return fmt.Errorf("resume through %s: %w", bridges[i%2], err)
+			}
+			if err := v.flows(ctx, 20); err != nil {
+				return fmt.Errorf("after the resume: %w", err)
+			}
+			if i%4 == 1 {
+				if err := v.restartICE(ctx); err != nil {
+					return fmt.Errorf("ICE restart after the resume: %w", err)
+				}
+			}
+			return v.Leave(ctx)
+		})
+		if err != nil {
+			t.Errorf("a session did not outlive its bridge: %v", err)
+		}
+		return failed + f
+	}
+	// restartDevice plays m sessions of the other device, restarts it, and
+	// checks that they play again; it returns how many failed.
+	restartDevice := func(m int) int {
+		// The device restarted under its viewers: it refuses their resumes,
+		// and they play again in fresh sessions.
+		rvs := make([]*viewing, m)
+		failed, err := parallel(m, func(i int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			v, err := watch(ctx, bridges[i%2], "restart")
+			rvs[i] = v
+			return err
+		})
+		if err != nil {
+			t.Errorf("a session of the restarting device failed: %v", err)
+		}
+		rd.Stop()
+		rd.Start()
+		f, err := parallel(m, func(i int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if v := rvs[i]; v != nil {
+				err := v.Resume(ctx, bridges[(i+1)%2])
+				v.Close()
+				if !errors.Is(err, ersviewer.ErrSessionGone) {
+					return fmt.Errorf("resume after the device restarted: %v, want %v", err, ersviewer.ErrSessionGone)
+				}
+			}
+			v, err := watch(ctx, bridges[i%2], "restart")
+			if err != nil {
+				return fmt.Errorf("a fresh session after the device restarted: %w", err)
+			}
+			defer v.Close()
+			return v.Leave(ctx)
+		})
+		if err != nil {
+			t.Errorf("a viewer did not recover from the device's restart: %v", err)
+		}
+		return failed + f
+	}
 
 	// Warm up: first sessions fill caches (DHT lookups, connections
-	// between the hosts, pools) that stay.
+	// between the hosts, pools) that stay; one restarts ICE.
 	for i := range 4 {
 		if err := play(i); err != nil {
 			t.Fatalf("warm-up session %d: %v", i, err)
 		}
 	}
+	// One of each fault too: a killed bridge's host leaves its traces
+	// in the others' peer stores, a restarted device in the bridges'.
+	if killBridge(2)+restartDevice(1) > 0 {
+		t.Fatal("the warm-up's faults failed")
+	}
 	base := settle()
-	const workers = 4
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := play(i); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
 	start := time.Now()
-	for i := range n {
-		next <- i
+	failed, err := parallel(n, play)
+	if err != nil {
+		t.Errorf("a session failed: %v", err)
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	failed := 0
-	for err := range errs {
-		if failed == 0 {
-			t.Errorf("a session failed: %v", err)
-		}
-		failed++
-	}
+
+	k, m := max(4, n/10), 4
+	failed += killBridge(k)
+	failed += restartDevice(m)
 	elapsed := time.Since(start)
 
 	// Goroutines and descriptors end within moments of a session; give
@@ -179,8 +387,8 @@ func TestNoLeakAfterManySessions(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("%d sessions through 2 bridges in %v (%d failed): goroutines %d → %d, fds %d → %d, heap %d → %d KiB",
-		n, elapsed.Round(time.Millisecond), failed, base.goroutines, after.goroutines, base.fds, after.fds, base.heapKiB, after.heapKiB)
+	t.Logf("%d sessions through 2 bridges, %d through a killed bridge and resumed, %d across a device restart, in %v (%d failed): goroutines %d → %d, fds %d → %d, heap %d → %d KiB",
+		n, k, m, elapsed.Round(time.Millisecond), failed, base.goroutines, after.goroutines, base.fds, after.fds, base.heapKiB, after.heapKiB)
 	if after.goroutines > base.goroutines+leakSlackGoroutines {
 		buf := make([]byte, 1<<20)
 		t.Errorf("goroutines %d after the sessions, %d before\n%s", after.goroutines, base.goroutines, buf[:runtime.Stack(buf, true)])

@@ -28,6 +28,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/ersviewer"
 	"github.com/ersmesh/ersmesh/internal/testutil"
+	"github.com/ersmesh/ersmesh/internal/testutil/testdevice"
 	"github.com/ersmesh/ersmesh/internal/testutil/testmesh"
 	"github.com/ersmesh/ersmesh/mesh"
 	"github.com/ersmesh/ersmesh/node"
@@ -373,71 +374,12 @@ func waitNoViewers(t *testing.T, d *demo.Demo) {
 	}
 }
 
-// restartableDevice is a device process stand-in: its identity (a key
-// file) and its listening port survive a restart, as a camera's would.
-type restartableDevice struct {
-	t       *testing.T
-	boot    []multiaddr.Multiaddr
-	room    string
-	keyFile string
-	listen  string
-	host    *mesh.Host
-	dev     *node.Device
-}
-
-func newRestartableDevice(t *testing.T, boot []multiaddr.Multiaddr, room string) *restartableDevice {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	rd := &restartableDevice{t: t, boot: boot, room: room, keyFile: filepath.Join(t.TempDir(), "device.key"),
-		listen: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
-	rd.start()
-	t.Cleanup(rd.stop)
-	return rd
-}
-
-func (rd *restartableDevice) start() {
-	t := rd.t
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h, err := mesh.New(ctx, mesh.Config{IdentityFile: rd.keyFile, ListenAddrs: []string{rd.listen}, Bootstrap: rd.boot, Server: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := media.NewSampleStream("sample", log)
-	if err != nil {
-		h.Close()
-		t.Fatal(err)
-	}
-	dev, err := node.New(ctx, node.Config{Mesh: h, Rooms: []string{rd.room}, Streams: map[string]*media.Stream{"sample": stream},
-		IncludeLoopback: true, Logger: log})
-	if err != nil {
-		stream.Close()
-		h.Close()
-		t.Fatal(err)
-	}
-	rd.host, rd.dev = h, dev
-}
-
-func (rd *restartableDevice) stop() {
-	if rd.dev != nil {
-		rd.dev.Close()
-		rd.host.Close()
-		rd.dev, rd.host = nil, nil
-	}
-}
-
 // TestDeviceRestartRecovers: the device restarts (same identity, same
 // port) while a viewer plays. The player notices, waits, and plays again
 // within 3 s of the device being back, without a reload.
 func TestDeviceRestartRecovers(t *testing.T) {
 	d := startFaultDemo(t)
-	rd := newRestartableDevice(t, d.BootstrapAddrs(), "restart")
+	rd := testdevice.New(t, d.BootstrapAddrs(), "restart", slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	b := browsertest.New(t)
 	for _, transport := range []string{"fmp4", "srtp"} {
 		t.Run(transport, func(t *testing.T) {
@@ -446,13 +388,13 @@ func TestDeviceRestartRecovers(t *testing.T) {
 				t.Fatal(err)
 			}
 			browsertest.WaitFor(b, t, 30*time.Second, playing)
-			id := rd.host.ID()
-			rd.stop()
+			id := rd.ID()
+			rd.Stop()
 			browsertest.WaitFor(b, t, 10*time.Second, `document.body.dataset.stage === 'waiting'`)
 			time.Sleep(2 * time.Second) // the device is away for a while
-			rd.start()
-			if rd.host.ID() != id {
-				t.Fatalf("the device came back as %s, want %s", rd.host.ID(), id)
+			rd.Start()
+			if rd.ID() != id {
+				t.Fatalf("the device came back as %s, want %s", rd.ID(), id)
 			}
 			if _, err := browsertest.Eval[bool](b, `(() => { window.backAt = performance.now(); return true; })()`); err != nil {
 				t.Fatal(err)

@@ -2,6 +2,9 @@ package ersviewer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"github.com/ersmesh/ersmesh/bridge/socketio"
 	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/internal/sioclient"
+	"github.com/ersmesh/ersmesh/trust"
 )
 
 // Options say what to watch and how.
@@ -48,6 +52,9 @@ type Options struct {
 	Transport string
 	// OnDataChannel, if set, gets the device's data channels (Open).
 	OnDataChannel func(*webrtc.DataChannel)
+	// Resumable joins with a resume key, as the player does, so that the
+	// session can be re-attached through another bridge (Session.Resume).
+	Resumable bool
 }
 
 // ICEServer is an RTCIceServer as the bridge sends it.
@@ -70,12 +77,13 @@ type Session struct {
 	STUN, TURN []ICEServer // what the bridge handed out
 	Device     string      // the device's peer ID, from the join ack
 
-	c      *sioclient.Client
 	opts   Options
-	failed chan error    // the first failure after Open, buffered
-	done   chan struct{} // the relay goroutine ended
+	failed chan error     // the first failure after Open, buffered
+	relays sync.WaitGroup // the relay goroutine of each bridge connection
+	key    *ecdsa.PrivateKey
 
-	mu    sync.Mutex // guards pc and offer, replaced on a new offer
+	mu    sync.Mutex // guards c (replaced by Resume), pc and offer (by a new offer)
+	c     *sioclient.Client
 	pc    *webrtc.PeerConnection
 	offer ersproto.Message
 }
@@ -129,10 +137,9 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, opts: opts, failed: make(chan error, 1), done: make(chan struct{})}
+	s := &Session{c: c, opts: opts, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
-			close(s.done)
 			s.Close()
 		}
 	}()
@@ -156,7 +163,19 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 	if transport == "" {
 		transport = ersproto.TransportSRTP
 	}
-	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: transport})
+	data := ersproto.Join{StreamName: opts.Stream, Transport: transport}
+	if opts.Resumable {
+		// The join's nonce is the key's hash, which the device's signed
+		// offer then binds (trust/resume.go).
+		if s.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, err
+		}
+		if data.ResumeKey, err = trust.ResumeKeyText(s.key); err != nil {
+			return nil, err
+		}
+		data.Nonce = trust.ResumeNonce(data.ResumeKey)
+	}
+	join := ersproto.JoinArgs(opts.Room, data)
 	for s.Device == "" {
 		args, err := c.EmitAck(ctx, ersproto.EventJoin, join...)
 		if err != nil {
@@ -180,7 +199,7 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 
 	// The first offer; candidates before it have no session to go to.
 	for {
-		m, err := s.next(ctx, true)
+		m, err := s.next(ctx, c, true)
 		if err != nil {
 			return nil, fmt.Errorf("viewer: %w (offer=false)", err)
 		}
@@ -191,7 +210,8 @@ func Open(ctx context.Context, opts Options) (_ *Session, err error) {
 			break
 		}
 	}
-	go s.relay()
+	s.relays.Add(1)
+	go s.relay(c)
 	return s, nil
 }
 
@@ -214,13 +234,13 @@ func (s *Session) takeServers(ev sioclient.Event) error {
 	return nil
 }
 
-// next returns the next message event from the bridge. Before the first
-// offer (servers true) it also takes the turnservers the bridge sends
-// with an accepted join; after it, STUN and TURN stay as they were (they
-// are read without a lock).
-func (s *Session) next(ctx context.Context, servers bool) (ersproto.Message, error) {
+// next returns the next message event from bridge connection c. Before
+// the first offer (servers true) it also takes the turnservers the bridge
+// sends with an accepted join; after it, STUN and TURN stay as they were
+// (they are read without a lock).
+func (s *Session) next(ctx context.Context, c *sioclient.Client, servers bool) (ersproto.Message, error) {
 	for {
-		p, err := s.c.Next(ctx)
+		p, err := c.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ersproto.Message{}, ctx.Err()
@@ -252,11 +272,13 @@ func (s *Session) next(ctx context.Context, servers bool) (ersproto.Message, err
 	}
 }
 
-// relay handles the device's messages after the first offer until Close.
-func (s *Session) relay() {
-	defer close(s.done)
+// relay handles the device's messages through bridge connection c after
+// the first offer, until c ends (Close, Resume, or the bridge is gone: the
+// media goes on, and a resumable session may be re-attached).
+func (s *Session) relay(c *sioclient.Client) {
+	defer s.relays.Done()
 	for {
-		m, err := s.next(context.Background(), false)
+		m, err := s.next(context.Background(), c, false)
 		if err != nil {
 			if !errors.Is(err, sioclient.ErrClosed) {
 				s.fail(fmt.Errorf("viewer: %w", err))
@@ -265,7 +287,14 @@ func (s *Session) relay() {
 		}
 		switch m.Type {
 		case ersproto.TypeOffer:
-			if err := s.answer(m); err != nil {
+			s.mu.Lock()
+			restart := s.pc != nil && m.SID == s.offer.SID && m.From == s.offer.From
+			s.mu.Unlock()
+			answer := s.answer
+			if restart {
+				answer = s.reanswer // an ICE restart of the same session
+			}
+			if err := answer(m); err != nil {
 				s.fail(err)
 				return
 			}
@@ -306,14 +335,27 @@ func (s *Session) PeerConnection() *webrtc.PeerConnection {
 // Leave tells the bridge the viewer leaves (the ERS "leave" event), which
 // ends the device's session at once; Close without it only drops the socket.
 func (s *Session) Leave(ctx context.Context) error {
-	return s.c.Emit(ctx, "leave")
+	return s.client().Emit(ctx, "leave")
+}
+
+func (s *Session) client() *sioclient.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
+
+// emit sends m to the device through the current bridge.
+func (s *Session) emit(m ersproto.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.client().Emit(ctx, ersproto.EventMessage, m)
 }
 
 // Close leaves the bridge and closes the peer connection; it waits for the
 // relay goroutine.
 func (s *Session) Close() error {
-	err := s.c.Close() // ends the relay: NextEvent returns ErrClosed
-	<-s.done
+	err := s.client().Close() // ends the relay: NextEvent returns ErrClosed
+	s.relays.Wait()
 	s.mu.Lock()
 	pc := s.pc
 	s.pc = nil
@@ -365,13 +407,9 @@ func (s *Session) answer(offer ersproto.Message) error {
 		old.Close()
 	}
 	reply := func(typ string, payload any) {
-		m, err := ersproto.Reply(offer, typ, payload)
-		if err != nil {
-			return
+		if m, err := ersproto.Reply(offer, typ, payload); err == nil {
+			s.emit(m)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.c.Emit(ctx, ersproto.EventMessage, m)
 	}
 	// Candidates found before the answer is out wait for it: a device
 	// cannot use a candidate that arrives before the answer, as pion
@@ -442,4 +480,119 @@ func selectedPair(pc *webrtc.PeerConnection, res *Result) error {
 		}
 	}
 	return errors.New("viewer: no selected candidate pair in the stats")
+}
+
+// reanswer applies a new offer of the same session (an ICE restart) to the
+// current peer connection and answers it.
+func (s *Session) reanswer(offer ersproto.Message) error {
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	var sd webrtc.SessionDescription
+	if err := json.Unmarshal(offer.Payload, &sd); err != nil {
+		return fmt.Errorf("viewer: restart offer payload: %w", err)
+	}
+	if err := pc.SetRemoteDescription(sd); err != nil {
+		return fmt.Errorf("viewer: apply restart offer: %w", err)
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		return fmt.Errorf("viewer: answer restart: %w", err)
+	}
+	m, err := ersproto.Reply(offer, ersproto.TypeAnswer, pc.LocalDescription())
+	if err != nil {
+		return err
+	}
+	return s.emit(m)
+}
+
+// RestartICE asks the device for an ICE restart, as the player does when
+// its path changed; the device's new offer is applied to the same peer
+// connection.
+func (s *Session) RestartICE(ctx context.Context) error {
+	s.mu.Lock()
+	offer := s.offer
+	s.mu.Unlock()
+	m, err := ersproto.Reply(offer, ersproto.TypeRestart, struct{}{})
+	if err != nil {
+		return err
+	}
+	return s.client().Emit(ctx, ersproto.EventMessage, m)
+}
+
+// ErrSessionGone is Resume's error when the device no longer knows the
+// session (it restarted, or ended it): only a new session plays again.
+var ErrSessionGone = errors.New("viewer: the device no longer knows the session")
+
+// Resume re-attaches the session through bridge, as the player does when
+// its bridge is gone: the current bridge connection is closed, the new
+// bridge asks the device to resume the session, and the device's challenge
+// is answered with the session's resume key. The peer connection, and the
+// media, are not touched. The session must have been opened Resumable.
+func (s *Session) Resume(ctx context.Context, bridge string) error {
+	if s.key == nil {
+		return errors.New("viewer: the session was opened without a resume key (Options.Resumable)")
+	}
+	s.client().Close()
+	s.relays.Wait()
+	s.mu.Lock()
+	offer := s.offer
+	s.mu.Unlock()
+	c, err := sioclient.Dial(ctx, bridge, nil)
+	if err != nil {
+		return err
+	}
+	type ack struct {
+		args []json.RawMessage
+		err  error
+	}
+	acked := make(chan ack, 1)
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		args, err := c.EmitAck(ctx, ersproto.EventResume, s.opts.Room, ersproto.Join{SID: offer.SID})
+		acked <- ack{args, err}
+		stop()
+	}()
+	// The device's challenge comes before the ack, which waits for the
+	// proof.
+	for {
+		m, err := s.next(actx, c, false)
+		if err != nil {
+			break
+		}
+		var ch ersproto.Challenge
+		if m.Type != ersproto.TypeResumeChallenge || m.SID != offer.SID || m.Decode(&ch) != nil {
+			continue
+		}
+		sig, err := trust.SignResume(s.key, s.opts.Room, offer.SID, ch.Challenge)
+		if err != nil {
+			break
+		}
+		if p, err := ersproto.Reply(offer, ersproto.TypeResumeProof, ersproto.ResumeProof{Signature: sig}); err == nil {
+			c.Emit(ctx, ersproto.EventMessage, p)
+		}
+	}
+	a := <-acked
+	if a.err == nil && len(a.args) > 0 && string(a.args[0]) != "null" {
+		var text string
+		json.Unmarshal(a.args[0], &text)
+		a.err = fmt.Errorf("viewer: resume refused: %s", a.args[0])
+		if strings.HasPrefix(text, "not-found") {
+			a.err = fmt.Errorf("%w: %s", ErrSessionGone, text)
+		}
+	}
+	if a.err != nil {
+		c.Close()
+		return a.err
+	}
+	s.mu.Lock()
+	s.c = c
+	s.mu.Unlock()
+	s.relays.Add(1)
+	go s.relay(c)
+	return nil
 }
