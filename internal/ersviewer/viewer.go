@@ -437,19 +437,8 @@ func (s *Session) answer(offer ersproto.Message) error {
 			s.fail(errors.New("viewer: peer connection failed"))
 		}
 	})
-	var sd webrtc.SessionDescription
-	if err := json.Unmarshal(offer.Payload, &sd); err != nil {
-		return fmt.Errorf("viewer: offer payload: %w", err)
-	}
-	if err := pc.SetRemoteDescription(sd); err != nil {
-		return fmt.Errorf("viewer: apply offer: %w", err)
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(ans)
-	}
-	if err != nil {
-		return fmt.Errorf("viewer: answer: %w", err)
+	if err := applyOffer(pc, offer); err != nil {
+		return err
 	}
 	cmu.Lock()
 	reply(ersproto.TypeAnswer, pc.LocalDescription())
@@ -488,25 +477,33 @@ func (s *Session) reanswer(offer ersproto.Message) error {
 	s.mu.Lock()
 	pc := s.pc
 	s.mu.Unlock()
-	var sd webrtc.SessionDescription
-	if err := json.Unmarshal(offer.Payload, &sd); err != nil {
-		return fmt.Errorf("viewer: restart offer payload: %w", err)
-	}
-	if err := pc.SetRemoteDescription(sd); err != nil {
-		return fmt.Errorf("viewer: apply restart offer: %w", err)
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(ans)
-	}
-	if err != nil {
-		return fmt.Errorf("viewer: answer restart: %w", err)
+	if err := applyOffer(pc, offer); err != nil {
+		return err
 	}
 	m, err := ersproto.Reply(offer, ersproto.TypeAnswer, pc.LocalDescription())
 	if err != nil {
 		return err
 	}
 	return s.emit(m)
+}
+
+// applyOffer sets offer as pc's remote description and answers it.
+func applyOffer(pc *webrtc.PeerConnection, offer ersproto.Message) error {
+	var sd webrtc.SessionDescription
+	if err := json.Unmarshal(offer.Payload, &sd); err != nil {
+		return fmt.Errorf("viewer: offer payload: %w", err)
+	}
+	if err := pc.SetRemoteDescription(sd); err != nil {
+		return fmt.Errorf("viewer: apply offer: %w", err)
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		return fmt.Errorf("viewer: answer: %w", err)
+	}
+	return nil
 }
 
 // RestartICE asks the device for an ICE restart, as the player does when
