@@ -57,10 +57,12 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		d.f("one receiver got, from the RTP marker bits; the share of video packets missing from the sequence\n")
 		d.f("numbers, which both servers number per viewer, so a skipped frame is not a gap: *lost* is loss\n")
 		d.f("between the server's socket and the receiver's, on a loaded machine mostly the receivers' socket\n")
-		d.f("buffers overflowing while the benchmark process waits for a core):\n\n")
-		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost |\n|---|---|---|\n")
+		d.f("buffers overflowing while the benchmark process waits for a core). *Source drops* are the\n")
+		d.f("stream's packets the RTSP server could not hand to that server during its step (its queue to\n")
+		d.f("that reader, 4,096 packets, full): a server that does not read its camera in time.\n\n")
+		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost | source drops: go2rtc | ersmesh |\n|---|---|---|---|---|\n")
 		for _, p := range r.Steps {
-			d.f("| %d | %s | %s |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh))
+			d.f("| %d | %s | %s | %d | %d |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh), p.Go2RTCSourceDrops, p.ErsmeshSourceDrops)
 		}
 		d.f("\nMeasured over %.0f s per server and count (%.0f frames of the clip). The machine is shared: the\n", r.Steps[0].Go2RTC.Seconds, 30*r.Steps[0].Go2RTC.Seconds)
 		d.f("ratios, both servers measured minutes apart on the same machine, are the figures to quote, not\n")

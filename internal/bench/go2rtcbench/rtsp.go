@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,12 +20,23 @@ import (
 // SETUP, PLAY), TCP only, in the benchmark's process. Neither go2rtc nor
 // the device serves the stream to the other: each is an RTSP client of
 // the same server, as each would be of a camera.
+//
+// Each reader has a queue of relayQueue packets; a reader that falls that
+// far behind loses packets, which the relay counts per reader: go2rtc
+// (its User-Agent) or the device (any other).
 type relay struct {
 	srv       *gortsplib.Server
-	mu        sync.Mutex // guards stream and publisher: gortsplib calls the handler from its connections' goroutines
+	mu        sync.Mutex // guards the rest: gortsplib calls the handler from its connections' goroutines
 	stream    *gortsplib.ServerStream
 	publisher *gortsplib.ServerSession
+	readers   map[*gortsplib.ServerSession]string // session → "go2rtc" or "ersmesh"
+	drops     map[string]int64                    // packets a reader's full queue lost
 }
+
+// relayQueue is a reader's queue in packets: about 20 s of the clip, so
+// that a benchmark process waiting for a core on a loaded machine delays
+// the stream rather than cutting it.
+const relayQueue = 1 << 12
 
 // startRelay listens on a free loopback port; url is where to publish
 // and read the stream.
@@ -33,8 +45,8 @@ func startRelay() (r *relay, url string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	r = &relay{}
-	r.srv = &gortsplib.Server{Handler: r, RTSPAddress: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	r = &relay{readers: make(map[*gortsplib.ServerSession]string), drops: make(map[string]int64)}
+	r.srv = &gortsplib.Server{Handler: r, RTSPAddress: fmt.Sprintf("127.0.0.1:%d", ports[0]), WriteQueueSize: relayQueue}
 	if err := r.srv.Start(); err != nil {
 		return nil, "", fmt.Errorf("RTSP server: %w", err)
 	}
@@ -104,8 +116,30 @@ func (r *relay) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response,
 	return r.current()
 }
 
-func (r *relay) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (r *relay) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	name := "ersmesh"
+	if ua := ctx.Request.Header["User-Agent"]; len(ua) > 0 && strings.HasPrefix(ua[0], "go2rtc") {
+		name = "go2rtc"
+	}
+	r.mu.Lock()
+	r.readers[ctx.Session] = name
+	r.mu.Unlock()
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnStreamWriteError is a packet lost to a reader's full queue.
+func (r *relay) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drops[r.readers[ctx.Session]]++
+}
+
+// dropped is the packets the reader name ("go2rtc" or "ersmesh") has lost
+// so far.
+func (r *relay) dropped(name string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.drops[name]
 }
 
 // OnRecord forwards every packet the publisher sends to the readers.
@@ -124,6 +158,7 @@ func (r *relay) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respons
 func (r *relay) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.readers, ctx.Session)
 	if r.stream != nil && ctx.Session == r.publisher {
 		r.stream.Close()
 		r.stream, r.publisher = nil, nil

@@ -73,6 +73,10 @@ type Pair struct {
 	Go2RTC  devicebench.Step `json:"go2rtc"`
 	Ersmesh devicebench.Step `json:"ersmesh"`
 	LoadAvg string           `json:"loadavg"` // 1, 5, 15 min, after the pair
+	// Source packets the RTSP server could not deliver to each server
+	// during its step (its queue to that reader full).
+	Go2RTCSourceDrops  int64 `json:"go2rtc_source_drops"`
+	ErsmeshSourceDrops int64 `json:"ersmesh_source_drops"`
 }
 
 // PerCore is viewers per core of CPU the server's process spent: viewers
@@ -188,16 +192,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i, n := range cfg.Viewers {
 		p := Pair{Viewers: n}
 		steps := []*devicebench.Step{&p.Go2RTC, &p.Ersmesh}
+		drops := []*int64{&p.Go2RTCSourceDrops, &p.ErsmeshSourceDrops}
 		// Alternate which goes first, so a drift of the machine's load
 		// does not always favour the same one.
 		for k := range targets {
 			j := (i + k) % len(targets)
+			d0 := rtspServer.dropped(targets[j].Name)
 			st, err := devicebench.MeasureStep(ctx, api, targets[j], n, cfg.Settle, cfg.Measure, idle[j])
 			if err != nil {
 				return nil, err
 			}
-			*steps[j] = st
-			cfg.Progress("go2rtc: %s: %s; %.0f viewers per core", targets[j].Name, st, PerCore(st))
+			*steps[j], *drops[j] = st, rtspServer.dropped(targets[j].Name)-d0
+			cfg.Progress("go2rtc: %s: %s; %.0f viewers per core; %d source packets dropped", targets[j].Name, st, PerCore(st), *drops[j])
 		}
 		p.LoadAvg = loadAvg()
 		res.Steps = append(res.Steps, p)
