@@ -10,6 +10,10 @@
 // from its module in a scratch directory with its own go.mod (ersmesh's
 // go.mod does not name it) and caches the binary in the user's cache
 // directory. The stream is a generated clip (Clip) that ffmpeg publishes
-// in a loop into go2rtc's RTSP server; the ersmesh device, run as its own
-// process by the ersmesh command, reads it back from there.
+// in a loop to an RTSP server in the benchmark's process (gortsplib, rtsp.go);
+// go2rtc and the ersmesh device, each run as its own process (the device by
+// the ersmesh command), are both RTSP clients of it, as of a camera. An
+// earlier version had the device read go2rtc's own RTSP server, which made
+// go2rtc pay for a relay the device did not, and under load garbled the
+// device's RTSP session.
 package go2rtcbench
