@@ -59,10 +59,13 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		d.f("between the server's socket and the receiver's, on a loaded machine mostly the receivers' socket\n")
 		d.f("buffers overflowing while the benchmark process waits for a core). *Source drops* are the\n")
 		d.f("stream's packets the RTSP server could not hand to that server during its step (its queue to\n")
-		d.f("that reader, 4,096 packets, full): a server that does not read its camera in time.\n\n")
-		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost | source drops: go2rtc | ersmesh |\n|---|---|---|---|---|\n")
+		d.f("that reader, 4,096 packets, full): a server that does not read its camera in time. *Failed\n")
+		d.f("joins* are receivers' tries to connect that did not within 30 s and were tried again (three\n")
+		d.f("tries each).\n\n")
+		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost | source drops: go2rtc | ersmesh | failed joins: go2rtc | ersmesh |\n|---|---|---|---|---|---|---|\n")
 		for _, p := range r.Steps {
-			d.f("| %d | %s | %s | %d | %d |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh), p.Go2RTCSourceDrops, p.ErsmeshSourceDrops)
+			d.f("| %d | %s | %s | %d | %d | %d | %d |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh),
+				p.Go2RTCSourceDrops, p.ErsmeshSourceDrops, p.Go2RTC.FailedJoins, p.Ersmesh.FailedJoins)
 		}
 		d.f("\nMeasured over %.0f s per server and count (%.0f frames of the clip). The machine is shared: the\n", r.Steps[0].Go2RTC.Seconds, 30*r.Steps[0].Go2RTC.Seconds)
 		d.f("ratios, both servers measured minutes apart on the same machine, are the figures to quote, not\n")

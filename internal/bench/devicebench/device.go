@@ -74,6 +74,9 @@ type Step struct {
 	// (Target.Sent); a server that falls behind or drops frames for slow
 	// viewers sends less than the stream.
 	SentKbps float64 `json:"sent_kbps_per_viewer,omitempty"`
+	// FailedJoins counts the tries to connect a viewer that failed and
+	// were tried again (MeasureStep).
+	FailedJoins int64 `json:"failed_joins,omitempty"`
 }
 
 // Result of a run.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -38,7 +39,24 @@ func Idle(t Target, d time.Duration) float64 { return idle(t.cpu, d) }
 // closes the viewers again. idlePercent is t's own use with no viewer
 // (Idle), which the step's per-viewer figures are taken above.
 func MeasureStep(ctx context.Context, api *webrtc.API, t Target, n int, settle, d time.Duration, idlePercent float64) (Step, error) {
-	f := &fleet{join: func(ctx context.Context) (receiver, error) { return watchWHEP(ctx, api, t.WHEP) }}
+	// On a loaded machine a join now and then does not connect within
+	// its 30 s: a viewer gets three tries, and the step says how many
+	// failed.
+	var failed atomic.Int64
+	f := &fleet{join: func(ctx context.Context) (receiver, error) {
+		var err error
+		for range joinTries {
+			var v receiver
+			if v, err = watchWHEP(ctx, api, t.WHEP); err == nil {
+				return v, nil
+			}
+			failed.Add(1)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return nil, err
+	}}
 	defer f.close()
 	if err := f.grow(ctx, n); err != nil {
 		return Step{}, fmt.Errorf("%s with %d viewers: %w", t.Name, n, err)
@@ -48,8 +66,13 @@ func MeasureStep(ctx context.Context, api *webrtc.API, t Target, n int, settle, 
 	case <-ctx.Done():
 		return Step{}, ctx.Err()
 	}
-	return f.sample(t.cpu, t.rss, t.Sent, d, idlePercent), nil
+	st := f.sample(t.cpu, t.rss, t.Sent, d, idlePercent)
+	st.FailedJoins = failed.Load()
+	return st, nil
 }
+
+// joinTries is how many times MeasureStep tries to connect one viewer.
+const joinTries = 3
 
 // whepViewer is one WHEP client: a pion PeerConnection receiving video and
 // audio, and the session's URL to DELETE when it leaves.
