@@ -37,6 +37,10 @@ func TestTalkbackFromBrowser(t *testing.T) {
 		// has a talk secret; the player says which secret is missing.
 		{"fmp4/room-secret-only", "fmp4", true, talkSecret, "", "talk secret.*#talk="},
 		{"srtp/talk-secret", "srtp", true, talkSecret, talkSecret, ""},
+		// WHEP (?protocol=whep): the player proves both secrets in its
+		// POST (Ersmesh-Secret-Proof) and offers a sendrecv audio section.
+		{"whep/talk-secret", "whep", true, talkSecret, talkSecret, ""},
+		{"whep/room-secret-only", "whep", true, talkSecret, "", "talk secret.*#talk="},
 	} {
 		transport, name := c.transport, c.name
 		t.Run(name, func(t *testing.T) {
@@ -61,7 +65,11 @@ func TestTalkbackFromBrowser(t *testing.T) {
 			b := browsertest.New(t, browsertest.Flag("use-fake-device-for-media-stream", true),
 				browsertest.Flag("use-fake-ui-for-media-stream", true),
 				browsertest.Flag("use-file-for-fake-audio-capture", wav))
-			page := "http://" + u.Host + "/?" + url.Values{"room": {"demo"}, "transport": {transport}, "secret": {"hunter2"}}.Encode()
+			params := url.Values{"room": {"demo"}, "transport": {transport}, "secret": {"hunter2"}}
+			if transport == "whep" {
+				params = url.Values{"room": {"demo"}, "protocol": {"whep"}, "secret": {"hunter2"}}
+			}
+			page := "http://" + u.Host + "/?" + params.Encode()
 			if c.pageTalk != "" {
 				page += "#" + url.Values{"talk": {c.pageTalk}}.Encode()
 			}

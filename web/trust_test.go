@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,6 +116,13 @@ func TestTrustJSMatchesGo(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("browser proof %q, Go proof %q", got, want)
+	}
+	// The WHEP proof header (trust/whep.go): the same bytes from both.
+	const ms = 1764270000123
+	wantWHEP := trust.WHEPProof{UnixMilli: ms, Room: trust.WHEPProofMAC("s3cret", uroom, "cam", "sha-256 ab:cd", ms), Talk: trust.WHEPProofMAC("talk!", uroom, "cam", "sha-256 ab:cd", ms)}.String()
+	gotWHEP, err := browsertest.Eval[string](ctx, `import('/trust.js').then(m => m.whepProof("s3cret", "talk!", `+js(uroom)+`, "cam", "SHA-256 AB:CD", `+strconv.Itoa(ms)+`))`)
+	if err != nil || gotWHEP != wantWHEP {
+		t.Errorf("browser WHEP proof %q (%v), Go's %q", gotWHEP, err, wantWHEP)
 	}
 	fp, err := browsertest.Eval[string](ctx, `import('/trust.js').then(m => m.sdpFingerprint(`+js(sdp)+`))`)
 	if err != nil || fp != trust.SDPFingerprint(sdp) {

@@ -1038,11 +1038,6 @@ export class Player extends PlayerBase {
       this._mse?.close();
       this._mse = null;
     }
-    if (this.talkback) {
-      this.talkback.close();
-      this.talkback = null;
-      this._emit('talkback', { state: 'gone', message: '' });
-    }
     if (this._dropPeer()) this._emit('closePeer', { id: this.deviceId });
   }
 }

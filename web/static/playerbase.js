@@ -260,10 +260,15 @@ export class PlayerBase extends EventTarget {
   }
 
   // _dropPeer closes the current peer connection, if any, and reports
-  // whether there was one.
+  // whether there was one. Its talk back (talkback.js) goes with it.
   _dropPeer() {
     const pc = this.peerConnection;
     this._started = false;
+    if (this.talkback) {
+      this.talkback.close();
+      this.talkback = null;
+      this._emit('talkback', { state: 'gone', message: '' });
+    }
     if (!pc) return false;
     this.peerConnection = null;
     pc.onicecandidate = pc.ontrack = pc.ondatachannel = pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;

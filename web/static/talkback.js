@@ -43,9 +43,22 @@ export class Talkback {
     return new Talkback(tr, onState);
   }
 
-  constructor(transceiver, onState) {
+  // forWHEP is for a WHEP player, whose own offer had a sendrecv audio
+  // section (transceiver): state is the bridge's Ersmesh-Talkback header
+  // ("ready", "refused" with reason, or "" when the stream takes no
+  // talkback). WHEP has no channel for the device's later messages, so the
+  // player says "talking" itself once the microphone is on the wire; who
+  // holds the floor it cannot learn.
+  static forWHEP(transceiver, state, reason, onState) {
+    if (state === 'refused') onState('refused', words.refused({ reason }));
+    if (state !== 'ready' || !transceiver) return null;
+    return new Talkback(transceiver, onState, { local: true });
+  }
+
+  constructor(transceiver, onState, { local = false } = {}) {
     this._tr = transceiver;
     this._onState = onState;
+    this._local = local;
     this._track = null;
     this._pressed = false;
     this._pressedAt = 0;
@@ -90,6 +103,7 @@ export class Talkback {
     try {
       await this._tr.sender.replaceTrack(track);
       this.timing.sendingAt = performance.now();
+      if (this._local && this._track === track) this._onState('talking', words.talking);
     } catch (err) {
       this._onState('failed', `Cannot send the microphone: ${err.message}`);
       this.release();
@@ -104,6 +118,7 @@ export class Talkback {
     if (!t) return;
     this._tr.sender.replaceTrack(null).catch(() => {});
     t.stop();
+    if (this._local) this._onState('released', words.released);
   }
 
   // onMessage takes the device's talkback message payload.

@@ -11,6 +11,7 @@
 const OFFER_DOMAIN = 'ersmesh/offer/v2';
 const ANSWER_DOMAIN = 'ersmesh/answer/v1';
 const PROOF_DOMAIN = 'ersmesh/room-secret/v1';
+const WHEP_PROOF_DOMAIN = 'ersmesh/whep-secret/v1';
 const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
 export class TrustUnavailable extends Error {
@@ -142,10 +143,26 @@ export function sdpFingerprint(sdp) {
 // roomProof is HMAC-SHA256(secret, domain || room || challenge ||
 // fingerprint), base64: what the device checks before it opens a session.
 export async function roomProof(secret, room, challenge, fingerprint) {
+  return hmac(secret, framed(PROOF_DOMAIN, [room, challenge, normalizeFingerprint(fingerprint)]));
+}
+
+async function hmac(secret, message) {
   const s = subtle();
   const k = await s.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const mac = await s.sign('HMAC', k, framed(PROOF_DOMAIN, [room, challenge, normalizeFingerprint(fingerprint)]));
-  return toBase64(mac);
+  return toBase64(await s.sign('HMAC', k, message));
+}
+
+// whepProof is the Ersmesh-Secret-Proof header of a WHEP POST (trust/whep.go):
+// "t=<ms>; room=<mac>; talk=<mac>", each MAC HMAC-SHA256(secret, domain ||
+// room || stream || the offer's DTLS fingerprint || ms), keyed with the room
+// secret and the talk secret (either may be ""); "" when both are.
+export async function whepProof(roomSecret, talkSecret, room, stream, fingerprint, ms = Date.now()) {
+  if (!roomSecret && !talkSecret) return '';
+  const msg = framed(WHEP_PROOF_DOMAIN, [room, stream, normalizeFingerprint(fingerprint), String(ms)]);
+  let v = `t=${ms}`;
+  if (roomSecret) v += `; room=${await hmac(roomSecret, msg)}`;
+  if (talkSecret) v += `; talk=${await hmac(talkSecret, msg)}`;
+  return v;
 }
 
 // sdpFingerprints returns every a=fingerprint of an SDP, normalized.

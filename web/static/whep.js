@@ -14,7 +14,8 @@
 // "WHEP resume").
 
 import { PlayerBase, backoff, bridgeList } from './playerbase.js';
-import { TrustUnavailable, ownerOf, verifyAnswer } from './trust.js';
+import { TrustUnavailable, ownerOf, sdpFingerprint, verifyAnswer, whepProof } from './trust.js';
+import { Talkback } from './talkback.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 
 const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the device's answer
@@ -85,7 +86,7 @@ function sdpAttr(sdp, name) {
 // same stage events (with their timeline), reasons, playerstarted and
 // getStats as Player.
 export class WHEPPlayer extends PlayerBase {
-  constructor({ bridges, bridge = location.origin, room, stream = 'sample', token = '', video } = {}) {
+  constructor({ bridges, bridge = location.origin, room, stream = 'sample', token = '', secret = '', talkSecret = '', video } = {}) {
     // WHEP carries media as RTP tracks.
     super({ room, stream, token, transport: 'srtp', video, logPrefix: '[ersmesh whep]' });
     // bridges (several: the first plays, the others take over a playing
@@ -99,6 +100,13 @@ export class WHEPPlayer extends PlayerBase {
     this.session = null;      // the session's URL (the POST's Location)
     this.sid = '';            // the device's id of the session (Ersmesh-Session), for resumes
     this._key = null;         // the resume key the offer carried
+    // The room and talk secrets are for the device only: proven in the
+    // POST's Ersmesh-Secret-Proof, bound to our DTLS certificate's
+    // fingerprint (trust.js whepProof), never sent as they are.
+    this._secret = secret || '';
+    this._talkSecret = talkSecret || '';
+    this._cert = null;        // our DTLS certificate, when a secret is proven
+    this.talkback = null;     // talk back (talkback.js), when the device takes our audio
     this._probeTimer = null;
     this._resumeGen = 0;      // tells the current resume from a stale one
     this._resuming = false;
@@ -157,10 +165,24 @@ export class WHEPPlayer extends PlayerBase {
 
   async _connect() {
     if (this.stage !== 'error') this._setStage('connecting', `Asking ${this.bridge} for room "${this.room}"…`);
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    const proving = !!(this._secret || this._talkSecret);
+    if (proving && !this._cert) {
+      // The proof names our certificate: it must exist before the offer.
+      try {
+        this._cert = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
+      } catch (err) {
+        this._setStage('error', `Cannot prove the room secret: ${err.message}`, 'refused');
+        return;
+      }
+      if (!this._running) return;
+    }
+    const pc = new RTCPeerConnection(this._cert ? { bundlePolicy: 'max-bundle', certificates: [this._cert] } : { bundlePolicy: 'max-bundle' });
     this.peerConnection = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // With a secret the audio section is sendrecv with no track: the
+    // microphone goes on it only while the talk button is held, if the
+    // device takes it (Ersmesh-Talkback). Without one nobody may talk.
+    const audio = pc.addTransceiver('audio', { direction: proving ? 'sendrecv' : 'recvonly' });
     pc.ontrack = (e) => this._showTrack(pc, e);
     pc.onicecandidate = (e) => {
       if (pc !== this.peerConnection) return;
@@ -202,6 +224,18 @@ export class WHEPPlayer extends PlayerBase {
           log('cannot make a resume key:', err.message);
         }
       }
+      if (proving) {
+        try {
+          headers['Ersmesh-Secret-Proof'] = await whepProof(this._secret, this._talkSecret, this.room, this.stream, sdpFingerprint(offer));
+        } catch (err) {
+          if (pc !== this.peerConnection) return;
+          this._endSession();
+          this._setStage('error', err instanceof TrustUnavailable
+            ? 'Cannot prove the room secret: open the player over HTTPS (or on localhost).'
+            : `Cannot prove the room secret: ${err.message}`, err instanceof TrustUnavailable ? 'unsupported' : 'refused');
+          return;
+        }
+      }
       if (pc !== this.peerConnection) return;
       this._key = key;
       resp = await fetch(this.endpoint, {
@@ -230,12 +264,14 @@ export class WHEPPlayer extends PlayerBase {
       default:
         // 400, 401, 403, 415: retrying the same request cannot help.
         this._endSession();
-        this._setStage('error', `The bridge refused to play room "${this.room}" (${resp.status}): ${why}`);
+        this._setStage('error', `The bridge refused to play room "${this.room}" (${resp.status}): ${why}`,
+          resp.status === 401 && /secret/.test(why) ? (this._secret ? 'secret-wrong' : 'secret-missing') : '');
         return;
     }
     this.session = new URL(resp.headers.get('Location'), this.endpoint).href;
     this._etag = resp.headers.get('ETag') ?? '';
     this.sid = resp.headers.get('Ersmesh-Session') ?? '';
+    const talk = resp.headers.get('Ersmesh-Talkback') ?? '';
     if (!(await this._checkAnswer(resp, offer, answer)) || pc !== this.peerConnection) {
       if (pc === this.peerConnection) this._endSession();
       return;
@@ -256,6 +292,8 @@ export class WHEPPlayer extends PlayerBase {
       if (pc === this.peerConnection) this._retry('error', `Cannot use the device's answer: ${err.message}`);
       return;
     }
+    if (pc !== this.peerConnection) return;
+    this.talkback = Talkback.forWHEP(audio, talk, resp.headers.get('Ersmesh-Talkback-Reason') ?? '', (state, message) => this._emit('talkback', { state, message }));
     this._trickle(pc);
   }
 
