@@ -81,7 +81,7 @@ func (v *viewer) start(args []json.RawMessage, ack socketio.AckFunc, resume bool
 	joinMsg := &signalwire.Message{
 		Kind: signalwire.KindJoin, Session: v.sock.ID(), Room: room,
 		Stream: data.StreamName, Transport: data.Transport, Token: data.Token, Nonce: data.Nonce,
-		ResumeKey: data.ResumeKey,
+		ResumeKey: data.ResumeKey, Relay: data.Relay,
 	}
 	if err := joinMsg.Validate(); err != nil {
 		ack("join: " + strings.TrimPrefix(err.Error(), signalwire.ErrInvalid.Error()+": "))
@@ -127,7 +127,9 @@ func (v *viewer) message(args []json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	if m.Type == ersproto.TypeCandidate {
+	// A relaying viewer negotiates a link per child, candidates included:
+	// its relaySignal messages count as candidates do.
+	if m.Type == ersproto.TypeCandidate || m.Type == ersproto.TypeRelaySignal {
 		if !v.candidates.Allow() {
 			return fmt.Errorf("message: rate limited: more than %g candidates a second; this one was dropped", v.b.cfg.Rates.Candidates)
 		}

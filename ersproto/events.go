@@ -50,6 +50,10 @@ const (
 	TypeResumeChallenge = "resumeChallenge"
 	TypeResumeProof     = "resumeProof"
 	TypeRestart         = "restart"
+	// TypeRelaySignal carries a relay link's negotiation between two
+	// viewers through the device (docs/relay.md; package relay has the
+	// other relay types).
+	TypeRelaySignal = "relaySignal"
 )
 
 // Values an ERS player puts in every message it sends.

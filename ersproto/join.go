@@ -15,6 +15,7 @@ const (
 	MaxToken     = 1024
 	MaxNonce     = 64
 	MaxResumeKey = 128
+	MaxRelay     = 128
 	MaxSID       = 256
 	// MaxJoinData bounds the encoded data object of a join.
 	MaxJoinData = 4 << 10
@@ -32,6 +33,10 @@ type Join struct {
 	// ResumeKey (ersmesh players) is the viewer's public key for
 	// re-attaching the session through another bridge later.
 	ResumeKey string `json:"resumeKey,omitempty"`
+	// Relay (ersmesh players) is the fingerprint of the join's DTLS
+	// certificate: the player speaks the relay protocol and may be served
+	// by another viewer (docs/relay.md).
+	Relay string `json:"relay,omitempty"`
 	// SID, in a resume, is the session (the offer's sid) to re-attach.
 	SID string `json:"sid,omitempty"`
 }
@@ -75,6 +80,7 @@ func ParseJoin(args []json.RawMessage) (room string, data Join, err error) {
 			{"nonce", data.Nonce, MaxNonce},
 			{"resumeKey", data.ResumeKey, MaxResumeKey},
 			{"sid", data.SID, MaxSID},
+			{"relay", data.Relay, MaxRelay},
 		} {
 			if len(f.value) > f.max {
 				return "", Join{}, fmt.Errorf("join: %s is longer than %d bytes", f.name, f.max)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -70,7 +71,10 @@ type Config struct {
 	// one, only viewers who proved it may talk (the room secret alone
 	// does not do); elsewhere the room secret is what lets a viewer talk.
 	TalkSecrets map[string]string
-	Logger      *slog.Logger
+	// Relay caps the viewers the device serves itself and shapes the tree
+	// of viewers that relay its fmp4 streams to the others (relay.go).
+	Relay  RelayConfig
+	Logger *slog.Logger
 }
 
 // Device serves rooms to viewers.
@@ -106,6 +110,12 @@ type Device struct {
 	// resumable holds the sessions a viewer may re-attach, by WebRTC
 	// session id (resume.go).
 	resumable map[string]*session
+
+	// relay is the relay tree (relay.go); relayReports and relayBans
+	// count children's reports and the parents banned for them.
+	relay        *relayTree
+	relayReports atomic.Uint64
+	relayBans    atomic.Uint64
 
 	talk     talkCounters
 	floorsMu sync.Mutex                 // guards floors
@@ -170,6 +180,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
 		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.starting = make(map[string]*roomStart)
+	d.relay = newRelayTree(d)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for r, sec := range secrets {
 		d.warnWeakSecret(r, sec)

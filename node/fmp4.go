@@ -75,12 +75,15 @@ type fmp4Viewer struct {
 	gate    *dtlsGate             // nil, or what holds the stream back (dtlsgate.go)
 	quit    chan struct{}         // closed by detach
 
-	mu       sync.Mutex // guards requested, detached and sub
+	mu       sync.Mutex // guards requested, detached, sub and signed
 	detached bool
-	sub      *media.FMP4Viewer
-	timer    *time.Timer // the request deadline
-	stream   *media.Stream
-	wg       sync.WaitGroup
+	// signed: the viewer asked for the signed stream (docs/relay.md): a
+	// SIG record goes before every unit.
+	signed bool
+	sub    *media.FMP4Viewer
+	timer  *time.Timer // the request deadline
+	stream *media.Stream
+	wg     sync.WaitGroup
 }
 
 // attachFMP4 adds the EMS data channels to pc. They are created before the
@@ -154,27 +157,41 @@ var errNotRequest = errors.New("not an fmp4Request")
 // parseFMP4Request reads one command channel message from the viewer. It
 // returns errNotRequest for other commands.
 func parseFMP4Request(b []byte) (name string, err error) {
+	r, err := parseRequest(b)
+	return r.Name, err
+}
+
+// fmp4Request is the payload of an fmp4Request; Signed is ersmesh's
+// addition (docs/relay.md), which ERS players never send.
+type fmp4Request struct {
+	Name   string
+	Signed bool
+}
+
+func parseRequest(b []byte) (fmp4Request, error) {
 	if len(b) > maxCommandSize {
-		return "", fmt.Errorf("command of %d bytes (limit %d)", len(b), maxCommandSize)
+		return fmp4Request{}, fmt.Errorf("command of %d bytes (limit %d)", len(b), maxCommandSize)
 	}
 	var c fmp4Command
 	if err := json.Unmarshal(b, &c); err != nil {
-		return "", fmt.Errorf("malformed command: %w", err)
+		return fmp4Request{}, fmt.Errorf("malformed command: %w", err)
 	}
 	if c.Type != "fmp4Request" {
-		return "", fmt.Errorf("%w: %q", errNotRequest, c.Type)
+		return fmp4Request{}, fmt.Errorf("%w: %q", errNotRequest, c.Type)
 	}
 	var req struct {
-		Name *string `json:"name"`
+		Name   *string `json:"name"`
+		Signed bool    `json:"signed"`
 	}
 	if err := json.Unmarshal(c.Payload, &req); err != nil || req.Name == nil {
-		return "", errors.New("fmp4Request without a stream name")
+		return fmp4Request{}, errors.New("fmp4Request without a stream name")
 	}
-	return *req.Name, nil
+	return fmp4Request{Name: *req.Name, Signed: req.Signed}, nil
 }
 
 func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
-	name, err := parseFMP4Request(m.Data)
+	r, err := parseRequest(m.Data)
+	name := r.Name
 	if errors.Is(err, errNotRequest) {
 		v.log.Debug("fmp4: ignoring command", "err", err)
 		return
@@ -211,7 +228,7 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: fmt.Sprintf("%s %v.", emsFailText, err)})
 		return
 	}
-	v.sub, v.stream = sub, st
+	v.sub, v.stream, v.signed = sub, st, r.Signed
 	v.respond(fmp4Response{Name: req.Name, Status: "SUCCESS", Description: "Stream " + req.Name + " started"})
 	v.log.Info("fmp4: streaming", "name", req.Name)
 	v.wg.Add(1)
@@ -230,7 +247,7 @@ func (v *fmp4Viewer) respond(r fmp4Response) {
 func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 	defer v.wg.Done()
 	v.mu.Lock()
-	st := v.stream
+	st, signed := v.stream, v.signed
 	v.mu.Unlock()
 	waitKey := false
 	msg := 0 // the message size, known once the association is up
@@ -250,6 +267,13 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 				return
 			}
 		}
+		if signed && c.Sig == nil {
+			// Made before the stream signed (the device's first
+			// moments): a signed viewer starts at a signed MOOV.
+			waitKey = true
+			v.skipped.Add(1)
+			continue
+		}
 		if waitKey && !c.Key {
 			v.skipped.Add(1)
 			continue
@@ -268,13 +292,23 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 		if msg == 0 {
 			msg = messageSize(v.sctp)
 		}
-		if err := sendChunked(v.data, c.Data, msg); err != nil {
+		err := error(nil)
+		if signed {
+			err = sendChunked(v.data, c.Sig, msg)
+		}
+		if err == nil {
+			err = sendChunked(v.data, c.Data, msg)
+		}
+		if err != nil {
 			if errors.Is(err, webrtc.ErrConnectionClosed) || v.data.ReadyState() != webrtc.DataChannelStateOpen {
 				return
 			}
 			v.log.Debug("fmp4: send", "err", err)
 		} else if st != nil {
 			st.AddSent(len(c.Data))
+			if signed {
+				st.AddSent(len(c.Sig))
+			}
 		}
 	}
 }

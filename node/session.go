@@ -19,6 +19,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/ersproto"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/relay"
 	"github.com/ersmesh/ersmesh/signalwire"
 	"github.com/ersmesh/ersmesh/trust"
 )
@@ -126,6 +127,26 @@ func (s *session) run(join *signalwire.Message) {
 		return
 	}
 	s.joined(join)
+	s.room, s.nonce = join.Room, join.Nonce
+	s.stream = cmp.Or(join.Stream, stream.Name()) // signed with the offer or answer
+	s.sid = sessionSID()
+	// Without a room secret the device decides at once whether it serves
+	// the viewer itself, through a relay, or not at all (relay.go); with
+	// one, only after the viewer proved it.
+	secret := s.dev.secret(join.Room) != ""
+	var where placement
+	var assign outbox
+	if !secret {
+		var reason string
+		where, assign, reason = s.place(join)
+		if where == placeFull {
+			s.log.Info("viewer refused", "reason", reason)
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindReject, Reason: reason, Code: signalwire.CodeFull})
+			s.conn.Close()
+			return
+		}
+	}
+	defer s.dev.relay.leave(s)
 	if !s.dev.serves(join.Room) {
 		// StopRoom ran between admit and joined, and did not see us.
 		s.log.Info("viewer refused: room stopped")
@@ -156,15 +177,6 @@ func (s *session) run(join *signalwire.Message) {
 		return
 	}
 	s.log.Info("viewer joined", "transport", transportOf(join))
-	s.room, s.nonce = join.Room, join.Nonce
-	s.stream = cmp.Or(join.Stream, stream.Name()) // signed with the offer or answer
-	s.sid = sessionSID()
-	// A WHEP viewer's key comes with its offer (answer.go): the removal is
-	// deferred for both.
-	defer s.dev.removeResumable(s)
-	if s.resumeKey = resumeKey(join); s.resumeKey != nil {
-		s.dev.addResumable(s)
-	}
 	// No PeerConnection, and so no media, before the viewer is authorised.
 	if join.ViewerOffers {
 		err = s.authorizeWHEP(join)
@@ -174,11 +186,32 @@ func (s *session) run(join *signalwire.Message) {
 			s.decideTalk(s.dev.secret(join.Room) != "" && s.fingerprint != "", talk)
 		}
 	}
+	if err == nil && secret {
+		var reason string
+		if where, assign, reason = s.place(join); where == placeFull {
+			s.log.Info("viewer refused", "reason", reason)
+			s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: reason, Code: signalwire.CodeFull})
+			s.conn.Close()
+			return
+		}
+	}
 	if err != nil {
 		s.log.Warn("viewer refused", "reason", err)
 		s.conn.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: err.Error(), Code: refusalCode(err)})
 		s.conn.Close()
 		return
+	}
+	if where == placeRelayed {
+		s.log.Info("viewer served by a relay")
+		assign.flush()
+		s.serveRelayed()
+		return
+	}
+	// A WHEP viewer's key comes with its offer (answer.go): the removal is
+	// deferred for both.
+	defer s.dev.removeResumable(s)
+	if s.resumeKey = resumeKey(join); s.resumeKey != nil {
+		s.dev.addResumable(s)
 	}
 	pc, err := s.newPeerConnection(join, stream)
 	if err != nil {
@@ -519,6 +552,8 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 			return nil // WHEP viewers restart ICE with their own offer
 		}
 		return s.restartICE(pc)
+	case relay.TypeReady, relay.TypeSignal, relay.TypeReport:
+		return s.dev.relay.onMessage(s, m)
 	case "connectivityError", "mute", "unmute":
 		s.log.Debug("viewer event", "type", m.Type)
 	}

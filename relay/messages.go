@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ersmesh/ersmesh/trust"
 )
 
 // Signal types of relaying (ERS message types; signalwire signal types).
@@ -290,6 +293,28 @@ func verifySig(device peer.ID, msg []byte, sig string) error {
 	}
 	if ok, err := pub.Verify(msg, raw); err != nil || !ok {
 		return ErrBadSignature
+	}
+	return nil
+}
+
+// CheckFingerprints reports whether every a=fingerprint line of sdp, and at
+// least one, is want: a link's other end must be the certificate the
+// device named (docs/relay.md §2).
+func CheckFingerprints(sdp, want string) error {
+	want = trust.NormalizeFingerprint(want)
+	n := 0
+	for line := range strings.Lines(sdp) {
+		line = strings.TrimRight(line, "\r\n")
+		if !strings.HasPrefix(line, "a=fingerprint:") {
+			continue
+		}
+		if got := trust.NormalizeFingerprint(line); got != want {
+			return fmt.Errorf("relay: the SDP carries DTLS fingerprint %q, not %q which the device named", got, want)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("relay: the SDP carries no DTLS fingerprint")
 	}
 	return nil
 }

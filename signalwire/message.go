@@ -43,6 +43,7 @@ const (
 	maxNonce       = 64
 	maxResumeKey   = 128
 	maxSecretProof = 256 // trust.MaxWHEPProof
+	maxRelay       = 128
 	maxReason      = 512
 	maxICEServers  = 16
 	maxICEURLs     = 8
@@ -87,6 +88,10 @@ type Message struct {
 	// trust), relayed untouched: the device checks it against the DTLS
 	// fingerprint of the offer it answers.
 	SecretProof string `json:"secretProof,omitempty"`
+	// Relay is the fingerprint of the viewer's DTLS certificate when it
+	// speaks the relay protocol (docs/relay.md): it may then be served by
+	// another viewer.
+	Relay string `json:"relay,omitempty"`
 
 	// Signal: an ERS message; Payload is relayed untouched.
 	Type    string          `json:"type,omitempty"` // offer, answer, candidate, ...
@@ -114,6 +119,9 @@ const (
 	// CodeBadOffer: the viewer's offer cannot be used (malformed SDP, no
 	// video to receive).
 	CodeBadOffer = "bad-offer"
+	// CodeFull: neither the device's uplink nor any relaying viewer can
+	// take another viewer (docs/relay.md).
+	CodeFull = "full"
 	// CodeDetach, on a bridge's leave: the bridge stops relaying (it shuts
 	// down, or the viewer's socket dropped without a leave) but the viewer
 	// may re-attach its session through another bridge (KindResume): the
@@ -139,6 +147,10 @@ var signalTypes = map[string]bool{
 	// Talkback (node/talkback.go): the device tells a viewer what became
 	// of its audio (talking, busy, refused, released, failed).
 	"talkback": true,
+	// Relaying (docs/relay.md): the device assigns parents and children,
+	// routes their negotiation, and hears their capacity and reports.
+	"relayAssign": true, "relayChild": true, "relaySignal": true,
+	"relayEnd": true, "relayReady": true, "relayReport": true,
 }
 
 // Validate reports whether m is well formed for its kind.
@@ -162,6 +174,9 @@ func (m *Message) Validate() error {
 	}
 	if len(m.SecretProof) > maxSecretProof {
 		return bad("secret proof is longer than %d bytes", maxSecretProof)
+	}
+	if len(m.Relay) > maxRelay {
+		return bad("relay fingerprint is longer than %d bytes", maxRelay)
 	}
 	if len(m.Token) > maxToken {
 		return bad("token is longer than %d bytes", maxToken)

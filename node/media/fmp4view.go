@@ -6,7 +6,8 @@ import "sync/atomic"
 // one frame's segment records.
 type Chunk struct {
 	Data []byte
-	Key  bool // a MOOV or a keyframe's segment: a skipping viewer resumes here
+	Key  bool   // a MOOV or a keyframe's segment: a skipping viewer resumes here
+	Sig  []byte // the SIG record a signed viewer gets before Data (docs/relay.md); nil unsigned
 }
 
 // FMP4Viewer receives a stream's EMS records. C holds at most viewerQueue
@@ -38,7 +39,7 @@ func (v *FMP4Viewer) push(s *Stream, f *Frame) {
 		return
 	}
 	if v.sentMoov != s.moovGen {
-		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true}) {
+		if !f.Key || !v.offer(Chunk{Data: s.moov, Key: true, Sig: s.moovSig}) {
 			v.waitKey = true
 			return
 		}
@@ -48,7 +49,7 @@ func (v *FMP4Viewer) push(s *Stream, f *Frame) {
 		v.dropped.Add(1)
 		return
 	}
-	if !v.offer(Chunk{Data: f.EMS, Key: f.Key}) {
+	if !v.offer(Chunk{Data: f.EMS, Key: f.Key, Sig: f.Sig}) {
 		v.waitKey = true
 		v.dropped.Add(1)
 		return

@@ -10,6 +10,7 @@ type Frame struct {
 	TS  uint32        // RTP timestamp, 90 kHz
 	RTP []*rtp.Packet // payloads shared; viewers copy the header
 	EMS []byte        // BEGIN..END records; nil while the fMP4 init is unknown
+	Sig []byte        // EMS's SIG record for signed viewers (docs/relay.md); nil unsigned
 }
 
 func (f *Frame) size() int {

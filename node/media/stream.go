@@ -129,8 +129,15 @@ type Stream struct {
 	rebase      bool
 	nextPTS     time.Duration
 	fsubs       map[*FMP4Viewer]struct{}
-	rsubs       map[*RTPViewer]struct{}
-	frames      atomic.Uint64
+	// signer, when set, signs every fmp4 unit once for all signed viewers
+	// (docs/relay.md): unitSeq counts units, moovSeq is the current MOOV's
+	// seq and moovSig its SIG record.
+	signer  UnitSigner
+	unitSeq uint64
+	moovSeq uint64
+	moovSig []byte
+	rsubs   map[*RTPViewer]struct{}
+	frames  atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -403,6 +410,10 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 			s.log.Warn("fMP4 mux", "err", err)
 		} else {
 			f.EMS = ems
+			if s.signer != nil && s.moovSig != nil {
+				s.unitSeq++
+				f.Sig = s.signer(f.Key, false, s.unitSeq, s.moovSeq, ems)
+			}
 		}
 	}
 
@@ -430,6 +441,31 @@ func (s *Stream) startMux() {
 	}
 	s.mux, s.moov = m, moov
 	s.moovGen++
+	s.signMoov()
+}
+
+// UnitSigner signs one unit of the fmp4 stream (docs/relay.md): covered is
+// the MOOV record (moov) or one frame's BEGIN..END records (key: a
+// keyframe's); it returns the SIG record that goes before them, or nil. It
+// is called under the stream's lock, once per unit for every viewer.
+type UnitSigner func(key, moov bool, seq, moovSeq uint64, covered []byte) []byte
+
+// SetSigner makes the stream sign its units from now on: the current MOOV
+// at once, then every new MOOV and frame.
+func (s *Stream) SetSigner(f UnitSigner) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signer = f
+	s.signMoov()
+}
+
+func (s *Stream) signMoov() {
+	if s.signer == nil || s.moov == nil {
+		return
+	}
+	s.unitSeq++
+	s.moovSeq = s.unitSeq
+	s.moovSig = s.signer(false, true, s.unitSeq, s.moovSeq, s.moov)
 }
 
 // ticks converts d to a clock of rate Hz without overflowing for any
