@@ -143,8 +143,8 @@ func (m *rateMeter) roll(sec int64) {
 	}
 }
 
-// bitsPerSecond is the rate over the window, or since the first byte when
-// that is shorter (at least a second).
+// bitsPerSecond is the rate over the window's complete seconds, or since
+// the first byte when that is shorter (at least a second).
 func (m *rateMeter) bitsPerSecond() float64 {
 	now := time.Now()
 	m.mu.Lock()
@@ -153,12 +153,18 @@ func (m *rateMeter) bitsPerSecond() float64 {
 		return 0
 	}
 	m.roll(now.Unix())
+	n := int64(len(m.buckets))
 	var total int64
-	for _, b := range m.buckets {
-		total += b
+	for i := int64(1); i < n; i++ {
+		total += m.buckets[(m.sec-i)%n]
 	}
-	span := min(time.Duration(now.UnixNano()-m.first), rateWindow)
-	span = max(span, time.Second)
+	// The seconds before the first byte hold nothing: do not count them.
+	span := time.Duration(min(m.sec-time.Unix(0, m.first).Unix(), n-1)) * time.Second
+	if span < time.Second {
+		// Not a whole second yet: the rate so far.
+		span = max(time.Duration(now.UnixNano()-m.first), time.Second)
+		total = m.buckets[m.sec%n]
+	}
 	return float64(total) * 8 / span.Seconds()
 }
 

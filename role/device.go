@@ -49,6 +49,10 @@ type DeviceConfig struct {
 	Talkback       []string // STREAM=SINK (node/talkback.ParseSink)
 	TalkSecrets    []string // STREAM=SECRET
 	Limits         node.Limits
+	// Relay caps the direct viewers and shapes the relay tree (node.RelayConfig).
+	Relay node.RelayConfig
+	// UplinkMbit is Relay.UplinkBudget in Mbit/s, as the flag takes it.
+	UplinkMbit float64
 	// PublishTimeout bounds the first publication of the rooms; default
 	// 30 s.
 	PublishTimeout time.Duration
@@ -67,6 +71,7 @@ func DefaultDeviceConfig() DeviceConfig {
 		Ops:            "127.0.0.1:7777",
 		State:          inConfigDir("device-webrtc.json"),
 		WebhookTimeout: webhook.DefaultTimeout,
+		Relay: node.RelayConfig{Depth: node.DefaultRelayDepth, Fanout: node.DefaultRelayFanout},
 		Limits: node.Limits{
 			MaxStreamsPerPeer: node.DefaultMaxStreamsPerPeer, MaxStreams: node.DefaultMaxStreams,
 			StreamRate: node.DefaultStreamRate, StreamBurst: node.DefaultStreamBurst,
@@ -97,6 +102,10 @@ func (c *DeviceConfig) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "signalling streams all bridges together may hold open")
 	fs.Float64Var(&c.Limits.StreamRate, "stream-rate", c.Limits.StreamRate, "new signalling streams per second from one bridge, after --stream-burst")
 	fs.IntVar(&c.Limits.StreamBurst, "stream-burst", c.Limits.StreamBurst, "new signalling streams one bridge may open at once")
+	fs.IntVar(&c.Relay.MaxViewers, "max-viewers", c.Relay.MaxViewers, "viewers the device serves itself (0: no cap); fmp4 viewers beyond are served by other viewers relaying the signed stream (docs/relay.md), or told the room is full")
+	fs.Float64Var(&c.UplinkMbit, "uplink-budget", c.UplinkMbit, "`Mbit/s` the device may send to the viewers it serves itself, each counted at its stream's measured rate (0: no budget); viewers beyond are relayed or told the room is full")
+	fs.IntVar(&c.Relay.Depth, "relay-depth", c.Relay.Depth, "deepest place in the relay tree (the device's own viewers are at depth 1)")
+	fs.IntVar(&c.Relay.Fanout, "relay-fanout", c.Relay.Fanout, "most viewers one relaying viewer serves")
 	fs.DurationVar(&c.Limits.UnconnectedTimeout, "unconnected-timeout", c.Limits.UnconnectedTimeout, "end a viewer session whose WebRTC connection is not up this long after its join")
 }
 
@@ -215,6 +224,9 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 	}
 	pubCtx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
 	defer cancel()
+	if cfg.Relay.MaxViewers < 0 || cfg.UplinkMbit < 0 || cfg.Relay.Depth < 0 || cfg.Relay.Fanout < 0 {
+		return nil, keyErr("max-viewers", "--max-viewers, --uplink-budget, --relay-depth and --relay-fanout cannot be negative")
+	}
 	ncfg := node.Config{
 		Mesh:            d.host,
 		Rooms:           cfg.Rooms,
@@ -225,6 +237,7 @@ func NewDevice(ctx context.Context, cfg DeviceConfig) (_ *Device, err error) {
 		Talkback:        talk,
 		TalkSecrets:     talkSecrets,
 		Limits:          cfg.Limits,
+		Relay:           relayConfig(cfg),
 		OnEvent:         onEvent,
 		Logger:          log,
 	}
@@ -298,3 +311,10 @@ func (d *Device) Device() *node.Device { return d.device }
 
 // Controller runs the EMS-style commands (startWebRTC, ...) against it.
 func (d *Device) Controller() *control.Controller { return d.ctl }
+
+// relayConfig is the node's relay config from the flags.
+func relayConfig(cfg DeviceConfig) node.RelayConfig {
+	rc := cfg.Relay
+	rc.UplinkBudget = cfg.UplinkMbit * 1e6
+	return rc
+}

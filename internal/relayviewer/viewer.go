@@ -141,6 +141,7 @@ type Viewer struct {
 	playing   bool // a keyframe was appended
 	maxKids   int
 	tamper    Tamper
+	frozen    bool // forwards nothing: a hung relay
 	forwarded int
 	replay    *unitBytes
 	closed    bool
@@ -620,7 +621,7 @@ func (v *Viewer) onData(u *upstream, data []byte) {
 // forward queues ub for every child whose channel is open, tampering if
 // asked to. Under v.mu.
 func (v *Viewer) forward(ub *unitBytes) {
-	if len(v.children) == 0 {
+	if len(v.children) == 0 || v.frozen {
 		return
 	}
 	v.forwarded++
@@ -839,6 +840,15 @@ func (v *Viewer) SetMaxChildren(n int) {
 func (v *Viewer) SetTamper(t Tamper) {
 	v.mu.Lock()
 	v.tamper = t
+	v.mu.Unlock()
+}
+
+// Freeze makes the viewer a hung relay: it keeps its connections and its
+// session but forwards nothing more, as a process that stopped or a
+// network that silently drops its packets.
+func (v *Viewer) Freeze() {
+	v.mu.Lock()
+	v.frozen = true
 	v.mu.Unlock()
 }
 
