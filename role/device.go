@@ -71,7 +71,7 @@ func DefaultDeviceConfig() DeviceConfig {
 		Ops:            "127.0.0.1:7777",
 		State:          inConfigDir("device-webrtc.json"),
 		WebhookTimeout: webhook.DefaultTimeout,
-		Relay: node.RelayConfig{Depth: node.DefaultRelayDepth, Fanout: node.DefaultRelayFanout},
+		Relay:          node.RelayConfig{Depth: node.DefaultRelayDepth, Fanout: node.DefaultRelayFanout},
 		Limits: node.Limits{
 			MaxStreamsPerPeer: node.DefaultMaxStreamsPerPeer, MaxStreams: node.DefaultMaxStreams,
 			StreamRate: node.DefaultStreamRate, StreamBurst: node.DefaultStreamBurst,
