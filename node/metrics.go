@@ -1,6 +1,8 @@
 package node
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -37,6 +39,14 @@ var (
 	talkbackDesc = prometheus.NewDesc("ersmesh_device_talkback_spurts_total",
 		"Talk spurts from viewers: started (the sink heard it), refused (no room secret proven), busy (another viewer held the floor).",
 		[]string{"result"}, nil)
+	relayViewersDesc = prometheus.NewDesc("ersmesh_device_relay_viewers",
+		"Relay-capable viewers now, by depth in the relay tree (1: served by the device).",
+		[]string{"depth"}, nil)
+	relayDirectDesc = prometheus.NewDesc("ersmesh_device_direct_viewers",
+		"Viewer sessions the device serves itself, counted against --max-viewers and --uplink-budget.", nil, nil)
+	relayReportsDesc = prometheus.NewDesc("ersmesh_device_relay_reports_total",
+		"Children's reports about their relaying parent (docs/relay.md); banned: parents that altered, dropped or replayed units.",
+		[]string{"kind"}, nil)
 )
 
 // collector reads the device's state when Prometheus asks, so counting
@@ -54,6 +64,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- talkbackDesc
 	ch <- batchedDesc
 	ch <- batchSendsDesc
+	ch <- relayViewersDesc
+	ch <- relayDirectDesc
+	ch <- relayReportsDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -89,6 +102,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	datagrams, sends := c.d.batches.Load()
 	ch <- prometheus.MustNewConstMetric(batchedDesc, prometheus.CounterValue, float64(datagrams))
 	ch <- prometheus.MustNewConstMetric(batchSendsDesc, prometheus.CounterValue, float64(sends))
+	depths := map[int]int{}
+	for _, r := range c.d.RelayTree() {
+		depths[r.Depth]++
+	}
+	for d, n := range depths {
+		ch <- prometheus.MustNewConstMetric(relayViewersDesc, prometheus.GaugeValue, float64(n), strconv.Itoa(d))
+	}
+	ch <- prometheus.MustNewConstMetric(relayDirectDesc, prometheus.GaugeValue, float64(c.d.DirectViewers()))
+	ch <- prometheus.MustNewConstMetric(relayReportsDesc, prometheus.CounterValue, float64(c.d.relayReports.Load()), "reported")
+	ch <- prometheus.MustNewConstMetric(relayReportsDesc, prometheus.CounterValue, float64(c.d.relayBans.Load()), "banned")
 }
 
 // RegisterMetrics exposes the device's viewers, its streams and its
