@@ -37,15 +37,20 @@ const (
 	// its parent stalled; a report while the device's own stream has been
 	// as silent is the camera's doing, not the parent's.
 	relayStall = 600 * time.Millisecond
-	// relayRest is how long a parent that stalled or failed a child gets
-	// no new children.
-	relayRest = 10 * time.Second
+	// relayRest is how long a parent that failed a child gets no new
+	// children (unless no other parent has room); relayStallRest, one that
+	// stalled (a busy machine stalls now and then).
+	relayRest      = 5 * time.Second
+	relayStallRest = 2 * time.Second
 	// maxReportsPerMinute bounds one child's reports: beyond, its session
 	// ends (a viewer could otherwise have honest relays banned at will).
 	maxReportsPerMinute = 10
 	// budgetHeadroom is added to a stream's measured rate per direct
 	// viewer: bursts (a new viewer's GOP) and framing.
 	budgetHeadroom = 1.2
+	// pauseMemory is how long after the stream's own pause a child's
+	// stall report is taken for the pause's echo.
+	pauseMemory = 3 * time.Second
 	// rateWindow is how far back a stream's rate is measured.
 	rateWindow = 5 * time.Second
 )
@@ -81,7 +86,11 @@ type relayStream struct {
 	signer *relay.Signer
 	seq    atomic.Uint64 // the last unit's seq
 	last   atomic.Int64  // unix ns of the last unit
-	meter  rateMeter
+	// pause is when the stream itself last resumed after a pause of half
+	// relayStall or more (unix ns): a busy machine or a camera hiccup,
+	// which children see as their parent stalling.
+	pause atomic.Int64
+	meter rateMeter
 }
 
 // newRelayStream signs st's units with key from now on.
@@ -102,16 +111,21 @@ func newRelayStream(key crypto.PrivKey, name string, st *media.Stream, log func(
 			return nil
 		}
 		rs.seq.Store(seq)
-		rs.last.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		if prev := rs.last.Swap(now); prev != 0 && now-prev >= int64(relayStall/2) {
+			rs.pause.Store(now)
+		}
 		rs.meter.add(len(covered) + len(rec))
 		return rec
 	})
 	return rs
 }
 
-// silentFor is how long ago the stream made its last unit.
-func (rs *relayStream) silentFor() time.Duration {
-	return time.Duration(time.Now().UnixNano() - rs.last.Load())
+// paused reports whether the stream itself is silent, or was lately: a
+// child's stall is then the source's, not its parent's.
+func (rs *relayStream) paused() bool {
+	now := time.Now().UnixNano()
+	return now-rs.last.Load() >= int64(relayStall/2) || now-rs.pause.Load() < int64(pauseMemory)
 }
 
 // rateMeter measures a byte rate over rateWindow in one-second buckets.
@@ -158,12 +172,17 @@ func (m *rateMeter) bitsPerSecond() float64 {
 	for i := int64(1); i < n; i++ {
 		total += m.buckets[(m.sec-i)%n]
 	}
-	// The seconds before the first byte hold nothing: do not count them.
-	span := time.Duration(min(m.sec-time.Unix(0, m.first).Unix(), n-1)) * time.Second
+	// The window's complete seconds, those before the first byte excepted
+	// (the first byte's own second counts from that byte).
+	from := max(m.first, time.Unix(m.sec-(n-1), 0).UnixNano())
+	span := time.Duration(time.Unix(m.sec, 0).UnixNano() - from)
 	if span < time.Second {
 		// Not a whole second yet: the rate so far.
 		span = max(time.Duration(now.UnixNano()-m.first), time.Second)
 		total = m.buckets[m.sec%n]
+		if m.sec > time.Unix(0, m.first).Unix() {
+			total += m.buckets[(m.sec-1)%n]
+		}
 	}
 	return float64(total) * 8 / span.Seconds()
 }
@@ -347,6 +366,14 @@ func below(a, m *member) bool {
 // which m's subtree stays within the depth bound; the shallowest, then
 // the one with fewest children.
 func (t *relayTree) pickParent(m *member) *member {
+	if p := t.pickParentResting(m, false); p != nil {
+		return p
+	}
+	// A resting parent is better than none.
+	return t.pickParentResting(m, true)
+}
+
+func (t *relayTree) pickParentResting(m *member, resting bool) *member {
 	now := time.Now()
 	h := height(m)
 	var cands []*member
@@ -354,7 +381,7 @@ func (t *relayTree) pickParent(m *member) *member {
 		// A relayed member without a parent (re-attaching itself) has
 		// nothing to give.
 		orphan := p.depth > 1 && p.parent == nil
-		if p.stream != m.stream || p.banned || p.depth == 0 || orphan || now.Before(p.restUntil) || below(p, m) {
+		if p.stream != m.stream || p.banned || p.depth == 0 || orphan || !resting && now.Before(p.restUntil) || below(p, m) {
 			continue
 		}
 		if len(p.children) >= min(p.max, t.cfg.Fanout) || p.depth+1+h > t.cfg.Depth {
@@ -531,8 +558,8 @@ func (t *relayTree) report(s *session, r *relay.Report) {
 		return // an old link: the child has moved on already
 	}
 	rs := t.streams[m.stream]
-	if r.Problem == relay.ProblemStall && rs != nil && rs.silentFor() >= relayStall {
-		s.log.Info("relay: a child reports a stall while the stream itself is silent; keeping its parent")
+	if r.Problem == relay.ProblemStall && rs != nil && rs.paused() {
+		s.log.Info("relay: a child reports a stall while the stream itself paused; keeping its parent")
 		return
 	}
 	p := l.parent
@@ -548,6 +575,8 @@ func (t *relayTree) report(s *session, r *relay.Report) {
 			t.unlink(cl, &out, true, true, "your parent was reported")
 			t.reattach(cl.child, &out)
 		}
+	} else if r.Problem == relay.ProblemStall {
+		p.restUntil = now.Add(relayStallRest)
 	} else {
 		p.restUntil = now.Add(relayRest)
 	}

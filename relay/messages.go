@@ -88,10 +88,13 @@ type Candidate struct {
 }
 
 // Signal is relaySignal's payload: one of Description and Candidate.
+// From, in a child's answer, is the highest seq the child has appended
+// (0: none): the parent starts the link at the keyframe it needs.
 type Signal struct {
 	Link        string       `json:"link"`
 	Description *Description `json:"description,omitempty"`
 	Candidate   *Candidate   `json:"candidate,omitempty"`
+	From        uint64       `json:"from,omitempty"`
 }
 
 // End is relayEnd's payload.
@@ -165,6 +168,9 @@ func (c *Child) validate() error {
 func (s *Signal) validate() error {
 	if !validLink(s.Link) {
 		return invalid("link %q", s.Link)
+	}
+	if s.From > MaxSeq {
+		return invalid("from %d", s.From)
 	}
 	if (s.Description == nil) == (s.Candidate == nil) {
 		return invalid("relaySignal needs exactly one of description and candidate")

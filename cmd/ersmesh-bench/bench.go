@@ -17,6 +17,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+	"github.com/ersmesh/ersmesh/internal/bench/relaybench"
 	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
@@ -33,11 +34,12 @@ func runBench(args []string) error {
 		"device-target": benchDeviceTarget,
 		"soak":          benchSoak,
 		"go2rtc":        benchGo2RTC,
+		"relay":         benchRelay,
 		"report":        benchReport,
 		"all":           benchAll,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|go2rtc|soak|report|all> [flags]")
+		fmt.Fprintln(os.Stderr, "Usage: ersmesh-bench <mesh|bridge|player|device|go2rtc|soak|relay|report|all> [flags]")
 		if len(args) == 0 {
 			return errors.New("no benchmark given")
 		}
@@ -213,6 +215,28 @@ func benchSoak(args []string) error {
 	}
 	progress("soak: %s", res)
 	return writeJSON(fs, args, *out, benchreport.SoakFile, res)
+}
+
+func benchRelay(args []string) error {
+	fs := flag.NewFlagSet("ersmesh-bench relay", flag.ContinueOnError)
+	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.RelayFile)
+	var cfg relaybench.Config
+	fs.IntVar(&cfg.Viewers, "viewers", 200, "Go relay viewers to join")
+	fs.Float64Var(&cfg.BudgetMbit, "budget", 10, "the device's uplink budget, `Mbit/s`")
+	fs.IntVar(&cfg.MaxChildren, "children", 3, "children each viewer offers to relay to")
+	fs.DurationVar(&cfg.Measure, "measure", 10*time.Second, "how long arrivals are measured once all joined")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Progress = progress
+	ctx, stop := interrupted()
+	defer stop()
+	res, err := relaybench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	progress("relay: %s", res)
+	return writeJSON(fs, args, *out, benchreport.RelayFile, res)
 }
 
 func benchDevice(args []string) error {

@@ -23,14 +23,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startDemo runs a bootstrap, a bridge and a device serving the sample
-// clip with relaying shaped by rc, and waits until the stream has run long
-// enough for its rate to be measured.
-func startDemo(t *testing.T, rc node.RelayConfig) *demo.Demo {
+// clip is a light stream for many viewers in one process: 160x90 H.264 at
+// fps frames a second (race_test.go), a keyframe a second, looped by the
+// device.
+type clip struct {
+	path string
+	rate float64 // bit/s, estimated from its size and the fmp4 framing
+}
+
+func newClip(t *testing.T) clip {
+	const seconds = 2
+	path := testutil.H264File(t, seconds, fps)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each frame's unit adds about 300 bytes of boxes, records and SIG.
+	return clip{path: path, rate: float64(fi.Size())*8/seconds + fps*300*8}
+}
+
+// startDemo runs a bootstrap, a bridge and a device serving c with
+// relaying shaped by rc, and waits until the stream has run long enough
+// for its rate to be measured.
+func startDemo(t *testing.T, c clip, rc node.RelayConfig) *demo.Demo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t),
+	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), Source: c.path + fmt.Sprintf(",fps=%d", fps),
 		// One client address opens every session: no per-address limits.
 		TuneBridge: func(c *bridge.Config) {
 			c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
@@ -42,7 +61,7 @@ func startDemo(t *testing.T, rc node.RelayConfig) *demo.Demo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 	return d
 }
 
@@ -52,14 +71,17 @@ func join(t *testing.T, d *demo.Demo, maxChildren int) *relayviewer.Viewer {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	v, err := relayviewer.Open(ctx, relayviewer.Options{Bridge: d.Bridge, Room: "demo", Stream: "sample",
-		MaxChildren: maxChildren, Log: testutil.Logger(t)})
+		MaxChildren: maxChildren, Log: testutil.Logger(t), Slow: slow})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	waitFor(t, 10*time.Second, "the viewer plays", v.Playing)
+	waitFor(t, scaled(10*time.Second), "the viewer plays", v.Playing)
 	return v
 }
+
+// scaled is d in the tests' time (race_test.go).
+func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * slow) }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -85,26 +107,14 @@ func missing(arr []relayviewer.Arrival) []uint64 {
 	return out
 }
 
-// sampleRate estimates the sample clip's bit rate from its files.
-func sampleRate(t *testing.T) float64 {
-	n := 0
-	for _, f := range []string{"../../node/media/sample/sample.h264", "../../node/media/sample/sample.aac"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += len(b)
-	}
-	return float64(n) * 8 / 4 // the clip is 4 s long
-}
-
 // TestTwentyViewersOnThreeSlots: the device's uplink budget fits three
-// direct viewers of the sample stream; twenty Go viewers join, and each
+// direct viewers of its stream; twenty Go viewers join, and each
 // receives, verified, every unit of the stream from the moment it joined,
 // while the device's sent bytes stay within its budget.
 func TestTwentyViewersOnThreeSlots(t *testing.T) {
-	budget := 3.5 * 1.2 * sampleRate(t)
-	d := startDemo(t, node.RelayConfig{UplinkBudget: budget, MaxViewers: 3})
+	c := newClip(t)
+	budget := 3.5 * 1.2 * c.rate
+	d := startDemo(t, c, node.RelayConfig{UplinkBudget: budget, MaxViewers: 3})
 	var vs []*relayviewer.Viewer
 	for range 20 {
 		vs = append(vs, join(t, d, 3))
@@ -123,6 +133,9 @@ func TestTwentyViewersOnThreeSlots(t *testing.T) {
 	t.Logf("device sends %.0f kbit/s to %d direct viewers; budget %.0f kbit/s; stream %.0f kbit/s", rate/1000, dev.DirectViewers(), budget/1000, after.Rate/1000)
 	if rate > budget {
 		t.Errorf("the device sent %.0f kbit/s, over its budget of %.0f", rate/1000, budget/1000)
+	}
+	if bans := after.Bans; bans > 0 {
+		t.Errorf("the device banned %d relays", bans)
 	}
 	depths := map[int]int{}
 	for _, ri := range dev.RelayTree() {
@@ -148,12 +161,16 @@ func TestTwentyViewersOnThreeSlots(t *testing.T) {
 		if m := missing(arr); len(m) > 0 {
 			t.Errorf("viewer %d (depth %d) never received units %v", i, st.Depth, m)
 		}
-		// Everyone is near the live edge: within a second's units.
-		if got := arr[len(arr)-1].Seq; got+30 < last {
+		// Everyone is near the live edge: within two seconds' units.
+		if got := arr[len(arr)-1].Seq; float64(got)+2*fps*slow < float64(last) {
 			t.Errorf("viewer %d (depth %d) is at unit %d, the newest is %d", i, st.Depth, got, last)
 		}
-		if len(st.Reports) > 0 {
-			t.Errorf("viewer %d reported its parents: %v", i, st.Reports)
+		// A busy machine may stall a relay now and then (and the viewer
+		// re-attach); nobody tampers here.
+		for _, r := range st.Reports {
+			if relay.Integrity(r) {
+				t.Errorf("viewer %d reported its parent: %v", i, st.Reports)
+			}
 		}
 	}
 }
@@ -163,7 +180,7 @@ func TestTwentyViewersOnThreeSlots(t *testing.T) {
 // catches it, reports the relay, re-attaches to the honest viewer and goes
 // on receiving; the device bans the three relays.
 func TestTamperingRelaysAreCaught(t *testing.T) {
-	d := startDemo(t, node.RelayConfig{MaxViewers: 4})
+	d := startDemo(t, newClip(t), node.RelayConfig{MaxViewers: 4})
 	dev := d.Device()
 	tricks := []struct {
 		tamper relayviewer.Tamper
@@ -192,11 +209,11 @@ func TestTamperingRelaysAreCaught(t *testing.T) {
 		relays[i].SetTamper(tr.tamper)
 	}
 	for i, c := range children {
-		waitFor(t, 10*time.Second, fmt.Sprintf("child %d reports its relay", i), func() bool { return len(c.Stats().Reports) > 0 })
+		waitFor(t, scaled(10*time.Second), fmt.Sprintf("child %d reports its relay", i), func() bool { return len(c.Stats().Reports) > 0 })
 	}
 	// Each child names its relay's trick, and receives on from the honest
 	// viewer.
-	time.Sleep(2 * time.Second)
+	time.Sleep(scaled(2 * time.Second))
 	for i, c := range children {
 		st := c.Stats()
 		var owner int = -1
@@ -209,7 +226,7 @@ func TestTamperingRelaysAreCaught(t *testing.T) {
 			t.Errorf("child %d reported %v; want one of its relay's trick", i, st.Reports)
 		}
 		arr := c.Arrivals()
-		if len(arr) <= before[i]+30 {
+		if len(arr) <= before[i]+fps {
 			t.Errorf("child %d received %d units in the 2 s after re-attaching", i, len(arr)-before[i])
 		}
 		if st.Links < 2 {
@@ -246,7 +263,7 @@ func TestKilledRelayChildrenResume(t *testing.T) {
 }
 
 func testKilledRelay(t *testing.T, kill func(*relayviewer.Viewer)) {
-	d := startDemo(t, node.RelayConfig{MaxViewers: 2})
+	d := startDemo(t, newClip(t), node.RelayConfig{MaxViewers: 2})
 	victim := join(t, d, 3)
 	backup := join(t, d, 0)
 	var children []*relayviewer.Viewer
@@ -257,7 +274,7 @@ func testKilledRelay(t *testing.T, kill func(*relayviewer.Viewer)) {
 	time.Sleep(500 * time.Millisecond)
 	killed := time.Now()
 	kill(victim)
-	time.Sleep(3 * time.Second)
+	time.Sleep(scaled(3 * time.Second))
 	gap := func(arr []relayviewer.Arrival) time.Duration {
 		var g time.Duration
 		for i := 1; i < len(arr); i++ {
@@ -276,13 +293,16 @@ func testKilledRelay(t *testing.T, kill func(*relayviewer.Viewer)) {
 		if st.Links < 2 {
 			t.Errorf("child %d never re-attached", i)
 		}
-		if g > time.Second+base {
+		// The second of the issue; the race detector's viewers take their
+		// time to notice (Options.Slow), and the machine's load shows in
+		// the direct viewer's pauses.
+		if g > scaled(time.Second)+base {
 			t.Errorf("child %d paused %v; a direct viewer's longest pause was %v", i, g, base)
 		}
 		if m := missing(arr); len(m) > 0 {
 			t.Errorf("child %d never received units %v", i, m)
 		}
-		if arr[len(arr)-1].At.Before(time.Now().Add(-time.Second)) {
+		if arr[len(arr)-1].At.Before(time.Now().Add(-scaled(time.Second))) {
 			t.Errorf("child %d receives nothing any more", i)
 		}
 	}

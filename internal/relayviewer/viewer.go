@@ -23,16 +23,17 @@ import (
 	"github.com/ersmesh/ersmesh/trust"
 )
 
-// Timings of docs/relay.md §2-3.
+// Timings of docs/relay.md §2-3 (Options.Slow scales them).
 const (
-	stallAfter   = 600 * time.Millisecond // no unit for this long: report stall
-	connectLimit = 5 * time.Second        // assignment to first unit
-	staleLimit   = 5 * time.Second        // first unit to the assignment's seq
-	watchEvery   = 50 * time.Millisecond
-	maxGOP       = 300 // units a relay keeps for new children
-	childQueue   = 512 // units waiting for one child's channel
-	maxBuffered  = 1 << 20
-	dcChunk      = 16 << 10
+	stallAfter    = 600 * time.Millisecond // no unit for this long: report stall
+	connectLimit  = 5 * time.Second        // assignment to first unit
+	staleLimit    = 20 * time.Second       // first unit to the assignment's seq
+	watchEvery    = 50 * time.Millisecond
+	maxCache      = 300      // units a relay keeps for new children, whole GOPs
+	maxCacheBytes = 16 << 20 // and bytes
+	childQueue    = 512      // units waiting for one child's channel
+	maxBuffered   = 1 << 20
+	dcChunk       = 16 << 10
 )
 
 const streamLabel = "emsStreamChannel"
@@ -59,7 +60,11 @@ type Options struct {
 	MaxChildren int
 	// API builds the PeerConnections; default LoopbackAPI's.
 	API *webrtc.API
-	Log *slog.Logger
+	// Slow multiplies the protocol's timings (stall, connect, stale): a
+	// process slowed down many times (the race detector on a busy
+	// machine) would otherwise report healthy parents. Default 1.
+	Slow float64
+	Log  *slog.Logger
 }
 
 // LoopbackAPI returns an API whose PeerConnections gather only loopback
@@ -107,6 +112,7 @@ type upstream struct {
 // child is one link to a child.
 type child struct {
 	id, fp string
+	from   uint64 // the child's highest appended seq, from its answer
 	pc     *webrtc.PeerConnection
 	q      chan *unitBytes
 	live   bool // its channel is open: units go to q
@@ -132,7 +138,8 @@ type Viewer struct {
 	up        *upstream
 	children  map[string]*child
 	moovUnit  *unitBytes
-	gop       []*unitBytes
+	cache     []*unitBytes // units from the oldest keyframe kept (whole GOPs)
+	cacheSize int
 	arrivals  []Arrival
 	depth     int
 	parent    string
@@ -156,6 +163,9 @@ type Viewer struct {
 // served directly (its offer came) or assigned a parent. A refusal (the
 // room is full) is an error with the device's words.
 func Open(ctx context.Context, opts Options) (_ *Viewer, err error) {
+	if opts.Slow < 1 {
+		opts.Slow = 1
+	}
 	v := &Viewer{opts: opts, log: opts.Log, api: opts.API, children: map[string]*child{}, maxKids: opts.MaxChildren,
 		ended: make(chan error, 1), quit: make(chan struct{})}
 	if v.log == nil {
@@ -481,6 +491,9 @@ func (v *Viewer) onSignal(s *relay.Signal) error {
 			v.dropChild(ch)
 			return err
 		}
+		v.mu.Lock()
+		ch.from = s.From
+		v.mu.Unlock()
 		return ch.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.Description.SDP})
 	case ch != nil && s.Candidate != nil && s.Candidate.Candidate != "":
 		return ch.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: s.Candidate.Candidate, SDPMid: s.Candidate.SDPMid, SDPMLineIndex: s.Candidate.SDPMLineIndex})
@@ -532,7 +545,10 @@ func (v *Viewer) answerParent(u *upstream, d *relay.Description) error {
 	if err != nil {
 		return err
 	}
-	v.emit(relay.TypeSignal, relay.Signal{Link: u.id, Description: &relay.Description{Type: "answer", SDP: sdp}})
+	v.mu.Lock()
+	from := v.ver.Appended()
+	v.mu.Unlock()
+	v.emit(relay.TypeSignal, relay.Signal{Link: u.id, Description: &relay.Description{Type: "answer", SDP: sdp}, From: from})
 	return nil
 }
 
@@ -584,16 +600,11 @@ func (v *Viewer) onData(u *upstream, data []byte) {
 		ub := &unitBytes{raw: unit.Raw, seq: unit.Seq, key: unit.Key(), moov: unit.Moov()}
 		switch {
 		case vd.Init:
-			v.moovUnit, v.gop = ub, nil
+			v.moovUnit, v.cache, v.cacheSize = ub, nil, 0
 			v.forward(ub)
 		case vd.Append:
 			v.arrivals = append(v.arrivals, Arrival{Seq: unit.Seq, At: now, Key: ub.key})
-			if ub.key {
-				v.gop = v.gop[:0:0]
-			}
-			if len(v.gop) < maxGOP && (ub.key || len(v.gop) > 0) {
-				v.gop = append(v.gop, ub)
-			}
+			v.keep(ub)
 			v.forward(ub)
 			if ub.key && !v.playing {
 				v.playing = true
@@ -618,6 +629,53 @@ func (v *Viewer) onData(u *upstream, data []byte) {
 	}
 }
 
+// keep adds an appended unit to the cache for new children, dropping whole
+// GOPs from the front beyond its bounds. Under v.mu.
+func (v *Viewer) keep(ub *unitBytes) {
+	if len(v.cache) == 0 && !ub.key {
+		return // a GOP the cache outgrew: wait for the next keyframe
+	}
+	v.cache = append(v.cache, ub)
+	v.cacheSize += len(ub.raw)
+	for len(v.cache) > maxCache || v.cacheSize > maxCacheBytes {
+		next := 0
+		for i := 1; i < len(v.cache); i++ {
+			if v.cache[i].key {
+				next = i
+				break
+			}
+		}
+		if next == 0 {
+			v.cache, v.cacheSize = nil, 0
+			return
+		}
+		for _, u := range v.cache[:next] {
+			v.cacheSize -= len(u.raw)
+		}
+		v.cache = append([]*unitBytes(nil), v.cache[next:]...)
+	}
+}
+
+// startFor is where in the cache a child that has appended up to from
+// starts: the newest keyframe at or before from+1 (the oldest kept if from
+// is older still); for a new child (from 0), the newest keyframe. Under
+// v.mu.
+func (v *Viewer) startFor(from uint64) int {
+	start := -1
+	for i, u := range v.cache {
+		if !u.key {
+			continue
+		}
+		if from == 0 || u.seq <= from+1 || start < 0 {
+			start = i
+		}
+		if from != 0 && u.seq > from+1 {
+			break
+		}
+	}
+	return max(start, 0)
+}
+
 // forward queues ub for every child whose channel is open, tampering if
 // asked to. Under v.mu.
 func (v *Viewer) forward(ub *unitBytes) {
@@ -630,7 +688,9 @@ func (v *Viewer) forward(ub *unitBytes) {
 		switch v.tamper {
 		case TamperFlip:
 			raw := append([]byte(nil), ub.raw...)
-			raw[len(raw)-5] ^= 0x55 // the last media byte before END
+			// A byte inside the moof box: the framing stays whole, the
+			// hash does not.
+			raw[relay.SigRecordSize+8+12] ^= 0x55
 			out = []*unitBytes{{raw: raw, seq: ub.seq, key: ub.key}}
 		case TamperDrop:
 			if !ub.key && v.forwarded%5 == 0 {
@@ -697,10 +757,11 @@ func (v *Viewer) onChild(c *relay.Child) error {
 			v.mu.Unlock()
 			return
 		}
-		// The child starts with the MOOV and the GOP, then the live units.
+		// The child starts with the MOOV and the units from the keyframe
+		// it needs, then the live units.
 		if v.moovUnit != nil {
 			ch.enqueue(v.moovUnit)
-			for _, ub := range v.gop {
+			for _, ub := range v.cache[v.startFor(ch.from):] {
 				ch.enqueue(ub)
 			}
 		}
@@ -799,16 +860,17 @@ func (v *Viewer) watch() {
 		case <-t.C:
 		}
 		now := time.Now()
+		slow := func(d time.Duration) time.Duration { return time.Duration(float64(d) * v.opts.Slow) }
 		v.mu.Lock()
 		u := v.up
 		code, detail := "", ""
 		switch {
 		case u == nil || u.id == "" || u.closed:
-		case u.first.IsZero() && now.Sub(u.assigned) > connectLimit:
-			code, detail = relay.ProblemFailed, "no unit within 5 s of the assignment"
-		case !u.first.IsZero() && !u.fresh && now.Sub(u.first) > staleLimit:
+		case u.first.IsZero() && now.Sub(u.assigned) > slow(connectLimit):
+			code, detail = relay.ProblemFailed, fmt.Sprintf("no unit within %v of the assignment", slow(connectLimit))
+		case !u.first.IsZero() && !u.fresh && now.Sub(u.first) > slow(staleLimit):
 			code, detail = relay.ProblemStale, fmt.Sprintf("no unit reached seq %d", u.assignSeq)
-		case !u.first.IsZero() && now.Sub(u.last) > stallAfter:
+		case !u.first.IsZero() && now.Sub(u.last) > slow(stallAfter):
 			code, detail = relay.ProblemStall, fmt.Sprintf("no unit for %v", now.Sub(u.last).Round(time.Millisecond))
 			// Once per silence: again after as long, if it lasts.
 			if u.stalled {

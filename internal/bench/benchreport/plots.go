@@ -13,6 +13,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
+	"github.com/ersmesh/ersmesh/internal/bench/relaybench"
 	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
@@ -175,4 +176,28 @@ func soakPlot(dir string, r *soak.Result) (string, error) {
 	p.Legend.Left = true
 	p.Y.Min = 0
 	return save(p, dir, "soak.png")
+}
+
+// relayPlot: latency added at each depth of the relay tree (median, p95),
+// with the viewers at each depth.
+func relayPlot(dir string, r *relaybench.Result) (string, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Relay tree: %d viewers, %g Mbit/s uplink", r.Joined, r.BudgetMbit)
+	p.X.Label.Text = "depth (1: served by the device)"
+	p.Y.Label.Text = "added ms, or viewers"
+	var med, p95, viewers plotter.XYs
+	for _, d := range r.Depths {
+		x := float64(d.Depth)
+		med = append(med, plotter.XY{X: x, Y: d.AddedMs.Median})
+		p95 = append(p95, plotter.XY{X: x, Y: d.AddedMs.P95})
+		viewers = append(viewers, plotter.XY{X: x, Y: float64(d.Viewers)})
+	}
+	headroom(p, med, p95, viewers)
+	if err := plotutil.AddLinePoints(p, "added latency median", med, "added latency p95", p95, "viewers", viewers); err != nil {
+		return "", err
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Y.Min = 0
+	return save(p, dir, "relay.png")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
 	"github.com/ersmesh/ersmesh/internal/bench/meshsim"
 	"github.com/ersmesh/ersmesh/internal/bench/playerbench"
+	"github.com/ersmesh/ersmesh/internal/bench/relaybench"
 	"github.com/ersmesh/ersmesh/internal/bench/soak"
 )
 
@@ -25,6 +26,7 @@ const (
 	JanusFile     = "janus.json"
 	SoakFile      = "soak.json"
 	Go2RTCFile    = "go2rtc.json"
+	RelayFile     = "relay.json"
 )
 
 // Generate writes <out>/benchmarks.md and its plots from the results
@@ -82,6 +84,13 @@ func Generate(out string) error {
 		return err
 	}
 	if err := w.soak(dir, sk); err != nil {
+		return err
+	}
+	rl, err := read[*relaybench.Result](out, RelayFile)
+	if err != nil {
+		return err
+	}
+	if err := w.relay(dir, rl); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(out, "benchmarks.md"), []byte(w.String()), 0o644)
@@ -612,4 +621,35 @@ func soakMean(samples []soak.Sample, lo, hi float64) soakMeans {
 		m.rss, m.heap, m.gor, m.fds = m.rss/k, m.heap/k, m.gor/k, m.fds/k
 	}
 	return m
+}
+
+func (d *doc) relay(dir string, e *Envelope[*relaybench.Result]) error {
+	d.f("\n## Relay tree: an audience beyond the camera's uplink\n\n")
+	if e == nil {
+		d.f("No results: run `go run ./cmd/ersmesh-bench relay --out docs` (about two minutes).\n\n")
+		return nil
+	}
+	r := e.Result
+	d.f("Command: `%s` (%s, load average %s)\n\n", e.Command, e.Machine.Date, e.Machine.LoadAvg)
+	d.f("One process runs a bootstrap, a bridge, a device serving the sample clip with\n")
+	d.f("`--uplink-budget %g` and %d Go relay viewers (`internal/relayviewer`: the relay protocol of\n", r.BudgetMbit, r.Viewers)
+	d.f("`relay.md`, pion on loopback), each offering to relay to %d children (fan-out at most %d,\n", r.MaxChildren, r.Fanout)
+	d.f("depth at most %d). Every viewer verifies every unit (SHA-256 and the device's Ed25519\n", r.MaxDepth)
+	d.f("signature) before it counts or forwards it. %d joined, %d were refused, in %.0f s.\n\n", r.Joined, r.Refused, r.JoinSec)
+	d.f("The device served %d viewers itself and sent them %.0f kbit/s (budget %.0f kbit/s; the stream\n", r.Direct, r.DeviceKbit, r.BudgetMbit*1000)
+	d.f("measures %.0f kbit/s), measured over %.0f s once all had joined; %d reports of a parent.\n\n", r.StreamKbit, r.MeasureSec, r.Reports)
+	d.f("| depth | viewers | added latency median | p95 | max | units missed |\n|---|---|---|---|---|---|\n")
+	for _, dp := range r.Depths {
+		d.f("| %d | %d | %.0f ms | %.0f ms | %.0f ms | %d |\n", dp.Depth, dp.Viewers, dp.AddedMs.Median, dp.AddedMs.P95, dp.AddedMs.Max, dp.Missing)
+	}
+	d.f("\nAdded latency is a unit's arrival at a viewer minus its first arrival at any of the device's\n")
+	d.f("direct viewers: what the hops add, including verification and the machine's load (every\n")
+	d.f("viewer shares its two cores). Units missed counts, over each viewer's whole stay, frames\n")
+	d.f("between its first and its last that it never appended.\n\n")
+	name, err := relayPlot(dir, r)
+	if err != nil {
+		return err
+	}
+	d.f("![latency per depth](%s/%s)\n\n", Dir, name)
+	return nil
 }
