@@ -544,15 +544,6 @@ func (t *relayTree) report(s *session, r *relay.Report) {
 	if m == nil {
 		return
 	}
-	now := time.Now()
-	m.reports = append(m.reports, now)
-	for len(m.reports) > 0 && now.Sub(m.reports[0]) > time.Minute {
-		m.reports = m.reports[1:]
-	}
-	if len(m.reports) > maxReportsPerMinute {
-		out.end(s, "too many relay reports", "")
-		return
-	}
 	l := t.links[r.Link]
 	if l == nil || l.child != m {
 		return // an old link: the child has moved on already
@@ -560,6 +551,15 @@ func (t *relayTree) report(s *session, r *relay.Report) {
 	rs := t.streams[m.stream]
 	if r.Problem == relay.ProblemStall && rs != nil && rs.paused() {
 		s.log.Info("relay: a child reports a stall while the stream itself paused; keeping its parent")
+		return
+	}
+	now := time.Now()
+	m.reports = append(m.reports, now)
+	for len(m.reports) > 0 && now.Sub(m.reports[0]) > time.Minute {
+		m.reports = m.reports[1:]
+	}
+	if len(m.reports) > maxReportsPerMinute {
+		out.end(s, "too many relay reports", "")
 		return
 	}
 	p := l.parent

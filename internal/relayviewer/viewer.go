@@ -871,11 +871,8 @@ func (v *Viewer) watch() {
 		case !u.first.IsZero() && !u.fresh && now.Sub(u.first) > slow(staleLimit):
 			code, detail = relay.ProblemStale, fmt.Sprintf("no unit reached seq %d", u.assignSeq)
 		case !u.first.IsZero() && now.Sub(u.last) > slow(stallAfter):
+			// Again after as long, if the silence lasts.
 			code, detail = relay.ProblemStall, fmt.Sprintf("no unit for %v", now.Sub(u.last).Round(time.Millisecond))
-			// Once per silence: again after as long, if it lasts.
-			if u.stalled {
-				code = ""
-			}
 			u.last = now
 		}
 		v.mu.Unlock()
