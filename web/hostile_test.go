@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -295,5 +296,55 @@ func TestPlayerModulesPinned(t *testing.T) {
 	browsertest.WaitFor(b, t, 10*time.Second, `document.readyState === 'complete' && performance.getEntriesByType('resource').some((e) => e.name.endsWith('/trust.js'))`)
 	if ok, _ := browsertest.Eval[bool](b, `window.ersPlayer !== undefined`); ok {
 		t.Error("the page ran with an altered trust.js")
+	}
+}
+
+// TestWHEPSecretNeverReachesBridge: the WHEP player watches a room with a
+// secret through a bridge that records every request, headers and bodies;
+// it proves the secret (Ersmesh-Secret-Proof) without the secret itself
+// passing, and a wrong secret is refused as such.
+func TestWHEPSecretNeverReachesBridge(t *testing.T) {
+	const secret = "hunter2-for-the-whep-player"
+	base, room := startDemo(t, true, secret)
+	target, _ := url.Parse(base)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var seen []string
+	proofs := 0
+	bridge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %v %s", r.Method, r.URL, r.Header, body))
+		if r.Header.Get("Ersmesh-Secret-Proof") != "" {
+			proofs++
+		}
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(bridge.Close)
+	host := httptest.NewServer(web.Handler()) // the player, hosted apart
+	t.Cleanup(host.Close)
+	page := func(s string) string {
+		return host.URL + "/?" + url.Values{"room": {room}, "protocol": {"whep"}, "bridge": {bridge.URL}}.Encode() + "#" + url.Values{"secret": {s}}.Encode()
+	}
+	b := browsertest.New(t)
+	if err := browsertest.Navigate(b, page(secret)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 25*time.Second, playing+` && document.getElementById('trust').dataset.state === 'verified'`)
+	if err := browsertest.Navigate(b, page("not-the-secret")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 25*time.Second, `document.body.dataset.stage === 'error' && document.body.dataset.reason === 'secret-wrong'`)
+	mu.Lock()
+	defer mu.Unlock()
+	if proofs < 2 {
+		t.Errorf("%d POSTs carried a proof, want the right one and the wrong one", proofs)
+	}
+	for _, s := range seen {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("the secret reached the bridge: %s", s)
+		}
 	}
 }
