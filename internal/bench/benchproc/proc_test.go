@@ -41,3 +41,25 @@ func TestCPUOfThisProcess(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSNMP(t *testing.T) {
+	const text = `Ip: Forwarding DefaultTTL
+Ip: 1 64
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors
+Udp: 62556337 1701936 29324900 76894009 29324811 3
+UdpLite: InDatagrams RcvbufErrors
+UdpLite: 0 7
+`
+	if n, err := ParseSNMP(text, "Udp", "RcvbufErrors"); err != nil || n != 29324811 {
+		t.Errorf("Udp RcvbufErrors = %d, %v; want 29324811", n, err)
+	}
+	if n, err := ParseSNMP(text, "UdpLite", "RcvbufErrors"); err != nil || n != 7 {
+		t.Errorf("UdpLite RcvbufErrors = %d, %v; want 7", n, err)
+	}
+	if _, err := ParseSNMP(text, "Udp", "Nothing"); err == nil {
+		t.Error("a counter that is not there read without an error")
+	}
+	if _, err := ParseSNMP("Udp: InDatagrams\n", "Udp", "InDatagrams"); err == nil {
+		t.Error("names without values read without an error")
+	}
+}

@@ -61,11 +61,14 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		d.f("stream's packets the RTSP server could not hand to that server during its step (its queue to\n")
 		d.f("that reader, 4,096 packets, full): a server that does not read its camera in time. *Failed\n")
 		d.f("joins* are receivers' tries to connect that did not within 30 s and were tried again (three\n")
-		d.f("tries each).\n\n")
-		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost | source drops: go2rtc | ersmesh | failed joins: go2rtc | ersmesh |\n|---|---|---|---|---|---|---|\n")
+		d.f("tries each). *Receive-buffer drops* are the kernel's count of UDP datagrams dropped at full\n")
+		d.f("socket receive buffers (`RcvbufErrors` in `/proc/net/snmp`) over the measurement, for the whole\n")
+		d.f("machine: the benchmark's receivers falling behind, and anything else the other users ran.\n\n")
+		d.f("| viewers | go2rtc: received, fewest frames, lost | ersmesh: received, fewest frames, lost | source drops: go2rtc | ersmesh | failed joins: go2rtc | ersmesh | receive-buffer drops: go2rtc | ersmesh |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, p := range r.Steps {
-			d.f("| %d | %s | %s | %d | %d | %d | %d |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh),
-				p.Go2RTCSourceDrops, p.ErsmeshSourceDrops, p.Go2RTC.FailedJoins, p.Ersmesh.FailedJoins)
+			d.f("| %d | %s | %s | %d | %d | %d | %d | %s | %s |\n", p.Viewers, received(p.Go2RTC), received(p.Ersmesh),
+				p.Go2RTCSourceDrops, p.ErsmeshSourceDrops, p.Go2RTC.FailedJoins, p.Ersmesh.FailedJoins,
+				count(p.Go2RTC.RcvbufDrops), count(p.Ersmesh.RcvbufDrops))
 		}
 		d.f("\nMeasured over %.0f s per server and count (%.0f frames of the clip). The machine is shared: the\n", r.Steps[0].Go2RTC.Seconds, 30*r.Steps[0].Go2RTC.Seconds)
 		d.f("ratios, both servers measured minutes apart on the same machine, are the figures to quote, not\n")
@@ -91,6 +94,14 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 // received is what the receivers of one step got.
 func received(st devicebench.Step) string {
 	return fmt.Sprintf("%.0f kbit/s, %d, %.2f %%", st.RxKbps, st.MinFrames, st.LostPercent)
+}
+
+// count is n, or "–" for unknown (negative).
+func count(n int64) string {
+	if n < 0 {
+		return "–"
+	}
+	return fmt.Sprint(n)
 }
 
 func ratio(a, b float64) string {

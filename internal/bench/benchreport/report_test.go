@@ -71,7 +71,7 @@ func TestGenerate(t *testing.T) {
 		// 100 viewers on 40 % of a core is 250 per core; on 20 %, 500.
 		// Counting only what was sent, the device's 500 is 250.
 		"| 100 | 250 | 500 | **2.00** | 2000 kbit/s | 1100 kbit/s | 250 | 250 | **1.00** | 3.00 2.00 1.00 |",
-		"| 100 | 2100 kbit/s, 300, 0.50 % | 2100 kbit/s, 300, 0.50 % | 0 | 0 | 0 | 0 |",
+		"| 100 | 2100 kbit/s, 300, 0.50 % | 2100 kbit/s, 300, 0.50 % | 0 | 0 | 0 | 0 | 0 | 0 |",
 		"| go2rtc (its webrtc.html) | 3 | 1500 ms | 1400 ms | 1600 ms |",
 		"Command: `ersmesh-bench go2rtc`",
 	} {

@@ -77,6 +77,11 @@ type Step struct {
 	// FailedJoins counts the tries to connect a viewer that failed and
 	// were tried again (MeasureStep).
 	FailedJoins int64 `json:"failed_joins,omitempty"`
+	// RcvbufDrops is the kernel's count of UDP datagrams dropped at full
+	// receive buffers over the measurement, in the whole network
+	// namespace (benchproc.UDPRcvbufErrors): receivers that fall behind
+	// show there; -1 if unknown.
+	RcvbufDrops int64 `json:"udp_rcvbuf_drops"`
 }
 
 // Result of a run.
@@ -151,8 +156,8 @@ func (st Step) String() string {
 	if st.SentKbps > 0 {
 		sent = fmt.Sprintf(" (%.0f sent)", st.SentKbps)
 	}
-	return fmt.Sprintf("%d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each%s, worst/best %.2f, fewest frames %d, %.2f %% video lost",
-		st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, sent, st.RxShare, st.MinFrames, st.LostPercent)
+	return fmt.Sprintf("%d viewers: %.1f %% of a core, %.2f mcore per viewer (%.0f viewers per core), %.0f kbit/s each%s, worst/best %.2f, fewest frames %d, %.2f %% video lost, %d UDP datagrams dropped at full receive buffers (machine-wide)",
+		st.Viewers, st.CPUPercent, st.CPUPerViewer, st.ViewersPerCore, st.RxKbps, sent, st.RxShare, st.MinFrames, st.LostPercent, st.RcvbufDrops)
 }
 
 // idle is the percentage of a core the system under test spends over d.
@@ -214,10 +219,12 @@ func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, sent fu
 	if sent != nil {
 		s0 = sent()
 	}
+	u0 := benchproc.UDPRcvbufErrors()
 	c0, t0 := cpuTime(), time.Now()
 	time.Sleep(d)
 	secs := time.Since(t0).Seconds()
 	cpu := (cpuTime() - c0).Seconds() / secs
+	u1 := benchproc.UDPRcvbufErrors()
 	var s1 int64 = -1
 	if sent != nil {
 		s1 = sent()
@@ -238,7 +245,10 @@ func (f *fleet) sample(cpuTime func() time.Duration, rss func() float64, sent fu
 			total.Frames = got.Frames // the fewest
 		}
 	}
-	st := Step{Viewers: n, CPUPercent: 100 * cpu, RSSMiB: rss(), MinFrames: total.Frames, Seconds: secs}
+	st := Step{Viewers: n, CPUPercent: 100 * cpu, RSSMiB: rss(), MinFrames: total.Frames, Seconds: secs, RcvbufDrops: -1}
+	if u0 >= 0 && u1 >= u0 {
+		st.RcvbufDrops = u1 - u0
+	}
 	if n > 0 {
 		st.RxKbps = float64(total.Bytes) * 8 / 1000 / secs / float64(n)
 		if s0 >= 0 && s1 >= s0 {
