@@ -2,6 +2,7 @@ package benchreport
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
 	"github.com/ersmesh/ersmesh/internal/bench/go2rtcbench"
@@ -46,11 +47,20 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 	d.f("the device %.0f kbit/s), so that neither is credited for what it did not send.\n\n", r.ErsmeshOne.SentKbps)
 	d.f("| viewers | go2rtc viewers/core | ersmesh viewers/core | ersmesh ÷ go2rtc | go2rtc sent per viewer | ersmesh sent per viewer | counting only what was sent: go2rtc | ersmesh | ersmesh ÷ go2rtc | load average after |\n")
 	d.f("|---|---|---|---|---|---|---|---|---|---|\n")
+	var failures []string
 	for _, p := range r.Steps {
 		g, m := go2rtcbench.PerCore(p.Go2RTC), go2rtcbench.PerCore(p.Ersmesh)
 		gf, mf := go2rtcbench.PerCoreFull(p.Go2RTC, r.Go2RTCOne), go2rtcbench.PerCoreFull(p.Ersmesh, r.ErsmeshOne)
-		d.f("| %d | %.0f | %.0f | %s | %.0f kbit/s | %.0f kbit/s | %.0f | %.0f | %s | %s |\n", p.Viewers, g, m, ratio(m, g),
-			p.Go2RTC.SentKbps, p.Ersmesh.SentKbps, gf, mf, ratio(mf, gf), p.LoadAvg)
+		d.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", p.Viewers, perCore(g, p.Go2RTC), perCore(m, p.Ersmesh), ratio(m, g),
+			kbps(p.Go2RTC.SentKbps), kbps(p.Ersmesh.SentKbps), perCore(gf, p.Go2RTC), perCore(mf, p.Ersmesh), ratio(mf, gf), p.LoadAvg)
+		for _, f := range []struct{ name, err string }{{"go2rtc", p.Go2RTCError}, {"the ersmesh device", p.ErsmeshError}} {
+			if f.err != "" {
+				failures = append(failures, fmt.Sprintf("%s with %d viewers: `%s`", f.name, p.Viewers, f.err))
+			}
+		}
+	}
+	if len(failures) > 0 {
+		d.f("\nNot measured (fewer than 90 %% of the viewers connected, three tries each): %s.\n", strings.Join(failures, "; "))
 	}
 	if len(r.Steps) > 0 {
 		d.f("\nWhat the receivers got over the same measurements (received per viewer; the fewest video frames\n")
@@ -93,7 +103,29 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 
 // received is what the receivers of one step got.
 func received(st devicebench.Step) string {
+	if st.Viewers == 0 {
+		return "–"
+	}
 	return fmt.Sprintf("%.0f kbit/s, %d, %.2f %%", st.RxKbps, st.MinFrames, st.LostPercent)
+}
+
+// perCore is a viewers-per-core figure of step st: "–" if not measured,
+// and how many viewers connected if not all.
+func perCore(v float64, st devicebench.Step) string {
+	if v <= 0 {
+		return "–"
+	}
+	if st.Unconnected > 0 {
+		return fmt.Sprintf("%.0f (%d of %d connected)", v, st.Viewers, st.Viewers+st.Unconnected)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func kbps(v float64) string {
+	if v <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f kbit/s", v)
 }
 
 // count is n, or "–" for unknown (negative).

@@ -48,7 +48,8 @@ func TestGenerate(t *testing.T) {
 	g2 := &go2rtcbench.Result{Go2RTC: "github.com/AlexxIT/go2rtc@v1.9.9",
 		Go2RTCOne: step(1, 1, 2000), ErsmeshOne: step(1, 1, 2200),
 		// go2rtc sends all; the device half of the stream.
-		Steps:      []go2rtcbench.Pair{{Viewers: 100, Go2RTC: step(100, 40, 2000), Ersmesh: step(100, 20, 1100), LoadAvg: "3.00 2.00 1.00"}},
+		Steps: []go2rtcbench.Pair{{Viewers: 100, Go2RTC: step(100, 40, 2000), Ersmesh: step(100, 20, 1100), LoadAvg: "3.00 2.00 1.00"},
+			{Viewers: 200, Go2RTCError: "go2rtc with 200 viewers: 150 connected: no media", Ersmesh: step(200, 40, 2200), LoadAvg: "4.00 3.00 2.00"}},
 		FirstFrame: []go2rtcbench.FirstFrame{{Player: "go2rtc (its webrtc.html)", Summary: benchstat.Summarize([]float64{1500, 1600, 1400})}},
 	}
 	if err := Write(out, Go2RTCFile, "ersmesh-bench go2rtc", g2); err != nil {
@@ -73,6 +74,9 @@ func TestGenerate(t *testing.T) {
 		"| 100 | 250 | 500 | **2.00** | 2000 kbit/s | 1100 kbit/s | 250 | 250 | **1.00** | 3.00 2.00 1.00 |",
 		"| 100 | 2100 kbit/s, 300, 0.50 % | 2100 kbit/s, 300, 0.50 % | 0 | 0 | 0 | 0 | 0 | 0 |",
 		"| go2rtc (its webrtc.html) | 3 | 1500 ms | 1400 ms | 1600 ms |",
+		// go2rtc not measured at 200: its cells are empty, the device's are there.
+		"| 200 | – | 500 | – | – | 2200 kbit/s | – | 500 | – | 4.00 3.00 2.00 |",
+		"go2rtc with 200 viewers: `go2rtc with 200 viewers: 150 connected: no media`",
 		"Command: `ersmesh-bench go2rtc`",
 	} {
 		if !strings.Contains(md, want) {

@@ -77,6 +77,9 @@ type Step struct {
 	// FailedJoins counts the tries to connect a viewer that failed and
 	// were tried again (MeasureStep).
 	FailedJoins int64 `json:"failed_joins,omitempty"`
+	// Unconnected is how many of the viewers asked for did not connect
+	// in all their tries (MeasureStep); Viewers counts those that did.
+	Unconnected int `json:"unconnected,omitempty"`
 	// RcvbufDrops is the kernel's count of UDP datagrams dropped at full
 	// receive buffers over the measurement, in the whole network
 	// namespace (benchproc.UDPRcvbufErrors): receivers that fall behind

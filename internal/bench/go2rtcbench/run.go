@@ -77,6 +77,10 @@ type Pair struct {
 	// during its step (its queue to that reader full).
 	Go2RTCSourceDrops  int64 `json:"go2rtc_source_drops"`
 	ErsmeshSourceDrops int64 `json:"ersmesh_source_drops"`
+	// Why a server could not be measured with this count ("" when it was):
+	// fewer than 90 % of the viewers connected.
+	Go2RTCError  string `json:"go2rtc_error,omitempty"`
+	ErsmeshError string `json:"ersmesh_error,omitempty"`
 }
 
 // PerCore is viewers per core of CPU the server's process spent: viewers
@@ -193,14 +197,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		p := Pair{Viewers: n}
 		steps := []*devicebench.Step{&p.Go2RTC, &p.Ersmesh}
 		drops := []*int64{&p.Go2RTCSourceDrops, &p.ErsmeshSourceDrops}
+		errs := []*string{&p.Go2RTCError, &p.ErsmeshError}
 		// Alternate which goes first, so a drift of the machine's load
 		// does not always favour the same one.
 		for k := range targets {
 			j := (i + k) % len(targets)
 			d0 := rtspServer.dropped(targets[j].Name)
 			st, err := devicebench.MeasureStep(ctx, api, targets[j], n, cfg.Settle, cfg.Measure, idle[j])
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			if err != nil {
-				return nil, err
+				// One server failing a count is a result, not the end
+				// of the run: the other and the next counts go on.
+				*errs[j] = firstLine(err.Error())
+				cfg.Progress("go2rtc: %v", err)
+				continue
 			}
 			*steps[j], *drops[j] = st, rtspServer.dropped(targets[j].Name)-d0
 			cfg.Progress("go2rtc: %s: %s; %.0f viewers per core; %d source packets dropped", targets[j].Name, st, PerCore(st), *drops[j])
@@ -248,6 +260,11 @@ func firstFrames(ctx context.Context, cfg Config, players []FirstFrame) ([]First
 		cfg.Progress("go2rtc: first frame, %s: median %.0f ms over %d runs", players[i].Player, players[i].Summary.Median, len(players[i].Runs))
 	}
 	return players, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func loadAvg() string {
