@@ -75,6 +75,13 @@ type whepSession struct {
 	trickled int        // candidates forwarded so far, bounded by maxTrickled
 	proved   bool       // a resume proof was relayed
 	refusal  *whepError // the device's refusal of a resume
+
+	// ICE restarts (whep_restart.go): the client's current ufrag ("" when
+	// unknown, as after a resume), one restart at a time, and the device's
+	// answers, which relay hands over.
+	ufrag      string
+	restarting bool
+	answers    chan string
 }
 
 // maxTrickled bounds the candidates one session may PATCH to its device: a
@@ -426,6 +433,7 @@ func (b *Bridge) startWHEP(rctx context.Context, p whepPath, auth whepAuth, sdp 
 	s := &whepSession{
 		id: id, etag: `"` + newSessionID()[:16] + `"`, room: roomName, device: device, sid: answer.sid,
 		offer: offer, ice: ice, conn: conn, log: log, done: make(chan struct{}),
+		ufrag: offer.ufrag, answers: make(chan string, 1),
 	}
 	if !interrupt() {
 		// The request ended just as the answer came, and conn is
@@ -600,7 +608,11 @@ func (b *Bridge) relayWHEP(s *whepSession) {
 			if s.attached != nil {
 				s.attachOnce.Do(func() { close(s.attached) })
 			}
-		case signalwire.KindSignal, signalwire.KindPing:
+		case signalwire.KindSignal:
+			if m.Type == "answer" {
+				s.takeAnswer(m) // an ICE restart's (whep_restart.go)
+			}
+		case signalwire.KindPing:
 		default:
 			s.log.Debug("unexpected message from device", "kind", m.Kind)
 		}
@@ -681,13 +693,32 @@ func (b *Bridge) whepPatch(w http.ResponseWriter, r *http.Request, p whepPath) {
 		b.writeWHEPError(w, whepFail(http.StatusBadRequest, "bad fragment: %v", err))
 		return
 	}
-	if frag.ufrag != "" && s.offer.ufrag != "" && frag.ufrag != s.offer.ufrag {
-		b.writeWHEPError(w, whepFail(http.StatusUnprocessableEntity, "ICE restart is not supported; start a new session"))
+	s.mu.Lock()
+	current := s.ufrag
+	s.mu.Unlock()
+	if frag.ufrag != "" && frag.ufrag != current {
+		// RFC 9725 section 4.3: an ICE restart is a PATCH with If-Match: *
+		// and the client's new credentials.
+		if r.Header.Get("If-Match") == "*" && frag.pwd != "" {
+			b.whepRestart(w, r, s, frag)
+			return
+		}
+		if current != "" {
+			b.writeWHEPError(w, whepFail(http.StatusUnprocessableEntity, "a new ice-ufrag is an ICE restart: send it with If-Match: * and the new ice-pwd"))
+			return
+		}
+	}
+	if herr := s.forward(frag); herr != nil {
+		b.writeWHEPError(w, herr)
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// forward sends the fragment's candidates to the device.
+func (s *whepSession) forward(frag *sdpFrag) *whepError {
 	if !s.takeCandidates(len(frag.candidates)) {
-		b.writeWHEPError(w, whepFail(http.StatusTooManyRequests, "more than %d candidates in one session", maxTrickled))
-		return
+		return whepFail(http.StatusTooManyRequests, "more than %d candidates in one session", maxTrickled)
 	}
 	for _, c := range frag.candidates {
 		mid := c.mid
@@ -696,17 +727,15 @@ func (b *Bridge) whepPatch(w http.ResponseWriter, r *http.Request, p whepPath) {
 		}
 		idx := s.offer.mLineIndex(mid)
 		if err := s.sendCandidate(map[string]any{"candidate": c.line, "sdpMid": mid, "sdpMLineIndex": idx}); err != nil {
-			b.writeWHEPError(w, whepFail(http.StatusServiceUnavailable, "lost the device: %v", err))
-			return
+			return whepFail(http.StatusServiceUnavailable, "lost the device: %v", err)
 		}
 	}
 	if frag.endOfCandidates {
 		if err := s.sendCandidate(map[string]any{"candidate": ""}); err != nil {
-			b.writeWHEPError(w, whepFail(http.StatusServiceUnavailable, "lost the device: %v", err))
-			return
+			return whepFail(http.StatusServiceUnavailable, "lost the device: %v", err)
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *whepSession) sendCandidate(c map[string]any) error {

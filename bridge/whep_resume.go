@@ -113,6 +113,7 @@ func (b *Bridge) startResume(r *http.Request, p whepPath, sid string) (*whepSess
 	s := &whepSession{
 		id: id, etag: `"` + newSessionID()[:16] + `"`, room: p.room.String(), device: device, sid: sid,
 		offer: &sdpOffer{}, conn: conn, log: log, done: make(chan struct{}), attached: make(chan struct{}),
+		answers: make(chan string, 1),
 	}
 	if !interrupt() {
 		return fail(whepFail(http.StatusServiceUnavailable, "the request ended before the resume started"))

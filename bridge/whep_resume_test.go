@@ -180,6 +180,13 @@ func TestWHEPResumeThroughAnotherBridge(t *testing.T) {
 		t.Fatalf("the client's PeerConnection is %s", st)
 	}
 
+	// ICE restarts through the bridge that re-attached the session (RFC
+	// 9725 section 4.3), on the same PeerConnection.
+	restartICE(t, c.whepClient, urlB+ch1.header.Get("Location"))
+	waitFor(t, "the device restarted ICE", func() bool { return viewerOf(t, wm.dev).ICERestarts == 1 })
+	before = videoPackets(c.pc)
+	waitFor(t, "video after the ICE restart", func() bool { return videoPackets(c.pc) > before+20 })
+
 	// Bridge B relays the session like one it started: DELETE ends it on
 	// the device.
 	if r := do(t, "DELETE", urlB+ch1.header.Get("Location"), "", ""); r.status != http.StatusOK {
@@ -261,5 +268,72 @@ func TestWHEPResumeHeaders(t *testing.T) {
 	waitFor(t, "the pending resume is gone", func() bool { return wm.bridge.whep.len() == 1 })
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("ending a pending resume took %v", d)
+	}
+}
+
+// sdpLines returns the values of sdp's a=<name>: lines.
+func sdpLines(sdp, name string) []string {
+	var out []string
+	for line := range strings.Lines(sdp) {
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "a="+name+":"); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// restartICE restarts c's ICE through the WHEP session at url, as RFC 9725
+// section 4.3 says: a PATCH with the new credentials and If-Match: *, whose
+// 200 brings the device's.
+func restartICE(t *testing.T, c *whepClient, url string) {
+	t.Helper()
+	o, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	local := c.pc.LocalDescription().SDP
+	var cands []string
+	for _, v := range sdpLines(local, "candidate") {
+		cands = append(cands, "candidate:"+v)
+	}
+	frag := sdpFragOf(sdpLines(local, "ice-ufrag")[0], sdpLines(local, "ice-pwd")[0], "0", cands, true)
+	r := do(t, "PATCH", url, fragType, frag, "If-Match", "*")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != fragType {
+		t.Fatalf("ICE restart PATCH: %d %s", r.status, r.body)
+	}
+	old := c.pc.RemoteDescription().SDP
+	ufrag, pwd := sdpLines(r.body, "ice-ufrag"), sdpLines(r.body, "ice-pwd")
+	if len(ufrag) != 1 || len(pwd) != 1 || ufrag[0] == sdpLines(old, "ice-ufrag")[0] {
+		t.Fatalf("the restart's answer fragment has no new credentials:\n%s", r.body)
+	}
+	// The answer as before, with the device's new credentials and
+	// candidates.
+	var b strings.Builder
+	first := true
+	for line := range strings.Lines(old) {
+		l := strings.TrimRight(line, "\r\n")
+		switch {
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			l = "a=ice-ufrag:" + ufrag[0]
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			l = "a=ice-pwd:" + pwd[0]
+		case strings.HasPrefix(l, "a=candidate:"), l == "a=end-of-candidates":
+			continue
+		}
+		b.WriteString(l + "\r\n")
+		if strings.HasPrefix(l, "a=mid:") && first {
+			first = false
+			for _, v := range sdpLines(r.body, "candidate") {
+				b.WriteString("a=candidate:" + v + "\r\n")
+			}
+		}
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: b.String()}); err != nil {
+		t.Fatalf("the restart's answer: %v", err)
 	}
 }

@@ -63,6 +63,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 	if err := pc.SetRemoteDescription(sd); err != nil {
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
 	}
+	s.viewerOffer = sd.SDP
 	if st := s.dev.cfg.Streams[s.stream]; st != nil {
 		// An H.265 stream's track cannot be sent to an offer without H.265:
 		// say so rather than answer with no video.

@@ -49,6 +49,9 @@ type session struct {
 	// answerFP is the DTLS fingerprint of the viewer's first answer: a
 	// later answer (ICE restart) must carry the same.
 	answerFP string
+	// viewerOffer is a WHEP viewer's offer as applied (answer.go): an ICE
+	// restart applies it again with the viewer's new credentials.
+	viewerOffer string
 	// ctx ends with the device, or with the session's room (StopRoom,
 	// cause errRoomStopped).
 	ctx    context.Context
@@ -549,7 +552,7 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		s.addCandidate(pc, c)
 	case "restart":
 		if join.ViewerOffers {
-			return nil // WHEP viewers restart ICE with their own offer
+			return s.restartWHEP(pc, m) // the viewer's new ICE credentials (whep_restart.go)
 		}
 		return s.restartICE(pc)
 	case relay.TypeReady, relay.TypeSignal, relay.TypeReport:
