@@ -336,6 +336,22 @@ func killUnderWHEP(t *testing.T, d *demo.Demo, b context.Context) float64 {
 	if v := viewerThrough(t, d, "", 10*time.Second); v.Bridge.String() == a.ID || v.Resumes != 1 || v.Detached || v.State != "connected" {
 		t.Errorf("device's viewer %+v: want it re-attached once, through the other bridge, connected", v)
 	}
+	// An ICE restart (as on a changed network path) goes through the
+	// bridge that re-attached the session, on the same peer connection.
+	if _, err := browsertest.Eval[bool](b, `(() => { ersPlayer._restartICE(ersPlayer.peerConnection); return true; })()`); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 10*time.Second, `ersPlayer.failover.state === 'restarted'`)
+	if v := viewerThrough(t, d, "", 10*time.Second); v.ICERestarts != 1 || v.State != "connected" {
+		t.Errorf("device's viewer %+v: want one ICE restart, connected", v)
+	}
+	if _, err := browsertest.Eval[bool](b, resetFrames); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if g, err := browsertest.Eval[gap](b, frameGap); err != nil || g.N < 10 {
+		t.Errorf("%d frames in the second after the ICE restart (%v), want a playing picture", g.N, err)
+	}
 	if _, err := browsertest.Eval[any](b, `ersPlayer.close()`); err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,9 @@ func TestWHEPHelpers(t *testing.T) {
 				{ candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host', sdpMid: '0' },
 				{ candidate: 'candidate:2 1 udp 1 10.0.0.2 9 typ host', sdpMid: '1' },
 			], true),
+			keyed: m.withResumeKey('v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n', 'KEY='),
+			restarted: m.restartAnswer('v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpw\r\na=candidate:9 1 udp 1 10.0.0.9 9 typ host\r\na=end-of-candidates\r\nm=audio 9 X 111\r\na=mid:1\r\na=ice-ufrag:old\r\na=ice-pwd:oldpw\r\n',
+				'a=ice-ufrag:new\r\na=ice-pwd:newpw\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 1 10.0.0.1 7 typ host\r\na=end-of-candidates\r\n'),
 		});
 	})()`)
 	if err != nil {
@@ -39,7 +42,10 @@ func TestWHEPHelpers(t *testing.T) {
 	want := `{"ice":[{"urls":"stun:a:3478"},{"urls":"turn:b:3478?transport=udp","username":"u,\"1","credential":"p;w"}],"none":[],` +
 		`"frag":"a=ice-ufrag:uf\r\na=ice-pwd:pw\r\n` +
 		`m=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 1 10.0.0.1 9 typ host\r\na=end-of-candidates\r\n` +
-		`m=audio 9 RTP/AVP 0\r\na=mid:1\r\na=candidate:2 1 udp 1 10.0.0.2 9 typ host\r\na=end-of-candidates\r\n"}`
+		`m=audio 9 RTP/AVP 0\r\na=mid:1\r\na=candidate:2 1 udp 1 10.0.0.2 9 typ host\r\na=end-of-candidates\r\n",` +
+		`"keyed":"v=0\r\ns=-\r\na=ersmesh-resume-key:KEY=\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n",` +
+		`"restarted":"v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=candidate:1 1 udp 1 10.0.0.1 7 typ host\r\na=ice-ufrag:new\r\na=ice-pwd:newpw\r\n` +
+		`m=audio 9 X 111\r\na=mid:1\r\na=ice-ufrag:new\r\na=ice-pwd:newpw\r\n"}`
 	if got != want {
 		t.Errorf("helpers:\n got %s\nwant %s", got, want)
 	}

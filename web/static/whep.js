@@ -22,7 +22,11 @@ const postTimeout = 25000;   // ms: the bridge may need a DHT lookup and the dev
 const connectTimeout = 30000; // ms from the answer to a connected peer
 const probeEvery = 1000;      // ms between the GETs that check the bridge still relays the session
 const probeTimeout = 2000;    // ms a GET may take before the bridge counts as gone
-const resumeTimeout = 10000;  // ms for each request of a resume
+const resumeTimeout = 10000;  // ms for each request of a resume or ICE restart
+const restartDelay = 1500;    // ms a transport may stay disconnected before the player restarts ICE
+const restartEvery = 5000;    // ms between ICE restarts while it stays down
+const restartGrace = 25000;   // ms of ICE restarts before a fresh session
+const gatherWait = 2000;      // ms an ICE restart waits for the browser's candidates
 
 function log(...args) {
   console.log('[ersmesh whep]', ...args);
@@ -77,6 +81,29 @@ export function sdpFragment(ufrag, pwd, candidates, end) {
   return s;
 }
 
+// restartAnswer is the device's answer after an ICE restart: the answer
+// as before, with the credentials and candidates of the bridge's 200
+// fragment (RFC 9725 section 4.3).
+export function restartAnswer(answer, frag) {
+  const ufrag = sdpAttr(frag, 'ice-ufrag');
+  const pwd = sdpAttr(frag, 'ice-pwd');
+  const cands = [...frag.matchAll(/^a=(candidate:.*?)\r?$/gm)].map((m) => `a=${m[1]}\r\n`).join('');
+  let out = '';
+  let first = true;
+  for (const line of answer.split(/\r?\n/)) {
+    if (line === '') continue;
+    if (line.startsWith('a=candidate:') || line === 'a=end-of-candidates') continue;
+    if (line.startsWith('a=ice-ufrag:')) out += `a=ice-ufrag:${ufrag}\r\n`;
+    else if (line.startsWith('a=ice-pwd:')) out += `a=ice-pwd:${pwd}\r\n`;
+    else out += `${line}\r\n`;
+    if (first && line.startsWith('a=mid:')) {
+      first = false;
+      out += cands;
+    }
+  }
+  return out;
+}
+
 function sdpAttr(sdp, name) {
   const m = sdp.match(new RegExp(`^a=${name}:(.*)$`, 'm'));
   return m ? m[1].trim() : '';
@@ -108,6 +135,8 @@ export class WHEPPlayer extends PlayerBase {
     this._cert = null;        // our DTLS certificate, when a secret is proven
     this.talkback = null;     // talk back (talkback.js), when the device takes our audio
     this._probeTimer = null;
+    this._restartTimer = null;
+    this._restarting = false; // an ICE restart's PATCH is under way
     this._resumeGen = 0;      // tells the current resume from a stale one
     this._resuming = false;
     this._bridgesDown = 0;    // bridges found unreachable in a row while resuming
@@ -148,6 +177,9 @@ export class WHEPPlayer extends PlayerBase {
   // _endSession closes the peer and DELETEs the session, if any.
   _endSession() {
     this._stopProbe();
+    clearTimeout(this._restartTimer);
+    this._restartTimer = null;
+    this._restartDeadline = false;
     this._resuming = false;
     this._resumeGen++;
     this._dropPeer();
@@ -185,7 +217,8 @@ export class WHEPPlayer extends PlayerBase {
     const audio = pc.addTransceiver('audio', { direction: proving ? 'sendrecv' : 'recvonly' });
     pc.ontrack = (e) => this._showTrack(pc, e);
     pc.onicecandidate = (e) => {
-      if (pc !== this.peerConnection) return;
+      // An ICE restart sends the candidates gathered by then itself.
+      if (pc !== this.peerConnection || this._restarting) return;
       if (e.candidate && e.candidate.candidate) {
         this._pending.push({ candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid });
       } else if (!e.candidate) {
@@ -198,10 +231,27 @@ export class WHEPPlayer extends PlayerBase {
       switch (pc.connectionState) {
         case 'connected':
           clearTimeout(this._timer);
+          clearTimeout(this._restartTimer);
+          this._restartTimer = null;
+          this._restartDeadline = false;
           this._failures = 0;
           if (this.stage !== 'playing') this._setStage('connected', 'Connected to the device; waiting for video…');
+          if (this.failover.state === 'restarting-ice') this._setFailover('restarted', `Reconnected to the device after an ICE restart (through ${this.bridge})`);
+          break;
+        case 'disconnected':
+          // A lost packet burst heals by itself; a changed path needs an
+          // ICE restart, through whichever bridge relays the session now.
+          if (this._started && !this._restartTimer) this._scheduleRestart(pc, restartDelay);
           break;
         case 'failed':
+          if (this._started && this.session) {
+            if (!this._restartTimer) this._scheduleRestart(pc, 0);
+            if (!this._restartDeadline) {
+              this._restartDeadline = true;
+              this._later(restartGrace, () => this._retry('waiting', 'The connection to the device was lost', undefined, 'no-path'));
+            }
+            break;
+          }
           this._retry('waiting', 'The connection to the device failed');
           break;
       }
@@ -295,6 +345,69 @@ export class WHEPPlayer extends PlayerBase {
     if (pc !== this.peerConnection) return;
     this.talkback = Talkback.forWHEP(audio, talk, resp.headers.get('Ersmesh-Talkback-Reason') ?? '', (state, message) => this._emit('talkback', { state, message }));
     this._trickle(pc);
+  }
+
+  // --- ICE restarts ---
+
+  // _scheduleRestart restarts ICE after ms, and again every restartEvery
+  // while the transport stays down.
+  _scheduleRestart(pc, ms) {
+    clearTimeout(this._restartTimer);
+    this._restartTimer = setTimeout(async () => {
+      if (!this._running || pc !== this.peerConnection || pc.connectionState === 'connected') {
+        this._restartTimer = null;
+        return;
+      }
+      if (!this._resuming) await this._restartICE(pc);
+      if (pc === this.peerConnection && pc.connectionState !== 'connected') this._scheduleRestart(pc, restartEvery);
+      else this._restartTimer = null;
+    }, ms);
+  }
+
+  // _restartICE restarts ICE as RFC 9725 section 4.3 says: a new offer's
+  // credentials and candidates go to the session in a PATCH with
+  // If-Match: *, and the 200's fragment brings the device's.
+  async _restartICE(pc) {
+    if (pc !== this.peerConnection || !this.session || this._restarting) return;
+    this._restarting = true;
+    this._setFailover('restarting-ice', `The connection to the device is interrupted — restarting ICE through ${this.bridge}…`);
+    try {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      if (pc.iceGatheringState !== 'complete') {
+        await new Promise((done) => {
+          const t = setTimeout(done, gatherWait);
+          pc.addEventListener('icegatheringstatechange', () => {
+            if (pc.iceGatheringState === 'complete') {
+              clearTimeout(t);
+              done();
+            }
+          });
+        });
+      }
+      if (pc !== this.peerConnection) return;
+      const sdp = pc.localDescription.sdp;
+      const cands = [...sdp.matchAll(/^a=(candidate:.*?)\r?$/gm)].map((m) => ({ candidate: m[1], sdpMid: sdpAttr(sdp, 'mid') || '0' }));
+      const body = sdpFragment(sdpAttr(sdp, 'ice-ufrag'), sdpAttr(sdp, 'ice-pwd'), cands, true);
+      const r = await fetch(this.session, {
+        method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }, body,
+        signal: AbortSignal.timeout(resumeTimeout),
+      });
+      const frag = await r.text();
+      if (pc !== this.peerConnection) return;
+      if (r.status !== 200) {
+        log('ICE restart refused:', r.status, frag.trim());
+        await pc.setLocalDescription({ type: 'rollback' });
+        return;
+      }
+      await pc.setRemoteDescription({ type: 'answer', sdp: restartAnswer(pc.currentRemoteDescription.sdp, frag) });
+      log('ICE restarted');
+      if (pc.connectionState === 'connected') this._setFailover('restarted', `Reconnected to the device after an ICE restart (through ${this.bridge})`);
+    } catch (err) {
+      log('ICE restart failed:', err.message);
+      if (pc.signalingState === 'have-local-offer') pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    } finally {
+      this._restarting = false;
+    }
   }
 
   // --- the bridge's health, and re-attaching ---
