@@ -32,12 +32,18 @@ func (s *whepSession) takeAnswer(m *signalwire.Message) {
 	}
 }
 
-func (b *Bridge) whepRestart(w http.ResponseWriter, r *http.Request, s *whepSession, frag *sdpFrag) {
+// claim sets *flag, a field of s under s.mu, and reports whether it was
+// clear.
+func (s *whepSession) claim(flag *bool) bool {
 	s.mu.Lock()
-	busy := s.restarting
-	s.restarting = true
-	s.mu.Unlock()
-	if busy {
+	defer s.mu.Unlock()
+	was := *flag
+	*flag = true
+	return !was
+}
+
+func (b *Bridge) whepRestart(w http.ResponseWriter, r *http.Request, s *whepSession, frag *sdpFrag) {
+	if !s.claim(&s.restarting) {
 		b.writeWHEPError(w, whepFail(http.StatusConflict, "an ICE restart of this session is under way"))
 		return
 	}

@@ -163,11 +163,7 @@ func (b *Bridge) whepProve(w http.ResponseWriter, r *http.Request, s *whepSessio
 		b.writeWHEPError(w, whepFail(http.StatusBadRequest, "bad %s header: %v", whepProofHeader, err))
 		return
 	}
-	s.mu.Lock()
-	again := s.proved
-	s.proved = true
-	s.mu.Unlock()
-	if again {
+	if !s.claim(&s.proved) {
 		b.writeWHEPError(w, whepFail(http.StatusConflict, "the resume proof was sent already"))
 		return
 	}
