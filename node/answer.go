@@ -97,6 +97,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 		if s.mayTalk {
 			s.tell(talkReady, "", "")
 		} else {
+			s.log.Info("talkback refused: the viewer's audio section is answered as not received", "reason", s.talkWhy)
 			s.tell(talkRefused, "", s.talkWhy)
 		}
 	}
