@@ -27,6 +27,7 @@ const restartDelay = 1500;    // ms a transport may stay disconnected before the
 const restartEvery = 5000;    // ms between ICE restarts while it stays down
 const restartGrace = 25000;   // ms of ICE restarts before a fresh session
 const gatherWait = 2000;      // ms an ICE restart waits for the browser's candidates
+const busyRetry = 5000;       // ms before asking a busy bridge (429, 503) again for a resume
 
 function log(...args) {
   console.log('[ersmesh whep]', ...args);
@@ -534,11 +535,12 @@ export class WHEPPlayer extends PlayerBase {
   // _resumeRefused handles a bridge's or device's no: the device no
   // longer knows the session (it restarted: 404) or refused the proof
   // (403) — a fresh session, through this bridge; a busy bridge (429,
-  // 503) — the next bridge.
+  // 503) — the next bridge, or this one again in a while: the picture
+  // still plays.
   _resumeRefused(gen, bridge, status, text) {
     const why = `${bridge} could not re-attach the session (${status}${text ? ': ' + text.slice(0, 200) : ''})`;
-    if ((status === 429 || status === 503) && this.bridges.length > 1) {
-      this._reattach(why);
+    if (status === 429 || status === 503) {
+      this._reattach(why, this.bridges.length > 1 ? 0 : busyRetry);
       return;
     }
     this._resumeFailed(gen, why);
