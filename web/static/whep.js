@@ -540,7 +540,12 @@ export class WHEPPlayer extends PlayerBase {
   _resumeRefused(gen, bridge, status, text) {
     const why = `${bridge} could not re-attach the session (${status}${text ? ': ' + text.slice(0, 200) : ''})`;
     if (status === 429 || status === 503) {
-      this._reattach(why, this.bridges.length > 1 ? 0 : busyRetry);
+      let wait = 0;
+      if (++this._bridgesDown >= this.bridges.length) {
+        this._bridgesDown = 0;
+        wait = Math.max(busyRetry, backoff(this._rounds++));
+      }
+      this._reattach(why, wait);
       return;
     }
     this._resumeFailed(gen, why);
