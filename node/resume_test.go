@@ -241,3 +241,101 @@ func ufrag(sdp string) string {
 	}
 	return ""
 }
+
+// TestWHEPSessionResumesOnlyWithItsKey plays the hostile bridges against a
+// WHEP session, whose resume key came in its offer: one that knows the
+// session id but not the key, and one that replays the proof it relayed.
+// Both are refused; the viewer itself re-attaches, and restarts ICE through
+// the new bridge with its new credentials.
+func TestWHEPSessionResumesOnlyWithItsKey(t *testing.T) {
+	tm := newTestMesh(t)
+	pc, packets := newViewer(t)
+	rv := newResumeViewer(t)
+	offer := completeOffer(t, pc)
+	i := strings.Index(offer.SDP, "m=")
+	offer.SDP = offer.SDP[:i] + "a=" + trust.ResumeKeyAttribute + ":" + rv.public + "\r\n" + offer.SDP[i:]
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: "whep1", Room: "lobby", Stream: "cam", Transport: "srtp", ViewerOffers: true})
+	if err := c.Send(signalOf(t, "offer", offer)); err != nil {
+		t.Fatal(err)
+	}
+	var m *signalwire.Message
+	for m = recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindSignal || m.Type != "answer"; m = recvSkippingPings(t, c, 5*time.Second) {
+	}
+	var answer webrtc.SessionDescription
+	if err := json.Unmarshal(m.Payload, &answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetRemoteDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-packets:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no video within 15 s")
+	}
+	sid := m.SID
+	c.Reset() // the bridge dies
+	waitInfo(t, tm.dev, "whep1", "detached", func(i ViewerInfo) bool { return i.Detached })
+
+	evil := newBareHost(t)
+	ce := tm.openFrom(t, evil, &signalwire.Message{Kind: signalwire.KindResume, Session: "evil", Room: "lobby", SID: sid})
+	ch := challengeOf(t, ce)
+	ce.Send(proofMsg(sid, newResumeViewer(t).sign(t, "lobby", sid, ch)))
+	if m := recvSkippingPings(t, ce, 10*time.Second); m.Kind != signalwire.KindReject || m.Code != signalwire.CodeForbidden {
+		t.Fatalf("resume with another key: %+v, want a forbidden reject", m)
+	}
+
+	b2 := newBareHost(t)
+	c2 := tm.openFrom(t, b2, &signalwire.Message{Kind: signalwire.KindResume, Session: "whep1-again", Room: "lobby", SID: sid})
+	proof := rv.sign(t, "lobby", sid, challengeOf(t, c2))
+	c2.Send(proofMsg(sid, proof))
+	if m := recvSkippingPings(t, c2, 10*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("resume: %+v, want accept", m)
+	}
+	c3 := tm.openFrom(t, b2, &signalwire.Message{Kind: signalwire.KindResume, Session: "replay", Room: "lobby", SID: sid})
+	challengeOf(t, c3)
+	c3.Send(proofMsg(sid, proof))
+	if m := recvSkippingPings(t, c3, 10*time.Second); m.Kind != signalwire.KindReject || m.Code != signalwire.CodeForbidden {
+		t.Fatalf("replayed resume proof: %+v, want a forbidden reject", m)
+	}
+	if i := viewerInfo(t, tm.dev, "whep1"); i.Bridge != b2.ID() || i.Detached || i.Resumes != 1 {
+		t.Fatalf("after the hostile attempts the session is %+v, want it re-attached once through %s", i, b2.ID())
+	}
+
+	// ICE restart with the viewer's new credentials: the device's answer
+	// has new ones of its own and the same certificate.
+	re, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(re); err != nil {
+		t.Fatal(err)
+	}
+	ld := pc.LocalDescription().SDP
+	c2.Send(signalOf(t, "restart", map[string]string{"ufrag": sdpValue(ld, "ice-ufrag"), "pwd": sdpValue(ld, "ice-pwd")}))
+	for m = recvSkippingPings(t, c2, 10*time.Second); m.Kind != signalwire.KindSignal || m.Type != "answer"; m = recvSkippingPings(t, c2, 10*time.Second) {
+	}
+	var ra webrtc.SessionDescription
+	if err := json.Unmarshal(m.Payload, &ra); err != nil {
+		t.Fatal(err)
+	}
+	if ufrag(ra.SDP) == ufrag(answer.SDP) || trust.SDPFingerprint(ra.SDP) != trust.SDPFingerprint(answer.SDP) {
+		t.Fatalf("restart answer: ufrag %q (was %q), want a new ufrag and the same certificate", ufrag(ra.SDP), ufrag(answer.SDP))
+	}
+	if err := pc.SetRemoteDescription(ra); err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, tm.dev, "whep1", "ICE restarted", func(i ViewerInfo) bool { return i.ICERestarts == 1 && i.State == "connected" })
+	c2.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "bye"})
+	waitViewers(t, tm.dev, 0)
+}
+
+// sdpValue is the value of sdp's first a=<name>: line.
+func sdpValue(sdp, name string) string {
+	for _, l := range strings.Split(sdp, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "a="+name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
