@@ -258,16 +258,7 @@ func TestWHEPSessionResumesOnlyWithItsKey(t *testing.T) {
 	if err := c.Send(signalOf(t, "offer", offer)); err != nil {
 		t.Fatal(err)
 	}
-	var m *signalwire.Message
-	for m = recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindSignal || m.Type != "answer"; m = recvSkippingPings(t, c, 5*time.Second) {
-	}
-	var answer webrtc.SessionDescription
-	if err := json.Unmarshal(m.Payload, &answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetRemoteDescription(answer); err != nil {
-		t.Fatal(err)
-	}
+	m, answer := answerOn(t, c, pc)
 	select {
 	case <-packets:
 	case <-time.After(15 * time.Second):
@@ -313,21 +304,31 @@ func TestWHEPSessionResumesOnlyWithItsKey(t *testing.T) {
 	}
 	ld := pc.LocalDescription().SDP
 	c2.Send(signalOf(t, "restart", map[string]string{"ufrag": sdpValue(ld, "ice-ufrag"), "pwd": sdpValue(ld, "ice-pwd")}))
-	for m = recvSkippingPings(t, c2, 10*time.Second); m.Kind != signalwire.KindSignal || m.Type != "answer"; m = recvSkippingPings(t, c2, 10*time.Second) {
-	}
-	var ra webrtc.SessionDescription
-	if err := json.Unmarshal(m.Payload, &ra); err != nil {
-		t.Fatal(err)
-	}
-	if ufrag(ra.SDP) == ufrag(answer.SDP) || trust.SDPFingerprint(ra.SDP) != trust.SDPFingerprint(answer.SDP) {
+	if _, ra := answerOn(t, c2, pc); ufrag(ra.SDP) == ufrag(answer.SDP) || trust.SDPFingerprint(ra.SDP) != trust.SDPFingerprint(answer.SDP) {
 		t.Fatalf("restart answer: ufrag %q (was %q), want a new ufrag and the same certificate", ufrag(ra.SDP), ufrag(answer.SDP))
-	}
-	if err := pc.SetRemoteDescription(ra); err != nil {
-		t.Fatal(err)
 	}
 	waitInfo(t, tm.dev, "whep1", "ICE restarted", func(i ViewerInfo) bool { return i.ICERestarts == 1 && i.State == "connected" })
 	c2.Send(&signalwire.Message{Kind: signalwire.KindLeave, Reason: "bye"})
 	waitViewers(t, tm.dev, 0)
+}
+
+// answerOn reads the device's next answer on c and applies it to pc.
+func answerOn(t *testing.T, c *signalwire.Conn, pc *webrtc.PeerConnection) (*signalwire.Message, webrtc.SessionDescription) {
+	t.Helper()
+	for {
+		m := recvSkippingPings(t, c, 10*time.Second)
+		if m.Kind != signalwire.KindSignal || m.Type != "answer" {
+			continue
+		}
+		var sd webrtc.SessionDescription
+		if err := json.Unmarshal(m.Payload, &sd); err != nil {
+			t.Fatal(err)
+		}
+		if err := pc.SetRemoteDescription(sd); err != nil {
+			t.Fatal(err)
+		}
+		return m, sd
+	}
 }
 
 // sdpValue is the value of sdp's first a=<name>: line.
