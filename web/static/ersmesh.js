@@ -11,6 +11,7 @@ import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
 import { PlayerBase, REASONS, STAGES, backoff, bridgeList } from './playerbase.js';
 import { Talkback } from './talkback.js';
+import { MAX_CHILDREN, Relay, canVerify } from './relay.js';
 
 export { checkSupport, REASONS, STAGES };
 
@@ -124,7 +125,7 @@ export function iceServersFrom(list) {
 // room, same device as first seen), unverified, changed (open room, another
 // device than first seen).
 export class Player extends PlayerBase {
-  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', talkSecret = '', transport = 'auto', video } = {}) {
+  constructor({ bridges, bridge, room, stream = 'sample', token = '', secret = '', talkSecret = '', transport = 'auto', video, relay = 0 } = {}) {
     transport = transport || 'auto';
     if (transport !== 'auto' && !TRANSPORTS.includes(transport)) throw new Error(`ersmesh: transport "${transport}" is not supported (use fmp4, srtp or auto)`);
     super({ room, stream, token, transport, video });
@@ -139,7 +140,16 @@ export class Player extends PlayerBase {
     // only a proof bound to this browser's DTLS certificate does.
     this._secret = secret || '';
     this._talkSecret = talkSecret || ''; // the stream's talk secret, if it has one (#talk=)
-    this._cert = null;        // our DTLS certificate when a secret is proven
+    this._cert = null;        // our DTLS certificate: the join's, for relaying (relay.js) and secrets
+    this._fingerprint = '';   // its fingerprint, normalized, when the join offered to relay
+    // Relaying (relay.js, docs/relay.md): an fmp4 join of a browser that can
+    // check Ed25519 asks for the signed stream and may be served by another
+    // viewer; relay (a number of children, or true for 3) lets it serve
+    // others too, while its own playback is healthy.
+    this.relayChildren = relay === true || /^(on|true|yes)$/i.test(String(relay)) ? 3 : Math.max(0, Math.min(MAX_CHILDREN, Math.floor(Number(relay)) || 0));
+    this._relay = null;       // this session's part in the tree
+    this._signedJoin = false; // the current join asked for the signed stream
+    this._demux = null;       // the signed stream's demuxer, which outlives relay links
     this._nonce = '';         // this join's nonce, which the offer must be signed for
     this.trust = { state: '', message: '' };
 
@@ -176,7 +186,8 @@ export class Player extends PlayerBase {
   _played() {
     this._playedOnce = true;
     this._bridgeFaults = 0;
-    if (!this._flowTimer && this.peerConnection) this._watchFlow(this.peerConnection);
+    // A relay link is watched by relay.js (stall, 600 ms).
+    if (!this._flowTimer && this.peerConnection && !this._session?.relayed) this._watchFlow(this.peerConnection);
     super._played();
   }
 
@@ -307,28 +318,45 @@ export class Player extends PlayerBase {
     log(`joining room "${this.room}" for stream "${this.stream}"`);
     // With a resume key, the nonce is its hash, which the device's
     // signed offer then binds (resume.js).
-    const send = (key) => {
+    const send = (key, fingerprint) => {
       if (gen !== this._joinGen || s !== this._socket || !s.connected) return;
       this._joinKey = key;
       this._nonce = key ? key.nonce : newNonce();
       this._earlyChallenge = null; // a challenge of an earlier join
       const data = { token: this.token, streamName: this.stream, transport: this.transport, nonce: this._nonce };
       if (key) data.resumeKey = key.publicKey;
+      this._signedJoin = !!fingerprint;
+      if (fingerprint) data.relay = fingerprint;
       s.emit('join', this.room, data, (err, desc) => this._joined(gen, err, desc));
     };
-    if (resumeAvailable()) {
-      newResumeKey().then(send, (err) => {
+    const key = resumeAvailable()
+      ? newResumeKey().catch((err) => {
         log('cannot make a resume key:', err.message);
-        send(null);
-      });
-    } else {
-      send(null);
-    }
+        return null;
+      })
+      : null;
+    Promise.all([key, this._relayFingerprint()]).then(([k, fp]) => send(k, fp));
     this._later(joinTimeout, () => {
       log('no answer to join');
       if (this._bridgeFault()) this._failover('The bridge did not answer the join', 'bridge-lost', false);
       else this._rejoin('The bridge did not answer', 'bridge-lost');
     });
+  }
+
+  // _relayFingerprint resolves to the fingerprint of the join's certificate
+  // when this join can take part in relaying (fmp4, Ed25519 in WebCrypto),
+  // else "".
+  async _relayFingerprint() {
+    if (this.transport !== 'fmp4' || !(await canVerify())) return '';
+    try {
+      this._cert ??= await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
+      const f = this._cert.getFingerprints()[0];
+      this._fingerprint = normalizeFingerprint(`${f.algorithm} ${f.value}`);
+      return this._fingerprint;
+    } catch (err) {
+      log('cannot make a certificate for relaying:', err.message);
+      return '';
+    }
   }
 
   _joined(gen, err, desc) {
@@ -443,6 +471,9 @@ export class Player extends PlayerBase {
       case 'talkback':
         if (msg.from === this.deviceId) this.talkback?.onMessage(msg.payload);
         break;
+      case 'relayAssign': case 'relayChild': case 'relaySignal': case 'relayEnd':
+        this._onRelay(msg);
+        break;
       default:
         log('ignoring message of type', msg.type);
     }
@@ -458,7 +489,7 @@ export class Player extends PlayerBase {
       log('ignoring an offer from', msg.from, 'while in session with', this.deviceId);
       return;
     }
-    if (this._session && this.peerConnection && msg.sid === this._session.sid && msg.from === this._session.from) {
+    if (this._session && !this._session.relayed && this.peerConnection && msg.sid === this._session.sid && msg.from === this._session.from) {
       this._onRestartOffer(msg, sdp); // the same session: an ICE restart
       return;
     }
@@ -475,6 +506,7 @@ export class Player extends PlayerBase {
     if (!(await this._checkOffer(msg, sdp)) || this._session !== session) return;
     session.signed = typeof msg.payload?.signature === 'string';
     this._offerSdp = sdp;
+    if (this._signedJoin && this.transport === 'fmp4') this._startRelay(msg.from);
 
     const iceServers = [...this._stun, ...this._turn];
     const conf = { iceServers };
@@ -670,7 +702,10 @@ export class Player extends PlayerBase {
     ch.onopen = () => this._emit('channelOpen', { label: ch.label });
     ch.onclose = () => this._emit('channelClose', { label: ch.label });
     if (ch.label === 'emsCommandChannel') {
-      const request = () => ch.send(JSON.stringify({ type: 'fmp4Request', payload: { name: this.stream } }));
+      // signed (docs/relay.md): a SIG record before every unit, which
+      // devices before relay v1 ignore (the stream then comes unsigned).
+      const payload = this._relay ? { name: this.stream, signed: true } : { name: this.stream };
+      const request = () => ch.send(JSON.stringify({ type: 'fmp4Request', payload }));
       if (ch.readyState === 'open') request();
       else ch.addEventListener('open', request, { once: true });
       ch.onmessage = (e) => {
@@ -687,24 +722,11 @@ export class Player extends PlayerBase {
       };
     } else if (ch.label === 'emsStreamChannel') {
       ch.binaryType = 'arraybuffer';
-      const demux = new Demuxer({
-        onInit: ({ codecs, init }) => {
-          const unsupported = checkSupport('fmp4', codecs); // H.265 is known only now
-          if (unsupported) {
-            // An automatic choice tries srtp, which may decode it.
-            if (!this._fallBack(unsupported)) this._fail(unsupported, 'unsupported');
-            return;
-          }
-          this._mse?.close();
-          this._mse = new MsePlayer(this.video, log);
-          try {
-            this._mse.init(codecs, init);
-          } catch (err) {
-            if (!this._fallBack(err.message)) this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
-          }
-        },
-        onSegment: (seg) => this._mse?.append(seg),
-      });
+      const demux = this._newDemux();
+      if (this._relay) {
+        this._signedChannel(pc, ch, demux);
+        return;
+      }
       ch.onmessage = (e) => {
         if (pc !== this.peerConnection) return;
         try {
@@ -715,6 +737,185 @@ export class Player extends PlayerBase {
         }
       };
     }
+  }
+
+  // _newDemux makes the session's demuxer, which feeds the MSE player.
+  _newDemux() {
+    const demux = new Demuxer({
+      onInit: ({ codecs, init }) => {
+        const unsupported = checkSupport('fmp4', codecs); // H.265 is known only now
+        if (unsupported) {
+          // An automatic choice tries srtp, which may decode it.
+          if (!this._fallBack(unsupported)) this._fail(unsupported, 'unsupported');
+          return;
+        }
+        this._mse?.close();
+        this._mse = new MsePlayer(this.video, log);
+        try {
+          this._mse.init(codecs, init);
+        } catch (err) {
+          if (!this._fallBack(err.message)) this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
+        }
+      },
+      onSegment: (seg) => this._mse?.append(seg),
+    });
+    this._demux = demux;
+    return demux;
+  }
+
+  // --- relaying (relay.js, docs/relay.md) ---
+
+  // _startRelay begins this session's part in the tree with the device
+  // whose key signs the stream.
+  _startRelay(deviceId) {
+    this._relay?.close();
+    this._relay = null;
+    try {
+      this._relay = new Relay(this._relayHost(), deviceId, { maxChildren: this.relayChildren });
+    } catch (err) {
+      log('no relaying with device', deviceId, ':', err.message);
+    }
+  }
+
+  _relayHost() {
+    return {
+      room: this.room,
+      stream: this.stream,
+      nonce: this._nonce,
+      fingerprint: this._fingerprint,
+      certificate: this._cert,
+      iceServers: () => [...this._stun, ...this._turn],
+      send: (type, payload) => {
+        if (this._session) this._send(type, payload);
+      },
+      deliver: (u, verdict) => this._deliver(u, verdict),
+      healthy: () => this.stage === 'playing' && !this._cut && this._running,
+      onParent: (state, why, pc) => this._onParent(state, why, pc),
+      onChange: () => this._emit('relay', this._relay?.stats() ?? null),
+      log,
+    };
+  }
+
+  // _signedChannel plays the device's channel of a signed stream: each
+  // unit verified before it is played or forwarded. A device older than
+  // relay v1 sends the stream unsigned: over its own DTLS channel that is
+  // as before, without relaying.
+  _signedChannel(pc, ch, demux) {
+    const relay = this._relay;
+    let plain = false;
+    const link = relay.direct((p) => {
+      if (pc !== this.peerConnection || relay !== this._relay) return;
+      if (p.code === 'unsigned' && link.reader.units === 0 && link.units === 0) {
+        log('the device does not sign its stream (older than relay v1): playing it unsigned, no relaying');
+        plain = true;
+        relay.maxChildren = 0;
+        relay.verifier.rejected = 0;
+        try {
+          demux.feed(link.reader.pending());
+        } catch (err) {
+          this._peerFailed(`The device sent a broken stream (${err.message})`, 'stream');
+        }
+        return;
+      }
+      ch.onmessage = null;
+      this._peerFailed(`The device sent a unit that does not verify (${p.message})`, 'stream');
+    });
+    ch.onmessage = (e) => {
+      if (pc !== this.peerConnection) return;
+      if (!plain) {
+        link.feed(e.data);
+        return;
+      }
+      try {
+        demux.feed(e.data);
+      } catch (err) {
+        ch.onmessage = null;
+        this._peerFailed(`The device sent a broken stream (${err.message})`, 'stream');
+      }
+    };
+  }
+
+  // _deliver plays a verified unit: a MOOV the player does not use yet, or
+  // a group it has not appended (a new parent repeats its GOP).
+  _deliver(u, verdict) {
+    if (!verdict.init && !verdict.append) return;
+    try {
+      (this._demux ?? this._newDemux()).feed(u.covered);
+    } catch (err) {
+      this._peerFailed(`Cannot play a verified unit (${err.message})`, 'stream');
+    }
+  }
+
+  // _onRelay takes the relay messages of the device: a relayed session
+  // starts with relayAssign instead of an offer.
+  _onRelay(msg) {
+    const owner = ownerOf(this.room);
+    if (!msg.from || msg.from !== this.deviceId || (owner && msg.from !== owner)) {
+      log('ignoring', msg.type, 'from', msg.from, 'which is not the device joined');
+      return;
+    }
+    if (this._session && msg.sid !== this._session.sid) {
+      log('ignoring', msg.type, 'of another session');
+      return;
+    }
+    if (!this._session) {
+      if (msg.type !== 'relayAssign' || !this._signedJoin) return;
+      const session = { from: msg.from, sid: msg.sid, key: null, nonce: this._nonce, signed: false, relayed: true };
+      this._session = session;
+      clearTimeout(this._timer);
+      this._setTrust(owner ? 'verified' : 'pinned', owner
+        ? `Verified: every unit of the video is signed by the device that owns this room (${short(owner)}), whoever relays it.`
+        : `Open room: every unit of the video is signed by device ${short(msg.from)}, whoever relays it.`);
+      this._startRelay(msg.from);
+      if (!this._relay) {
+        this._fail('Cannot check the stream the device signs', 'untrusted');
+        return;
+      }
+      this._setStage('negotiating', 'The device assigned a relay: another viewer will pass its video on…');
+    }
+    this._relay?.onMessage(msg);
+  }
+
+  // _onParent follows the link to the parent of a relayed session: its
+  // PeerConnection is the player's while it lasts (stats, "playing").
+  _onParent(state, why, pc) {
+    if (!this._session?.relayed) return;
+    const r = this._relay;
+    switch (state) {
+      case 'linking':
+        this.peerConnection = pc;
+        this._emit('createdPeer', { id: this.deviceId });
+        if (this.stage === 'playing') this._setStage('playing', why);
+        else this._setStage('negotiating', why);
+        this._later(offerTimeout, () => this._rejoin('The relay did not bring the video', 'no-path'));
+        break;
+      case 'playing':
+        clearTimeout(this._timer);
+        this.note = `Via relay ${r.parent} (depth ${r.depth}).`;
+        if (this.stage === 'playing') this._setStage('playing', this.note);
+        else if (this.stage !== 'connected') this._setStage('connected', `Connected to relay ${r.parent}; waiting for video…`);
+        break;
+      case 'lost':
+        if (this.peerConnection && !pc) this.peerConnection = null;
+        this._setStage(this.stage === 'playing' ? 'playing' : 'negotiating', why);
+        // The device answers a report at once; without an answer, start over.
+        this._later(offerTimeout, () => this._rejoin('No new relay was assigned', 'no-path'));
+        break;
+    }
+  }
+
+  // relayStats is relaying's part of the overlay, or null when the session
+  // does not relay (srtp, a browser without Ed25519, an older device).
+  relayStats() {
+    return this._relay?.stats() ?? null;
+  }
+
+  // getStats adds relaying to the overlay's numbers: relay {depth, parent,
+  // children, verified, rejected, reports, reattaches, relayed}.
+  async getStats() {
+    const s = await super.getStats();
+    if (s && this._relay) s.relay = this._relay.stats();
+    return s;
   }
 
   // _fail stops the player with an explanation: retrying cannot help.
@@ -824,7 +1025,7 @@ export class Player extends PlayerBase {
   // has a resume key and a peer connection that played and is not dead.
   _canReattach() {
     const pc = this.peerConnection;
-    return !!(this._session?.key && pc && this._started && pc.connectionState !== 'failed' && pc.connectionState !== 'closed');
+    return !!(this._session?.key && !this._session.relayed && pc && this._started && pc.connectionState !== 'failed' && pc.connectionState !== 'closed');
   }
 
   // _reattach moves to the next bridge (the same one when there is only
@@ -1032,9 +1233,13 @@ export class Player extends PlayerBase {
     this._cut = false;
     this._pending = [];
     this._remoteSet = false;
+    const relayed = this._session?.relayed;
     this._session = null;
     this._peerUp = false;
-    if (this.peerConnection) {
+    this._relay?.close();
+    this._relay = null;
+    this._demux = null;
+    if (this.peerConnection || relayed) {
       this._mse?.close();
       this._mse = null;
     }

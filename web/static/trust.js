@@ -67,7 +67,7 @@ const enc = new TextEncoder();
 
 // framed builds domain || for each field: uint32 big-endian length ||
 // bytes; a field is a string (UTF-8) or bytes.
-function framed(domain, fields) {
+export function framed(domain, fields) {
   const parts = fields.map((f) => (f instanceof Uint8Array ? f : enc.encode(f)));
   const d = enc.encode(domain);
   const out = new Uint8Array(d.length + parts.reduce((n, p) => n + 4 + p.length, 0));
@@ -82,7 +82,7 @@ function framed(domain, fields) {
   return out;
 }
 
-function fromBase64(s) {
+export function fromBase64(s) {
   const bin = atob(s);
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
