@@ -64,6 +64,7 @@ export { bridgeList, ownerOf };
 function refusalReason(text) {
   if (/token/i.test(text)) return 'token';
   if (/room not allowed/i.test(text)) return 'room-not-allowed';
+  if (/room is full/i.test(text)) return 'full';
   return 'refused';
 }
 
@@ -367,6 +368,11 @@ export class Player extends PlayerBase {
       // help, so say why and stop.
       const text = typeof err === 'string' ? err : (err.message ?? JSON.stringify(err));
       const reason = refusalReason(text);
+      if (reason === 'full') {
+        // Viewers leave and relays come: try again, slowly.
+        this._rejoin(`${String(text).slice(0, 200)}`, 'full');
+        return;
+      }
       // Bridges differ in the tokens and rooms they accept: with several,
       // each gets its chance before the refusal stands.
       this._refusedBy.add(this.bridge);
@@ -420,7 +426,8 @@ export class Player extends PlayerBase {
     if (this._started) this._recoverUntil = performance.now() + recoverWindow;
     this._closePeer();
     this.deviceId = '';
-    const wait = performance.now() < this._recoverUntil ? recoverRetry : backoff(this._joinFailures++);
+    // A full room is not a device coming back: back off.
+    const wait = reason !== 'full' && performance.now() < this._recoverUntil ? recoverRetry : backoff(this._joinFailures++);
     this._setStage('waiting', `${why} — retrying…`, reason);
     this._later(wait, () => this._join());
   }
@@ -438,6 +445,10 @@ export class Player extends PlayerBase {
       // The camera's codec (H.265) is not in this browser's WebRTC: a
       // rejoin would end the same way.
       this._fail(checkSupport(this.transport, 'hev1') || info.reason, 'unsupported');
+      return;
+    }
+    if (typeof info.reason === 'string' && refusalReason(info.reason) === 'full') {
+      this._rejoin(info.reason.slice(0, 200), 'full');
       return;
     }
     this._joinFailures = 0;

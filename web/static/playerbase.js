@@ -29,6 +29,7 @@ export const REASONS = [
   'untrusted',          // the offer is not from the room's device
   'no-path',            // no network path to the device
   'stream',             // the device cannot send this stream, or sent a broken one
+  'full',               // the camera's uplink and its relaying viewers serve as many as they can
 ];
 
 const maxBackoff = 10000; // ms
