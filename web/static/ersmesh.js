@@ -906,8 +906,11 @@ export class Player extends PlayerBase {
         if (this.stage === 'playing') this._setStage('playing', this.note);
         else if (this.stage !== 'connected') this._setStage('connected', `Connected to relay ${r.parent}; waiting for video…`);
         break;
+      case 'exhausted':
+        this._rejoin(`${why}; starting over`, 'no-path');
+        break;
       case 'lost':
-        if (this.peerConnection && !pc) this.peerConnection = null;
+        if (this.peerConnection && !pc && !r.parentPc) this.peerConnection = null;
         this._setStage(this.stage === 'playing' ? 'playing' : 'negotiating', why);
         // The device answers a report at once; without an answer, start over.
         this._later(offerTimeout, () => this._rejoin('No new relay was assigned', 'no-path'));

@@ -37,6 +37,7 @@ const maxPayload = 48 << 10;
 export const STALL = 600;       // no unit for this long after the first: the parent stalled
 export const CONNECT = 5000;    // a link connected and delivering within this, else failed
 const healthEvery = 200;        // how often a link and the player's health are looked at
+const maxReports = 10;          // relayReports a minute the device takes from a child
 
 // Problems a child reports (relayReport's problem); the first nine are the
 // parent altering the stream, which bans it.
@@ -435,7 +436,9 @@ export class Relay {
     this.depth = 0;        // 1 direct, ≥2 relayed, 0 not yet known
     this.parent = '';      // the parent's label while relayed
     this.reports = 0;      // relayReports sent
-    this.reattaches = 0;   // parents lost
+    this.reattaches = 0;   // parents after the first
+    this._assigns = 0;
+    this._reportTimes = []; // performance.now() of the reports of the last minute
     this._link = null;     // the parent link {id, assign, pc, ch, signed, timer, pending}
     this._children = new Map(); // link id → child
     this._gop = { moov: null, units: [], bytes: 0 };
@@ -571,6 +574,7 @@ export class Relay {
       return;
     }
     this._dropParent();
+    if (this._assigns++ > 0) this.reattaches++;
     this.verifier.setEpoch(a.epoch);
     this.depth = a.depth;
     this.parent = a.parent || a.link;
@@ -595,7 +599,8 @@ export class Relay {
       link.signed = new SignedLink(this.verifier, {
         onUnit: (u, v) => {
           if (this._link !== link) return;
-          if (link.signed.units === 1) h.onParent('playing', '', pc);
+          if (link.signed.units === 1 || link.stalled) h.onParent('playing', '', pc);
+          link.stalled = false;
           this._accept(u, v);
         },
         onProblem: (p) => this._parentFailed(link, p),
@@ -665,7 +670,6 @@ export class Relay {
       const why = typeof e.reason === 'string' ? e.reason.slice(0, 200) : '';
       this.host.log(`relay: the device ended the parent link ${e.link}${why ? ` (${why})` : ''}`);
       this._dropParent();
-      this.reattaches++;
       this.host.onParent('lost', `The relay ${this.parent} is gone${why ? ` (${why})` : ''} — re-attaching…`, null);
       this.host.onChange();
     } else if (this._children.has(e.link)) {
@@ -675,14 +679,31 @@ export class Relay {
 
   // _parentFailed closes a bad or broken parent link and reports it; the
   // device answers with a new assignment, its own offer or "full".
+  // A stall is the exception: the link stays (the camera may have paused,
+  // and then the device keeps it), reported once per silence; a unit
+  // ends the silence, a new assignment the link.
   _parentFailed(link, p) {
     if (this._link !== link || link.done) return;
-    link.done = true;
     this.host.log(`relay: parent ${this.parent} (link ${link.id}): ${p.message}`);
-    this._dropParent();
+    if (p.code === 'stall') {
+      link.stalled = true;
+    } else {
+      link.done = true;
+      this._dropParent();
+    }
+    const now = performance.now();
+    this._reportTimes = this._reportTimes.filter((t) => now - t < 60000);
+    if (this._reportTimes.length >= maxReports) {
+      // The device ends a session that reports more (docs/relay.md §3):
+      // the player starts a fresh one instead.
+      this._dropParent();
+      this.host.onParent('exhausted', `${maxReports} relays failed within a minute`, null);
+      return;
+    }
+    this._reportTimes.push(now);
     this.reports++;
-    this.reattaches++;
-    const detail = new TextEncoder().encode(p.detail).length > 256 ? p.detail.slice(0, 80) : p.detail;
+    let detail = p.detail;
+    while (new TextEncoder().encode(detail).length > 256) detail = detail.slice(0, -16);
     this.host.send('relayReport', { link: link.id, problem: p.code, detail });
     const words = INTEGRITY.includes(p.code)
       ? `The relay ${this.parent} sent a bad unit (${p.code}); it was not played`
@@ -792,7 +813,7 @@ export class Relay {
       const s = link.signed;
       if (!s || s.units === 0) {
         if (now - link.since > CONNECT) this._parentFailed(link, problem('failed', `no unit within ${CONNECT / 1000} s of the assignment`));
-      } else if (now - s.lastAt > STALL) {
+      } else if (now - s.lastAt > STALL && !link.stalled) {
         this._parentFailed(link, problem('stall', `no unit for ${Math.round(now - s.lastAt)} ms`));
       } else if (s.lastSeq < link.assign.seq && now - (link.openedAt || s.firstAt) > CONNECT) {
         this._parentFailed(link, problem('stale', `unit ${s.lastSeq} is older than the assignment's ${link.assign.seq} ${CONNECT / 1000} s after connecting`));
