@@ -293,6 +293,25 @@ func TestRelayJSMatchesGo(t *testing.T) {
 		}
 	})
 
+	t.Run("where a new child starts", func(t *testing.T) {
+		// Kept units 10..19, keyframes 10, 14 and 18.
+		got, err := browsertest.Eval[[]int](b, `(async () => {
+			const r = await import(new URL('/relay.js', location.href));
+			const kept = [];
+			for (let seq = 10; seq < 20; seq++) kept.push({ seq, key: seq === 10 || seq === 14 || seq === 18 });
+			return [0, 5, 9, 12, 13, 16, 17, 19, 30].map((from) => r.burstStart(kept, from)).concat([r.burstStart([], 0), r.burstStart([{ seq: 3, key: false }], 0)]);
+		})()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A new viewer gets the newest GOP; a re-attaching one everything
+		// after what it has, from a keyframe (the oldest when it is further
+		// behind than what is kept).
+		if want := "[8 0 0 0 4 4 8 8 8 -1 -1]"; fmt.Sprint(got) != want {
+			t.Errorf("burstStart: %v, want %s", got, want)
+		}
+	})
+
 	t.Run("assignment signatures", func(t *testing.T) {
 		a := &relay.Assign{Link: "L1", Parent: "viewer 3", Depth: 2, Stream: "cam", Epoch: s.epoch.String(), Seq: 12345,
 			Fingerprint: "sha-256 AA:BB", Self: "sha-256 CC:DD"}

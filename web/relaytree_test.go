@@ -78,7 +78,7 @@ type relayShown struct {
 	Depth                        int
 	Parent                       string
 	Children, Verified, Rejected int
-	Reports, Reattaches          int
+	Reports, Reattaches, Offered int
 }
 
 func relayStats(t *testing.T, b context.Context) relayShown {
@@ -179,7 +179,8 @@ func TestChromiumRelaysToChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(a, t, 20*time.Second, playing)
-	browsertest.WaitFor(a, t, 10*time.Second, `ersPlayer.relayStats()?.depth === 2`)
+	browsertest.WaitFor(a, t, 10*time.Second, `ersPlayer.relayStats()?.depth === 2 && ersPlayer.relayStats().offered === 2`)
+	time.Sleep(300 * time.Millisecond) // A's relayReady reaches the device
 
 	bb := browsertest.New(t, browsertest.ExposeLocalIPs())
 	if err := browsertest.Navigate(bb, relayPlayerURL(d, "")); err != nil {

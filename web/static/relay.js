@@ -36,6 +36,7 @@ const maxPayload = 48 << 10;
 // Timing of docs/relay.md §3 (ms).
 export const STALL = 600;       // no unit for this long after the first: the parent stalled
 export const CONNECT = 5000;    // a link connected and delivering within this, else failed
+export const STALE = 20000;     // from the first unit to one as new as the assignment, else stale
 const healthEvery = 200;        // how often a link and the player's health are looked at
 const maxReports = 10;          // relayReports a minute the device takes from a child
 
@@ -415,6 +416,20 @@ export async function deviceSigned(verifier, msg, sig) {
   return crypto.subtle.verify({ name: 'Ed25519' }, k, raw, msg);
 }
 
+// burstStart returns the index in kept (units in order, the first a
+// keyframe's) where a new child starts (docs/relay.md §2): the newest
+// keyframe for a new viewer (from 0), else the newest keyframe at most one
+// past from, else the oldest keyframe; -1 without any.
+export function burstStart(kept, from) {
+  let start = -1;
+  for (let i = kept.length - 1; i >= 0; i--) {
+    if (!kept[i].key) continue;
+    start = i;
+    if (!(from > 0) || kept[i].seq <= from + 1) break;
+  }
+  return start;
+}
+
 // Relay is one player's part in the tree, for one session with the device:
 // the verifier of the stream, the link it plays from (the device's channel,
 // or a parent's), the units of the current GOP, and its children. The
@@ -441,6 +456,9 @@ export class Relay {
     this._reportTimes = []; // performance.now() of the reports of the last minute
     this._link = null;     // the parent link {id, assign, pc, ch, signed, timer, pending}
     this._children = new Map(); // link id → child
+    // What new children start with: the MOOV in use and the units appended
+    // since the oldest keyframe kept (whole GOPs, within maxGopUnits and
+    // maxGopBytes), so that a re-attaching child loses nothing kept.
     this._gop = { moov: null, units: [], bytes: 0 };
     this._ready = -1;      // the maxChildren last sent in relayReady
     this._closed = false;
@@ -457,6 +475,7 @@ export class Relay {
       depth: this.depth, parent: this.parent, children: this._children.size,
       verified: this.verifier.verified, rejected: this.verifier.rejected,
       reports: this.reports, reattaches: this.reattaches, relayed: this.depth >= 2,
+      offered: Math.max(0, this._ready), // children offered to the device (relayReady)
     };
   }
 
@@ -491,16 +510,15 @@ export class Relay {
       g.moov = u;
       g.units = [];
       g.bytes = 0;
-    } else if (u.key) {
-      g.units = [u];
-      g.bytes = u.raw.length;
-    } else if (g.units.length > 0) {
-      if (g.units.length >= maxGopUnits || g.bytes + u.raw.length > maxGopBytes) {
-        g.units = []; // new children wait for the next keyframe
-        g.bytes = 0;
-      } else {
-        g.units.push(u);
-        g.bytes += u.raw.length;
+    } else if (u.key || g.units.length > 0) {
+      g.units.push(u);
+      g.bytes += u.raw.length;
+      while (g.units.length > maxGopUnits || g.bytes > maxGopBytes) {
+        // Drop the oldest GOP; a single GOP beyond the bounds is not
+        // kept, and new children wait for the next keyframe.
+        let next = g.units.findIndex((x, i) => i > 0 && x.key);
+        if (next < 0) next = g.units.length;
+        for (const x of g.units.splice(0, next)) g.bytes -= x.raw.length;
       }
     }
     for (const c of this._children.values()) if (c.open) this._forward(c, u);
@@ -579,7 +597,7 @@ export class Relay {
     this.depth = a.depth;
     this.parent = a.parent || a.link;
     const pc = new RTCPeerConnection({ iceServers: h.iceServers(), certificates: [h.certificate] });
-    const link = { id: a.link, assign: a, pc, ch: null, signed: null, remoteSet: false, pending: [], since: performance.now(), openedAt: 0, done: false };
+    const link = { id: a.link, assign: a, pc, ch: null, signed: null, remoteSet: false, pending: [], since: performance.now(), done: false, stalled: false, stallAt: 0, fresh: false };
     this._link = link;
     h.onParent('linking', `Connecting to relay ${this.parent} (depth ${a.depth})…`, pc);
     this.host.onChange();
@@ -601,12 +619,12 @@ export class Relay {
           if (this._link !== link) return;
           if (link.signed.units === 1 || link.stalled) h.onParent('playing', '', pc);
           link.stalled = false;
+          link.stallAt = 0;
+          if (u.seq >= link.assign.seq) link.fresh = true;
           this._accept(u, v);
         },
         onProblem: (p) => this._parentFailed(link, p),
       });
-      ch.onopen = () => { link.openedAt = performance.now(); };
-      if (ch.readyState === 'open') link.openedAt = performance.now();
       ch.onmessage = (m) => {
         if (this._link === link && m.data instanceof ArrayBuffer) link.signed.feed(m.data);
       };
@@ -638,13 +656,15 @@ export class Relay {
           const answer = await pc.createAnswer();
           await pc.setLocalDescription(answer);
           if (this._link !== link) return;
-          this.host.send('relaySignal', { link: link.id, description: { type: 'answer', sdp: pc.localDescription.sdp } });
+          // from: what the new parent may skip (docs/relay.md §2).
+          this.host.send('relaySignal', { link: link.id, description: { type: 'answer', sdp: pc.localDescription.sdp }, from: this.verifier.appended });
         } else if (child && d.type === 'answer') {
           if (!fingerprintsAre(d.sdp, child.fingerprint)) {
             this.host.log(`relay: child ${child.id} answered with another DTLS certificate than the device named; dropping it`);
             this._dropChild(child.id, 'fingerprint');
             return;
           }
+          if (Number.isSafeInteger(s.from) && s.from > 0) child.from = s.from;
           await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
           end.remoteSet = true;
           for (const c of end.pending.splice(0)) pc.addIceCandidate(c).catch(() => {});
@@ -755,6 +775,7 @@ export class Relay {
     const child = {
       id: c.link, depth: c.depth, fingerprint: normalizeFingerprint(c.fingerprint), pc, ch,
       open: false, moov: 0, last: 0, skipping: false, units: 0, remoteSet: false, pending: [],
+      from: 0, // the highest seq the child has appended (its answer's from)
       timer: setTimeout(() => {
         if (!child.open) this._dropChild(child.id, 'did not connect');
       }, CONNECT),
@@ -775,9 +796,14 @@ export class Relay {
       child.open = true;
       clearTimeout(child.timer);
       // The GOP first, so the child starts at a keyframe, then live.
+      // The MOOV, then the kept units from the newest keyframe at most
+      // one past what the child has (its answer's from), or the newest
+      // keyframe for a new viewer, then live.
       const g = this._gop;
-      if (g.moov) this._forward(child, g.moov);
-      for (const u of g.units) this._forward(child, u);
+      if (!g.moov) return;
+      this._forward(child, g.moov);
+      const start = burstStart(g.units, child.from);
+      if (start >= 0) for (const u of g.units.slice(start)) this._forward(child, u);
     };
     ch.onclose = () => this._dropChild(child.id, 'channel closed');
     try {
@@ -813,10 +839,12 @@ export class Relay {
       const s = link.signed;
       if (!s || s.units === 0) {
         if (now - link.since > CONNECT) this._parentFailed(link, problem('failed', `no unit within ${CONNECT / 1000} s of the assignment`));
-      } else if (now - s.lastAt > STALL && !link.stalled) {
+      } else if (!link.fresh && now - s.firstAt > STALE) {
+        this._parentFailed(link, problem('stale', `no unit reached the assignment's seq ${link.assign.seq} within ${STALE / 1000} s (the newest: ${s.lastSeq})`));
+      } else if (now - Math.max(s.lastAt, link.stallAt) > STALL) {
+        // Again after each further silence of as long.
+        link.stallAt = now;
         this._parentFailed(link, problem('stall', `no unit for ${Math.round(now - s.lastAt)} ms`));
-      } else if (s.lastSeq < link.assign.seq && now - (link.openedAt || s.firstAt) > CONNECT) {
-        this._parentFailed(link, problem('stale', `unit ${s.lastSeq} is older than the assignment's ${link.assign.seq} ${CONNECT / 1000} s after connecting`));
       }
     }
     const want = this.maxChildren > 0 && this.depth > 0 && this.host.healthy() && (this.depth === 1 || (this._link && this._link.signed?.units > 0)) ? this.maxChildren : 0;
