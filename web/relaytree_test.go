@@ -117,6 +117,32 @@ func TestPlayerVerifiesSignedStream(t *testing.T) {
 		/^\d+ verified, 0 rejected$/.test(document.getElementById('stat-units').textContent)`)
 }
 
+// TestPlayerPlaysUnsignedFromOlderDevice: a device older than relay v1
+// ignores "signed" in the fmp4Request (here the page strips it, which is
+// what such a device sees) and sends the stream as before; the player plays
+// it over the device's own channel and neither relays nor verifies.
+func TestPlayerPlaysUnsignedFromOlderDevice(t *testing.T) {
+	d := startRelayDemo(t, node.RelayConfig{})
+	b := browsertest.New(t, browsertest.ExposeLocalIPs())
+	if err := browsertest.BeforeLoad(b, `(() => {
+		const send = RTCDataChannel.prototype.send;
+		RTCDataChannel.prototype.send = function (data) {
+			if (typeof data === 'string') data = data.replace(',"signed":true', '');
+			return send.call(this, data);
+		};
+	})()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.Navigate(b, relayPlayerURL(d, "2")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(b, t, 20*time.Second, playing)
+	framesGrow(t, b, "unsigned stream")
+	if r := relayStats(t, b); r.Verified != 0 || r.Rejected != 0 || r.Offered != 0 || r.Depth != 0 {
+		t.Errorf("an unsigned stream: %+v (nothing verified, nothing offered to relay)", r)
+	}
+}
+
 // TestPlayerRefusesTamperingRelay: the device assigns Chromium to a relay
 // (a Go viewer) that flips a byte of every unit it forwards. The player
 // finds the first bad unit before appending it, drops the parent, reports

@@ -5,7 +5,7 @@
 // as fragmented MP4 over data channels (transport "fmp4", the EMS default,
 // H.264 and AAC) or as WebRTC tracks (transport "srtp").
 import { Socket } from './socketio.js';
-import { Demuxer, MsePlayer } from './fmp4.js';
+import { Demuxer, MOOV, MsePlayer } from './fmp4.js';
 import { TrustUnavailable, newNonce, noEd25519, normalizeFingerprint, ownerOf, roomProof, sdpFingerprint, verifyOffer } from './trust.js';
 import { checkSupport } from './support.js';
 import { newResumeKey, resumeAvailable, resumeSignature } from './resume.js';
@@ -813,26 +813,26 @@ export class Player extends PlayerBase {
   // as before, without relaying.
   _signedChannel(pc, ch, demux) {
     const relay = this._relay;
-    let plain = false;
+    let plain = null; // decided by the channel's first record
     const link = relay.direct((p) => {
       if (pc !== this.peerConnection || relay !== this._relay) return;
-      if (p.code === 'unsigned' && link.reader.units === 0 && link.units === 0) {
-        log('the device does not sign its stream (older than relay v1): playing it unsigned, no relaying');
-        plain = true;
-        relay.maxChildren = 0;
-        relay.verifier.rejected = 0;
-        try {
-          demux.feed(link.reader.pending());
-        } catch (err) {
-          this._peerFailed(`The device sent a broken stream (${err.message})`, 'stream');
-        }
-        return;
-      }
       ch.onmessage = null;
       this._peerFailed(`The device sent a unit that does not verify (${p.message})`, 'stream');
     });
     ch.onmessage = (e) => {
       if (pc !== this.peerConnection) return;
+      if (plain === null) {
+        // The channel starts with a record: a SIG, or, from a device older
+        // than relay v1 (which ignores "signed"), the MOOV itself.
+        const first = new Uint8Array(e.data instanceof ArrayBuffer ? e.data : e.data.buffer)[0];
+        plain = first === MOOV;
+        if (plain) {
+          log('the device does not sign its stream (older than relay v1): playing it unsigned, no relaying');
+          relay.close();
+          this._relay = null;
+          this._emit('relay', null);
+        }
+      }
       if (!plain) {
         link.feed(e.data);
         return;
