@@ -11,6 +11,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/ersmesh/ersmesh/bridge"
+	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/node"
 	"github.com/ersmesh/ersmesh/role"
 	"github.com/ersmesh/ersmesh/tlscert"
@@ -41,6 +42,13 @@ type Config struct {
 	TuneBridge func(*bridge.Config)
 	// TuneDevice, likewise, adjusts the device's config (room secrets, say).
 	TuneDevice func(*node.Config)
+}
+
+// OneClient is a TuneBridge for tests and benchmarks whose viewers all
+// come from one address: the bridge's per-address limits and rates are off.
+func OneClient(c *bridge.Config) {
+	c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
+	c.Limits = limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
 }
 
 // Demo is a running mesh of three roles.

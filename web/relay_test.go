@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ersmesh/ersmesh/internal/browsertest"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node/media/ems"
 	"github.com/ersmesh/ersmesh/relay"
 	"github.com/ersmesh/ersmesh/web"
@@ -32,14 +33,7 @@ type signedStream struct {
 // newSignedStream makes MOOV 1, then groups 2..n+1, the keyframes' at keys.
 func newSignedStream(t *testing.T, stream string, n int, keys ...int) *signedStream {
 	t.Helper()
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, id := testutil.Key(t)
 	s := &signedStream{id: id, key: k}
 	if _, err := rand.Read(s.epoch[:]); err != nil {
 		t.Fatal(err)
@@ -98,15 +92,15 @@ func (s *signedStream) of(seqs ...int) []byte {
 	return b
 }
 
-// relayPage serves the player's modules and a blank page on 127.0.0.1 (a
-// secure context: WebCrypto is there).
-func relayPage(t *testing.T) string {
+// modulePage serves the player's modules and a blank page at /blank on
+// 127.0.0.1, a secure context: WebCrypto is there as on HTTPS.
+func modulePage(t *testing.T) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("/blank", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, "<!doctype html><title>relay</title>")
+		fmt.Fprint(w, "<!doctype html><title>modules</title>")
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -150,7 +144,7 @@ type linkResult struct {
 // headers parse as relay.ParseHeader parses them; the device's signatures
 // over relayAssign and relayChild verify.
 func TestRelayJSMatchesGo(t *testing.T) {
-	base := relayPage(t)
+	base := modulePage(t)
 	b := browsertest.New(t)
 	if err := browsertest.Navigate(b, base+"/blank"); err != nil {
 		t.Fatal(err)

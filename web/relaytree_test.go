@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ersmesh/ersmesh/bridge"
-	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/relayviewer"
@@ -29,11 +27,8 @@ func startRelayDemo(t *testing.T, rc node.RelayConfig) *demo.Demo {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		TuneBridge: func(c *bridge.Config) {
-			c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
-			c.Limits = limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
-		},
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		TuneBridge: demo.OneClient,
 		TuneDevice: func(c *node.Config) { c.Relay = rc },
 	})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,24 +13,15 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/trust"
-	"github.com/ersmesh/ersmesh/web"
 )
 
 // TestTrustJSMatchesGo checks web/static/trust.js against package trust in
 // a real browser: signatures made in Go verify with WebCrypto, tampered
 // ones do not, and the room-secret proofs of both sides are the same bytes.
 func TestTrustJSMatchesGo(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.Handle("/", web.Handler())
-	mux.HandleFunc("/blank", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, "<!doctype html><title>trust</title>")
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	base := modulePage(t)
 	ctx := browsertest.New(t)
-	// 127.0.0.1 is a secure context, so WebCrypto is there as on HTTPS.
-	if err := browsertest.Navigate(ctx, srv.URL+"/blank"); err != nil {
+	if err := browsertest.Navigate(ctx, base+"/blank"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -10,8 +10,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ersmesh/ersmesh/bridge"
-	"github.com/ersmesh/ersmesh/bridge/limit"
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/relayviewer"
 	"github.com/ersmesh/ersmesh/internal/testutil"
@@ -51,10 +49,7 @@ func startDemo(t *testing.T, c clip, rc node.RelayConfig) *demo.Demo {
 	defer cancel()
 	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), Source: c.path + fmt.Sprintf(",fps=%d", fps),
 		// One client address opens every session: no per-address limits.
-		TuneBridge: func(c *bridge.Config) {
-			c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
-			c.Limits = limit.Config{PerIP: -1, PerSubnet: -1, HandshakeRate: -1}
-		},
+		TuneBridge: demo.OneClient,
 		TuneDevice: func(c *node.Config) { c.Relay = rc },
 	})
 	if err != nil {
