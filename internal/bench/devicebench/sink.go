@@ -68,8 +68,9 @@ type seqCounter struct {
 
 // add counts the RTP packet p (header as sent: version, marker, sequence
 // number in bytes 2–3). A packet older than the one expected (reordered
-// or repeated) is counted but does not move the expectation; a gap counts
-// its missing packets as lost. The receivers NACK (pion's default
+// or repeated) is counted but does not move the expectation, nor does it
+// count a frame: a frame's last packet resent after a NACK must not count
+// the frame twice. A gap counts its missing packets as lost. The receivers NACK (pion's default
 // interceptors): a retransmission that arrives later is counted as a
 // packet but does not undo the loss, so lost is what was missing when a
 // later packet came, the network's loss and not the player's.
@@ -78,17 +79,21 @@ func (c *seqCounter) add(p []byte) {
 		return
 	}
 	c.packets.Add(1)
-	if p[1]&0x80 != 0 {
-		c.frames.Add(1)
-	}
+	marker := p[1]&0x80 != 0
 	seq := uint16(p[2])<<8 | uint16(p[3])
 	if !c.started {
 		c.started, c.next = true, seq+1
+		if marker {
+			c.frames.Add(1)
+		}
 		return
 	}
 	gap := seq - c.next // modulo 2^16
-	if gap >= 1<<15 {   // behind what was expected: late or repeated
+	if gap >= 1<<15 {   // behind what was expected: late, repeated or resent
 		return
+	}
+	if marker {
+		c.frames.Add(1)
 	}
 	c.lost.Add(int64(gap))
 	c.next = seq + 1

@@ -32,6 +32,10 @@ func TestSeqCounter(t *testing.T) {
 		// its successor count the packets after it again.
 		{name: "reordered", seqs: []uint16{10, 12, 11, 13}, packets: 4, lost: 1},
 		{name: "repeated", seqs: []uint16{10, 11, 11, 12}, packets: 4},
+		// A frame's last packet lost, then resent after a later one came:
+		// the gap stays counted, and the late packet counts no frame.
+		{name: "resent marker", seqs: []uint16{10, 12, 11}, markers: []bool{false, false, true}, packets: 3, lost: 1},
+		{name: "repeated marker", seqs: []uint16{10, 11, 11}, markers: []bool{false, true, true}, packets: 3, frames: 1},
 	} {
 		var c seqCounter
 		for i, s := range tc.seqs {
