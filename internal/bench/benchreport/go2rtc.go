@@ -59,6 +59,12 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 			}
 		}
 	}
+	if p, ok := largestFull(r); ok {
+		g, m := go2rtcbench.PerCore(p.Go2RTC), go2rtcbench.PerCore(p.Ersmesh)
+		d.f("\n**The ratio:** at %d viewers, the largest count both servers took whole and sent in full (at least\n", p.Viewers)
+		d.f("95 %% of what each sends one viewer), the device serves %.0f viewers per core and go2rtc %.0f: %.2f\n", m, g, m/g)
+		d.f("times go2rtc's figure, on the same stream to the same receivers.\n")
+	}
 	if len(failures) > 0 {
 		d.f("\nNot measured (fewer than 90 %% of the viewers connected, three tries each): %s.\n", strings.Join(failures, "; "))
 	}
@@ -70,9 +76,9 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		d.f("buffers overflowing while the benchmark process waits for a core). Both servers answer the\n")
 		d.f("receivers' NACKs with resends (pion's default interceptors in go2rtc, the device's own): resends\n")
 		d.f("are in *received* (which can so exceed *sent*) but neither undo a gap nor count a frame twice.\n")
-		d.f("*Source drops* are the\n")
-		d.f("stream's packets the RTSP server could not hand to that server during its step (its queue to\n")
-		d.f("that reader, 4,096 packets, full): a server that does not read its camera in time. *Failed\n")
+		d.f("*Source drops* are the stream's packets the RTSP server could not hand to that server during its\n")
+		d.f("step (its queue to that reader, 4,096 packets, full): a server that does not read its camera in\n")
+		d.f("time. *Failed\n")
 		d.f("joins* are receivers' tries to connect that did not within 30 s and were tried again (three\n")
 		d.f("tries each). *Receive-buffer drops* are the kernel's count of UDP datagrams dropped at full\n")
 		d.f("socket receive buffers (`RcvbufErrors` in `/proc/net/snmp`) over the measurement, for the whole\n")
@@ -110,6 +116,22 @@ func received(st devicebench.Step) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f kbit/s, %d, %.2f %%", st.RxKbps, st.MinFrames, st.LostPercent)
+}
+
+// largestFull is the step with the most viewers at which both servers
+// took every viewer and sent at least 95 % of the stream to each.
+func largestFull(r *go2rtcbench.Result) (go2rtcbench.Pair, bool) {
+	full := func(st, one devicebench.Step) bool {
+		return st.Viewers > 0 && st.Unconnected == 0 && one.SentKbps > 0 && st.SentKbps >= 0.95*one.SentKbps
+	}
+	var best go2rtcbench.Pair
+	ok := false
+	for _, p := range r.Steps {
+		if full(p.Go2RTC, r.Go2RTCOne) && full(p.Ersmesh, r.ErsmeshOne) && go2rtcbench.PerCore(p.Go2RTC) > 0 && p.Viewers > best.Viewers {
+			best, ok = p, true
+		}
+	}
+	return best, ok
 }
 
 // perCore is a viewers-per-core figure of step st: "–" if not measured,

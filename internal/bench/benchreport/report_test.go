@@ -77,11 +77,17 @@ func TestGenerate(t *testing.T) {
 		// go2rtc not measured at 200: its cells are empty, the device's are there.
 		"| 200 | – | 500 | – | – | 2200 kbit/s | – | 500 | – | 4.00 3.00 2.00 |",
 		"go2rtc with 200 viewers: `go2rtc with 200 viewers: 150 connected: no media`",
+
 		"Command: `ersmesh-bench go2rtc`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q:\n%s", want, md)
 		}
+	}
+	// The device sent half the stream at 100 viewers and go2rtc was not
+	// measured at 200: no count gives the headline ratio.
+	if strings.Contains(md, "the largest count both servers took whole") {
+		t.Errorf("the report quotes a go2rtc ratio at a count one server did not serve in full:\n%s", md)
 	}
 	for _, png := range []string{"mesh-latency.png", "mesh-churn.png", "bridge-latency.png", "player.png"} {
 		if fi, err := os.Stat(filepath.Join(out, Dir, png)); err != nil || fi.Size() < 1000 {
