@@ -50,7 +50,8 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 		s.resumeKey = k
 		s.dev.addResumable(s)
 	}
-	sd.SDP = s.filterCandidates(sd.SDP)
+	var local []string
+	sd.SDP, local = s.filterCandidates(sd.SDP)
 	if !s.mayTalk {
 		// pion would answer a section the viewer sends on with one that
 		// receives, track or not: the viewer is told in the answer
@@ -64,6 +65,7 @@ func (s *session) answer(pc *webrtc.PeerConnection, join, m *signalwire.Message)
 		return refuse(signalwire.CodeBadOffer, "cannot use the offer: %v", err)
 	}
 	s.viewerOffer = sd.SDP
+	s.addLocalCandidates(pc, local)
 	if st := s.dev.cfg.Streams[s.stream]; st != nil {
 		// An H.265 stream's track cannot be sent to an offer without H.265:
 		// say so rather than answer with no video.

@@ -92,6 +92,7 @@ type Device struct {
 	proofs     *proofGuard     // backoff on wrong room-secret proofs (trust.go)
 	whepProofs proofMemory     // WHEP proofs used lately (whepauth.go)
 	ice        *icePolicy      // what bridges may make the device contact (icepolicy.go)
+	names      *localNames     // resolves viewers' mDNS candidates, one resolver for all (localnames.go)
 
 	// ctl serialises the changes of rooms (StartRoom, StopRoom, Close)
 	// and guards starting; it is never held across network I/O.
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 	api.batches, apiRestart.batches = batches, batches
 	d := &Device{cfg: cfg, log: cfg.Logger, api: api, apiRestart: apiRestart, batches: batches, rooms: rooms, secrets: secrets, key: key, viewers: make(map[*session]struct{}), resumable: make(map[string]*session), floors: map[string]*talkback.Floor{},
 		guard: newStreamGuard(cfg.Limits, cfg.Logger), proofs: newProofGuard(cfg.Proofs, cfg.Logger),
-		ice: newICEPolicy(cfg.IncludeLoopback), protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
+		ice: newICEPolicy(cfg.IncludeLoopback), names: &localNames{includeLoopback: cfg.IncludeLoopback}, protector: mesh.NewProtector(cfg.Mesh.Libp2p(), viewerProtectTag)}
 	d.starting = make(map[string]*roomStart)
 	d.relay = newRelayTree(d)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -216,10 +217,13 @@ func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*peerAPI, 
 	// PeerConnection's (peerAPI).
 	media.RegisterFeedback(m)
 	se := webrtc.SettingEngine{}
-	// Browsers hide their host candidates behind mDNS names; resolve them
-	// (but do not publish our own as mDNS: bridges and browsers elsewhere
-	// could not resolve them).
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
+	// Browsers hide their host candidates behind mDNS names. pion's agent
+	// would open an mDNS resolver per PeerConnection (sockets, buffers
+	// and a reader of every mDNS packet, per viewer): the device resolves
+	// them itself with one (localnames.go) and hands pion the addresses.
+	// Nor does it publish its own candidates as mDNS names: bridges and
+	// browsers elsewhere could not resolve them.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(includeLoopback)
 	// A viewer whose path died (a network change, a firewall that now
 	// drops UDP) is better served by a fresh session, which gathers new
@@ -326,6 +330,7 @@ func (d *Device) Close() error {
 	d.cancel()
 	d.ctl.Unlock()
 	d.wg.Wait()
+	d.names.Close()
 	for _, s := range d.cfg.Streams {
 		s.Close()
 	}

@@ -99,8 +99,9 @@ type session struct {
 	talkQuit   chan struct{}
 	talkWG     sync.WaitGroup
 
-	mu        sync.Mutex // guards stat, streaming, ended, and orders events
+	mu        sync.Mutex // guards stat, streaming, ended, resolving, and orders events
 	stat      ViewerInfo // what Device.Viewers reports
+	resolving int        // mDNS names being resolved (addLocalCandidate)
 	streaming bool       // EventPeerStreamStarted was emitted
 	ended     bool       // the PeerConnection is closed: no more stream events
 }
@@ -485,13 +486,74 @@ func (s *session) addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateI
 		s.log.Debug("refused remote candidate: a local address, or not one of this device's networks", "candidate", c.Candidate)
 		return
 	}
+	if name := candidateAddress(c.Candidate); isLocalName(name) {
+		s.addLocalCandidate(pc, c, name)
+		return
+	}
 	if err := pc.AddICECandidate(c); err != nil {
-		// A candidate we cannot use (an unresolvable mDNS name, an address
-		// family we lack) is not a reason to end the session.
+		// A candidate we cannot use (an address family we lack) is not a
+		// reason to end the session.
 		s.log.Debug("ignore remote candidate", "candidate", c.Candidate, "err", err)
 		return
 	}
 	s.countCandidate()
+}
+
+// maxResolving bounds the mDNS names a session resolves at once: a browser
+// sends one or two.
+const maxResolving = 8
+
+// addLocalCandidate resolves a candidate's mDNS name with the device's one
+// resolver (localnames.go) and hands pion the candidate with the address,
+// in the background as pion's own resolution would: the session goes on
+// meanwhile, and its end (s.ctx) ends the query. An address the policy
+// refuses is refused as one sent in the clear.
+func (s *session) addLocalCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit, name string) {
+	s.mu.Lock()
+	busy := s.resolving >= maxResolving
+	if !busy {
+		s.resolving++
+	}
+	s.mu.Unlock()
+	if busy {
+		s.log.Debug("ignore remote candidate: too many mDNS names at once", "candidate", c.Candidate)
+		return
+	}
+	s.dev.wg.Add(1) // the session's own count holds the group open meanwhile
+	go func() {
+		defer s.dev.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			s.resolving--
+			s.mu.Unlock()
+		}()
+		a, err := s.dev.names.resolve(s.ctx, name)
+		if err != nil {
+			s.log.Debug("ignore remote candidate: mDNS name not resolved", "candidate", c.Candidate, "err", err)
+			return
+		}
+		if !s.dev.ice.candidateAllowed(a) {
+			s.dev.trustRefused(refusedCandidate, 1)
+			s.log.Debug("refused remote candidate: its mDNS name is a local address, or not one of this device's networks", "candidate", c.Candidate, "address", a)
+			return
+		}
+		if c.Candidate, err = withAddress(c.Candidate, a); err == nil {
+			err = pc.AddICECandidate(c)
+		}
+		if err != nil {
+			s.log.Debug("ignore remote candidate", "candidate", c.Candidate, "err", err)
+			return
+		}
+		s.countCandidate()
+	}()
+}
+
+// addLocalCandidates resolves and adds, in the background, the mDNS
+// candidates that filterCandidates took out of a remote description.
+func (s *session) addLocalCandidates(pc *webrtc.PeerConnection, lines []string) {
+	for _, l := range lines {
+		s.addLocalCandidate(pc, webrtc.ICECandidateInit{Candidate: l}, candidateAddress(l))
+	}
 }
 
 func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *signalwire.Message) error {
@@ -521,13 +583,15 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 		if s.answerFP == "" {
 			s.answerFP = trust.SDPFingerprint(sd.SDP)
 		}
-		sd.SDP = s.filterCandidates(sd.SDP)
+		var local []string
+		sd.SDP, local = s.filterCandidates(sd.SDP)
 		if err := pc.SetRemoteDescription(sd); err != nil {
 			if r := explainAnswerError(s.dev.cfg.Streams[s.stream], err); r != err {
 				return r
 			}
 			return fmt.Errorf("apply answer: %w", err)
 		}
+		s.addLocalCandidates(pc, local)
 		for _, c := range s.early {
 			s.addCandidate(pc, c)
 		}
@@ -565,11 +629,14 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 
 // filterCandidates removes the candidates of a remote description that the
 // device's ICE policy refuses (icepolicy.go).
-func (s *session) filterCandidates(sdp string) string {
+// It also takes out the candidates whose address is an mDNS name, which
+// pion, its resolver off, would drop: they are returned for
+// addLocalCandidates once the description is set.
+func (s *session) filterCandidates(sdp string) (string, []string) {
 	sdp, n := s.dev.ice.filterSDP(sdp)
 	if n > 0 {
 		s.dev.trustRefused(refusedCandidate, n)
 		s.log.Debug("refused candidates in the remote description", "refused", n)
 	}
-	return sdp
+	return takeLocalCandidates(sdp)
 }

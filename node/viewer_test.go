@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/pkg/formats/fmp4"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -52,6 +53,11 @@ type testViewer struct {
 	parseErr error
 }
 
+// testViewerHidesAddresses makes test viewers hide their host candidates
+// behind mDNS names, as browsers do (TestViewersBehindMDNSNames, alone in
+// its process).
+var testViewerHidesAddresses bool
+
 func newTestViewer(t *testing.T, tm *testMesh, session, transport, stream string, first ...interceptor.Factory) *testViewer {
 	t.Helper()
 	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Session: session, Room: "lobby", Stream: stream, Transport: transport})
@@ -79,6 +85,9 @@ func newTestViewerOn(t *testing.T, c *signalwire.Conn, stream string, first ...i
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
+	if testViewerHidesAddresses {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryAndGather)
+	}
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
