@@ -209,7 +209,8 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 
 func newWebRTCAPI(includeLoopback bool, failedTimeout time.Duration) (*peerAPI, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	// Only what the device sends and takes back (media.RegisterCodecs).
+	if err := media.RegisterCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	// NACK retransmission and RTCP reports, and nothing else per packet
