@@ -87,3 +87,40 @@ func TestSRTPFramesGoInBatches(t *testing.T) {
 		t.Fatalf("the viewer got %d video packets, more than the %d datagrams sent in batches: frames bypass the batches", got, datagrams)
 	}
 }
+
+// The device's SRTP is AES-128-GCM with a viewer that offers the profiles
+// pion offers by default (AES-256-GCM first): the cheaper cipher for every
+// packet to every viewer.
+func TestSRTPProfileIsAES128GCM(t *testing.T) {
+	api, err := newWebRTCAPI(true, iceFailedTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := dev.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	pairUp(t, dev, viewer)
+	cipher := ""
+	for deadline := time.Now().Add(10 * time.Second); cipher == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, s := range dev.GetStats() {
+			if ts, ok := s.(webrtc.TransportStats); ok {
+				cipher = ts.SRTPCipher
+			}
+		}
+	}
+	if cipher != "SRTP_AEAD_AES_128_GCM" {
+		t.Fatalf("SRTP profile %q, want SRTP_AEAD_AES_128_GCM", cipher)
+	}
+}
