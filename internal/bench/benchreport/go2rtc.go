@@ -16,7 +16,9 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		return
 	}
 	r := e.Result
-	d.f("Command: `%s` (results written %s, load average %s; machine as above)\n\n", e.Command, e.Machine.Date, e.Machine.LoadAvg)
+	d.f("Command: `%s` (results written %s, load average %s; machine as above; run at normal\n", e.Command, e.Machine.Date, e.Machine.LoadAvg)
+	d.f("priority, not under `nice`, so that neither server falls behind the other users for lack of a\n")
+	d.f("turn)\n\n")
 	d.f("One run, one stream, both servers. ffmpeg publishes a clip in a loop (`-re -stream_loop -1`,\n")
 	d.f("RTSP over TCP) to an RTSP server in the benchmark's process (gortsplib, which the device's own\n")
 	d.f("RTSP source uses too); go2rtc (`streams: cam: rtsp://...`) and the ersmesh device (`--stream\n")
