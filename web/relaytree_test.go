@@ -74,6 +74,7 @@ type relayShown struct {
 	Parent                       string
 	Children, Verified, Rejected int
 	Reports, Reattaches, Offered int
+	LastReport                   string
 }
 
 func relayStats(t *testing.T, b context.Context) relayShown {
@@ -139,11 +140,25 @@ func TestPlayerPlaysUnsignedFromOlderDevice(t *testing.T) {
 }
 
 // TestPlayerRefusesTamperingRelay: the device assigns Chromium to a relay
-// (a Go viewer) that flips a byte of every unit it forwards. The player
-// finds the first bad unit before appending it, drops the parent, reports
-// it (the device bans it) and plays on from the honest relay the device
-// assigns next.
+// (a Go viewer) that flips a byte of every unit it forwards, drops frames or
+// replays units. The player finds the first bad unit before appending it,
+// drops the parent, reports it with the problem (the device bans it) and
+// plays on from the honest relay the device assigns next.
 func TestPlayerRefusesTamperingRelay(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		tamper  relayviewer.Tamper
+		problem string
+	}{
+		{"flips a byte", relayviewer.TamperFlip, "hash"},
+		{"drops a frame", relayviewer.TamperDrop, "gap"},
+		{"replays a unit", relayviewer.TamperReplay, "replay"},
+	} {
+		t.Run(c.name, func(t *testing.T) { tamperingRelay(t, c.tamper, c.problem) })
+	}
+}
+
+func tamperingRelay(t *testing.T, tamper relayviewer.Tamper, problem string) {
 	d := startRelayDemo(t, node.RelayConfig{MaxViewers: 2})
 	hostile := goViewer(t, d, 0)
 	honest := goViewer(t, d, 3)
@@ -154,7 +169,7 @@ func TestPlayerRefusesTamperingRelay(t *testing.T) {
 	if s := honest.Stats(); s.Children != 1 {
 		t.Fatalf("the honest relay has %d children, want 1", s.Children)
 	}
-	hostile.SetTamper(relayviewer.TamperFlip)
+	hostile.SetTamper(tamper)
 	hostile.SetMaxChildren(3)
 	time.Sleep(300 * time.Millisecond) // the relayReady reaches the device
 
@@ -163,6 +178,9 @@ func TestPlayerRefusesTamperingRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(b, t, 20*time.Second, `(() => { const r = ersPlayer.relayStats(); return r && r.rejected >= 1 && r.reports >= 1; })()`)
+	if r := relayStats(t, b); r.LastReport != problem {
+		t.Errorf("the player reported %q, want %q", r.LastReport, problem)
+	}
 	browsertest.WaitFor(b, t, 20*time.Second, playing)
 	browsertest.WaitFor(b, t, 10*time.Second, `(() => { const r = ersPlayer.relayStats(); return r.depth === 2 && r.verified > 30; })()`)
 	r := relayStats(t, b)

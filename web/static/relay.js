@@ -451,6 +451,7 @@ export class Relay {
     this.depth = 0;        // 1 direct, ≥2 relayed, 0 not yet known
     this.parent = '';      // the parent's label while relayed
     this.reports = 0;      // relayReports sent
+    this.lastReport = '';  // the problem of the last one
     this.reattaches = 0;   // parents after the first
     this._assigns = 0;
     this._reportTimes = []; // performance.now() of the reports of the last minute
@@ -474,7 +475,7 @@ export class Relay {
     return {
       depth: this.depth, parent: this.parent, children: this._children.size,
       verified: this.verifier.verified, rejected: this.verifier.rejected,
-      reports: this.reports, reattaches: this.reattaches, relayed: this.depth >= 2,
+      reports: this.reports, lastReport: this.lastReport, reattaches: this.reattaches, relayed: this.depth >= 2,
       offered: Math.max(0, this._ready), // children offered to the device (relayReady)
     };
   }
@@ -722,6 +723,7 @@ export class Relay {
     }
     this._reportTimes.push(now);
     this.reports++;
+    this.lastReport = p.code;
     let detail = p.detail;
     while (new TextEncoder().encode(detail).length > 256) detail = detail.slice(0, -16);
     this.host.send('relayReport', { link: link.id, problem: p.code, detail });
