@@ -35,6 +35,8 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 			var times, navs []float64
 			stages := map[string][]float64{}
 			var order []string
+			marks := map[string][]float64{}
+			var markOrder []string
 			b.ResetTimer()
 			for i := range runs {
 				if err := browsertest.Navigate(br, "about:blank"); err != nil {
@@ -50,8 +52,10 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 						Stage, Message string
 						Start          float64
 					}
+					Marks [][2]any
 				}](br, `({join: ersPlayer.timing.join, frame: ersPlayer.timing.firstFrame, start: ersPlayer._timelineStart,
-					timeline: ersPlayer.timeline.map((e) => ({stage: e.stage, message: e.message, start: e.start}))})`)
+					timeline: ersPlayer.timeline.map((e) => ({stage: e.stage, message: e.message, start: e.start})),
+					marks: Object.entries(ersPlayer.timing.marks || {})})`)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -70,6 +74,14 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 						stages[name] = append(stages[name], ms)
 					}
 					at("page", run.Start)
+					for _, m := range run.Marks {
+						name, _ := m[0].(string)
+						ms, _ := m[1].(float64)
+						if _, ok := marks[name]; !ok {
+							markOrder = append(markOrder, name)
+						}
+						marks[name] = append(marks[name], ms)
+					}
 					for j, e := range run.Timeline {
 						end := run.Frame - run.Start
 						if j+1 < len(run.Timeline) {
@@ -103,6 +115,13 @@ func BenchmarkJoinToFirstFrame(b *testing.B) {
 			for _, st := range order {
 				b.Logf("%s: stage %q median %.0f ms", transport, st, median(stages[st]))
 			}
+			// The steps from the join, in the order first seen: where the
+			// join's time goes (the marks of the player's timing).
+			steps := ""
+			for _, m := range markOrder {
+				steps += fmt.Sprintf(" %s %.0f", m, median(marks[m]))
+			}
+			b.Logf("%s: from the join, medians (ms):%s, first frame %.0f", transport, steps, median(times))
 			b.ReportMetric(0, "ns/op")
 			b.Logf("%s join to first frame over %d runs (ms): %s", transport, len(times), fmt.Sprint(times))
 		})

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,7 +198,11 @@ func TestTamperingBridge(t *testing.T) {
 
 	// Rewriting the DTLS fingerprint is how a bridge would put itself in
 	// the middle of the media.
-	rewrite := newMITM(t, base, func(msg map[string]any) {
+	// The player takes the offer in while it checks the signature; what
+	// it sends back (an answer would let ICE and DTLS start) must wait
+	// for the check.
+	var answered atomic.Bool
+	rewrite := newMITMUp(t, base, func(msg map[string]any) {
 		if msg["type"] != "offer" {
 			return
 		}
@@ -208,6 +213,14 @@ func TestTamperingBridge(t *testing.T) {
 			}
 			return s[:len(s)-2] + "00"
 		})
+	}, func(name string, args []json.RawMessage) []json.RawMessage {
+		for _, a := range args {
+			var m struct{ Type string }
+			if json.Unmarshal(a, &m) == nil && (m.Type == "answer" || m.Type == "candidate") {
+				answered.Store(true)
+			}
+		}
+		return args
 	})
 	if err := browsertest.Navigate(b, playerURL(rewrite.ts.URL, room, "")); err != nil {
 		t.Fatal(err)
@@ -216,6 +229,9 @@ func TestTamperingBridge(t *testing.T) {
 	frames, _ := browsertest.Eval[float64](b, `document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames`)
 	if frames > 0 {
 		t.Errorf("%v frames decoded from a tampered session", frames)
+	}
+	if answered.Load() {
+		t.Error("the player answered (or sent candidates for) an offer whose signature does not match")
 	}
 
 	// Replaying an offer signed for another join's nonce.

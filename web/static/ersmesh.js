@@ -157,7 +157,10 @@ export class Player extends PlayerBase {
     this.deviceId = '';       // the device's id in the room (the key of the join ack's clients)
     // performance.now() of the last join and of the first frame shown after
     // it: join-to-first-frame is what a viewer waits (docs/benchmarks.md).
-    this.timing = { join: 0, firstFrame: 0 };
+    // marks: milliseconds from the join to each step on the way (offer,
+    // checked, remote, answer, ice, dtls, open:<channel>, data, moov,
+    // segment, sourceopen, append), each the first since the join.
+    this.timing = { join: 0, firstFrame: 0, marks: {} };
     this._mse = null;         // the fmp4 transport's MSE player
 
     this._socket = null;
@@ -315,7 +318,7 @@ export class Player extends PlayerBase {
       return;
     }
     const gen = ++this._joinGen;
-    this.timing = { join: performance.now(), firstFrame: 0 };
+    this.timing = { join: performance.now(), firstFrame: 0, marks: {} };
     log(`joining room "${this.room}" for stream "${this.stream}"`);
     // With a resume key, the nonce is its hash, which the device's
     // signed offer then binds (resume.js).
@@ -490,7 +493,15 @@ export class Player extends PlayerBase {
     }
   }
 
+  // _mark notes the first time a step is reached since the join
+  // (timing.marks; docs/benchmarks.md counts them).
+  _mark(name) {
+    const t = this.timing;
+    if (t.join && !(name in t.marks)) t.marks[name] = Math.round(performance.now() - t.join);
+  }
+
   async _onOffer(msg) {
+    this._mark('offer');
     const sdp = msg.payload?.sdp;
     if (typeof sdp !== 'string' || !msg.from) {
       log('ignoring an offer without SDP or sender');
@@ -515,6 +526,7 @@ export class Player extends PlayerBase {
     this._later(connectTimeout, () => this._peerFailed('The connection to the device did not come up in time'));
     // Candidates arriving meanwhile wait in _pending.
     if (!(await this._checkOffer(msg, sdp)) || this._session !== session) return;
+    this._mark('checked');
     session.signed = typeof msg.payload?.signature === 'string';
     this._offerSdp = sdp;
     if (this._signedJoin && this.transport === 'fmp4') this._startRelay(msg.from);
@@ -524,6 +536,12 @@ export class Player extends PlayerBase {
     if (this._cert) conf.certificates = [this._cert];
     const pc = new RTCPeerConnection(conf);
     this.peerConnection = pc;
+    if (this.transport === 'fmp4') {
+      // The MediaSource opens while ICE and DTLS come up, not after the
+      // MOOV (docs/benchmarks.md).
+      this._mse = new MsePlayer(this.video, log, (name) => this._mark(name));
+      this._mse.open();
+    }
     this._emit('createdPeer', { id: msg.from });
     log('offer from', msg.from, 'with', iceServers.length, 'ICE servers');
 
@@ -548,12 +566,19 @@ export class Player extends PlayerBase {
       this._onChannel(pc, e.channel);
     };
     pc.ontrack = (e) => this._showTrack(pc, e);
-    pc.oniceconnectionstatechange = () => this._onPeerState(pc, pc.iceConnectionState);
-    pc.onconnectionstatechange = () => this._onPeerState(pc, pc.connectionState);
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'connected') this._mark('ice');
+      this._onPeerState(pc, pc.iceConnectionState);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'connected') this._mark('dtls');
+      this._onPeerState(pc, pc.connectionState);
+    };
 
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: stripBadFmtp(sdp) });
       if (pc !== this.peerConnection) return;
+      this._mark('remote');
       this._remoteSet = true;
       for (const c of this._pending.splice(0)) this._addCandidate(pc, c);
       // Talk back (talkback.js): answer the device's receiving audio section.
@@ -563,6 +588,7 @@ export class Player extends PlayerBase {
       await pc.setLocalDescription(answer);
       if (pc !== this.peerConnection) return;
       this._send('answer', { type: 'answer', sdp: pc.localDescription.sdp });
+      this._mark('answer');
       log('answer sent');
     } catch (err) {
       // A newer offer may have closed this pc under us: only the current
@@ -710,7 +736,10 @@ export class Player extends PlayerBase {
   // _onChannel runs the fmp4 transport's two channels: the request on
   // emsCommandChannel, the records on emsStreamChannel.
   _onChannel(pc, ch) {
-    ch.onopen = () => this._emit('channelOpen', { label: ch.label });
+    ch.onopen = () => {
+      this._mark(`open:${ch.label}`);
+      this._emit('channelOpen', { label: ch.label });
+    };
     ch.onclose = () => this._emit('channelClose', { label: ch.label });
     if (ch.label === 'emsCommandChannel') {
       // signed (docs/relay.md): a SIG record before every unit, which
@@ -740,6 +769,7 @@ export class Player extends PlayerBase {
       }
       ch.onmessage = (e) => {
         if (pc !== this.peerConnection) return;
+        this._mark('data');
         try {
           demux.feed(e.data);
         } catch (err) {
@@ -760,15 +790,21 @@ export class Player extends PlayerBase {
           if (!this._fallBack(unsupported)) this._fail(unsupported, 'unsupported');
           return;
         }
-        this._mse?.close();
-        this._mse = new MsePlayer(this.video, log);
+        this._mark('moov');
+        if (!this._mse || this._mse.hasInit) {
+          this._mse?.close();
+          this._mse = new MsePlayer(this.video, log, (name) => this._mark(name));
+        }
         try {
           this._mse.init(codecs, init);
         } catch (err) {
           if (!this._fallBack(err.message)) this._fail(`Cannot play the stream: ${err.message}`, 'unsupported');
         }
       },
-      onSegment: (seg) => this._mse?.append(seg),
+      onSegment: (seg) => {
+        this._mark('segment');
+        this._mse?.append(seg);
+      },
     });
     this._demux = demux;
     return demux;

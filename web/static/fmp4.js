@@ -90,33 +90,35 @@ export class Demuxer {
 const maxLag = 1.0;
 const keepBehind = 10;
 const maxQueue = 300; // segments waiting for the SourceBuffer
+const maxAppend = 4 << 20; // bytes of waiting segments appended at once
 
 // MsePlayer plays an init segment and media segments in a <video>.
 export class MsePlayer {
-  constructor(video, log) {
+  // mark(name), if given, is told of the steps a first frame waits for
+  // ("sourceopen", "append").
+  constructor(video, log, mark = () => {}) {
     this.video = video;
     this.log = log;
+    this.mark = mark;
     this._ms = null;
     this._sb = null;
     this._queue = [];
     this._url = '';
     this._closed = false;
+    this._opened = false; // the MediaSource's sourceopen came
+    this._type = '';      // the SourceBuffer's type, from the MOOV
     this.managed = false; // playing through Safari's ManagedMediaSource
     this.evictions = 0;   // bufferedchange events that removed media (ManagedMediaSource)
   }
 
-  // init starts the MediaSource for codecs with the init segment.
-  init(codecs, initSegment) {
-    if (this._ms) {
-      this.log('fmp4: a second MOOV; ignoring it');
-      return;
-    }
-    const type = `video/mp4; codecs="${codecs}"`;
+  // open starts the MediaSource before the codecs are known, so that the
+  // browser opens it (sourceopen, tens of milliseconds) while the
+  // connection is still being set up; init then finds it open. Without
+  // MSE it does nothing: init says why.
+  open() {
+    if (this._ms || this._closed) return;
     const found = mediaSource();
-    if (!found || !found.MS.isTypeSupported(type)) {
-      throw new Error(`this browser cannot play ${type}`);
-    }
-    this._queue.unshift(initSegment);
+    if (!found) return;
     const ms = new found.MS();
     this._ms = ms;
     this.managed = found.managed;
@@ -133,31 +135,59 @@ export class MsePlayer {
     }
     ms.addEventListener('sourceopen', () => {
       if (this._closed) return;
-      const sb = ms.addSourceBuffer(type);
-      if (found.managed) {
-        // A ManagedSourceBuffer may drop buffered media by itself (memory
-        // pressure); it says so with bufferedchange. Counted, and the
-        // pump moves playback back into what is left.
-        sb.addEventListener('bufferedchange', (e) => {
-          if (e.removedRanges?.length) {
-            this.evictions++;
-            this.log('fmp4: the browser evicted', e.removedRanges.length, 'buffered range(s)');
-          }
-          this._pump();
-        });
-      }
-      // "sequence", as EMS's player: segments play back to back, so a
-      // viewer who skipped frames (slow link) continues without a gap.
-      sb.mode = 'sequence';
-      sb.addEventListener('updateend', () => this._pump());
-      sb.addEventListener('error', () => this.log('fmp4: SourceBuffer error'));
-      this._sb = sb;
-      this._pump();
+      this.mark('sourceopen');
+      this._opened = true;
+      this._start();
     }, { once: true });
     this._url = URL.createObjectURL(ms);
     this.video.src = this._url;
     this.video.play().catch((err) => this.log('video.play:', err.message));
+  }
+
+  get hasInit() { return this._type !== ''; }
+
+  // init gives the MediaSource its codecs and init segment.
+  init(codecs, initSegment) {
+    if (this._type) {
+      this.log('fmp4: a second MOOV; ignoring it');
+      return;
+    }
+    const type = `video/mp4; codecs="${codecs}"`;
+    const found = mediaSource();
+    if (!found || !found.MS.isTypeSupported(type)) {
+      throw new Error(`this browser cannot play ${type}`);
+    }
+    this._type = type;
+    this._queue.unshift(initSegment);
+    this.open();
+    this._start();
     this.log('fmp4: playing', type);
+  }
+
+  // _start adds the SourceBuffer once the MediaSource is open and the
+  // codecs are known, whichever comes last.
+  _start() {
+    if (!this._opened || !this._type || this._sb || this._closed) return;
+    const sb = this._ms.addSourceBuffer(this._type);
+    if (this.managed) {
+      // A ManagedSourceBuffer may drop buffered media by itself (memory
+      // pressure); it says so with bufferedchange. Counted, and the
+      // pump moves playback back into what is left.
+      sb.addEventListener('bufferedchange', (e) => {
+        if (e.removedRanges?.length) {
+          this.evictions++;
+          this.log('fmp4: the browser evicted', e.removedRanges.length, 'buffered range(s)');
+        }
+        this._pump();
+      });
+    }
+    // "sequence", as EMS's player: segments play back to back, so a
+    // viewer who skipped frames (slow link) continues without a gap.
+    sb.mode = 'sequence';
+    sb.addEventListener('updateend', () => this._pump());
+    sb.addEventListener('error', () => this.log('fmp4: SourceBuffer error'));
+    this._sb = sb;
+    this._pump();
   }
 
   append(segment) {
@@ -189,8 +219,20 @@ export class MsePlayer {
         return;
       }
     }
-    const next = this._queue.shift();
+    let next = this._queue.shift();
     if (!next) return;
+    // Segments that waited (the MOOV and the cached GOP at the start, a
+    // tab that slept) go in one append: each append is a round trip
+    // through the browser's media pipeline before the next may start.
+    let n = next.length, k = 0;
+    while (k < this._queue.length && n + this._queue[k].length <= maxAppend) n += this._queue[k++].length;
+    if (k > 0) {
+      const parts = [next, ...this._queue.splice(0, k)];
+      next = new Uint8Array(n);
+      let at = 0;
+      for (const p of parts) { next.set(p, at); at += p.length; }
+    }
+    this.mark('append');
     try {
       sb.appendBuffer(next);
     } catch (err) {
