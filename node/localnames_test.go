@@ -66,19 +66,7 @@ func TestPeerConnectionsOpenNoMDNSSocket(t *testing.T) {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 			t.Fatal(err)
 		}
-		offer, err := pc.CreateOffer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gathered := webrtc.GatheringCompletePromise(pc)
-		if err := pc.SetLocalDescription(offer); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-gathered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("gathering did not finish")
-		}
+		completeOffer(t, pc) // gathering, where pion's agent would open its resolver
 	}
 	if got := mdnsSockets(t) - before; got != 0 {
 		t.Fatalf("%d PeerConnections opened %d mDNS sockets, want none (one resolver for the device)", n, got)

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 )
 
 // TestSRTPFramesGoInBatches: an srtp viewer's frames leave the device in
@@ -21,24 +22,12 @@ func TestSRTPFramesGoInBatches(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	stream := media.NewStream("hd", synthetic720p(t), log)
 	defer stream.Close()
-	api, err := newWebRTCAPI(true, iceFailedTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, batch, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, batch := newDevicePC(t)
 	_, detach, err := attachSRTP(dev, batch, stream, log, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewer := newLoopbackViewer(t)
 	var packets, frames atomic.Int64
 	readerDone := make(chan struct{})
 	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -92,24 +81,12 @@ func TestSRTPFramesGoInBatches(t *testing.T) {
 // pion offers by default (AES-256-GCM first): the cheaper cipher for every
 // packet to every viewer.
 func TestSRTPProfileIsAES128GCM(t *testing.T) {
-	api, err := newWebRTCAPI(true, iceFailedTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, _, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, _ := newDevicePC(t)
 	defer dev.Close()
 	if _, err := dev.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	viewer, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewer := newLoopbackViewer(t)
 	defer viewer.Close()
 	pairUp(t, dev, viewer)
 	cipher := ""
@@ -123,4 +100,31 @@ func TestSRTPProfileIsAES128GCM(t *testing.T) {
 	if cipher != "SRTP_AEAD_AES_128_GCM" {
 		t.Fatalf("SRTP profile %q, want SRTP_AEAD_AES_128_GCM", cipher)
 	}
+}
+
+// newDevicePC is a PeerConnection made as the device makes a viewer's.
+func newDevicePC(t testing.TB) (*webrtc.PeerConnection, *udpbatch.Net) {
+	t.Helper()
+	api, err := newWebRTCAPI(true, iceFailedTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, batch, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc, batch
+}
+
+// newLoopbackViewer is a pion viewer with pion's defaults that gathers
+// loopback candidates.
+func newLoopbackViewer(t testing.TB) *webrtc.PeerConnection {
+	t.Helper()
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }
