@@ -225,6 +225,7 @@ func benchRelay(args []string) error {
 	fs.Float64Var(&cfg.BudgetMbit, "budget", 10, "the device's uplink budget, `Mbit/s`")
 	fs.IntVar(&cfg.MaxChildren, "children", 3, "children each viewer offers to relay to")
 	fs.DurationVar(&cfg.Measure, "measure", 10*time.Second, "how long arrivals are measured once all joined")
+	fs.StringVar(&cfg.Source, "source", "sample:", "the device's stream: a `source` as ersmesh device --stream takes it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,14 +44,19 @@ func newClip(t *testing.T) clip {
 // startDemo runs a bootstrap, a bridge and a device serving c with
 // relaying shaped by rc, and waits until the stream has run long enough
 // for its rate to be measured.
-func startDemo(t *testing.T, c clip, rc node.RelayConfig) *demo.Demo {
+func startDemo(t *testing.T, c clip, rc node.RelayConfig, tune ...func(*node.Config)) *demo.Demo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), Source: c.path + fmt.Sprintf(",fps=%d", fps),
 		// One client address opens every session: no per-address limits.
 		TuneBridge: demo.OneClient,
-		TuneDevice: func(c *node.Config) { c.Relay = rc },
+		TuneDevice: func(c *node.Config) {
+			c.Relay = rc
+			for _, f := range tune {
+				f(c)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,10 +69,7 @@ func startDemo(t *testing.T, c clip, rc node.RelayConfig) *demo.Demo {
 // join opens a relay viewer of the demo and waits until it plays.
 func join(t *testing.T, d *demo.Demo, maxChildren int) *relayviewer.Viewer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	v, err := relayviewer.Open(ctx, relayviewer.Options{Bridge: d.Bridge, Room: "demo", Stream: "sample",
-		MaxChildren: maxChildren, Log: testutil.Logger(t), Slow: slow})
+	v, err := open(d, relayviewer.Options{MaxChildren: maxChildren, Log: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +80,14 @@ func join(t *testing.T, d *demo.Demo, maxChildren int) *relayviewer.Viewer {
 
 // scaled is d in the tests' time (race_test.go).
 func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * slow) }
+
+// open opens a relay viewer of the demo's stream with opts.
+func open(d *demo.Demo, opts relayviewer.Options) (*relayviewer.Viewer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	opts.Bridge, opts.Room, opts.Stream, opts.Slow = d.Bridge, "demo", "sample", slow
+	return relayviewer.Open(ctx, opts)
+}
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -300,5 +311,47 @@ func testKilledRelay(t *testing.T, kill func(*relayviewer.Viewer)) {
 		if arr[len(arr)-1].At.Before(time.Now().Add(-scaled(time.Second))) {
 			t.Errorf("child %d receives nothing any more", i)
 		}
+	}
+}
+
+// TestSecretRoomRelayed: in a room with a secret, a viewer served by a
+// relay proves the secret to the device, as a direct one does, before it
+// is given a parent; a wrong secret gets no parent, and neither does a
+// join whose relay certificate (rewritten by a bridge) is not the one the
+// proof is bound to.
+func TestSecretRoomRelayed(t *testing.T) {
+	const secret = "0123456789abcdef-relay"
+	d := startDemo(t, newClip(t), node.RelayConfig{MaxViewers: 1}, func(c *node.Config) {
+		c.Secrets = map[string]string{"demo": secret}
+	})
+	relayV, err := open(d, relayviewer.Options{MaxChildren: 3, Secret: secret, Log: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relayV.Close()
+	waitFor(t, scaled(10*time.Second), "the direct viewer plays", relayV.Playing)
+	child, err := open(d, relayviewer.Options{Secret: secret, Log: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	waitFor(t, scaled(10*time.Second), "the relayed viewer plays", child.Playing)
+	if st := child.Stats(); st.Depth != 2 {
+		t.Fatalf("the second viewer is at depth %d, want 2 (relayed)", st.Depth)
+	}
+	if v, err := open(d, relayviewer.Options{Secret: "a wrong guess of a secret", Log: testutil.Logger(t)}); err == nil {
+		v.Close()
+		t.Fatal("a viewer with a wrong secret was placed")
+	} else if !strings.Contains(err.Error(), "wrong room secret") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if v, err := open(d, relayviewer.Options{Secret: secret, JoinRelay: "sha-256 AB:CD:EF", Log: testutil.Logger(t)}); err == nil {
+		v.Close()
+		t.Fatal("a viewer whose join names another certificate was placed")
+	} else if !strings.Contains(err.Error(), "not the one the room secret was proven for") {
+		t.Fatalf("rewritten relay fingerprint: %v", err)
+	}
+	if n := len(d.Device().RelayTree()); n != 2 {
+		t.Errorf("the tree holds %d viewers, want the 2 that proved the secret", n)
 	}
 }

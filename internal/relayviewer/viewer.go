@@ -60,6 +60,12 @@ type Options struct {
 	MaxChildren int
 	// API builds the PeerConnections; default LoopbackAPI's.
 	API *webrtc.API
+	// Secret is the room secret, proven to the device when it challenges
+	// (never to a relay).
+	Secret string
+	// JoinRelay, if set, is announced in the join instead of the
+	// certificate's fingerprint: a bridge rewriting the join, for tests.
+	JoinRelay string
 	// Slow multiplies the protocol's timings (stall, connect, stale): a
 	// process slowed down many times (the race detector on a busy
 	// machine) would otherwise report healthy parents. Default 1.
@@ -187,7 +193,11 @@ func Open(ctx context.Context, opts Options) (_ *Viewer, err error) {
 			v.Close()
 		}
 	}()
-	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: ersproto.TransportFMP4, Nonce: v.nonce, Relay: v.fp})
+	announce := v.fp
+	if opts.JoinRelay != "" {
+		announce = opts.JoinRelay
+	}
+	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: ersproto.TransportFMP4, Nonce: v.nonce, Relay: announce})
 	for v.device == "" {
 		args, err := v.c.EmitAck(ctx, ersproto.EventJoin, join...)
 		if err != nil {
@@ -222,6 +232,10 @@ func Open(ctx context.Context, opts Options) (_ *Viewer, err error) {
 		m, err := v.next(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if m.Type == ersproto.TypeChallenge {
+			v.handle(m)
+			continue
 		}
 		if m.Type != ersproto.TypeOffer && m.Type != relay.TypeAssign {
 			continue
@@ -332,6 +346,15 @@ func (v *Viewer) handle(m ersproto.Message) error {
 	}
 	v.mu.Unlock()
 	switch m.Type {
+	case ersproto.TypeChallenge:
+		var c struct{ Challenge, Room string }
+		if err := m.Decode(&c); err != nil {
+			return err
+		}
+		if c.Room != v.opts.Room {
+			return fmt.Errorf("relayviewer: a challenge for room %q", c.Room)
+		}
+		v.emit(ersproto.TypeAuth, ersproto.Auth{Fingerprint: v.fp, Proof: trust.Proof(v.opts.Secret, c.Room, c.Challenge, v.fp)})
 	case ersproto.TypeOffer:
 		return v.onOffer(m)
 	case ersproto.TypeCandidate:

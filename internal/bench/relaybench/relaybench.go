@@ -29,6 +29,9 @@ type Config struct {
 	MaxChildren int           // what each viewer offers to relay; default 3
 	Measure     time.Duration // how long arrivals are measured once all joined; default 10 s
 	Parallel    int           // viewers joining at once; default 8
+	// Source is the device's stream (a media source spec, media.OpenStreams);
+	// default "sample:", the built-in clip.
+	Source string
 	Progress    func(format string, args ...any)
 }
 
@@ -47,6 +50,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 8
+	}
+	if c.Source == "" {
+		c.Source = "sample:"
 	}
 	if c.Progress == nil {
 		c.Progress = func(string, ...any) {}
@@ -68,6 +74,7 @@ type Depth struct {
 
 // Result of a run.
 type Result struct {
+	Source      string  `json:"source"`
 	Viewers     int     `json:"viewers"`
 	Joined      int     `json:"joined"`
 	Refused     int     `json:"refused"` // told the room is full, even after retrying
@@ -106,7 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rc := node.RelayConfig{UplinkBudget: cfg.BudgetMbit * 1e6, Depth: node.DefaultRelayDepth, Fanout: node.DefaultRelayFanout}
-	d, err := demo.Start(ctx, demo.Config{Listener: ln, Logger: quiet,
+	d, err := demo.Start(ctx, demo.Config{Listener: ln, Logger: quiet, Source: cfg.Source,
 		TuneBridge: func(c *bridge.Config) {
 			// One client address opens every session.
 			c.Rates = bridge.Rates{Joins: -1, Messages: -1, Candidates: -1}
@@ -120,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer d.Close()
 	// The budget counts the stream's measured rate: let it run first.
 	time.Sleep(3 * time.Second)
-	res := &Result{Viewers: cfg.Viewers, BudgetMbit: cfg.BudgetMbit, MaxChildren: cfg.MaxChildren, Fanout: rc.Fanout, MaxDepth: rc.Depth}
+	res := &Result{Source: cfg.Source, Viewers: cfg.Viewers, BudgetMbit: cfg.BudgetMbit, MaxChildren: cfg.MaxChildren, Fanout: rc.Fanout, MaxDepth: rc.Depth}
 
 	api := relayviewer.LoopbackAPI()
 	var (
