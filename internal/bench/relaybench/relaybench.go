@@ -31,8 +31,8 @@ type Config struct {
 	Parallel    int           // viewers joining at once; default 8
 	// Source is the device's stream (a media source spec, media.OpenStreams);
 	// default "sample:", the built-in clip.
-	Source string
-	Progress    func(format string, args ...any)
+	Source   string
+	Progress func(format string, args ...any)
 }
 
 func (c Config) withDefaults() Config {
