@@ -134,6 +134,27 @@ type rateMeter struct {
 	buckets [5]int64
 	sec     int64 // the unix second of the newest bucket
 	first   int64 // unix ns of the first byte counted
+	// peak is the highest rate measured within peakMemory, and when: a
+	// stream measured while its source lagged (a busy machine, a camera
+	// catching up) must not let in viewers its full rate cannot serve.
+	peak   float64
+	peakAt int64
+}
+
+// peakMemory is how long a stream's peak rate counts for the budget.
+const peakMemory = time.Minute
+
+// budgetRate is the rate the uplink budget counts a viewer of the stream
+// at: the current one, or the peak of the last minute if higher.
+func (m *rateMeter) budgetRate() float64 {
+	r := m.bitsPerSecond()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now().UnixNano()
+	if r >= m.peak || now-m.peakAt > int64(peakMemory) {
+		m.peak, m.peakAt = r, now
+	}
+	return m.peak
 }
 
 func (m *rateMeter) add(n int) {
@@ -293,11 +314,11 @@ func (t *relayTree) hasDirectRoom(stream string) bool {
 	need := 0.0
 	for _, name := range t.direct {
 		if rs := t.streams[name]; rs != nil {
-			need += rs.meter.bitsPerSecond() * budgetHeadroom
+			need += rs.meter.budgetRate() * budgetHeadroom
 		}
 	}
 	if rs := t.streams[stream]; rs != nil {
-		need += rs.meter.bitsPerSecond() * budgetHeadroom
+		need += rs.meter.budgetRate() * budgetHeadroom
 	}
 	return need <= t.cfg.UplinkBudget
 }

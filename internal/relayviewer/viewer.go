@@ -158,6 +158,7 @@ type Viewer struct {
 	forwarded int
 	replay    *unitBytes
 	closed    bool
+	endErr    error // why the session ended; nil while it goes on
 
 	ended   chan error // the device ended the session (remove), buffered
 	quit    chan struct{}
@@ -308,6 +309,9 @@ func (v *Viewer) run() {
 	for {
 		m, err := v.next(context.Background())
 		if err != nil {
+			v.mu.Lock()
+			v.endErr = err
+			v.mu.Unlock()
 			select {
 			case v.ended <- err:
 			default:
@@ -962,6 +966,13 @@ func (v *Viewer) Stats() Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return Stats{Depth: v.depth, Parent: v.parent, Children: len(v.children), Links: v.links, Reports: append([]string(nil), v.reports...)}
+}
+
+// Err is why the session ended, or nil while it goes on.
+func (v *Viewer) Err() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.endErr
 }
 
 // Ended delivers why the session ended (the device's leave, the bridge

@@ -188,9 +188,12 @@ func relayPlot(dir string, r *relaybench.Result) (string, error) {
 	var med, p95, viewers plotter.XYs
 	for _, d := range r.Depths {
 		x := float64(d.Depth)
+		viewers = append(viewers, plotter.XY{X: x, Y: float64(d.Viewers)})
+		if d.AddedMs.Count == 0 {
+			continue
+		}
 		med = append(med, plotter.XY{X: x, Y: d.AddedMs.Median})
 		p95 = append(p95, plotter.XY{X: x, Y: d.AddedMs.P95})
-		viewers = append(viewers, plotter.XY{X: x, Y: float64(d.Viewers)})
 	}
 	headroom(p, med, p95, viewers)
 	if err := plotutil.AddLinePoints(p, "added latency median", med, "added latency p95", p95, "viewers", viewers); err != nil {

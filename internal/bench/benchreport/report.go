@@ -635,11 +635,16 @@ func (d *doc) relay(dir string, e *Envelope[*relaybench.Result]) error {
 	d.f("`--uplink-budget %g` and %d Go relay viewers (`internal/relayviewer`: the relay protocol of\n", r.BudgetMbit, r.Viewers)
 	d.f("`relay.md`, pion on loopback), each offering to relay to %d children (fan-out at most %d,\n", r.MaxChildren, r.Fanout)
 	d.f("depth at most %d). Every viewer verifies every unit (SHA-256 and the device's Ed25519\n", r.MaxDepth)
-	d.f("signature) before it counts or forwards it. %d joined, %d were refused, in %.0f s.\n\n", r.Joined, r.Refused, r.JoinSec)
+	d.f("signature) before it counts or forwards it. %d joined, %d were refused (or did not play within\n", r.Joined, r.Refused)
+	d.f("10 s, after retries), in %.0f s; the device ended %d sessions during the run. Stream: `%s`.\n\n", r.JoinSec, r.Ended, r.Source)
 	d.f("The device served %d viewers itself and sent them %.0f kbit/s (budget %.0f kbit/s; the stream\n", r.Direct, r.DeviceKbit, r.BudgetMbit*1000)
 	d.f("measures %.0f kbit/s), measured over %.0f s once all had joined; %d reports of a parent.\n\n", r.StreamKbit, r.MeasureSec, r.Reports)
 	d.f("| depth | viewers | added latency median | p95 | max | units missed |\n|---|---|---|---|---|---|\n")
 	for _, dp := range r.Depths {
+		if dp.AddedMs.Count == 0 {
+			d.f("| %d | %d | no unit in the window | | | %d |\n", dp.Depth, dp.Viewers, dp.Missing)
+			continue
+		}
 		d.f("| %d | %d | %.0f ms | %.0f ms | %.0f ms | %d |\n", dp.Depth, dp.Viewers, dp.AddedMs.Median, dp.AddedMs.P95, dp.AddedMs.Max, dp.Missing)
 	}
 	d.f("\nAdded latency is a unit's arrival at a viewer minus its first arrival at any of the device's\n")

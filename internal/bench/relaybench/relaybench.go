@@ -91,12 +91,15 @@ type Result struct {
 	MeasureSec float64 `json:"measureSec"`
 	Depths     []Depth `json:"depths"`
 	Reports    uint64  `json:"reports"`
+	// Ended counts viewers whose session the device ended before the
+	// measurement was over (left out of Depths).
+	Ended int `json:"ended"`
 }
 
 func (r *Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d viewers joined (%d refused) in %.0f s; device %d direct, %.0f of %.0f kbit/s; depths:",
-		r.Joined, r.Viewers, r.Refused, r.JoinSec, r.Direct, r.DeviceKbit, r.BudgetMbit*1000)
+	fmt.Fprintf(&b, "%d/%d viewers joined (%d refused, %d ended later) in %.0f s; device %d direct, %.0f of %.0f kbit/s; depths:",
+		r.Joined, r.Viewers, r.Refused, r.Ended, r.JoinSec, r.Direct, r.DeviceKbit, r.BudgetMbit*1000)
 	for _, d := range r.Depths {
 		fmt.Fprintf(&b, " %d: %d viewers, +%.0f ms median, +%.0f ms p95;", d.Depth, d.Viewers, d.AddedMs.Median, d.AddedMs.P95)
 	}
@@ -184,7 +187,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.StreamKbit = after.Rate / 1000
 	res.Direct = dev.DirectViewers()
 	res.Reports = after.Reports
-	res.Depths = measure(vs, t0, t1)
+	var live []*relayviewer.Viewer
+	for _, v := range vs {
+		if v.Err() != nil {
+			res.Ended++
+			continue
+		}
+		live = append(live, v)
+	}
+	res.Depths = measure(live, t0, t1)
 	return res, nil
 }
 
