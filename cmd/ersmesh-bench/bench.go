@@ -220,6 +220,7 @@ func benchSoak(args []string) error {
 func benchRelay(args []string) error {
 	fs := flag.NewFlagSet("ersmesh-bench relay", flag.ContinueOnError)
 	out := fs.String("out", "docs", "output `dir`; results go to <dir>/bench/"+benchreport.RelayFile)
+	file := fs.String("file", benchreport.RelayFile, "results `file` name; "+benchreport.RelayLimitFile+" for a run at a size the machine may not carry")
 	var cfg relaybench.Config
 	fs.IntVar(&cfg.Viewers, "viewers", 200, "Go relay viewers to join")
 	fs.Float64Var(&cfg.BudgetMbit, "budget", 10, "the device's uplink budget, `Mbit/s`")
@@ -237,7 +238,7 @@ func benchRelay(args []string) error {
 		return err
 	}
 	progress("relay: %s", res)
-	return writeJSON(fs, args, *out, benchreport.RelayFile, res)
+	return writeJSON(fs, args, *out, *file, res)
 }
 
 func benchDevice(args []string) error {

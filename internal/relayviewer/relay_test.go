@@ -355,3 +355,22 @@ func TestSecretRoomRelayed(t *testing.T) {
 		t.Errorf("the tree holds %d viewers, want the 2 that proved the secret", n)
 	}
 }
+
+// TestFullRoomSaysSo: once the device's own slots and every relay's are
+// taken, a new viewer is refused with words saying why; so is a viewer
+// that cannot be relayed (an EvoStream player: no relay certificate).
+func TestFullRoomSaysSo(t *testing.T) {
+	d := startDemo(t, newClip(t), node.RelayConfig{MaxViewers: 1, Depth: 2, Fanout: 1})
+	join(t, d, 1)
+	join(t, d, 0)
+	for _, opts := range []relayviewer.Options{{Log: testutil.Logger(t)}, {JoinRelay: "-", Log: testutil.Logger(t)}} {
+		v, err := open(d, opts)
+		if err == nil {
+			v.Close()
+			t.Fatal("a third viewer was placed")
+		}
+		if !strings.Contains(err.Error(), "room is full: the camera's uplink serves 1 viewers and no viewer can relay more") {
+			t.Fatalf("refusal: %v", err)
+		}
+	}
+}

@@ -64,7 +64,8 @@ type Options struct {
 	// (never to a relay).
 	Secret string
 	// JoinRelay, if set, is announced in the join instead of the
-	// certificate's fingerprint: a bridge rewriting the join, for tests.
+	// certificate's fingerprint: a bridge rewriting the join, for tests;
+	// "-" announces none (a player that cannot be relayed).
 	JoinRelay string
 	// Slow multiplies the protocol's timings (stall, connect, stale): a
 	// process slowed down many times (the race detector on a busy
@@ -195,7 +196,11 @@ func Open(ctx context.Context, opts Options) (_ *Viewer, err error) {
 		}
 	}()
 	announce := v.fp
-	if opts.JoinRelay != "" {
+	switch opts.JoinRelay {
+	case "":
+	case "-":
+		announce = ""
+	default:
 		announce = opts.JoinRelay
 	}
 	join := ersproto.JoinArgs(opts.Room, ersproto.Join{StreamName: opts.Stream, Transport: ersproto.TransportFMP4, Nonce: v.nonce, Relay: announce})

@@ -178,25 +178,23 @@ func soakPlot(dir string, r *soak.Result) (string, error) {
 	return save(p, dir, "soak.png")
 }
 
-// relayPlot: latency added at each depth of the relay tree (median, p95),
-// with the viewers at each depth.
+// relayPlot: latency added at each depth of the relay tree (median, p95).
 func relayPlot(dir string, r *relaybench.Result) (string, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Relay tree: %d viewers, %g Mbit/s uplink", r.Joined, r.BudgetMbit)
 	p.X.Label.Text = "depth (1: served by the device)"
-	p.Y.Label.Text = "added ms, or viewers"
-	var med, p95, viewers plotter.XYs
+	p.Y.Label.Text = "added ms"
+	var med, p95 plotter.XYs
 	for _, d := range r.Depths {
 		x := float64(d.Depth)
-		viewers = append(viewers, plotter.XY{X: x, Y: float64(d.Viewers)})
 		if d.AddedMs.Count == 0 {
 			continue
 		}
 		med = append(med, plotter.XY{X: x, Y: d.AddedMs.Median})
 		p95 = append(p95, plotter.XY{X: x, Y: d.AddedMs.P95})
 	}
-	headroom(p, med, p95, viewers)
-	if err := plotutil.AddLinePoints(p, "added latency median", med, "added latency p95", p95, "viewers", viewers); err != nil {
+	headroom(p, med, p95)
+	if err := plotutil.AddLinePoints(p, "added latency median", med, "added latency p95", p95); err != nil {
 		return "", err
 	}
 	p.Legend.Top = true

@@ -27,6 +27,9 @@ const (
 	SoakFile      = "soak.json"
 	Go2RTCFile    = "go2rtc.json"
 	RelayFile     = "relay.json"
+	// RelayLimitFile is a relay run at a size the machine may not carry
+	// (the issue's 200 viewers), reported beside the main one.
+	RelayLimitFile = "relay-limit.json"
 )
 
 // Generate writes <out>/benchmarks.md and its plots from the results
@@ -90,7 +93,11 @@ func Generate(out string) error {
 	if err != nil {
 		return err
 	}
-	if err := w.relay(dir, rl); err != nil {
+	rlim, err := read[*relaybench.Result](out, RelayLimitFile)
+	if err != nil {
+		return err
+	}
+	if err := w.relay(dir, rl, rlim); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(out, "benchmarks.md"), []byte(w.String()), 0o644)
@@ -623,20 +630,20 @@ func soakMean(samples []soak.Sample, lo, hi float64) soakMeans {
 	return m
 }
 
-func (d *doc) relay(dir string, e *Envelope[*relaybench.Result]) error {
-	d.f("\n## Relay tree: an audience beyond the camera's uplink\n\n")
+func (d *doc) relay(dir string, e, limit *Envelope[*relaybench.Result]) error {
+	d.f("## Relay tree: an audience beyond the camera's uplink\n\n")
 	if e == nil {
 		d.f("No results: run `go run ./cmd/ersmesh-bench relay --out docs` (about two minutes).\n\n")
 		return nil
 	}
 	r := e.Result
 	d.f("Command: `%s` (%s, load average %s)\n\n", e.Command, e.Machine.Date, e.Machine.LoadAvg)
-	d.f("One process runs a bootstrap, a bridge, a device serving the sample clip with\n")
+	d.f("One process runs a bootstrap, a bridge, a device serving `%s` with\n", r.Source)
 	d.f("`--uplink-budget %g` and %d Go relay viewers (`internal/relayviewer`: the relay protocol of\n", r.BudgetMbit, r.Viewers)
 	d.f("`relay.md`, pion on loopback), each offering to relay to %d children (fan-out at most %d,\n", r.MaxChildren, r.Fanout)
 	d.f("depth at most %d). Every viewer verifies every unit (SHA-256 and the device's Ed25519\n", r.MaxDepth)
 	d.f("signature) before it counts or forwards it. %d joined, %d were refused (or did not play within\n", r.Joined, r.Refused)
-	d.f("10 s, after retries), in %.0f s; the device ended %d sessions during the run. Stream: `%s`.\n\n", r.JoinSec, r.Ended, r.Source)
+	d.f("10 s, after retries), in %.0f s; the device ended %d sessions during the run.\n\n", r.JoinSec, r.Ended)
 	d.f("The device served %d viewers itself and sent them %.0f kbit/s (budget %.0f kbit/s; the stream\n", r.Direct, r.DeviceKbit, r.BudgetMbit*1000)
 	d.f("measures %.0f kbit/s), measured over %.0f s once all had joined; %d reports of a parent.\n\n", r.StreamKbit, r.MeasureSec, r.Reports)
 	d.f("| depth | viewers | added latency median | p95 | max | units missed |\n|---|---|---|---|---|---|\n")
@@ -647,6 +654,10 @@ func (d *doc) relay(dir string, e *Envelope[*relaybench.Result]) error {
 		}
 		d.f("| %d | %d | %.0f ms | %.0f ms | %.0f ms | %d |\n", dp.Depth, dp.Viewers, dp.AddedMs.Median, dp.AddedMs.P95, dp.AddedMs.Max, dp.Missing)
 	}
+	d.f("\nThe stream `light.h264` is a light clip (about 160 kbit/s with the fmp4 framing), so that\n")
+	d.f("the viewers fit on the machine: `ffmpeg -f lavfi -i testsrc2=size=160x90:rate=30 -t 4 -c:v libx264\n")
+	d.f("-preset veryfast -crf 30 -g 30 -bf 0 -pix_fmt yuv420p -f h264 light.h264`. The budget keeps the\n")
+	d.f("proportions of a 10 Mbit/s uplink and a 2 Mbit/s camera: a handful of direct viewers.\n")
 	d.f("\nAdded latency is a unit's arrival at a viewer minus its first arrival at any of the device's\n")
 	d.f("direct viewers: what the hops add, including verification and the machine's load (every\n")
 	d.f("viewer shares its two cores). Units missed counts, over each viewer's whole stay, frames\n")
@@ -656,5 +667,19 @@ func (d *doc) relay(dir string, e *Envelope[*relaybench.Result]) error {
 		return err
 	}
 	d.f("![latency per depth](%s/%s)\n\n", Dir, name)
+	if limit != nil {
+		l := limit.Result
+		d.f("**At %d viewers** (`%s`, %s, load average %s): %d joined and played, %d did not\n",
+			l.Viewers, limit.Command, limit.Machine.Date, limit.Machine.LoadAvg, l.Joined, l.Refused)
+		d.f("(refused as full, or not playing within 10 s); the device served %d itself at %.0f of %.0f kbit/s.\n",
+			l.Direct, l.DeviceKbit, l.BudgetMbit*1000)
+		d.f("Added latency, median / p95 by depth:")
+		for _, dp := range l.Depths {
+			d.f(" %d: %.0f / %.0f ms (%d viewers);", dp.Depth, dp.AddedMs.Median, dp.AddedMs.P95, dp.Viewers)
+		}
+		d.f("\nEvery viewer, its relays and the device share one process: past the machine's capacity\n")
+		d.f("(its two cores were shared with other builds), joins time out and the tree's latency\n")
+		d.f("grows with the backlog, while the device's own uplink stays within its budget.\n\n")
+	}
 	return nil
 }
