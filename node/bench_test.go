@@ -247,7 +247,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		}
 		var detach func()
 		if transport == "fmp4" {
-			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil)
+			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil, nil)
 		} else {
 			if transport == "srtp-unbatched" {
 				batch = nil

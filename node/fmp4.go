@@ -78,23 +78,29 @@ type fmp4Viewer struct {
 	mu       sync.Mutex // guards requested, detached, sub and signed
 	detached bool
 	// signed: the viewer asked for the signed stream (docs/relay.md): a
-	// SIG record goes before every unit.
-	signed bool
-	sub    *media.FMP4Viewer
-	timer  *time.Timer // the request deadline
-	stream *media.Stream
-	wg     sync.WaitGroup
+	// SIG record goes before every unit. signing turns the stream's
+	// signing on (nil: the device signs nothing), unsign off again.
+	signed  bool
+	signing func(stream string) (release func())
+	unsign  func()
+	sub     *media.FMP4Viewer
+	timer   *time.Timer // the request deadline
+	stream  *media.Stream
+	wg      sync.WaitGroup
 }
 
 // attachFMP4 adds the EMS data channels to pc. They are created before the
 // offer, so the offer carries them (an SCTP m-line) and no media tracks.
 // A non-nil gate holds the stream back until it opens (dtlsgate.go).
-func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate) (func(), error) {
+// A non-nil signing is called for a viewer that asks for the signed
+// stream, before it subscribes: it makes the stream sign its units until
+// the returned release (relay.go).
+func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate, signing func(stream string) (release func())) (func(), error) {
 	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
 	if err != nil {
 		return nil, err
 	}
-	v.gate = gate
+	v.gate, v.signing = gate, signing
 	return v.detach, nil
 }
 
@@ -223,6 +229,11 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: emsFailText + " A stream is already being sent on this connection."})
 		return
 	}
+	if r.Signed && v.signing != nil {
+		// Before subscribing: the MOOV the viewer starts with is then
+		// signed (its first frames may not be: it waits for a keyframe).
+		v.unsign = v.signing(req.Name)
+	}
 	sub, err := st.SubscribeFMP4()
 	if err != nil {
 		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: fmt.Sprintf("%s %v.", emsFailText, err)})
@@ -349,8 +360,12 @@ func (v *fmp4Viewer) detach() {
 		v.timer.Stop()
 	}
 	v.detached = true
-	sub, st := v.sub, v.stream
+	sub, st, unsign := v.sub, v.stream, v.unsign
+	v.unsign = nil
 	v.mu.Unlock()
+	if unsign != nil {
+		unsign()
+	}
 	if sub != nil {
 		st.UnsubscribeFMP4(sub)
 	}

@@ -49,8 +49,9 @@ const (
 	// viewer: bursts (a new viewer's GOP) and framing.
 	budgetHeadroom = 1.2
 	// pauseMemory is how long after the stream's own pause a child's
-	// stall report is taken for the pause's echo.
-	pauseMemory = 3 * time.Second
+	// stall report is taken for the pause's echo: the child's 600 ms of
+	// silence and the report's way to the device.
+	pauseMemory = time.Second
 	// rateWindow is how far back a stream's rate is measured.
 	rateWindow = 5 * time.Second
 )
@@ -83,9 +84,18 @@ func (c RelayConfig) withDefaults() RelayConfig {
 // signer and how fast and how recently it produced units.
 type relayStream struct {
 	name   string
+	st     *media.Stream
 	signer *relay.Signer
-	seq    atomic.Uint64 // the last unit's seq
-	last   atomic.Int64  // unix ns of the last unit
+	sign   media.UnitSigner
+	// wanted counts the signed viewers: units are signed only while there
+	// is one (the stream still calls sign for every unit, for the meter).
+	// activate orders the first viewer's SetSigner before any other
+	// signed viewer subscribes; it is taken before the stream's lock,
+	// never inside it.
+	activate sync.Mutex
+	wanted   atomic.Int64
+	seq      atomic.Uint64 // the last unit's seq
+	last     atomic.Int64  // unix ns of the last unit
 	// pause is when the stream itself last resumed after a pause of half
 	// relayStall or more (unix ns): a busy machine or a camera hiccup,
 	// which children see as their parent stalling.
@@ -97,8 +107,19 @@ type relayStream struct {
 func newRelayStream(key crypto.PrivKey, name string, st *media.Stream, log func(error)) *relayStream {
 	var epoch relay.Epoch
 	rand.Read(epoch[:])
-	rs := &relayStream{name: name, signer: relay.NewSigner(key, name, epoch)}
-	st.SetSigner(func(key, moov bool, seq, moovSeq uint64, covered []byte) []byte {
+	rs := &relayStream{name: name, st: st, signer: relay.NewSigner(key, name, epoch)}
+	rs.sign = func(key, moov bool, seq, moovSeq uint64, covered []byte) []byte {
+		now := time.Now().UnixNano()
+		if prev := rs.last.Swap(now); prev != 0 && now-prev >= int64(relayStall/2) {
+			rs.pause.Store(now)
+		}
+		rs.seq.Store(seq)
+		if !moov {
+			rs.meter.add(len(covered) + relay.SigRecordSize)
+		}
+		if rs.wanted.Load() <= 0 {
+			return nil
+		}
 		var flags byte
 		if moov {
 			flags = relay.FlagMoov
@@ -110,15 +131,32 @@ func newRelayStream(key crypto.PrivKey, name string, st *media.Stream, log func(
 			log(err)
 			return nil
 		}
-		rs.seq.Store(seq)
-		now := time.Now().UnixNano()
-		if prev := rs.last.Swap(now); prev != 0 && now-prev >= int64(relayStall/2) {
-			rs.pause.Store(now)
-		}
-		rs.meter.add(len(covered) + len(rec))
 		return rec
-	})
+	}
+	st.SetSigner(rs.sign)
 	return rs
+}
+
+// want makes the stream sign from now on, until release: the first signed
+// viewer has the stream sign its current MOOV again (SetSigner), which it
+// then starts with.
+func (rs *relayStream) want() (release func()) {
+	rs.activate.Lock()
+	if rs.wanted.Add(1) == 1 {
+		rs.st.SetSigner(rs.sign)
+	}
+	rs.activate.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { rs.wanted.Add(-1) }) }
+}
+
+// signing is attachFMP4's hook: a signed viewer of stream arrived.
+func (t *relayTree) signing(stream string) (release func()) {
+	rs := t.streams[stream]
+	if rs == nil {
+		return func() {}
+	}
+	return rs.want()
 }
 
 // paused reports whether the stream itself is silent, or was lately: a

@@ -153,6 +153,7 @@ type Viewer struct {
 	reports   []string
 	links     int  // upstream links so far
 	playing   bool // a keyframe was appended
+	offered   bool // and the relayReady it makes is sent
 	maxKids   int
 	tamper    Tamper
 	frozen    bool // forwards nothing: a hung relay
@@ -659,6 +660,11 @@ func (v *Viewer) onData(u *upstream, data []byte) {
 	if ready > 0 {
 		v.emit(relay.TypeReady, relay.Ready{MaxChildren: ready})
 	}
+	if ready > 0 {
+		v.mu.Lock()
+		v.offered = true
+		v.mu.Unlock()
+	}
 }
 
 // keep adds an appended unit to the cache for new children, dropping whole
@@ -923,6 +929,9 @@ func (v *Viewer) SetMaxChildren(n int) {
 	v.mu.Unlock()
 	if playing {
 		v.emit(relay.TypeReady, relay.Ready{MaxChildren: n})
+		v.mu.Lock()
+		v.offered = true
+		v.mu.Unlock()
 	}
 }
 
@@ -943,11 +952,12 @@ func (v *Viewer) Freeze() {
 	v.mu.Unlock()
 }
 
-// Playing reports whether a keyframe was appended.
+// Playing reports whether a keyframe was appended (and the offer to
+// relay it makes, if any, has gone to the bridge).
 func (v *Viewer) Playing() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.playing
+	return v.playing && (v.offered || v.maxKids == 0)
 }
 
 // Arrivals returns every unit appended so far, in order.
