@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -19,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
 	"github.com/ersmesh/ersmesh/node/media"
 )
 
@@ -84,6 +88,12 @@ type benchSDP struct {
 	// (headers and payloads) and data channel messages all viewers have
 	// read so far.
 	Received int64 `json:"received,omitempty"`
+	// Packets and Lost are, in the same answer, the video RTP packets
+	// the viewers read and the gaps in their sequence numbers when a
+	// later packet came (a NACK's resend does not undo a gap): loss
+	// between the device's sockets and the viewers'.
+	Packets int64 `json:"packets,omitempty"`
+	Lost    int64 `json:"lost,omitempty"`
 }
 
 // countReceived is the ID of the line that asks the viewers' process for
@@ -95,18 +105,29 @@ const countReceived = -1
 func TestBenchViewerHelper(t *testing.T) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
+	if v := os.Getenv(viewerRcvbufEnv); v != "" {
+		size, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s=%q: want bytes", viewerRcvbufEnv, v)
+		}
+		base, err := stdnet.NewNet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		se.SetNet(rcvbufNet{base, size})
+	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(nil, 1<<20)
 	enc := json.NewEncoder(os.Stdout)
-	var received atomic.Int64
+	var received, packets, lost atomic.Int64
 	for in.Scan() {
 		var o benchSDP
 		if err := json.Unmarshal(in.Bytes(), &o); err != nil {
 			t.Fatal(err)
 		}
 		if o.ID == countReceived {
-			enc.Encode(benchSDP{ID: countReceived, Received: received.Load()})
+			enc.Encode(benchSDP{ID: countReceived, Received: received.Load(), Packets: packets.Load(), Lost: lost.Load()})
 			continue
 		}
 		pc, err := api.NewPeerConnection(webrtc.Configuration{})
@@ -115,12 +136,26 @@ func TestBenchViewerHelper(t *testing.T) {
 		}
 		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			buf := make([]byte, 1500)
+			video := tr.Kind() == webrtc.RTPCodecTypeVideo
+			var next uint16 // the sequence number expected next
+			started := false
 			for {
 				n, _, err := tr.Read(buf)
 				if err != nil {
 					return
 				}
 				received.Add(int64(n))
+				if !video || n < 4 {
+					continue
+				}
+				packets.Add(1)
+				seq := uint16(buf[2])<<8 | uint16(buf[3])
+				if gap := seq - next; !started || gap < 1<<15 { // else late or resent
+					if started {
+						lost.Add(int64(gap))
+					}
+					started, next = true, seq+1
+				}
 			}
 		})
 		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
@@ -139,6 +174,25 @@ func TestBenchViewerHelper(t *testing.T) {
 		enc.Encode(benchSDP{ID: o.ID, SDP: pc.LocalDescription()})
 	}
 	os.Exit(0) // the viewers' goroutines end with the process
+}
+
+// viewerRcvbufEnv, if set, is the receive buffer in bytes of the viewers'
+// sockets (up to net.core.rmem_max): the operating system's default
+// (net.core.rmem_default, 208 KiB) against a larger one, as browsers set.
+const viewerRcvbufEnv = "ERSMESH_BENCH_VIEWER_RCVBUF"
+
+// rcvbufNet opens UDP sockets with a receive buffer of size bytes.
+type rcvbufNet struct {
+	transport.Net
+	size int
+}
+
+func (n rcvbufNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err == nil {
+		err = c.SetReadBuffer(n.size)
+	}
+	return c, err
 }
 
 // BenchmarkViewersPerCore streams synthetic 720p30 at 2 Mbit/s to n pion
@@ -289,15 +343,27 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	const window = 5 * time.Second
 	// What the viewers received, so that a device that sends less (a
 	// viewer starved into skipping frames, a broken batch) shows.
-	received := func() int64 { return ask(benchSDP{ID: countReceived}).Received }
+	received := func() benchSDP { return ask(benchSDP{ID: countReceived}) }
 	b.ResetTimer()
 	for range b.N {
-		r0, t0 := received(), stream.Sent()
+		// The kernel's drops at full receive buffers, for the whole
+		// network namespace: run the benchmark in a namespace of its
+		// own (ip netns exec) for the viewers' alone.
+		drops0 := benchproc.UDPRcvbufErrors()
+		c0, t0 := received(), stream.Sent()
+		r0 := c0.Received
 		u0, s0 := cpuTimes()
 		wall0 := time.Now()
 		time.Sleep(window)
 		u1, s1 := cpuTimes()
-		r1, t1 := received(), stream.Sent()
+		c1, t1 := received(), stream.Sent()
+		r1 := c1.Received
+		if got := c1.Packets - c0.Packets + c1.Lost - c0.Lost; got > 0 {
+			b.ReportMetric(100*float64(c1.Lost-c0.Lost)/float64(got), "video-lost-%")
+		}
+		if drops0 >= 0 {
+			b.ReportMetric(float64(benchproc.UDPRcvbufErrors()-drops0), "rcvbuf-drops")
+		}
 		b.ReportMetric(float64(r1-r0)*8/time.Since(wall0).Seconds()/float64(n)/1e6, "rx-Mbit/s/viewer")
 		wall := time.Since(wall0).Seconds() * float64(n)
 		user, sys := (u1-u0).Seconds()/wall, (s1-s0).Seconds()/wall // cores per viewer

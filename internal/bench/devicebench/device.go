@@ -119,7 +119,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer child.Stop()
 	base, room, stream := child.Ready[0], child.Ready[1], child.Ready[2]
-	api := webrtc.NewAPI()
+	api, err := NewReceiverAPI()
+	if err != nil {
+		return nil, err
+	}
 	return measure(ctx, cfg, "device", child.CPU, child.RSS, func(ctx context.Context) (receiver, error) {
 		return watch(ctx, api, base, room, stream)
 	})

@@ -80,7 +80,10 @@ func RunJanus(ctx context.Context, cfg Config) (*Result, error) {
 	defer func() { stop(); <-feedDone }()
 
 	pid := cmd.Process.Pid
-	papi := webrtc.NewAPI()
+	papi, err := NewReceiverAPI()
+	if err != nil {
+		return nil, err
+	}
 	return measure(ctx, cfg, "janus", func() time.Duration { return benchproc.CPU(pid) }, func() float64 { return benchproc.RSS(pid) },
 		func(ctx context.Context) (receiver, error) { return watchJanus(ctx, papi, api) })
 }

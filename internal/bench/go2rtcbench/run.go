@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
 	"github.com/ersmesh/ersmesh/internal/bench/benchstat"
 	"github.com/ersmesh/ersmesh/internal/bench/devicebench"
@@ -177,7 +175,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// on demand, and what the server sends it is the stream's full rate
 	// from that server, which the sent rates of the steps are held
 	// against. Then the idle use of each with the stream flowing.
-	api := webrtc.NewAPI()
+	api, err := devicebench.NewReceiverAPI()
+	if err != nil {
+		return nil, err
+	}
 	full := []*devicebench.Step{&res.Go2RTCOne, &res.ErsmeshOne}
 	for i, t := range targets {
 		st, err := devicebench.MeasureStep(ctx, api, t, 1, cfg.Settle, cfg.Measure, 0)
