@@ -94,6 +94,19 @@ func (d *doc) go2rtc(e *Envelope[*go2rtcbench.Result]) {
 		d.f("\nMeasured over %.0f s per server and count (%.0f frames of the clip). The machine is shared: the\n", r.Steps[0].Go2RTC.Seconds, 30*r.Steps[0].Go2RTC.Seconds)
 		d.f("ratios, both servers measured minutes apart on the same machine, are the figures to quote, not\n")
 		d.f("the absolute counts.\n")
+		if r.ReceiveBuffer == 0 {
+			d.f("\n*Lost* in this run is the receivers' own: all receivers run in the benchmark's one process with\n")
+			d.f("the operating system's socket receive buffers (208 KiB here), which overflowed while the loaded\n")
+			d.f("machine starved that process, whichever server sent. Measured in a network namespace of its own,\n")
+			d.f("the device's loss at 100 viewers was all datagrams the kernel dropped at the receivers' full\n")
+			d.f("buffers, with its batched sends as without them, and none with 4 MiB buffers\n")
+			d.f("(docs/media-benchmarks.md, \"Where the viewers' loss comes from\"). The receivers now ask for\n")
+			d.f("4 MiB (`devicebench.ReceiveBuffer`); this table was measured before.\n")
+		} else {
+			d.f("\nThe receivers' sockets asked for %d KiB receive buffers (`devicebench.ReceiveBuffer`, capped by\n", r.ReceiveBuffer>>10)
+			d.f("`net.core.rmem_max`): with the operating system's 208 KiB their own drops, in a process starved\n")
+			d.f("of CPU, were counted as loss (docs/media-benchmarks.md, \"Where the viewers' loss comes from\").\n")
+		}
 	}
 	if len(r.FirstFrame) > 0 {
 		d.f("\n### First frame\n\n")

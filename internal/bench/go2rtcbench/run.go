@@ -63,6 +63,10 @@ type Result struct {
 	Steps      []Pair           `json:"steps"`
 	// FirstFrame: go2rtc's page, the ersmesh player on fmp4, on srtp.
 	FirstFrame []FirstFrame `json:"first_frame"`
+	// ReceiveBuffer is the receive buffer in bytes the receivers' sockets
+	// asked for; 0: the operating system's default (runs before it was
+	// set).
+	ReceiveBuffer int `json:"receiver_rcvbuf_bytes,omitempty"`
 }
 
 // Pair is one viewer count, measured on both servers one after the other.
@@ -166,7 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer es.stop()
 	cfg.Progress("go2rtc: go2rtc %s (pid %d) and the ersmesh device (pid %d) read %s", Version, g2.PID(), es.device.PID(), source)
 
-	res := &Result{Go2RTC: Module + "@" + Version, Clip: ClipDesc, Procs: cfg.Procs}
+	res := &Result{Go2RTC: Module + "@" + Version, Clip: ClipDesc, Procs: cfg.Procs, ReceiveBuffer: devicebench.ReceiveBuffer}
 	targets := []devicebench.Target{
 		{Name: "go2rtc", PID: g2.PID(), WHEP: g2.whep(), Sent: g2.sent},
 		{Name: "ersmesh", PID: es.device.PID(), WHEP: es.whep(), Sent: es.sent},
