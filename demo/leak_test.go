@@ -416,7 +416,12 @@ var (
 
 // What may differ after the sessions without being a leak: a few
 // goroutines of libp2p's and pion's that come and go on their own
-// schedules, and heap the runtime has not returned.
+// schedules, and heap the runtime has not returned. Live heap does grow
+// with the number of sessions, by about 3 KiB each, but a heap profile
+// (MemProfileRate 4096, 1,000 sessions) puts 2.3 of its 2.9 MiB in
+// runtime.malg: the runtime keeps the descriptor of every goroutine that
+// ever ran at the peak of concurrent sessions for reuse and never frees
+// it. That is bounded by the peak, not by the count of sessions.
 const (
 	leakSlackGoroutines = 8
 	leakSlackFDs        = 4
