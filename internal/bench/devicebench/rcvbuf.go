@@ -2,6 +2,7 @@ package devicebench
 
 import (
 	"net"
+	"syscall"
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
@@ -40,9 +41,34 @@ func (n rcvbufNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if err != nil {
 		return nil, err
 	}
+	if forceReadBuffer(c, n.size) {
+		return c, nil
+	}
 	if err := c.SetReadBuffer(n.size); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// forceReadBuffer sets c's receive buffer past net.core.rmem_max where the
+// process may (SO_RCVBUFFORCE needs CAP_NET_ADMIN), so that a stock
+// kernel's small maximum does not undo the benchmark's fix. It reports
+// whether it could.
+func forceReadBuffer(c any, size int) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
 }
