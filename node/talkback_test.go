@@ -60,6 +60,19 @@ func (s *memSink) Open() (io.WriteCloser, error) {
 
 func (s *memSink) String() string { return "memory" }
 
+// pages counts the Ogg pages written so far to the latest spurt.
+func (s *memSink) pages() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spurts) == 0 {
+		return 0
+	}
+	sp := s.spurts[len(s.spurts)-1]
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return bytes.Count(sp.buf.Bytes(), []byte("OggS"))
+}
+
 // closedSpurts returns the Ogg bytes of the spurts that ended.
 func (s *memSink) closedSpurts() [][]byte {
 	s.mu.Lock()
@@ -340,7 +353,11 @@ func TestTalkbackProvenViewerIsHeard(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); tk.talk(10 * time.Second) }()
 			tk.waitTold("talking alice", 5*time.Second)
-			time.Sleep(time.Second)
+			// A second of audio heard, however long a loaded machine
+			// takes to send it (the talker's ticker falls behind).
+			for deadline := time.Now().Add(10 * time.Second); sink.pages() < 20 && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
 			close(tk.stop)
 			<-done
 			tk.waitTold("released", 5*time.Second)
