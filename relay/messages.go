@@ -219,14 +219,14 @@ func (r *Report) validate() error {
 	return nil
 }
 
-// payload is a relay payload type.
-type payload interface {
+// Payload is a relay payload type.
+type Payload interface {
 	Assign | Child | Signal | End | Ready | Report
 }
 
 // Parse reads one relay payload of type T (unknown fields are ignored) and
 // validates it.
-func Parse[T payload](b []byte) (*T, error) {
+func Parse[T Payload](b []byte) (*T, error) {
 	if len(b) > MaxPayload {
 		return nil, invalid("payload of %d bytes (limit %d)", len(b), MaxPayload)
 	}
@@ -243,14 +243,14 @@ func Parse[T payload](b []byte) (*T, error) {
 // AssignMessage is what the device signs for a relayAssign to the viewer
 // who joined room with nonce.
 func AssignMessage(room, nonce string, a *Assign) []byte {
-	return framed(assignDomain, room, a.Stream, nonce, a.Link, a.Fingerprint, a.Self, a.Epoch,
+	return trust.Framed(assignDomain, room, a.Stream, nonce, a.Link, a.Fingerprint, a.Self, a.Epoch,
 		strconv.FormatUint(a.Seq, 10), strconv.Itoa(a.Depth))
 }
 
 // ChildMessage is what the device signs for a relayChild to the viewer who
 // joined room with nonce and watches stream.
 func ChildMessage(room, stream, nonce string, c *Child) []byte {
-	return framed(childDomain, room, stream, nonce, c.Link, c.Fingerprint, strconv.Itoa(c.Depth))
+	return trust.Framed(childDomain, room, stream, nonce, c.Link, c.Fingerprint, strconv.Itoa(c.Depth))
 }
 
 // SignAssign sets a's signature.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/ersmesh/ersmesh/trust"
 )
 
 // TypeSig is the record type of a SIG record: below the EMS types (249-255),
@@ -128,23 +130,7 @@ func (h *Header) Record() []byte {
 // the stream name and the SIG payload's first 66 bytes, framed as package
 // trust frames (4-byte big-endian lengths).
 func StreamMessage(stream string, h *Header) []byte {
-	return framed(streamDomain, stream, string(h.signed()))
-}
-
-// framed is domain, then each field preceded by its length as a 4-byte
-// big-endian number (trust/offer.go's framing; trust.js's framed).
-func framed(domain string, fields ...string) []byte {
-	n := len(domain)
-	for _, f := range fields {
-		n += 4 + len(f)
-	}
-	b := make([]byte, 0, n)
-	b = append(b, domain...)
-	for _, f := range fields {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
-	}
-	return b
+	return trust.Framed(streamDomain, stream, string(h.signed()))
 }
 
 // Signer signs one stream's units with the device's key. Its methods are

@@ -36,9 +36,10 @@ const (
 // ErrBadSignature is returned when a signature does not verify.
 var ErrBadSignature = errors.New("signature does not verify")
 
-// framed is domain, then each field preceded by its length as a 4-byte
-// big-endian number, so that no two inputs give the same bytes.
-func framed(domain string, fields ...string) []byte {
+// Framed is domain, then each field preceded by its length as a 4-byte
+// big-endian number, so that no two inputs give the same bytes: what every
+// signature and proof of ersmesh is over (trust.js's framed).
+func Framed(domain string, fields ...string) []byte {
 	n := len(domain)
 	for _, f := range fields {
 		n += 4 + len(f)
@@ -55,7 +56,7 @@ func framed(domain string, fields ...string) []byte {
 // OfferMessage is the byte string a device signs for an offer: the
 // domain, then room, stream, nonce and SDP, framed.
 func OfferMessage(room, stream, nonce, sdp string) []byte {
-	return framed(offerDomain, room, stream, nonce, sdp)
+	return Framed(offerDomain, room, stream, nonce, sdp)
 }
 
 // AnswerMessage is what a device signs for its answer to a viewer's offer
@@ -64,7 +65,7 @@ func OfferMessage(room, stream, nonce, sdp string) []byte {
 // that viewer's request, as the nonce binds an offer.
 func AnswerMessage(room, stream, viewerOffer, sdp string) []byte {
 	h := sha256.Sum256([]byte(viewerOffer))
-	return framed(answerDomain, room, stream, string(h[:]), sdp)
+	return Framed(answerDomain, room, stream, string(h[:]), sdp)
 }
 
 func checkSizes(room, stream, nonce, sdp string) error {

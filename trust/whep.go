@@ -44,7 +44,7 @@ const MaxWHEPProof = 256
 // time in milliseconds since 1970 (decimal), framed as the signed offers
 // are.
 func WHEPProofMessage(room, stream, fingerprint string, unixMilli int64) []byte {
-	return framed(whepProofDomain, room, stream, NormalizeFingerprint(fingerprint), strconv.FormatInt(unixMilli, 10))
+	return Framed(whepProofDomain, room, stream, NormalizeFingerprint(fingerprint), strconv.FormatInt(unixMilli, 10))
 }
 
 // WHEPProofMAC is HMAC-SHA256(secret, WHEPProofMessage), standard base64.

@@ -379,31 +379,24 @@ func (v *Viewer) handle(m ersproto.Message) error {
 			u.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: p.Candidate.Candidate, SDPMid: p.Candidate.SDPMid, SDPMLineIndex: p.Candidate.SDPMLineIndex})
 		}
 	case relay.TypeAssign:
-		a, err := relay.Parse[relay.Assign](m.Payload)
-		if err != nil {
-			return err
-		}
-		return v.onAssign(a)
+		return parsed(m.Payload, v.onAssign)
 	case relay.TypeChild:
-		c, err := relay.Parse[relay.Child](m.Payload)
-		if err != nil {
-			return err
-		}
-		return v.onChild(c)
+		return parsed(m.Payload, v.onChild)
 	case relay.TypeSignal:
-		s, err := relay.Parse[relay.Signal](m.Payload)
-		if err != nil {
-			return err
-		}
-		return v.onSignal(s)
+		return parsed(m.Payload, v.onSignal)
 	case relay.TypeEnd:
-		e, err := relay.Parse[relay.End](m.Payload)
-		if err != nil {
-			return err
-		}
-		v.onEnd(e)
+		return parsed(m.Payload, func(e *relay.End) error { v.onEnd(e); return nil })
 	}
 	return nil
+}
+
+// parsed parses a relay payload and hands it to f.
+func parsed[T relay.Payload](b []byte, f func(*T) error) error {
+	p, err := relay.Parse[T](b)
+	if err != nil {
+		return err
+	}
+	return f(p)
 }
 
 // newPC makes a PeerConnection with the join's certificate.
@@ -424,6 +417,18 @@ func complete(pc *webrtc.PeerConnection, sd webrtc.SessionDescription) (string, 
 		return "", errors.New("ICE gathering took over 5 s")
 	}
 	return pc.LocalDescription().SDP, nil
+}
+
+// answerTo applies offer and returns the complete answer.
+func answerTo(pc *webrtc.PeerConnection, offer string) (string, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", err
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	return complete(pc, ans)
 }
 
 // onOffer answers the device's signed offer: a direct session.
@@ -452,14 +457,7 @@ func (v *Viewer) onOffer(m ersproto.Message) error {
 		}
 	})
 	v.setUpstream(u, 1, "")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
-		return err
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return err
-	}
-	sdp, err := complete(pc, ans)
+	sdp, err := answerTo(pc, sd.SDP)
 	if err != nil {
 		return err
 	}
@@ -567,14 +565,7 @@ func (v *Viewer) answerParent(u *upstream, d *relay.Description) error {
 			v.fail(u, relay.ProblemFailed, "the link's connection failed")
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
-		return err
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return err
-	}
-	sdp, err := complete(pc, ans)
+	sdp, err := answerTo(pc, d.SDP)
 	if err != nil {
 		return err
 	}
