@@ -116,7 +116,7 @@ func (d *doc) header(mesh *Envelope[[]*meshsim.Result], br *Envelope[*bridgeload
 	d.f("micro-benchmarks (allocations per frame on the fan-out path, viewers per core of each transport,\n")
 	d.f("join to first frame per transport) are `go test -bench` benchmarks, in `media-benchmarks.md`.\n")
 	d.f("`go run ./cmd/ersmesh-bench go2rtc --out docs`, not part of `all`, measures the device and go2rtc\n")
-	d.f("side by side (the last section but one).\n\n")
+	d.f("side by side (section \"Side by side with go2rtc\").\n\n")
 	d.f("## Machine\n\n")
 	type run struct {
 		name string
