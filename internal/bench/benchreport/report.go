@@ -481,7 +481,11 @@ func (d *doc) player(dir string, e *Envelope[*playerbench.Result]) error {
 	}
 	d.f("![join to first frame](%s/%s)\n\n", Dir, name)
 	d.f("Cold differs from warm by the bridge's DHT lookup and its new libp2p connection to the device;\n")
-	d.f("most of both figures is ICE and DTLS on this machine. The device starts each viewer on the\n")
+	d.f("most of both figures is ICE and DTLS on this machine. The player's own steps from the join\n")
+	d.f("(offer, answer, ICE, DTLS, channels, MOOV, MediaSource, first append), measured in the page,\n")
+	d.f("and what was cut from them (the MediaSource opened during ICE and DTLS, the cached GOP in one\n")
+	d.f("append: MOOV to first frame 85 → 47 ms median on the loaded machine) are in\n")
+	d.f("`media-benchmarks.md`, \"The join's steps, measured in the page\". The device starts each viewer on the\n")
 	d.f("keyframe it keeps (the current GOP), so no join waits for the camera's next keyframe.\n\n")
 	return nil
 }
