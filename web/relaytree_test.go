@@ -271,3 +271,71 @@ func TestChromiumRelaysToChromium(t *testing.T) {
 		t.Logf("Chromium %s: longest time between two frames while A re-attached: %.0f ms (%d frames)", name, g.Max, g.N)
 	}
 }
+
+// TestTwentyViewersWithChromium: the device serves at most three viewers
+// itself; eighteen Go relay viewers and two Chromium players join, the
+// browsers below the device's direct viewers. Every Go viewer receives,
+// verified, every unit from the moment it joined, both browsers play what
+// they verified, and the device sends to no more than its three.
+func TestTwentyViewersWithChromium(t *testing.T) {
+	d := startRelayDemo(t, node.RelayConfig{MaxViewers: 3})
+	var gos []*relayviewer.Viewer
+	for range 3 {
+		gos = append(gos, goViewer(t, d, 3))
+	}
+	var browsers []context.Context
+	chromium := func() {
+		b := browsertest.New(t, browsertest.ExposeLocalIPs())
+		if err := browsertest.Navigate(b, relayPlayerURL(d, "2")); err != nil {
+			t.Fatal(err)
+		}
+		browsertest.WaitFor(b, t, 20*time.Second, playing)
+		browsertest.WaitFor(b, t, 10*time.Second, `ersPlayer.relayStats()?.depth >= 2`)
+		browsers = append(browsers, b)
+	}
+	chromium()
+	for range 12 {
+		gos = append(gos, goViewer(t, d, 2))
+	}
+	chromium()
+	for range 3 {
+		gos = append(gos, goViewer(t, d, 0))
+	}
+	dev := d.Device()
+	if n := dev.DirectViewers(); n > 3 {
+		t.Fatalf("the device serves %d viewers itself, over its 3", n)
+	}
+	before := dev.RelayStats("sample")
+	t0 := time.Now()
+	for i, b := range browsers {
+		framesGrow(t, b, fmt.Sprintf("Chromium %d", i))
+	}
+	after := dev.RelayStats("sample")
+	rate := float64(after.Sent-before.Sent) * 8 / time.Since(t0).Seconds()
+	// Three viewers' worth of the stream, and a fifth for its bursts (as
+	// the budget test in internal/relayviewer allows).
+	t.Logf("device sends %.0f kbit/s to %d direct viewers; the stream is %.0f kbit/s", rate/1000, dev.DirectViewers(), after.Rate/1000)
+	if after.Rate > 0 && rate > 3*1.2*after.Rate {
+		t.Errorf("the device sent %.0f kbit/s, more than three viewers of a %.0f kbit/s stream", rate/1000, after.Rate/1000)
+	}
+	depths := map[int]int{}
+	for _, ri := range dev.RelayTree() {
+		depths[ri.Depth]++
+	}
+	t.Logf("tree: viewers per depth %v", depths)
+	for i, b := range browsers {
+		if r := relayStats(t, b); r.Depth < 2 || r.Rejected != 0 || r.Verified < 30 {
+			t.Errorf("Chromium %d: %+v", i, r)
+		}
+	}
+	for i, v := range gos {
+		arr := v.Arrivals()
+		if len(arr) == 0 {
+			t.Errorf("Go viewer %d (depth %d) received nothing", i, v.Stats().Depth)
+			continue
+		}
+		if m := relayviewer.Missing(arr); len(m) > 0 {
+			t.Errorf("Go viewer %d (depth %d) never received units %v", i, v.Stats().Depth, m)
+		}
+	}
+}

@@ -100,19 +100,6 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// missing lists the seqs between a viewer's first and last unit that it
-// never appended (a MOOV's seq is not a frame: it is skipped by seq gaps
-// the device itself makes, so only gaps of more than one count).
-func missing(arr []relayviewer.Arrival) []uint64 {
-	var out []uint64
-	for i := 1; i < len(arr); i++ {
-		for s := arr[i-1].Seq + 1; s < arr[i].Seq; s++ {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // TestTwentyViewersOnThreeSlots: the device's uplink budget fits three
 // direct viewers of its stream; twenty Go viewers join, and each
 // receives, verified, every unit of the stream from the moment it joined,
@@ -164,7 +151,7 @@ func TestTwentyViewersOnThreeSlots(t *testing.T) {
 			t.Errorf("viewer %d (depth %d) received nothing", i, st.Depth)
 			continue
 		}
-		if m := missing(arr); len(m) > 0 {
+		if m := relayviewer.Missing(arr); len(m) > 0 {
 			t.Errorf("viewer %d (depth %d) never received units %v", i, st.Depth, m)
 		}
 		// Everyone is near the live edge: within two seconds' units.
@@ -238,7 +225,7 @@ func TestTamperingRelaysAreCaught(t *testing.T) {
 		if st.Links < 2 {
 			t.Errorf("child %d never re-attached", i)
 		}
-		if m := missing(arr); len(m) > 0 {
+		if m := relayviewer.Missing(arr); len(m) > 0 {
 			t.Logf("child %d missed units %v while re-attaching", i, m)
 		}
 	}
@@ -305,7 +292,7 @@ func testKilledRelay(t *testing.T, kill func(*relayviewer.Viewer)) {
 		if g > scaled(time.Second)+base {
 			t.Errorf("child %d paused %v; a direct viewer's longest pause was %v", i, g, base)
 		}
-		if m := missing(arr); len(m) > 0 {
+		if m := relayviewer.Missing(arr); len(m) > 0 {
 			t.Errorf("child %d never received units %v", i, m)
 		}
 		if arr[len(arr)-1].At.Before(time.Now().Add(-scaled(time.Second))) {

@@ -92,6 +92,19 @@ type Arrival struct {
 	Key bool
 }
 
+// Missing lists the seqs between a viewer's first and last arrival that
+// it never appended. A MOOV's seq is not a frame, and the device's own
+// seq gaps skip it, so only gaps of more than one count.
+func Missing(arr []Arrival) []uint64 {
+	var out []uint64
+	for i := 1; i < len(arr); i++ {
+		for s := arr[i-1].Seq + 1; s < arr[i].Seq; s++ {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // unitBytes is a verified unit as a relay forwards it.
 type unitBytes struct {
 	raw       []byte
