@@ -658,10 +658,17 @@ func (d *doc) relay(dir string, e, limit *Envelope[*relaybench.Result]) error {
 		}
 		d.f("| %d | %d | %.0f ms | %.0f ms | %.0f ms | %d |\n", dp.Depth, dp.Viewers, dp.AddedMs.Median, dp.AddedMs.P95, dp.AddedMs.Max, dp.Missing)
 	}
-	d.f("\nThe stream `light.h264` is a light clip (about 160 kbit/s with the fmp4 framing), so that\n")
-	d.f("the viewers fit on the machine: `ffmpeg -f lavfi -i testsrc2=size=160x90:rate=30 -t 4 -c:v libx264\n")
-	d.f("-preset veryfast -crf 30 -g 30 -bf 0 -pix_fmt yuv420p -f h264 light.h264`. The budget keeps the\n")
-	d.f("proportions of a 10 Mbit/s uplink and a 2 Mbit/s camera: a handful of direct viewers.\n")
+	if strings.HasPrefix(r.Source, "light.h264") {
+		d.f("\nThe stream `light.h264` is a light clip (about 160 kbit/s with the fmp4 framing), so that\n")
+		d.f("the viewers fit on the machine: `ffmpeg -f lavfi -i testsrc2=size=160x90:rate=30 -t 4 -c:v libx264\n")
+		d.f("-preset veryfast -crf 30 -g 30 -bf 0 -pix_fmt yuv420p -f h264 light.h264`. The budget keeps the\n")
+		d.f("proportions of a 10 Mbit/s uplink and a 2 Mbit/s camera: a handful of direct viewers.\n")
+	}
+	if r.Reports > 0 {
+		d.f("\nA report of a parent is a child's word to the device that its parent stalled (no unit for\n")
+		d.f("600 ms) or sent a bad unit; with every viewer in one process on two cores, stalls are the\n")
+		d.f("machine falling behind, and the device may move the child (no unit was lost: see the last column).\n")
+	}
 	d.f("\nAdded latency is a unit's arrival at a viewer minus its first arrival at any of the device's\n")
 	d.f("direct viewers: what the hops add, including verification and the machine's load (every\n")
 	d.f("viewer shares its two cores). Units missed counts, over each viewer's whole stay, frames\n")
