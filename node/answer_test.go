@@ -49,8 +49,24 @@ func completeOffer(t *testing.T, pc *webrtc.PeerConnection) webrtc.SessionDescri
 	if err != nil {
 		t.Fatal(err)
 	}
+	return setLocalGathered(t, pc, offer)
+}
+
+// completeAnswer is completeOffer for an answer to the remote offer pc
+// has.
+func completeAnswer(t *testing.T, pc *webrtc.PeerConnection) webrtc.SessionDescription {
+	t.Helper()
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setLocalGathered(t, pc, answer)
+}
+
+func setLocalGathered(t *testing.T, pc *webrtc.PeerConnection, sd webrtc.SessionDescription) webrtc.SessionDescription {
+	t.Helper()
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
+	if err := pc.SetLocalDescription(sd); err != nil {
 		t.Fatal(err)
 	}
 	<-gathered

@@ -86,15 +86,7 @@ func hostileBridge(t *testing.T, tm *testMesh, stream, transport, proven string,
 	if err := pc.SetRemoteDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	completeAnswer(t, pc)
 	sdp := rewrite(pc.LocalDescription().SDP, own)
 	c.Send(signalOf(t, "answer", webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}))
 

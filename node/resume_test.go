@@ -182,15 +182,7 @@ func TestSessionOutlivesItsBridge(t *testing.T) {
 	if err := v.pc.SetRemoteDescription(re); err != nil {
 		t.Fatal(err)
 	}
-	ans, err := v.pc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(ans); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	completeAnswer(t, v.pc)
 	payload, _ := json.Marshal(v.pc.LocalDescription())
 	c2.Send(&signalwire.Message{Kind: signalwire.KindSignal, Type: "answer", SID: sid, Payload: payload})
 	waitInfo(t, tm.dev, "v1", "ICE restarted", func(i ViewerInfo) bool { return i.ICERestarts == 1 && i.State == "connected" })

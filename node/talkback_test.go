@@ -197,15 +197,7 @@ func newTalkerWith(t *testing.T, tm *testMesh, session, transport, stream, secre
 	if err := talkTr.SetSender(sender, tk.track); err != nil {
 		t.Fatal(err)
 	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	completeAnswer(t, pc)
 	sdp := pc.LocalDescription().SDP
 	if proveFP != own {
 		// A bridge that relayed someone else's proof writes that
