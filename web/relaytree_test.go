@@ -11,6 +11,7 @@ import (
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
 	"github.com/ersmesh/ersmesh/internal/relayviewer"
+	"github.com/ersmesh/ersmesh/internal/testutil"
 	"github.com/ersmesh/ersmesh/node"
 )
 
@@ -24,13 +25,24 @@ import (
 // address opens every session, so the bridge's per-address limits are off.
 func startRelayDemo(t *testing.T, rc node.RelayConfig) *demo.Demo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0",
+	return startTestDemo(t, demo.Config{
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		TuneBridge: demo.OneClient,
 		TuneDevice: func(c *node.Config) { c.Relay = rc },
 	})
+}
+
+// startTestDemo starts the demo on a loopback port with cfg (the test's
+// logger unless cfg names one) and closes it when the test ends.
+func startTestDemo(t *testing.T, cfg demo.Config) *demo.Demo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.Logger == nil {
+		cfg.Logger = testutil.Logger(t)
+	}
+	d, err := demo.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

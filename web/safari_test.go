@@ -1,13 +1,11 @@
 package web_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
-	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestManagedMediaSource: an iPhone's Safari has no MediaSource but a
@@ -17,13 +15,7 @@ import (
 // (without which Safari never opens it), play, and survive the browser
 // evicting buffered media (bufferedchange with removed ranges).
 func TestManagedMediaSource(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := startTestDemo(t, demo.Config{})
 
 	b := browsertest.New(t)
 	if err := browsertest.BeforeLoad(b, `{
@@ -74,13 +66,7 @@ func TestManagedMediaSource(t *testing.T) {
 // signature. That is not tampering: the open room plays, marked
 // unverified with the reason, instead of being refused as altered.
 func TestNoEd25519(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := startTestDemo(t, demo.Config{})
 
 	b := browsertest.New(t)
 	if err := browsertest.BeforeLoad(b, `{

@@ -1,13 +1,11 @@
 package web_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/ersmesh/ersmesh/demo"
 	"github.com/ersmesh/ersmesh/internal/browsertest"
-	"github.com/ersmesh/ersmesh/internal/testutil"
 )
 
 // TestAutomaticTransport: without ?transport= the player chooses from what
@@ -15,13 +13,7 @@ import (
 // says why in the stats overlay, and falls back to the other transport
 // when the first fails to start.
 func TestAutomaticTransport(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	d, err := demo.Start(ctx, demo.Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := startTestDemo(t, demo.Config{})
 
 	for _, c := range []struct {
 		name, stub, want, why string
