@@ -37,18 +37,27 @@ func TestBrowserPlaysDemo(t *testing.T) {
 	}
 }
 
-func testBrowserPlays(t *testing.T, transport string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
+// startTest starts the demo on a loopback port with cfg and closes it when
+// the test ends, failing the test if it does not close cleanly.
+func startTest(t *testing.T, ctx context.Context, cfg Config) *Demo {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	d, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
 			t.Errorf("close demo: %v", err)
 		}
-	}()
+	})
+	return d
+}
+
+func testBrowserPlays(t *testing.T, transport string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := startTest(t, ctx, Config{Logger: testutil.Logger(t)})
 
 	// No ExposeLocalIPs: Chromium keeps hiding its host candidates behind
 	// mDNS names, as real browsers do; the device must cope.

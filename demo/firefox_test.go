@@ -17,15 +17,7 @@ import (
 func TestFirefoxPlaysDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close demo: %v", err)
-		}
-	}()
+	d := startTest(t, ctx, Config{Logger: testutil.Logger(t)})
 	ff := firefoxtest.New(t, nil)
 	// No ?transport=: the player chooses fmp4 by itself, since Firefox's
 	// WebRTC here cannot decode H.264 (below).

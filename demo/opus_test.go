@@ -41,15 +41,7 @@ func TestBrowserHearsOpusOverFMP4(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t), Source: video + ",audio=" + audio + ",fps=25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close demo: %v", err)
-		}
-	}()
+	d := startTest(t, ctx, Config{Logger: testutil.Logger(t), Source: video + ",audio=" + audio + ",fps=25"})
 	b := browsertest.New(t)
 	if err := browsertest.Navigate(b, d.URL+"&transport=fmp4"); err != nil {
 		t.Fatal(err)

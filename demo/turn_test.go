@@ -20,15 +20,7 @@ import (
 func TestViewerThroughTURN(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", TURN: true, Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close demo: %v", err)
-		}
-	}()
+	d := startTest(t, ctx, Config{TURN: true, Logger: testutil.Logger(t)})
 	base := d.URL[:strings.Index(d.URL, "/?")]
 	users := map[string]bool{}
 	for _, transport := range []string{"udp", "tcp"} {

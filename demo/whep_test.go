@@ -23,15 +23,7 @@ import (
 func TestBrowserPlaysWHEP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Config{Addr: "127.0.0.1:0", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close demo: %v", err)
-		}
-	}()
+	d := startTest(t, ctx, Config{Logger: testutil.Logger(t)})
 	b := browsertest.New(t)
 	if err := browsertest.Navigate(b, d.URL+"&protocol=whep"); err != nil {
 		t.Fatal(err)
