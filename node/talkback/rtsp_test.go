@@ -98,13 +98,11 @@ func (cam *onvifCamera) serve(nc net.Conn) {
 	}
 }
 
-// TestRTSPSinkSpeaksThroughTheBackchannel: a second of a 1 kHz tone as Ogg
-// Opus reaches the camera as G.711 µ-law RTP whose decoded audio is the tone.
-func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
-	testutil.NeedFFmpeg(t, "for the backchannel's transcoding")
-	ogg := testutil.ToneOgg(t, 1)
-	cam := newONVIFCamera(t)
-	sink, err := ParseSink("rtsp://" + cam.ln.Addr().String() + "/cam")
+// sayOgg gives the sink that spec names one spurt of Ogg Opus and waits
+// for its Close.
+func sayOgg(t *testing.T, spec string, ogg []byte) {
+	t.Helper()
+	sink, err := ParseSink(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +116,15 @@ func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRTSPSinkSpeaksThroughTheBackchannel: a second of a 1 kHz tone as Ogg
+// Opus reaches the camera as G.711 µ-law RTP whose decoded audio is the tone.
+func TestRTSPSinkSpeaksThroughTheBackchannel(t *testing.T) {
+	testutil.NeedFFmpeg(t, "for the backchannel's transcoding")
+	ogg := testutil.ToneOgg(t, 1)
+	cam := newONVIFCamera(t)
+	sayOgg(t, "rtsp://"+cam.ln.Addr().String()+"/cam", ogg)
 	select { // every frame sent is read by the camera
 	case <-cam.ended:
 	case <-time.After(10 * time.Second):
@@ -165,20 +172,7 @@ func TestPCMCommandSink(t *testing.T) {
 	testutil.NeedFFmpeg(t, "for the pcm sink")
 	ogg := testutil.ToneOgg(t, 1)
 	out := filepath.Join(t.TempDir(), "heard.raw")
-	sink, err := ParseSink("pcm:16000:tee " + out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sink.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(ogg); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sayOgg(t, "pcm:16000:tee "+out, ogg)
 	pcm, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
