@@ -68,6 +68,18 @@ func synthetic720p(tb testing.TB) *media.LoopSource {
 	return &media.LoopSource{Name: "synthetic 720p30 2 Mbit/s", Video: video, FrameDuration: time.Second / 30}
 }
 
+// withOpus adds to src Opus audio as a camera's: a 120-byte packet every
+// 20 ms (48 kbit/s), random bytes (the device never decodes audio either).
+func withOpus(src *media.LoopSource) *media.LoopSource {
+	for range 50 {
+		b := make([]byte, 120)
+		rand.Read(b)
+		src.Audio = append(src.Audio, media.AudioFrame{Data: b, Samples: 960})
+	}
+	src.AudioFormat = &media.AudioFormat{Codec: media.AudioOpus, SampleRate: 48000, Channels: 2}
+	return src
+}
+
 // cpuTimes is the process's user and system CPU time so far.
 func cpuTimes() (user, sys time.Duration) {
 	var ru syscall.Rusage
@@ -203,7 +215,9 @@ func (n rcvbufNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 func BenchmarkViewersPerCore(b *testing.B) {
 	// srtp-unbatched is srtp with one system call per packet, as before
 	// udpbatch: the two side by side in one run give the batches' worth.
-	for _, transport := range []string{"srtp", "srtp-unbatched", "fmp4"} {
+	// srtp-opus is srtp with a camera's Opus audio beside the video (50
+	// packets a second more per viewer, as in ersmesh-bench go2rtc).
+	for _, transport := range []string{"srtp", "srtp-unbatched", "srtp-opus", "fmp4"} {
 		for _, n := range benchViewerCounts(b) {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
 				benchViewersPerCore(b, transport, n)
@@ -239,6 +253,9 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	src := synthetic720p(b)
+	if transport == "srtp-opus" {
+		src = withOpus(src)
+	}
 	var srcBytes int
 	for _, au := range src.Video {
 		for _, n := range au.NALUs {
@@ -246,6 +263,13 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		}
 	}
 	srcRate := float64(srcBytes) / (time.Duration(len(src.Video)) * src.FrameDuration).Seconds() // bytes per second
+	if len(src.Audio) > 0 {
+		var bytes, samples int
+		for _, a := range src.Audio {
+			bytes, samples = bytes+len(a.Data), samples+a.Samples
+		}
+		srcRate += float64(bytes) * float64(src.AudioFormat.SampleRate) / float64(samples)
+	}
 	stream := media.NewStream("bench", src, log)
 	defer stream.Close()
 
