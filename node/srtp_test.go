@@ -3,10 +3,12 @@ package node
 import (
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -127,4 +129,114 @@ func newLoopbackViewer(t testing.TB) *webrtc.PeerConnection {
 		t.Fatal(err)
 	}
 	return pc
+}
+
+// TestSRTPAudioAndVideoArriveWhole: a real pion viewer of a stream with
+// video and Opus audio gets every audio packet, in order, its audio
+// riding in the video frames' batches (media.Stream's audioHold), every
+// video frame, and sender reports for both tracks whose RTP time matches
+// the packets' (the browser's lip sync rests on them, RFC 3550 §6.4.1).
+func TestSRTPAudioAndVideoArriveWhole(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stream := media.NewStream("hd", withOpus(synthetic720p(t)), log)
+	defer stream.Close()
+	dev, batch := newDevicePC(t)
+	_, detach, err := attachSRTP(dev, batch, stream, log, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := newLoopbackViewer(t)
+
+	type track struct {
+		mu              sync.Mutex
+		packets, gaps   int
+		frames          int
+		lastSeq, lastTS uint32
+		srs, srMismatch int
+		clockRate       uint32
+	}
+	var video, audio track
+	var readers sync.WaitGroup
+	viewer.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		tk := &video
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			tk = &audio
+		}
+		tk.mu.Lock()
+		tk.clockRate = tr.Codec().ClockRate
+		tk.mu.Unlock()
+		readers.Go(func() {
+			for {
+				pkts, _, err := recv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					sr, ok := p.(*rtcp.SenderReport)
+					if !ok || sr.SSRC != uint32(tr.SSRC()) {
+						continue
+					}
+					tk.mu.Lock()
+					tk.srs++
+					// Within 3 s of the last packet's time: a report
+					// of another clock or track is far off.
+					if d := int32(sr.RTPTime - tk.lastTS); tk.packets > 0 && (d > 3*int32(tk.clockRate) || d < -3*int32(tk.clockRate)) {
+						tk.srMismatch++
+					}
+					tk.mu.Unlock()
+				}
+			}
+		})
+		readers.Go(func() {
+			for {
+				p, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				tk.mu.Lock()
+				if tk.packets > 0 && p.SequenceNumber != uint16(tk.lastSeq+1) {
+					tk.gaps++
+				}
+				tk.packets++
+				tk.lastSeq, tk.lastTS = uint32(p.SequenceNumber), p.Timestamp
+				if p.Marker {
+					tk.frames++
+				}
+				tk.mu.Unlock()
+			}
+		})
+	})
+	defer func() {
+		viewer.Close()
+		dev.Close()
+		detach()
+		readers.Wait()
+	}()
+	pairUp(t, dev, viewer)
+	done := func() bool {
+		video.mu.Lock()
+		defer video.mu.Unlock()
+		audio.mu.Lock()
+		defer audio.mu.Unlock()
+		return video.frames >= 90 && audio.packets >= 150 && video.srs >= 2 && audio.srs >= 2
+	}
+	for deadline := time.Now().Add(30 * time.Second); !done(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %d video frames, %d audio packets, %d and %d sender reports; want 90, 150, 2 and 2",
+				video.frames, audio.packets, video.srs, audio.srs)
+		}
+	}
+	datagrams, calls := batch.Stats()
+	video.mu.Lock()
+	audio.mu.Lock()
+	defer video.mu.Unlock()
+	defer audio.mu.Unlock()
+	t.Logf("viewer: %d video frames (%d packets), %d audio packets, %d + %d sender reports; device: %d datagrams in %d system calls",
+		video.frames, video.packets, audio.packets, video.srs, audio.srs, datagrams, calls)
+	if audio.gaps > 0 || video.gaps > 0 {
+		t.Errorf("sequence gaps: %d in the audio, %d in the video", audio.gaps, video.gaps)
+	}
+	if audio.srMismatch > 0 || video.srMismatch > 0 {
+		t.Errorf("sender reports whose RTP time is not the stream's: %d audio, %d video", audio.srMismatch, video.srMismatch)
+	}
 }

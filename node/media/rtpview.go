@@ -16,7 +16,8 @@ const rtpQueue = 256
 
 // rtpJob is one entry of an srtp viewer's queue: a video frame with the
 // cached GOP that ends with it (nil if none), for the viewer's first frame
-// and its keyframe requests; or one audio sample's packets.
+// and its keyframe requests, and the audio packets that came before it
+// (Stream.holdAudio); or audio packets alone.
 type rtpJob struct {
 	f     *Frame
 	gop   []*Frame
@@ -141,18 +142,22 @@ func (v *RTPViewer) close() {
 	}
 }
 
-// pushVideo queues f (under the stream's lock). A viewer whose queue is
-// full loses f and every frame after it up to the next keyframe.
-func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame) {
-	if !v.video.bound.Load() {
-		return
+// pushVideo queues f, after the audio packets held for it (under the
+// stream's lock). A viewer whose queue is full loses f and every frame
+// after it up to the next keyframe.
+func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame, audio []*rtp.Packet) {
+	if v.audio == nil || !v.audio.bound.Load() {
+		audio = nil
 	}
-	if v.waitKey && !f.Key {
-		v.dropped.Add(1)
+	if !v.video.bound.Load() || v.waitKey && !f.Key {
+		if v.video.bound.Load() {
+			v.dropped.Add(1)
+		}
+		v.pushAudio(audio)
 		return
 	}
 	select {
-	case v.q <- rtpJob{f: f, gop: gop}:
+	case v.q <- rtpJob{f: f, gop: gop, audio: audio}:
 		v.waitKey = false
 	default:
 		v.waitKey = true
@@ -163,7 +168,7 @@ func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame) {
 // pushAudio queues one audio sample's packets (under the stream's lock); a
 // full queue loses them.
 func (v *RTPViewer) pushAudio(pkts []*rtp.Packet) {
-	if v.audio == nil || !v.audio.bound.Load() {
+	if len(pkts) == 0 || v.audio == nil || !v.audio.bound.Load() {
 		return
 	}
 	select {
@@ -191,10 +196,11 @@ func (v *RTPViewer) run() {
 				held.Hold()
 			}
 		}
+		if len(j.audio) > 0 {
+			v.writeAudio(j.audio) // held for the frame: they came first
+		}
 		if j.f != nil {
 			v.writeVideo(j.f, j.gop)
-		} else {
-			v.writeAudio(j.audio)
 		}
 		// A writer that is behind sends what is queued in one batch;
 		// one that is not sends each frame as it comes.

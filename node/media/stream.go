@@ -137,7 +137,12 @@ type Stream struct {
 	moovSeq uint64
 	moovSig []byte
 	rsubs   map[*RTPViewer]struct{}
-	frames  atomic.Uint64
+	// heldAudio are audio packets for the srtp viewers waiting for the
+	// next video frame (holdAudio); audioTimer sends them if none comes.
+	heldAudio  []*rtp.Packet
+	audioTimer *time.Timer
+	audioHold  time.Duration // audioHold; tests change it
+	frames     atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -155,7 +160,7 @@ func NewStream(name string, src Source, log *slog.Logger) *Stream {
 	s := &Stream{
 		name: name, src: src, log: log.With("stream", name, "source", src.String()),
 		fsubs: map[*FMP4Viewer]struct{}{}, rsubs: map[*RTPViewer]struct{}{},
-		cancel: cancel, done: make(chan struct{}), codecSeen: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}), codecSeen: make(chan struct{}), audioHold: audioHold,
 		packetizer: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), clockRate),
 	}
 	if l, ok := src.(interface{ setLogger(*slog.Logger) }); ok {
@@ -294,10 +299,7 @@ func (s *Stream) WriteAudio(a AudioFrame) {
 			// Packetized once (the payloader copies the data); each
 			// viewer's writer sends the packets with its own sequence
 			// numbers.
-			pkts := s.audioPacket.Packetize(a.Data, samples)
-			for v := range s.rsubs {
-				v.pushAudio(pkts)
-			}
+			s.holdAudio(s.audioPacket.Packetize(a.Data, samples))
 		}
 	}
 	// The muxer has an audio track only for codecs fMP4 carries (AAC, Opus).
@@ -422,8 +424,53 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 		v.push(s, f)
 	}
 	gop := s.gop.snapshot(f)
+	audio := s.takeAudio()
 	for v := range s.rsubs {
-		v.pushVideo(f, gop)
+		v.pushVideo(f, gop, audio)
+	}
+}
+
+// audioHold bounds how long an srtp viewer's audio waits for the next
+// video frame, whose system call it then shares: one frame interval at
+// 25 fps. Each audio packet sent alone cost a viewer's writer a wakeup and
+// a system call of its own, 50 times a second, and nearly half as much CPU
+// as the video (docs/media-benchmarks.md); the packets keep their
+// timestamps, so a receiver's lip sync is unchanged.
+const audioHold = 40 * time.Millisecond
+
+// holdAudio keeps one audio sample's packets (under the stream's lock) for
+// the next video frame's jobs, or for the timer when no frame comes within
+// audioHold.
+func (s *Stream) holdAudio(pkts []*rtp.Packet) {
+	if len(s.heldAudio) == 0 {
+		if s.audioTimer == nil {
+			s.audioTimer = time.AfterFunc(s.audioHold, s.flushAudio)
+		} else {
+			s.audioTimer.Reset(s.audioHold)
+		}
+	}
+	s.heldAudio = append(s.heldAudio, pkts...)
+}
+
+// takeAudio hands over the held audio packets (under the stream's lock):
+// the viewers' queues share the slice, so the next packets go in a new one.
+func (s *Stream) takeAudio() []*rtp.Packet {
+	a := s.heldAudio
+	if len(a) > 0 {
+		s.heldAudio = nil
+		s.audioTimer.Stop()
+	}
+	return a
+}
+
+// flushAudio queues held audio that no video frame took in time.
+func (s *Stream) flushAudio() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.takeAudio(); len(a) > 0 {
+		for v := range s.rsubs {
+			v.pushAudio(a)
+		}
 	}
 }
 
@@ -503,6 +550,9 @@ func (s *Stream) Close() error {
 		rsubs = append(rsubs, v)
 	}
 	clear(s.rsubs)
+	if s.audioTimer != nil {
+		s.audioTimer.Stop()
+	}
 	s.mu.Unlock()
 	for _, v := range rsubs {
 		<-v.done
