@@ -48,6 +48,7 @@ func attachSRTP(pc *webrtc.PeerConnection, batch *udpbatch.Net, stream *media.St
 	if batch != nil {
 		v.SetSendBatch(batch)
 	}
+	v.SetSenderReports(pc.WriteRTCP)
 	tracks := []webrtc.TrackLocal{v.Track()}
 	if a := v.AudioTrack(); a != nil {
 		tracks = append(tracks, a)

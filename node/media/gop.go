@@ -1,6 +1,10 @@
 package media
 
-import "github.com/pion/rtp"
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
 
 // Frame is one video frame prepared once for every viewer: packetized for
 // RTP and muxed into an fMP4 segment in the EMS record framing. Its slices
@@ -8,6 +12,7 @@ import "github.com/pion/rtp"
 type Frame struct {
 	Key bool
 	TS  uint32        // RTP timestamp, 90 kHz
+	At  time.Time     // when the source delivered it: TS on the wall clock, for sender reports
 	RTP []*rtp.Packet // payloads shared; viewers copy the header
 	EMS []byte        // BEGIN..END records; nil while the fMP4 init is unknown
 	Sig []byte        // EMS's SIG record for signed viewers (docs/relay.md); nil unsigned

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -15,9 +16,12 @@ import (
 
 // RegisterInterceptors sets up what a device's PeerConnections do per
 // packet: NACK retransmission (RFC 4585) with the responder below, and
-// RTCP sender/receiver reports (RFC 3550). Nothing else: the device adapts
-// no bitrate, so TWCC feedback would be computed for nothing, and nobody
-// reads pion's stats interceptor; both cost CPU per packet per viewer.
+// RTCP receiver reports (RFC 3550) for what they receive (talkback).
+// Nothing else: the device adapts no bitrate, so TWCC feedback would be
+// computed for nothing, and nobody reads pion's stats interceptor; both
+// cost CPU per packet per viewer. Sender reports come from the viewer's
+// writer (RTPViewer.SetSenderReports), which knows what it sent: pion's
+// report interceptor took a lock and read the clock for every packet.
 func RegisterInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
 	RegisterFeedback(m)
 	return AddInterceptors(ir, nil)
@@ -31,11 +35,16 @@ func RegisterFeedback(m *webrtc.MediaEngine) {
 }
 
 // AddInterceptors adds RegisterInterceptors' NACK responder and RTCP
-// reports to ir. With batch (the PeerConnection's own sockets, see
-// SendBatch) the packets one NACK asks for go out in one batch.
+// receiver reports to ir. With batch (the PeerConnection's own sockets,
+// see SendBatch) the packets one NACK asks for go out in one batch.
 func AddInterceptors(ir *interceptor.Registry, batch SendBatch) error {
 	ir.Add(nackFactory{batch: batch})
-	return webrtc.ConfigureRTCPReports(ir)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(rr)
+	return nil
 }
 
 // NACK responder limits.
@@ -197,13 +206,16 @@ func (n *nackResponder) updateRTT(reports []rtcp.ReceptionReport, now time.Time)
 	}
 }
 
-// ntpShort is t in the middle 32 bits of NTP time (RFC 3550 §4).
-func ntpShort(t time.Time) uint32 {
+// ntpTime is t as a 64-bit NTP timestamp (RFC 3550 §4).
+func ntpTime(t time.Time) uint64 {
 	ns := t.UnixNano()
 	sec := uint64(ns/int64(time.Second)) + 2208988800 // 1900 to 1970
 	frac := uint64(ns%int64(time.Second)) << 32 / uint64(time.Second)
-	return uint32(sec<<16 | frac>>16)
+	return sec<<32 | frac
 }
+
+// ntpShort is t in the middle 32 bits of NTP time (RFC 3550 §4).
+func ntpShort(t time.Time) uint32 { return uint32(ntpTime(t) >> 16) }
 
 func (n *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 	n.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -19,9 +20,10 @@ const rtpQueue = 256
 // and its keyframe requests, and the audio packets that came before it
 // (Stream.holdAudio); or audio packets alone.
 type rtpJob struct {
-	f     *Frame
-	gop   []*Frame
-	audio []*rtp.Packet
+	f       *Frame
+	gop     []*Frame
+	audio   []*rtp.Packet
+	audioAt time.Time // when the last of audio came from the source
 }
 
 // RTPViewer is one srtp viewer: its own tracks, so that it gets its own
@@ -44,7 +46,8 @@ type RTPViewer struct {
 
 	pli atomic.Bool
 
-	batch atomic.Pointer[batchRef] // SetSendBatch's
+	batch   atomic.Pointer[batchRef]   // SetSendBatch's
+	reports atomic.Pointer[reportsRef] // SetSenderReports'
 
 	// The writer goroutine's alone.
 	hdr       rtp.Header // the packet being sent: one for all, so no header escapes per packet
@@ -53,6 +56,9 @@ type RTPViewer struct {
 	lastTS    uint32
 	lastBurst time.Time
 	errs      int
+	vrep      senderState // what went out on the video track, for its sender reports
+	arep      senderState
+	lastSR    time.Time // the source time of the last sender reports
 }
 
 // Track is the viewer's video track, for its PeerConnection.
@@ -94,6 +100,17 @@ type batchRef struct{ b SendBatch }
 // frame's packets to the viewer go out in one system call instead of one
 // each.
 func (v *RTPViewer) SetSendBatch(b SendBatch) { v.batch.Store(&batchRef{b}) }
+
+type reportsRef struct{ w func([]rtcp.Packet) error }
+
+// SetSenderReports makes the viewer's writer send RTCP sender reports for
+// its tracks (RFC 3550 §6.4.1) with w, about once a second: what a
+// receiver's lip sync and round trip time rest on. The writer knows what
+// it sent and when each frame and audio packet came from the source, so
+// no interceptor has to look at every packet for it.
+func (v *RTPViewer) SetSenderReports(w func([]rtcp.Packet) error) {
+	v.reports.Store(&reportsRef{w})
+}
 
 // SubscribeRTP adds an srtp viewer and starts its writer.
 func (s *Stream) SubscribeRTP() (*RTPViewer, error) {
@@ -145,7 +162,7 @@ func (v *RTPViewer) close() {
 // pushVideo queues f, after the audio packets held for it (under the
 // stream's lock). A viewer whose queue is full loses f and every frame
 // after it up to the next keyframe.
-func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame, audio []*rtp.Packet) {
+func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame, audio []*rtp.Packet, audioAt time.Time) {
 	if v.audio == nil || !v.audio.bound.Load() {
 		audio = nil
 	}
@@ -153,11 +170,11 @@ func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame, audio []*rtp.Packet) {
 		if v.video.bound.Load() {
 			v.dropped.Add(1)
 		}
-		v.pushAudio(audio)
+		v.pushAudio(audio, audioAt)
 		return
 	}
 	select {
-	case v.q <- rtpJob{f: f, gop: gop, audio: audio}:
+	case v.q <- rtpJob{f: f, gop: gop, audio: audio, audioAt: audioAt}:
 		v.waitKey = false
 	default:
 		v.waitKey = true
@@ -167,12 +184,12 @@ func (v *RTPViewer) pushVideo(f *Frame, gop []*Frame, audio []*rtp.Packet) {
 
 // pushAudio queues one audio sample's packets (under the stream's lock); a
 // full queue loses them.
-func (v *RTPViewer) pushAudio(pkts []*rtp.Packet) {
+func (v *RTPViewer) pushAudio(pkts []*rtp.Packet, at time.Time) {
 	if len(pkts) == 0 || v.audio == nil || !v.audio.bound.Load() {
 		return
 	}
 	select {
-	case v.q <- rtpJob{audio: pkts}:
+	case v.q <- rtpJob{audio: pkts, audioAt: at}:
 	default:
 	}
 }
@@ -196,11 +213,18 @@ func (v *RTPViewer) run() {
 				held.Hold()
 			}
 		}
+		at := j.audioAt
 		if len(j.audio) > 0 {
-			v.writeAudio(j.audio) // held for the frame: they came first
+			v.writeAudio(j.audio, j.audioAt) // held for the frame: they came first
 		}
 		if j.f != nil {
 			v.writeVideo(j.f, j.gop)
+			v.vrep.sent(j.f.TS, j.f.At) // the frame's own timestamp, whatever burst went before
+			at = j.f.At
+		}
+		if at.Sub(v.lastSR) >= srInterval {
+			v.lastSR = at
+			v.sendReports()
 		}
 		// A writer that is behind sends what is queued in one batch;
 		// one that is not sends each frame as it comes.
@@ -260,6 +284,7 @@ func (v *RTPViewer) send(f *Frame, ts uint32) bool {
 			v.writeFailed(err)
 		} else if n > 0 {
 			sent += h.MarshalSize() + len(p.Payload)
+			v.vrep.count(len(p.Payload))
 		}
 		if !v.video.live.Load() {
 			v.s.sent.Add(uint64(sent))
@@ -270,7 +295,7 @@ func (v *RTPViewer) send(f *Frame, ts uint32) bool {
 	return true
 }
 
-func (v *RTPViewer) writeAudio(pkts []*rtp.Packet) {
+func (v *RTPViewer) writeAudio(pkts []*rtp.Packet, at time.Time) {
 	sent := 0
 	for _, p := range pkts {
 		h := &v.hdr
@@ -281,9 +306,81 @@ func (v *RTPViewer) writeAudio(pkts []*rtp.Packet) {
 			v.writeFailed(err)
 		} else if n > 0 {
 			sent += h.MarshalSize() + len(p.Payload)
+			v.arep.count(len(p.Payload))
 		}
 	}
+	if len(pkts) > 0 {
+		v.arep.sent(pkts[len(pkts)-1].Timestamp, at)
+	}
 	v.s.sent.Add(uint64(sent))
+}
+
+// srInterval is how often the writer sends sender reports, as pion's
+// report interceptor did.
+const srInterval = time.Second
+
+// senderState is what a track's sender reports say: the counts of RTP
+// packets and payload bytes sent, and the RTP timestamp of the last
+// frame or audio packet sent with the time its source delivered it.
+type senderState struct {
+	packets, octets uint32
+	ts              uint32
+	at              time.Time
+}
+
+func (st *senderState) count(payload int) {
+	st.packets++
+	st.octets += uint32(payload)
+}
+
+// sent records the last timestamp sent, once something went out.
+func (st *senderState) sent(ts uint32, at time.Time) {
+	if st.packets > 0 {
+		st.ts, st.at = ts, at
+	}
+}
+
+// report is the track's sender report at now, nil before any packet went
+// out: the RTP time of now is extrapolated from the last timestamp and
+// the time its source delivered it, so that audio and video, delivered
+// by the source on one clock, map to one wall clock for the receiver's
+// lip sync, however long their packets waited in queues.
+func (st *senderState) report(t *boundTrack, now time.Time) *rtcp.SenderReport {
+	b := t.b.Load()
+	if st.packets == 0 || b == nil {
+		return nil
+	}
+	rate := t.Codec().ClockRate
+	return &rtcp.SenderReport{
+		SSRC:        b.ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     st.ts + uint32(ticks(now.Sub(st.at), int64(rate))),
+		PacketCount: st.packets,
+		OctetCount:  st.octets,
+	}
+}
+
+// sendReports sends the tracks' sender reports in one compound packet.
+func (v *RTPViewer) sendReports() {
+	r := v.reports.Load()
+	if r == nil {
+		return
+	}
+	now := time.Now()
+	var pkts []rtcp.Packet
+	if sr := v.vrep.report(v.video, now); sr != nil {
+		pkts = append(pkts, sr)
+	}
+	if v.audio != nil {
+		if sr := v.arep.report(v.audio, now); sr != nil {
+			pkts = append(pkts, sr)
+		}
+	}
+	if len(pkts) > 0 {
+		if err := r.w(pkts); err != nil {
+			v.writeFailed(err)
+		}
+	}
 }
 
 func (v *RTPViewer) writeFailed(err error) {

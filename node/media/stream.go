@@ -139,10 +139,11 @@ type Stream struct {
 	rsubs   map[*RTPViewer]struct{}
 	// heldAudio are audio packets for the srtp viewers waiting for the
 	// next video frame (holdAudio); audioTimer sends them if none comes.
-	heldAudio  []*rtp.Packet
-	audioTimer *time.Timer
-	audioHold  time.Duration // audioHold; tests change it
-	frames     atomic.Uint64
+	heldAudio   []*rtp.Packet
+	heldAudioAt time.Time // when the last of them came
+	audioTimer  *time.Timer
+	audioHold   time.Duration // audioHold; tests change it
+	frames      atomic.Uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -400,7 +401,7 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 		s.startMux()
 	}
 
-	f := &Frame{Key: v.AU.IDR, TS: uint32(ticks(pts, clockRate))}
+	f := &Frame{Key: v.AU.IDR, TS: uint32(ticks(pts, clockRate)), At: time.Now()}
 	f.RTP = s.packetizer.Packetize(annexB(nalus), 0)
 	for _, p := range f.RTP {
 		p.Timestamp = f.TS
@@ -424,9 +425,9 @@ func (s *Stream) WriteVideo(v VideoFrame) {
 		v.push(s, f)
 	}
 	gop := s.gop.snapshot(f)
-	audio := s.takeAudio()
+	audio, audioAt := s.takeAudio()
 	for v := range s.rsubs {
-		v.pushVideo(f, gop, audio)
+		v.pushVideo(f, gop, audio, audioAt)
 	}
 }
 
@@ -450,26 +451,27 @@ func (s *Stream) holdAudio(pkts []*rtp.Packet) {
 		}
 	}
 	s.heldAudio = append(s.heldAudio, pkts...)
+	s.heldAudioAt = time.Now()
 }
 
 // takeAudio hands over the held audio packets (under the stream's lock):
 // the viewers' queues share the slice, so the next packets go in a new one.
-func (s *Stream) takeAudio() []*rtp.Packet {
+func (s *Stream) takeAudio() (pkts []*rtp.Packet, at time.Time) {
 	a := s.heldAudio
 	if len(a) > 0 {
 		s.heldAudio = nil
 		s.audioTimer.Stop()
 	}
-	return a
+	return a, s.heldAudioAt
 }
 
 // flushAudio queues held audio that no video frame took in time.
 func (s *Stream) flushAudio() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.takeAudio(); len(a) > 0 {
+	if a, at := s.takeAudio(); len(a) > 0 {
 		for v := range s.rsubs {
-			v.pushAudio(a)
+			v.pushAudio(a, at)
 		}
 	}
 }
