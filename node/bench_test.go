@@ -26,6 +26,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/internal/bench/benchproc"
 	"github.com/ersmesh/ersmesh/node/media"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 )
 
 // synthetic720p is a stream with the byte rate of 720p30 at 2 Mbit/s: a
@@ -213,11 +214,12 @@ func (n rcvbufNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 // them up (attachSRTP / attachFMP4: real ICE, DTLS, SRTP or SCTP), with the
 // SDP passed to the viewers' process instead of through a bridge.
 func BenchmarkViewersPerCore(b *testing.B) {
-	// srtp-unbatched is srtp with one system call per packet, as before
-	// udpbatch: the two side by side in one run give the batches' worth.
-	// srtp-opus is srtp with a camera's Opus audio beside the video (50
-	// packets a second more per viewer, as in ersmesh-bench go2rtc).
-	for _, transport := range []string{"srtp", "srtp-unbatched", "srtp-opus", "fmp4"} {
+	// srtp-unbatched and fmp4-unbatched send with one system call per
+	// packet, as before udpbatch: side by side with srtp and fmp4 in one
+	// run they give the batches' worth. srtp-opus is srtp with a camera's
+	// Opus audio beside the video (50 packets a second more per viewer,
+	// as in ersmesh-bench go2rtc).
+	for _, transport := range []string{"srtp", "srtp-unbatched", "srtp-opus", "fmp4", "fmp4-unbatched"} {
 		for _, n := range benchViewerCounts(b) {
 			b.Run(fmt.Sprintf("%s/viewers=%d", transport, n), func(b *testing.B) {
 				benchViewersPerCore(b, transport, n)
@@ -311,6 +313,7 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 
 	var pcs []*webrtc.PeerConnection
 	var detaches []func()
+	var nets []*udpbatch.Net // the batching ones' sockets
 	defer func() {
 		for i, pc := range pcs {
 			pc.Close()
@@ -324,8 +327,11 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 			b.Fatal(err)
 		}
 		var detach func()
-		if transport == "fmp4" {
-			detach, err = attachFMP4(pc, map[string]*media.Stream{"bench": stream}, log, nil, nil)
+		if strings.HasPrefix(transport, "fmp4") {
+			if transport == "fmp4-unbatched" {
+				batch = nil
+			}
+			detach, err = attachFMP4(pc, batch, map[string]*media.Stream{"bench": stream}, log, nil, nil)
 		} else {
 			if transport == "srtp-unbatched" {
 				batch = nil
@@ -336,6 +342,9 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 			b.Fatal(err)
 		}
 		pcs, detaches = append(pcs, pc), append(detaches, detach)
+		if batch != nil {
+			nets = append(nets, batch)
+		}
 		connected := make(chan struct{})
 		var once sync.Once
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -374,12 +383,15 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		// network namespace: run the benchmark in a namespace of its
 		// own (ip netns exec) for the viewers' alone.
 		drops0 := benchproc.UDPRcvbufErrors()
+		d0, calls0 := batchStats(nets)
 		c0, t0 := received(), stream.Sent()
 		r0 := c0.Received
+		stopProfile := startCPUProfile(b, os.Getenv(cpuProfileEnv))
 		u0, s0 := cpuTimes()
 		wall0 := time.Now()
 		time.Sleep(window)
 		u1, s1 := cpuTimes()
+		stopProfile()
 		c1, t1 := received(), stream.Sent()
 		r1 := c1.Received
 		if got := c1.Packets - c0.Packets + c1.Lost - c0.Lost; got > 0 {
@@ -405,9 +417,48 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		b.ReportMetric(100*float64(r1-r0)/(srcRate*wall), "rx-%")
 		b.ReportMetric(min(tx, 1)/(user+sys), "full-viewers/core")
 		b.ReportMetric(float64(residentBytes(b))/(1<<20), "MiB-rss")
+		if d1, calls1 := batchStats(nets); calls1 > calls0 {
+			// What one system call carried: 1 is a plain socket's.
+			b.ReportMetric(float64(d1-d0)/float64(calls1-calls0), "datagrams/syscall")
+		}
 		if path := os.Getenv(heapProfileEnv); path != "" {
 			writeHeapProfile(b, path)
 		}
+	}
+}
+
+// batchStats sums the datagrams nets sent in batches and the system calls
+// that took them.
+func batchStats(nets []*udpbatch.Net) (datagrams, calls uint64) {
+	for _, n := range nets {
+		d, c := n.Stats()
+		datagrams, calls = datagrams+d, calls+c
+	}
+	return datagrams, calls
+}
+
+// cpuProfileEnv names a file for the device's CPU profile of the
+// measured window alone (the test binary's -cpuprofile counts the
+// viewers' set-up too).
+const cpuProfileEnv = "ERSMESH_BENCH_CPUPROFILE"
+
+// startCPUProfile profiles to path until the returned stop; an empty path
+// profiles nothing.
+func startCPUProfile(tb testing.TB, path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ersmesh/ersmesh/node/media"
 	"github.com/ersmesh/ersmesh/node/media/ems"
+	"github.com/ersmesh/ersmesh/node/udpbatch"
 )
 
 // The fmp4 transport of EMS (ERS-PROTOCOL.md §4-5): no media tracks; the
@@ -47,6 +48,12 @@ const (
 	// it skips to the next keyframe: a slow viewer loses frames, the
 	// device's memory stays bounded, and the other viewers never wait.
 	maxBuffered = 1 << 20
+	// sctpLinger is how long the viewer's sockets hold what they are
+	// asked to send once its stream flows (udpbatch.Net.Linger): pion's
+	// SCTP writes a frame packet by packet from its own goroutine, and
+	// this gathers them into one system call. Against a frame every
+	// 33 ms and the viewer's buffer, it is no delay anyone sees.
+	sctpLinger = time.Millisecond
 )
 
 // fmp4Command is a message on emsCommandChannel, both directions.
@@ -69,6 +76,7 @@ type fmp4Viewer struct {
 	cmd     *webrtc.DataChannel
 	data    *webrtc.DataChannel
 	sctp    *webrtc.SCTPTransport // the association's, for its message size
+	batch   *udpbatch.Net         // the PeerConnection's sockets, or nil
 	limit   uint64                // maxBuffered, but for tests
 	skipped atomic.Uint64         // frames skipped for back-pressure
 	open    chan struct{}         // closed when the stream channel opens (and the gate, if any)
@@ -91,16 +99,17 @@ type fmp4Viewer struct {
 
 // attachFMP4 adds the EMS data channels to pc. They are created before the
 // offer, so the offer carries them (an SCTP m-line) and no media tracks.
-// A non-nil gate holds the stream back until it opens (dtlsgate.go).
-// A non-nil signing is called for a viewer that asks for the signed
+// A non-nil gate holds the stream back until it opens (dtlsgate.go). A
+// non-nil batch, the PeerConnection's sockets, lingers once the stream
+// flows (sctpLinger). A non-nil signing is called for a viewer that asks for the signed
 // stream, before it subscribes: it makes the stream sign its units until
 // the returned release (relay.go).
-func attachFMP4(pc *webrtc.PeerConnection, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate, signing func(stream string) (release func())) (func(), error) {
+func attachFMP4(pc *webrtc.PeerConnection, batch *udpbatch.Net, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate, signing func(stream string) (release func())) (func(), error) {
 	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
 	if err != nil {
 		return nil, err
 	}
-	v.gate, v.signing = gate, signing
+	v.batch, v.gate, v.signing = batch, gate, signing
 	return v.detach, nil
 }
 
@@ -302,6 +311,12 @@ func (v *fmp4Viewer) send(sub *media.FMP4Viewer) {
 		waitKey = false
 		if msg == 0 {
 			msg = messageSize(v.sctp)
+			if v.batch != nil {
+				// From now on the association mostly sends the
+				// stream; its set-up (ICE, DTLS, SCTP's
+				// handshake) went without delay.
+				v.batch.Linger(sctpLinger)
+			}
 		}
 		err := error(nil)
 		if signed {

@@ -359,3 +359,77 @@ func TestFMP4NoteForG711(t *testing.T) {
 		t.Errorf("offer lacks the note:\n%s", v.offerSDP)
 	}
 }
+
+// TestFMP4FramesGoInBatches: pion's SCTP writes an fmp4 viewer's frames
+// packet by packet from its association's goroutine; the viewer's sockets
+// linger (udpbatch.Net.Linger) so that they leave in batches all the same,
+// several DTLS records per system call, and the viewer gets every byte of
+// every message in order.
+func TestFMP4FramesGoInBatches(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stream := media.NewStream("hd", synthetic720p(t), log)
+	defer stream.Close()
+	dev, batch := newDevicePC(t)
+	detach, err := attachFMP4(dev, batch, map[string]*media.Stream{"hd": stream}, log, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := newLoopbackViewer(t)
+	var mu sync.Mutex
+	var messages [][]byte
+	viewer.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == commandChannelLabel {
+			dc.OnOpen(func() { dc.SendText(`{"type":"fmp4Request","payload":{"name":"hd"}}`) })
+			return
+		}
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			mu.Lock()
+			messages = append(messages, m.Data)
+			mu.Unlock()
+		})
+	})
+	defer func() {
+		viewer.Close()
+		dev.Close()
+		detach()
+	}()
+	pairUp(t, dev, viewer)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(messages)
+	}
+	// The MOOV, then a message per frame: two seconds of 720p30.
+	for deadline := time.Now().Add(30 * time.Second); count() < 61; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the viewer got %d messages in 30 s, want 61", count())
+		}
+	}
+	datagrams, calls := batch.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("viewer: %d messages; device: %d datagrams in %d system calls", len(messages), datagrams, calls)
+	// 6.4 KB frames are 6 SCTP packets, a keyframe 52; one per call is
+	// what a socket written packet by packet does.
+	if calls == 0 || datagrams < 3*calls {
+		t.Fatalf("%d datagrams in %d batched system calls: frames are not sent in batches", datagrams, calls)
+	}
+	// The records intact and in order: the MOOV, then a segment per
+	// frame whose video is the source's (6.4 KB, a keyframe 60 KB).
+	var p ems.Parser
+	inits, segments := 0, 0
+	for i, m := range messages {
+		err := p.Feed(m, func(ems.Init) { inits++ }, func(s ems.Segment) {
+			if n := len(s.Video); n < 6400 {
+				t.Errorf("segment %d carries %d bytes of video, want a whole frame", segments, n)
+			}
+			segments++
+		})
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if inits != 1 || segments < 60 {
+		t.Fatalf("%d MOOV records and %d segments, want 1 and 60", inits, segments)
+	}
+}

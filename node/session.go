@@ -378,7 +378,7 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 	sink := s.talkSink()
 	if transportOf(join) == "fmp4" {
 		s.note = fmp4Note(stream)
-		s.detach, err = attachFMP4(pc, s.dev.cfg.Streams, s.log, s.gate, s.dev.relay.signing)
+		s.detach, err = attachFMP4(pc, batch, s.dev.cfg.Streams, s.log, s.gate, s.dev.relay.signing)
 		if err == nil && sink != nil {
 			err = addTalkReceiver(pc)
 		}

@@ -12,4 +12,10 @@
 // viewer, costs one system call instead of one per packet. Whatever else
 // sends on the sockets meanwhile (RTCP, ICE, DTLS, from pion's goroutines)
 // joins the queue and goes out with it, microseconds later.
+//
+// An fmp4 viewer's frames are written by pion's SCTP, packet by packet from
+// its association's goroutine, with nothing that marks the end of a burst:
+// once the viewer's stream flows its Net lingers (Linger), every send waits
+// up to a millisecond for the others of its burst and a timer sends them
+// together.
 package udpbatch

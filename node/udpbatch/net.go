@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
@@ -35,6 +36,12 @@ const (
 type Net struct {
 	transport.Net
 	held atomic.Int32 // holds not yet flushed
+
+	// linger, when above zero, is how long a send made without a hold
+	// may wait for others (Linger); armed: the flush timer is running.
+	linger atomic.Int64
+	armed  atomic.Bool
+	timer  *time.Timer
 
 	mu    sync.Mutex // guards conns
 	conns []*Conn
@@ -68,7 +75,53 @@ func New(base transport.Net, total *Counters) (*Net, error) {
 			return nil, err
 		}
 	}
-	return &Net{Net: base, total: total}, nil
+	n := &Net{Net: base, total: total}
+	n.timer = time.AfterFunc(time.Hour, n.lingerFlush)
+	n.timer.Stop()
+	return n, nil
+}
+
+// Linger makes the Net's sockets queue what they are asked to send while
+// no hold is taken, for up to d, so that a burst another goroutine writes
+// packet by packet goes out in a batch all the same: pion's SCTP sends a
+// data channel message from its association's own goroutine, one DTLS
+// record and one socket write per packet, with nothing that marks the end
+// of a burst. d bounds the latency this adds to every packet, the first
+// of a burst; a queue that fills goes out at once. Zero turns it off and
+// sends what waits.
+func (n *Net) Linger(d time.Duration) {
+	n.linger.Store(int64(d))
+	if d <= 0 {
+		n.flushAll()
+	}
+}
+
+// queueing tells whether a send now should wait in the queue.
+func (n *Net) queueing() bool { return n.held.Load() > 0 || n.linger.Load() > 0 }
+
+// queued is told by a socket that queued a datagram: without a hold, the
+// linger timer must be running for it.
+func (n *Net) queued() {
+	if n.held.Load() > 0 {
+		return
+	}
+	d := n.linger.Load()
+	if d <= 0 {
+		// Linger was turned off since the datagram checked.
+		n.flushAll()
+		return
+	}
+	if n.armed.CompareAndSwap(false, true) {
+		n.timer.Reset(time.Duration(d))
+	}
+}
+
+// lingerFlush sends what lingered. It disarms first: a datagram queued
+// after that arms the timer again, one queued before is in the queues the
+// flush takes.
+func (n *Net) lingerFlush() {
+	n.armed.Store(false)
+	n.flushAll()
 }
 
 // Hold queues what the Net's sockets send from now until Flush.
@@ -79,6 +132,11 @@ func (n *Net) Hold() { n.held.Add(1) }
 // still open goes with that hold's Flush.
 func (n *Net) Flush() {
 	n.held.Add(-1)
+	n.flushAll()
+}
+
+// flushAll sends what the Net's sockets queued.
+func (n *Net) flushAll() {
 	// A PeerConnection has a few sockets (one per interface and family,
 	// a server reflexive one, a TURN client's): a copy on the stack.
 	var buf [8]*Conn
@@ -196,7 +254,7 @@ var bufs = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
 // WriteTo sends b to addr, or queues it while the Net is held.
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if ua, ok := addr.(*net.UDPAddr); ok && c.n.held.Load() > 0 {
+	if ua, ok := addr.(*net.UDPAddr); ok && c.n.queueing() {
 		if n, queued, err := c.enqueue(b, ua.AddrPort()); queued {
 			return n, err
 		}
@@ -210,7 +268,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) { return c.W
 // WriteToAddrPort sends b to ap, or queues it while the Net is held (pion's
 // ICE candidates send with it: ice.AddrPortReaderWriter).
 func (c *Conn) WriteToAddrPort(b []byte, ap netip.AddrPort) (int, error) {
-	if c.n.held.Load() > 0 {
+	if c.n.queueing() {
 		if n, queued, err := c.enqueue(b, ap); queued {
 			return n, err
 		}
@@ -223,8 +281,8 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	return c.udp.ReadFromUDPAddrPort(b)
 }
 
-// enqueue queues a copy of b for ap if the Net is still held; queued
-// false: send it now.
+// enqueue queues a copy of b for ap if the Net is still held or
+// lingering; queued false: send it now.
 func (c *Conn) enqueue(b []byte, ap netip.AddrPort) (n int, queued bool, err error) {
 	if len(b) > bufSize || !ap.IsValid() {
 		return 0, false, nil
@@ -234,7 +292,7 @@ func (c *Conn) enqueue(b []byte, ap netip.AddrPort) (n int, queued bool, err err
 		c.mu.Unlock()
 		return 0, true, net.ErrClosed
 	}
-	if c.n.held.Load() <= 0 {
+	if !c.n.queueing() {
 		c.mu.Unlock()
 		return 0, false, nil
 	}
@@ -255,6 +313,8 @@ func (c *Conn) enqueue(b []byte, ap netip.AddrPort) (n int, queued bool, err err
 	c.mu.Unlock()
 	if full {
 		c.send(q)
+	} else {
+		c.n.queued()
 	}
 	return len(b), true, nil
 }

@@ -394,3 +394,79 @@ func TestIPv6SendsInOneBatch(t *testing.T) {
 		t.Fatalf("%d messages with GSO on, want one run", cb.messages.Load())
 	}
 }
+
+// TestLingerBatchesUnheldSends: while the Net lingers, what its sockets
+// are asked to send without a hold (pion's SCTP writing a burst from its
+// own goroutine) waits for the burst's others and leaves in one system
+// call, byte for byte and in order; turning the linger off sends what
+// waits, and sends go at once again.
+func TestLingerBatchesUnheldSends(t *testing.T) {
+	n, c, cb := testConn(t)
+	a := newReceiver(t)
+	n.Linger(time.Hour) // only Linger(0) sends, below
+	var want [][]byte
+	done := make(chan struct{})
+	go func() { // another goroutine's burst, as SCTP's write loop's
+		defer close(done)
+		for i := range 10 {
+			d := datagram(i, 1200)
+			want = append(want, d)
+			if k, err := c.WriteToAddrPort(d, a.addr()); err != nil || k != len(d) {
+				t.Errorf("lingering send: %d, %v", k, err)
+			}
+		}
+	}()
+	<-done
+	time.Sleep(50 * time.Millisecond)
+	if a.count() != 0 || cb.calls.Load() != 0 {
+		t.Fatalf("lingering datagrams went out before their time: %d received, %d system calls", a.count(), cb.calls.Load())
+	}
+	n.Linger(0)
+	if got := cb.calls.Load(); got != 1 {
+		t.Fatalf("the burst took %d system calls, want 1", got)
+	}
+	for i, d := range a.wait(t, 10) {
+		if !bytes.Equal(d, want[i]) {
+			t.Fatalf("datagram %d: %d bytes, not the %d sent in that place", i, len(d), len(want[i]))
+		}
+	}
+	if _, err := c.WriteToAddrPort(datagram(11, 100), a.addr()); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 11)
+	if cb.calls.Load() != 1 {
+		t.Fatal("a send after the linger ended went through the batch")
+	}
+}
+
+// TestLingerSendsOnItsOwn: nobody flushes a lingering Net; its timer
+// sends each burst, again and again, and a hold's Flush still sends at
+// once what it held.
+func TestLingerSendsOnItsOwn(t *testing.T) {
+	n, c, cb := testConn(t)
+	a := newReceiver(t)
+	n.Linger(time.Millisecond)
+	for burst := range 3 {
+		for i := range 5 {
+			if _, err := c.WriteToAddrPort(datagram(10*burst+i, 1000), a.addr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := a.wait(t, 5*(burst+1))
+		if !bytes.Equal(got[len(got)-1], datagram(10*burst+4, 1000)) {
+			t.Fatalf("burst %d arrived out of order", burst)
+		}
+	}
+	// Three bursts of five went through the batches (a plain send makes
+	// no batched call), one call per burst unless the machine stalled
+	// the writer for a millisecond between two sends.
+	calls := cb.calls.Load()
+	if calls == 0 || calls > 15 {
+		t.Fatalf("15 lingering datagrams took %d batched system calls", calls)
+	}
+	t.Logf("15 datagrams in %d system calls", calls)
+	n.Hold()
+	c.WriteToAddrPort(datagram(99, 100), a.addr())
+	n.Flush()
+	a.wait(t, 16)
+}
