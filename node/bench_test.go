@@ -420,6 +420,9 @@ func benchViewersPerCore(b *testing.B, transport string, n int) {
 		if d1, calls1 := batchStats(nets); calls1 > calls0 {
 			// What one system call carried: 1 is a plain socket's.
 			b.ReportMetric(float64(d1-d0)/float64(calls1-calls0), "datagrams/syscall")
+			// The batches' system calls per viewer and second: an srtp
+			// viewer's frame, with the audio that waited for it, is one.
+			b.ReportMetric(float64(calls1-calls0)/time.Since(wall0).Seconds()/float64(n), "batch-syscalls/s/viewer")
 		}
 		if path := os.Getenv(heapProfileEnv); path != "" {
 			writeHeapProfile(b, path)
