@@ -3,6 +3,7 @@ package node
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,6 +155,8 @@ func TestSRTPAudioAndVideoArriveWhole(t *testing.T) {
 		lastSeq, lastTS uint32
 		srs, srMismatch int
 		clockRate       uint32
+		firstTS         uint32
+		lateness        []time.Duration
 	}
 	var video, audio track
 	var readers sync.WaitGroup
@@ -165,6 +168,7 @@ func TestSRTPAudioAndVideoArriveWhole(t *testing.T) {
 		tk.mu.Lock()
 		tk.clockRate = tr.Codec().ClockRate
 		tk.mu.Unlock()
+		start := time.Now()
 		readers.Go(func() {
 			for {
 				pkts, _, err := recv.ReadRTCP()
@@ -197,6 +201,11 @@ func TestSRTPAudioAndVideoArriveWhole(t *testing.T) {
 				if tk.packets > 0 && p.SequenceNumber != uint16(tk.lastSeq+1) {
 					tk.gaps++
 				}
+				if tk.packets == 0 {
+					tk.firstTS = p.Timestamp
+				}
+				// When it came, less when its timestamp says it was due.
+				tk.lateness = append(tk.lateness, time.Since(start)-time.Duration(p.Timestamp-tk.firstTS)*time.Second/time.Duration(tk.clockRate))
 				tk.packets++
 				tk.lastSeq, tk.lastTS = uint32(p.SequenceNumber), p.Timestamp
 				if p.Marker {
@@ -233,6 +242,12 @@ func TestSRTPAudioAndVideoArriveWhole(t *testing.T) {
 	defer audio.mu.Unlock()
 	t.Logf("viewer: %d video frames (%d packets), %d audio packets, %d + %d sender reports; device: %d datagrams in %d system calls",
 		video.frames, video.packets, audio.packets, video.srs, audio.srs, datagrams, calls)
+	// How late the audio packets came, after the earliest: the wait for
+	// the next video frame (at most one frame interval), and scheduling.
+	late := slices.Clone(audio.lateness[50:]) // after the start's bursts
+	slices.Sort(late)
+	t.Logf("audio packets' arrival after the earliest, relative to their timestamps: median %v, 95th percentile %v, max %v",
+		(late[len(late)/2] - late[0]).Round(time.Millisecond), (late[len(late)*95/100] - late[0]).Round(time.Millisecond), (late[len(late)-1] - late[0]).Round(time.Millisecond))
 	if audio.gaps > 0 || video.gaps > 0 {
 		t.Errorf("sequence gaps: %d in the audio, %d in the video", audio.gaps, video.gaps)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ersmesh/ersmesh/node/udpbatch"
@@ -203,9 +204,9 @@ func connectViewerBatched(t *testing.T, v *RTPViewer, batched bool) (*frozenConn
 	return conn, viewer, batch
 }
 
-// TestSRTPSendAllocatesNothing: sending a frame to an srtp viewer (RTP
-// header, NACK history, RTCP report counters, SRTP, the socket) allocates
-// nothing per packet, through a real PeerConnection: with plain sockets, and
+// TestSRTPSendAllocatesNothing: sending a frame and the audio that waited
+// for it to an srtp viewer (RTP header, NACK history, sender report
+// counters, SRTP, the socket) allocates nothing per packet, through a real PeerConnection: with plain sockets, and
 // with the device's batching ones (udpbatch: the queue, sendmmsg and GSO).
 func TestSRTPSendAllocatesNothing(t *testing.T) {
 	if raceEnabled {
@@ -214,17 +215,20 @@ func TestSRTPSendAllocatesNothing(t *testing.T) {
 	for _, batched := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "batched"}[batched], func(t *testing.T) {
 			s := newTestStream(t)
+			s.SetAudio(AudioFormat{Codec: AudioOpus, SampleRate: 48000, Channels: 2})
 			v, err := s.SubscribeRTP()
 			if err != nil {
 				t.Fatal(err)
 			}
 			conn, _, batch := connectViewerBatched(t, v, batched)
-			// Frames until SRTP is up and the GOP burst has gone out.
+			// Frames and audio until SRTP is up and the GOP burst has gone
+			// out.
 			deadline := time.Now().Add(20 * time.Second)
-			for i := 0; !v.video.live.Load(); i++ {
+			for i := 0; !v.video.live.Load() || !v.audio.live.Load(); i++ {
 				if time.Now().After(deadline) {
 					t.Fatal("no packet went out in 20 s")
 				}
+				s.WriteAudio(AudioFrame{Data: []byte{0xfc, 1, 2, 3}, Samples: 960})
 				feed(s, i, 1)
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -243,12 +247,20 @@ func TestSRTPSendAllocatesNothing(t *testing.T) {
 				batched0, _ = batch.Stats()
 			}
 			ts := v.lastTS
+			// A frame with the two audio packets that waited for it
+			// (Stream.holdAudio), as the writer sends them.
+			audio := []*rtp.Packet{
+				{Header: rtp.Header{Version: 2, PayloadType: 111, Timestamp: 1000}, Payload: []byte{0xfc, 1, 2, 3}},
+				{Header: rtp.Header{Version: 2, PayloadType: 111, Timestamp: 1960}, Payload: []byte{0xfc, 4, 5, 6}},
+			}
+			at := time.Now()
 			allocs := testing.AllocsPerRun(50, func() {
 				ts += 3000
 				if batch != nil {
 					batch.Hold()
 					defer batch.Flush()
 				}
+				v.writeAudio(audio, at)
 				if !v.send(key, ts) {
 					t.Fatal("send failed")
 				}
