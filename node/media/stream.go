@@ -142,7 +142,8 @@ type Stream struct {
 	heldAudio   []*rtp.Packet
 	heldAudioAt time.Time // when the last of them came
 	audioTimer  *time.Timer
-	audioHold   time.Duration // audioHold; tests change it
+	audioArmed  sync.WaitGroup // one per arming of audioTimer: done when stopped or run
+	audioHold   time.Duration  // audioHold; tests change it
 	frames      atomic.Uint64
 
 	cancel context.CancelFunc
@@ -444,6 +445,7 @@ const audioHold = 40 * time.Millisecond
 // audioHold.
 func (s *Stream) holdAudio(pkts []*rtp.Packet) {
 	if len(s.heldAudio) == 0 {
+		s.audioArmed.Add(1)
 		if s.audioTimer == nil {
 			s.audioTimer = time.AfterFunc(s.audioHold, s.flushAudio)
 		} else {
@@ -460,13 +462,16 @@ func (s *Stream) takeAudio() (pkts []*rtp.Packet, at time.Time) {
 	a := s.heldAudio
 	if len(a) > 0 {
 		s.heldAudio = nil
-		s.audioTimer.Stop()
+		if s.audioTimer.Stop() {
+			s.audioArmed.Done() // else flushAudio runs, or is running, and says so
+		}
 	}
 	return a, s.heldAudioAt
 }
 
 // flushAudio queues held audio that no video frame took in time.
 func (s *Stream) flushAudio() {
+	defer s.audioArmed.Done()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, at := s.takeAudio(); len(a) > 0 {
@@ -552,10 +557,9 @@ func (s *Stream) Close() error {
 		rsubs = append(rsubs, v)
 	}
 	clear(s.rsubs)
-	if s.audioTimer != nil {
-		s.audioTimer.Stop()
-	}
+	s.takeAudio() // stops the timer
 	s.mu.Unlock()
+	s.audioArmed.Wait() // a flushAudio under way
 	for _, v := range rsubs {
 		<-v.done
 	}
