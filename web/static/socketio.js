@@ -85,6 +85,17 @@ export function encodeEvent(name, args, ackId) {
   return `5:${ackId === undefined ? '' : ackId + '+'}::${JSON.stringify({ name, args })}`;
 }
 
+// takeEarly returns, once, the session index.html opened to origin before
+// its modules loaded: {handshake (a promise of {ok, status, statusText,
+// body}), ws (null unless the handshake offered websocket), events (what
+// ws received meanwhile: ['message', data] or ['close', code, reason])}.
+function takeEarly(origin) {
+  const early = globalThis.ersmeshEarly;
+  if (!early || early.taken || early.origin !== origin) return null;
+  early.taken = true;
+  return early;
+}
+
 // Socket is one Socket.IO session with a server. Events from the server are
 // delivered to on(name, fn) listeners, as are the pseudo-events 'connect',
 // 'disconnect' (reason) and 'error' (reason). A Socket connects once; make a
@@ -100,6 +111,7 @@ export class Socket {
     this._acks = new Map();
     this._nextId = 1;
     this._ws = null;
+    this.early = false;  // took over the page's early session (takeEarly)
     this._timeout = 0;   // heartbeat timeout in ms, 0 for none
     this._timer = null;
   }
@@ -127,15 +139,22 @@ export class Socket {
 
   // connect does the handshake and opens the WebSocket. Failures arrive as
   // an 'error' event; success as 'connect' once the server's 1:: arrives.
+  // The first Socket to the page's own bridge takes over the session the
+  // page opened while its modules loaded (index.html), if there is one.
   async connect() {
+    const early = takeEarly(this.origin);
+    this.early = !!early;
     let sid, heartbeat, transports;
     try {
-      ({ sid, heartbeat, transports } = await this._handshake());
+      ({ sid, heartbeat, transports } = await this._handshake(early));
     } catch (err) {
       this._fail(err.message);
       return;
     }
-    if (this.closed) return;
+    if (this.closed) {
+      early?.ws?.close();
+      return;
+    }
     if (!transports.includes('websocket')) {
       this._fail(`the server offers no websocket transport (only ${transports.join(', ') || 'none'})`);
       return;
@@ -143,37 +162,54 @@ export class Socket {
     this._timeout = heartbeat * 1000;
     const url = new URL(`/socket.io/1/websocket/${sid}`, this.origin);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    let ws;
-    try {
-      ws = new WebSocket(url);
-    } catch (err) {
-      this._fail(`cannot open ${url}: ${err.message}`);
-      return;
+    let ws = early?.ws ?? null;
+    if (!ws) {
+      try {
+        ws = new WebSocket(url);
+      } catch (err) {
+        this._fail(`cannot open ${url}: ${err.message}`);
+        return;
+      }
     }
     this._ws = ws;
     this._arm(connectTimeout, 'no connect packet within 10 s');
+    const onClose = (code, reason) => this._shutdown(this.connected
+      ? `connection closed (${code}${reason ? ' ' + reason : ''})`
+      : `cannot open the WebSocket to ${this.origin} (${code})`);
     ws.onmessage = (e) => this._onFrame(e.data);
     ws.onerror = () => this._log('websocket error');
-    ws.onclose = (e) => this._shutdown(this.connected
-      ? `connection closed (${e.code}${e.reason ? ' ' + e.reason : ''})`
-      : `cannot open the WebSocket to ${this.origin} (${e.code})`);
+    ws.onclose = (e) => onClose(e.code, e.reason);
+    // What the page's session received before this Socket took it.
+    for (const [kind, a, b] of early?.ws ? early.events.splice(0) : []) {
+      if (this._ws !== ws) break; // closed meanwhile
+      if (kind === 'message') this._onFrame(a);
+      else onClose(a, b);
+    }
   }
 
-  async _handshake() {
-    const url = new URL(`/socket.io/1/?t=${Date.now()}`, this.origin);
-    // The bridge is often on another origin; ERS clients send cookies
-    // (withCredentials), so do the same.
-    const crossOrigin = this.origin !== location.origin;
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), connectTimeout);
+  async _handshake(early) {
     let res, body;
-    try {
-      res = await fetch(url, { credentials: crossOrigin ? 'include' : 'same-origin', signal: ctl.signal, cache: 'no-store' });
-      body = (await res.text()).trim();
-    } catch (err) {
-      throw new Error(`cannot reach ${this.origin}: ${err.name === 'AbortError' ? 'no answer within 10 s' : err.message}`);
-    } finally {
-      clearTimeout(timer);
+    if (early) {
+      try {
+        ({ body, ...res } = await early.handshake);
+      } catch (err) {
+        throw new Error(`cannot reach ${this.origin}: ${err.message}`);
+      }
+    } else {
+      const url = new URL(`/socket.io/1/?t=${Date.now()}`, this.origin);
+      // The bridge is often on another origin; ERS clients send cookies
+      // (withCredentials), so do the same.
+      const crossOrigin = this.origin !== location.origin;
+      const ctl = new AbortController();
+      const timer = setTimeout(() => ctl.abort(), connectTimeout);
+      try {
+        res = await fetch(url, { credentials: crossOrigin ? 'include' : 'same-origin', signal: ctl.signal, cache: 'no-store' });
+        body = (await res.text()).trim();
+      } catch (err) {
+        throw new Error(`cannot reach ${this.origin}: ${err.name === 'AbortError' ? 'no answer within 10 s' : err.message}`);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     if (!res.ok) {
       const why = res.status === 404 ? 'no ERS endpoint there' : body.slice(0, 200) || res.statusText;
