@@ -187,8 +187,31 @@ func New(cfg Config) (*Bridge, error) {
 	b.mux.Handle("/socket.io/", b.gate.Wrap(b.sio))
 	b.mux.HandleFunc("/whep/", b.serveWHEP)
 	b.mux.HandleFunc(RegisterPath, b.serveRegister)
-	b.mux.Handle("/", web.Handler())
+	b.mux.Handle("/", web.HandlerWithSession(b.pageSession))
 	return b, nil
+}
+
+// pageSession makes the Socket.IO session handed out with the player page
+// (web.HandlerWithSession), whose WebSocket then opens while the page
+// loads, without a handshake request first: only for a page that plays a
+// room through this bridge over ERS, as index.html's bootstrap does, and
+// only within the limits a handshake request meets (origin, handshakes
+// per address, sessions not yet connected). Beyond them the page comes
+// without a session, and its player handshakes as before.
+func (b *Bridge) pageSession(r *http.Request) string {
+	q := r.URL.Query()
+	if q.Get("room") == "" || q.Has("bridge") || q.Has("bridges") || (q.Get("protocol") != "" && q.Get("protocol") != "ers") {
+		return ""
+	}
+	if !b.gate.OriginAllowed(r) || !b.gate.Handshake(r) {
+		return ""
+	}
+	s, err := b.sio.Handshake()
+	if err != nil {
+		b.log.Debug("no session for the player page", "addr", r.RemoteAddr, "err", err)
+		return ""
+	}
+	return s
 }
 
 // Handler serves the player page, the ERS endpoint and WHEP (/whep/).

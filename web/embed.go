@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"embed"
+	"html"
 	"io/fs"
 	"net/http"
 	"path"
@@ -38,8 +40,24 @@ var contentTypes = map[string]string{
 // "/?room=frontdoor" opens the player. Every answer carries
 // Cache-Control: no-cache, so that browsers revalidate the player after an
 // upgrade instead of mixing old and new modules.
-func Handler() http.Handler {
+func Handler() http.Handler { return HandlerWithSession(nil) }
+
+// sessionMeta is where index.html takes a Socket.IO session from the
+// server that serves it (HandlerWithSession).
+const sessionMeta = `<meta name="ersmesh-session" content="">`
+
+// HandlerWithSession is Handler for a bridge: session, called for each
+// request of the page at "/", returns the answer of a Socket.IO handshake
+// made for it ("<sid>:<heartbeat>:<close>:websocket"), or "" for none.
+// A page with a session opens its WebSocket at once, without a handshake
+// request first (docs/media-benchmarks.md); it is never stored, since a
+// session is used once.
+func HandlerWithSession(session func(*http.Request) string) http.Handler {
 	files := http.FileServerFS(FS())
+	page, err := fs.ReadFile(FS(), "index.html")
+	if err != nil || !bytes.Contains(page, []byte(sessionMeta)) {
+		panic("web: index.html has no " + sessionMeta) // TestHandlerWithSession
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -60,6 +78,14 @@ func Handler() http.Handler {
 		}
 		if ct, ok := contentTypes[path.Ext(name)]; ok {
 			h.Set("Content-Type", ct)
+		}
+		if session != nil && r.URL.Path == "/" && r.Method == http.MethodGet {
+			if s := session(r); s != "" {
+				h.Set("Cache-Control", "no-store")
+				w.Write(bytes.Replace(page, []byte(sessionMeta),
+					[]byte(`<meta name="ersmesh-session" content="`+html.EscapeString(s)+`">`), 1))
+				return
+			}
 		}
 		files.ServeHTTP(w, r)
 	})

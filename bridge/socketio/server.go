@@ -279,7 +279,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "socket.io: "+strings.TrimPrefix(err.Error(), "socketio: "))
 		return
 	}
-	body := fmt.Sprintf("%s:%d:%d:websocket", sid, seconds(s.cfg.HeartbeatTimeout), seconds(s.cfg.CloseTimeout))
+	body := s.handshakeBody(sid)
 	s.log.Debug("socketio: handshake", "sid", sid, "addr", r.RemoteAddr)
 	cors(w, r)
 	w.Header().Set("Cache-Control", "no-store")
@@ -290,6 +290,22 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprint(w, body)
+}
+
+// Handshake makes a session as a handshake request does, under the same
+// cap on sessions not yet connected, and returns the handshake's answer,
+// "<sid>:<heartbeat>:<close>:websocket": for a page its server hands a
+// session, whose WebSocket then opens without a handshake request first.
+func (s *Server) Handshake() (string, error) {
+	sid, err := s.newSession()
+	if err != nil {
+		return "", err
+	}
+	return s.handshakeBody(sid), nil
+}
+
+func (s *Server) handshakeBody(sid string) string {
+	return fmt.Sprintf("%s:%d:%d:websocket", sid, seconds(s.cfg.HeartbeatTimeout), seconds(s.cfg.CloseTimeout))
 }
 
 // seconds rounds d up to whole seconds, at least 1: the handshake

@@ -505,12 +505,19 @@ func (s *Stream) startMux() {
 type UnitSigner func(key, moov bool, seq, moovSeq uint64, covered []byte) []byte
 
 // SetSigner makes the stream sign its units from now on: the current MOOV
-// at once, then every new MOOV and frame.
+// at once unless it is signed already, then every new MOOV and frame.
 func (s *Stream) SetSigner(f UnitSigner) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.signer = f
-	s.signMoov()
+	// A MOOV signed before keeps its seq: the cached GOP's signed frames
+	// came after it and carry higher seqs. Signed again it would get a
+	// seq above theirs, and a viewer that joins now, which gets the MOOV
+	// and then that GOP, would see its units out of order (docs/relay.md,
+	// "replay") and start over.
+	if s.moovSig == nil {
+		s.signMoov()
+	}
 }
 
 func (s *Stream) signMoov() {

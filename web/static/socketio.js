@@ -112,6 +112,7 @@ export class Socket {
     this._nextId = 1;
     this._ws = null;
     this.early = false;  // took over the page's early session (takeEarly)
+    this._retryFresh = false;
     this._timeout = 0;   // heartbeat timeout in ms, 0 for none
     this._timer = null;
   }
@@ -144,6 +145,7 @@ export class Socket {
   async connect() {
     const early = takeEarly(this.origin);
     this.early = !!early;
+    this._retryFresh = !!early;
     let sid, heartbeat, transports;
     try {
       ({ sid, heartbeat, transports } = await this._handshake(early));
@@ -323,15 +325,29 @@ export class Socket {
     this._teardown();
   }
 
+  // _retryFresh reports, once, whether a failure before 'connect' is the
+  // page's early session's (index.html): a session handed out with a
+  // page the browser kept, or one that expired while the modules loaded.
+  // The Socket then handshakes afresh, as if it had had none.
+  _freshAfterEarly(reason) {
+    if (this.connected || !this._retryFresh) return false;
+    this._retryFresh = false;
+    this.early = false;
+    this._log(`the page's early session failed (${reason}); handshaking afresh`);
+    this._teardown();
+    this.connect();
+    return true;
+  }
+
   _fail(reason) {
-    if (this.closed) return;
+    if (this.closed || this._freshAfterEarly(reason)) return;
     this.closed = true;
     this._teardown();
     this._fire('error', [reason]);
   }
 
   _shutdown(reason) {
-    if (this.closed) return;
+    if (this.closed || this._freshAfterEarly(reason)) return;
     const was = this.connected;
     this.closed = true;
     this._teardown();
