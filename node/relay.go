@@ -87,8 +87,9 @@ type relayStream struct {
 	st     *media.Stream
 	signer *relay.Signer
 	sign   media.UnitSigner
-	// wanted counts the signed viewers: units are signed only while there
-	// is one (the stream still calls sign for every unit, for the meter).
+	// wanted counts the signed viewers (each until signLinger after it
+	// left): units are signed only while there is one (the stream still
+	// calls sign for every unit, for the meter).
 	// activate orders the first viewer's SetSigner before any other
 	// signed viewer subscribes; it is taken before the stream's lock,
 	// never inside it.
@@ -137,9 +138,15 @@ func newRelayStream(key crypto.PrivKey, name string, st *media.Stream, log func(
 	return rs
 }
 
-// want makes the stream sign from now on, until release: the first signed
-// viewer has the stream sign its current MOOV again (SetSigner), which it
-// then starts with.
+// signLinger is how long the stream goes on signing after its last signed
+// viewer left: a viewer that comes back meanwhile (a reload, another tab)
+// finds the cached GOP signed and starts on it, instead of waiting for the
+// next keyframe. Signing a frame costs one Ed25519 signature.
+const signLinger = 5 * time.Second
+
+// want makes the stream sign from now on, until signLinger after release:
+// the first signed viewer has the stream sign its current MOOV (SetSigner)
+// unless it is signed already, and starts with it.
 func (rs *relayStream) want() (release func()) {
 	rs.activate.Lock()
 	if rs.wanted.Add(1) == 1 {
@@ -147,7 +154,7 @@ func (rs *relayStream) want() (release func()) {
 	}
 	rs.activate.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { rs.wanted.Add(-1) }) }
+	return func() { once.Do(func() { time.AfterFunc(signLinger, func() { rs.wanted.Add(-1) }) }) }
 }
 
 // signing is attachFMP4's hook: a signed viewer of stream arrived.
