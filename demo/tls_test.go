@@ -91,10 +91,12 @@ func TestBrowserOverACMEHTTPS(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("the page is not a secure context on %s (%v)", tlsDomain, err)
 	}
-	// The page's ERS connection went over wss:// to the same name.
-	ws, err := browsertest.Eval[bool](b, `performance.getEntriesByType("resource").some((e) => e.name.startsWith(`+jsString(origin+"/socket.io/")+`))`)
+	// The page's ERS connection went over wss:// to the same name (its
+	// session came with the page: no handshake request).
+	wsURL := "wss://" + tlsDomain + ":" + strconv.Itoa(port) + "/socket.io/1/websocket/"
+	ws, err := browsertest.Eval[bool](b, `(ersPlayer._socket?._ws?.url ?? "").startsWith(`+jsString(wsURL)+`)`)
 	if err != nil || !ws {
-		t.Errorf("no Socket.IO request to %s seen (%v)", origin, err)
+		t.Errorf("the player's WebSocket is not at %s (%v)", wsURL, err)
 	}
 
 	// The WHEP player, over the same HTTPS.
