@@ -20,18 +20,9 @@ import (
 // viewer with its sound: Chromium's MSE decodes the "Opus" sample entry
 // (dOps) the device muxes, and its decoded audio bytes keep growing.
 func TestBrowserHearsOpusOverFMP4(t *testing.T) {
-	source := opusCamera(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d := startTest(t, ctx, Config{Logger: testutil.Logger(t), Source: source})
-	b := browsertest.New(t)
-	if err := browsertest.Navigate(b, d.URL+"&transport=fmp4"); err != nil {
-		t.Fatal(err)
-	}
-	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === "playing" && (() => {
-		const v = document.getElementById("video");
-		return v.getVideoPlaybackQuality().totalVideoFrames > 10 && v.currentTime > 0.5;
-	})()`)
+	b := playOpusCamera(t, ctx, "fmp4")
 	first, err := browsertest.Eval[float64](b, `document.getElementById("video").webkitAudioDecodedByteCount`)
 	if err != nil {
 		t.Fatal(err)
@@ -78,24 +69,31 @@ func opusCamera(t *testing.T) string {
 	return video + ",audio=" + audio + ",fps=25"
 }
 
-// TestBrowserHearsOpusOverSRTP: the same camera's Opus reaches an srtp
-// viewer on its WebRTC audio track, its packets riding in the video
-// frames' batches, and Chromium gets sender reports for both tracks (its
-// remote-outbound-rtp statistics exist only from them; its lip sync rests
-// on them) and plays the audio without concealing much of it.
-func TestBrowserHearsOpusOverSRTP(t *testing.T) {
-	source := opusCamera(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := startTest(t, ctx, Config{Logger: testutil.Logger(t), Source: source})
+// playOpusCamera starts the demo with opusCamera's source and a browser
+// that plays it with transport, and returns the browser once video plays.
+func playOpusCamera(t *testing.T, ctx context.Context, transport string) context.Context {
+	t.Helper()
+	d := startTest(t, ctx, Config{Logger: testutil.Logger(t), Source: opusCamera(t)})
 	b := browsertest.New(t)
-	if err := browsertest.Navigate(b, d.URL+"&transport=srtp"); err != nil {
+	if err := browsertest.Navigate(b, d.URL+"&transport="+transport); err != nil {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(b, t, 20*time.Second, `document.body.dataset.stage === "playing" && (() => {
 		const v = document.getElementById("video");
 		return v.getVideoPlaybackQuality().totalVideoFrames > 10 && v.currentTime > 0.5;
 	})()`)
+	return b
+}
+
+// TestBrowserHearsOpusOverSRTP: the same camera's Opus reaches an srtp
+// viewer on its WebRTC audio track, its packets riding in the video
+// frames' batches, and Chromium gets sender reports for both tracks (its
+// remote-outbound-rtp statistics exist only from them; its lip sync rests
+// on them) and plays the audio without concealing much of it.
+func TestBrowserHearsOpusOverSRTP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := playOpusCamera(t, ctx, "srtp")
 	// Sender reports come once a second per track: wait for two of each,
 	// and two seconds of audio.
 	const stats = `(async () => {
