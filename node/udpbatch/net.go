@@ -252,7 +252,7 @@ type cachedAddr struct {
 
 var bufs = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
-// WriteTo sends b to addr, or queues it while the Net is held.
+// WriteTo sends b to addr, or queues it while the Net is held or lingers.
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ua, ok := addr.(*net.UDPAddr); ok && c.n.queueing() {
 		if n, queued, err := c.enqueue(b, ua.AddrPort()); queued {
@@ -265,8 +265,8 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // WriteToUDP is WriteTo.
 func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) { return c.WriteTo(b, addr) }
 
-// WriteToAddrPort sends b to ap, or queues it while the Net is held (pion's
-// ICE candidates send with it: ice.AddrPortReaderWriter).
+// WriteToAddrPort sends b to ap, or queues it while the Net is held or
+// lingers (pion's ICE candidates send with it: ice.AddrPortReaderWriter).
 func (c *Conn) WriteToAddrPort(b []byte, ap netip.AddrPort) (int, error) {
 	if c.n.queueing() {
 		if n, queued, err := c.enqueue(b, ap); queued {
