@@ -92,6 +92,7 @@ type fmp4Viewer struct {
 	signing func(stream string) (release func())
 	unsign  func()
 	sub     *media.FMP4Viewer
+	pushed  string      // the stream started by push, before its request
 	timer   *time.Timer // the request deadline
 	stream  *media.Stream
 	wg      sync.WaitGroup
@@ -105,12 +106,22 @@ type fmp4Viewer struct {
 // stream, before it subscribes: it makes the stream sign its units until
 // the returned release (relay.go).
 func attachFMP4(pc *webrtc.PeerConnection, batch *udpbatch.Net, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate, signing func(stream string) (release func())) (func(), error) {
+	v, err := attachFMP4Viewer(pc, batch, streams, log, gate, signing)
+	if err != nil {
+		return nil, err
+	}
+	return v.detach, nil
+}
+
+// attachFMP4Viewer is attachFMP4 for a session, which may start the
+// stream before its request (push).
+func attachFMP4Viewer(pc *webrtc.PeerConnection, batch *udpbatch.Net, streams map[string]*media.Stream, log *slog.Logger, gate *dtlsGate, signing func(stream string) (release func())) (*fmp4Viewer, error) {
 	v, err := newFMP4Viewer(pc, streams, log, maxBuffered)
 	if err != nil {
 		return nil, err
 	}
 	v.batch, v.gate, v.signing = batch, gate, signing
-	return v.detach, nil
+	return v, nil
 }
 
 // newFMP4Viewer is attachFMP4 with the back-pressure limit as a parameter,
@@ -206,7 +217,6 @@ func parseRequest(b []byte) (fmp4Request, error) {
 
 func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 	r, err := parseRequest(m.Data)
-	name := r.Name
 	if errors.Is(err, errNotRequest) {
 		v.log.Debug("fmp4: ignoring command", "err", err)
 		return
@@ -216,7 +226,29 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 		v.respond(fmp4Response{Status: "FAIL", Description: emsFailText + " " + err.Error() + "."})
 		return
 	}
-	req := struct{ Name string }{name}
+	v.start(r, false)
+}
+
+// push starts the stream an ersmesh player asked for with its answer (its
+// fmp4Request's payload beside the SDP), before the channels are open:
+// the MOOV and the cached GOP then go out as soon as the stream channel
+// opens, a round trip earlier than after the request. Such a player still
+// sends the request, for devices that do not push; it is answered as a
+// request of the stream already started. ERS players never push.
+func (v *fmp4Viewer) push(r fmp4Request) { v.start(r, true) }
+
+// start subscribes the viewer to the stream r names and answers on the
+// command channel, unless pushed (that channel is not open yet).
+func (v *fmp4Viewer) start(r fmp4Request, pushed bool) {
+	respond := v.respond
+	if pushed {
+		respond = func(r fmp4Response) {
+			if r.Status != "SUCCESS" {
+				v.log.Info("fmp4: cannot push the stream the answer asked for", "name", r.Name, "why", r.Description)
+			}
+		}
+	}
+	req := r
 	st, ok := v.streams[req.Name]
 	if !ok {
 		names := make([]string, 0, len(v.streams))
@@ -225,7 +257,7 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 		}
 		sort.Strings(names)
 		v.log.Info("fmp4: viewer asked for an unknown stream", "name", req.Name)
-		v.respond(fmp4Response{Name: req.Name, Status: "FAIL",
+		respond(fmp4Response{Name: req.Name, Status: "FAIL",
 			Description: fmt.Sprintf("%s Stream %q is not served by this device; it serves: %s.", emsFailText, req.Name, strings.Join(names, ", "))})
 		return
 	}
@@ -235,7 +267,14 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 		return
 	}
 	if v.sub != nil {
-		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: emsFailText + " A stream is already being sent on this connection."})
+		if pushed {
+			return // an answer to an ICE restart: started already
+		}
+		if v.pushed == req.Name && r.Signed == v.signed {
+			respond(fmp4Response{Name: req.Name, Status: "SUCCESS", Description: "Stream " + req.Name + " started"})
+			return
+		}
+		respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: emsFailText + " A stream is already being sent on this connection."})
 		return
 	}
 	if r.Signed && v.signing != nil {
@@ -245,11 +284,14 @@ func (v *fmp4Viewer) onCommand(m webrtc.DataChannelMessage) {
 	}
 	sub, err := st.SubscribeFMP4()
 	if err != nil {
-		v.respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: fmt.Sprintf("%s %v.", emsFailText, err)})
+		respond(fmp4Response{Name: req.Name, Status: "FAIL", Description: fmt.Sprintf("%s %v.", emsFailText, err)})
 		return
 	}
 	v.sub, v.stream, v.signed = sub, st, r.Signed
-	v.respond(fmp4Response{Name: req.Name, Status: "SUCCESS", Description: "Stream " + req.Name + " started"})
+	if pushed {
+		v.pushed = req.Name
+	}
+	respond(fmp4Response{Name: req.Name, Status: "SUCCESS", Description: "Stream " + req.Name + " started"})
 	v.log.Info("fmp4: streaming", "name", req.Name)
 	v.wg.Add(1)
 	go v.send(sub)

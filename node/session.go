@@ -83,6 +83,9 @@ type session struct {
 	note string
 	// detach ends the media delivery to this viewer (see fmp4.go, srtp.go).
 	detach func()
+	// fmp4, for the fmp4 transport: what starts the stream when the
+	// answer asks for it (push).
+	fmp4 *fmp4Viewer
 
 	// sendMu orders our description (offer, or answer in answer mode)
 	// before the candidates trickled after it. It is held across those
@@ -378,7 +381,10 @@ func (s *session) newPeerConnection(join *signalwire.Message, stream *media.Stre
 	sink := s.talkSink()
 	if transportOf(join) == "fmp4" {
 		s.note = fmp4Note(stream)
-		s.detach, err = attachFMP4(pc, batch, s.dev.cfg.Streams, s.log, s.gate, s.dev.relay.signing)
+		s.fmp4, err = attachFMP4Viewer(pc, batch, s.dev.cfg.Streams, s.log, s.gate, s.dev.relay.signing)
+		if err == nil {
+			s.detach = s.fmp4.detach
+		}
 		if err == nil && sink != nil {
 			err = addTalkReceiver(pc)
 		}
@@ -596,6 +602,21 @@ func (s *session) apply(pc *webrtc.PeerConnection, join *signalwire.Message, m *
 			s.addCandidate(pc, c)
 		}
 		s.early = nil
+		// An ersmesh player's fmp4 answer carries the request it will send
+		// on the command channel: the stream starts now and goes out as
+		// soon as its channel opens (fmp4Viewer.push). Only the join's
+		// stream, which the signed offer names: the answer comes through
+		// the bridge, the request on the channel does not, and a bridge
+		// must not get another stream played.
+		var push struct {
+			Request *struct {
+				Name   string `json:"name"`
+				Signed bool   `json:"signed"`
+			} `json:"fmp4Request"`
+		}
+		if s.fmp4 != nil && json.Unmarshal(m.Payload, &push) == nil && push.Request != nil && push.Request.Name == s.stream {
+			s.fmp4.push(fmp4Request{Name: push.Request.Name, Signed: push.Request.Signed})
+		}
 	case "candidate":
 		var p ersproto.CandidatePayload
 		if err := json.Unmarshal(m.Payload, &p); err != nil {
