@@ -126,9 +126,10 @@ func TestPlayerVerifiesSignedStream(t *testing.T) {
 }
 
 // TestPlayerPlaysUnsignedFromOlderDevice: a device older than relay v1
-// ignores "signed" in the fmp4Request (here the page strips it, which is
-// what such a device sees) and sends the stream as before; the player plays
-// it over the device's own channel and neither relays nor verifies.
+// ignores "signed" in the fmp4Request, and the request in the answer
+// altogether (here the page strips them, which is what such a device sees)
+// and sends the stream as before; the player plays it over the device's
+// own channel and neither relays nor verifies.
 func TestPlayerPlaysUnsignedFromOlderDevice(t *testing.T) {
 	d := startRelayDemo(t, node.RelayConfig{})
 	b := browsertest.New(t, browsertest.ExposeLocalIPs())
@@ -137,6 +138,11 @@ func TestPlayerPlaysUnsignedFromOlderDevice(t *testing.T) {
 		RTCDataChannel.prototype.send = function (data) {
 			if (typeof data === 'string') data = data.replace(',"signed":true', '');
 			return send.call(this, data);
+		};
+		const wsSend = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			if (typeof data === 'string') data = data.replace(/,"fmp4Request":\{[^}]*\}/, '');
+			return wsSend.call(this, data);
 		};
 	})()`); err != nil {
 		t.Fatal(err)
