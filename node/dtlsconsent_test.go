@@ -196,16 +196,7 @@ type hostilePC struct {
 // It returns the signalling, the peer and the device's loopback candidates.
 func hostileViewer(t *testing.T, tm *testMesh, v *victim, own bool) (*signalwire.Conn, *hostilePC, []*net.UDPAddr) {
 	t.Helper()
-	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n"})
-	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
-		t.Fatalf("join: %+v", m)
-	}
-	m := recvSkippingPings(t, c, 10*time.Second)
-	if m.Type != "offer" {
-		t.Fatalf("got %+v, want the offer", m)
-	}
-	var offer webrtc.SessionDescription
-	json.Unmarshal(m.Payload, &offer)
+	c, offer := joinForOffer(t, tm, "srtp")
 	var device []*net.UDPAddr
 	var trickled []webrtc.ICECandidateInit
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
@@ -228,15 +219,7 @@ func hostileViewer(t *testing.T, tm *testMesh, v *victim, own bool) (*signalwire
 	if len(device) == 0 {
 		t.Fatal("the device trickled no loopback candidate")
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	raw, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	raw := loopbackPeer(t)
 	pc := &hostilePC{raw, make(chan struct{})}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {

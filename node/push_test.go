@@ -20,25 +20,8 @@ import (
 // messages.
 func fmp4Joiner(t *testing.T, tm *testMesh, request map[string]any, onChannel bool) (data chan byte, cmd chan string) {
 	t.Helper()
-	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "fmp4", Nonce: "n"})
-	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
-		t.Fatalf("join: %+v", m)
-	}
-	m := recvSkippingPings(t, c, 10*time.Second)
-	if m.Type != "offer" {
-		t.Fatalf("got %+v, want the offer", m)
-	}
-	var offer webrtc.SessionDescription
-	json.Unmarshal(m.Payload, &offer)
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	c, offer := joinForOffer(t, tm, "fmp4")
+	pc := loopbackPeer(t)
 	data, cmd = make(chan byte, 1024), make(chan string, 16)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		if onChannel && dc.Label() == commandChannelLabel {
@@ -89,6 +72,41 @@ func fmp4Joiner(t *testing.T, tm *testMesh, request map[string]any, onChannel bo
 	}()
 	t.Cleanup(func() { c.Reset(); <-done })
 	return data, cmd
+}
+
+// joinForOffer joins tm's device (room lobby, stream cam) over transport
+// as a bridge would and returns the signalling and the device's offer.
+func joinForOffer(t *testing.T, tm *testMesh, transport string) (*signalwire.Conn, webrtc.SessionDescription) {
+	t.Helper()
+	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: transport, Nonce: "n"})
+	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
+		t.Fatalf("join: %+v", m)
+	}
+	m := recvSkippingPings(t, c, 10*time.Second)
+	if m.Type != "offer" {
+		t.Fatalf("got %+v, want the offer", m)
+	}
+	var offer webrtc.SessionDescription
+	if err := json.Unmarshal(m.Payload, &offer); err != nil {
+		t.Fatal(err)
+	}
+	return c, offer
+}
+
+// loopbackPeer is a pion PeerConnection with IPv4 loopback candidates only,
+// closed when the test ends.
+func loopbackPeer(t *testing.T) *webrtc.PeerConnection {
+	t.Helper()
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
 }
 
 // TestFMP4PushWithTheAnswer: an ersmesh player's answer carries its
