@@ -155,15 +155,7 @@ func TestDTLSFlightOnlyAfterICEConsent(t *testing.T) {
 	start := time.Now()
 	eventually(t, 10*time.Second, "the device's checks of the victim's address", func() bool { return v.stun.Load() > 0 })
 	t.Logf("the device's first check of the victim's address after %v", time.Since(start).Round(time.Millisecond))
-	for range 10 {
-		for _, a := range device {
-			v.conn.WriteTo(hello, a)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if n := v.dtls.Load(); n > 0 {
-		t.Fatalf("before any ICE consent: the victim got %d DTLS packets from the device", n)
-	}
+	forge(t, v, hello, device, "before any ICE consent")
 	c.Reset()
 
 	// With the hostile viewer's own session up (its own candidates too),
@@ -174,6 +166,15 @@ func TestDTLSFlightOnlyAfterICEConsent(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the hostile viewer's own session did not come up: %s", pc.ConnectionState())
 	}
+	forge(t, v, hello, device, "with the hostile viewer's session up")
+	t.Logf("the victim got %d STUN checks and no DTLS; the control server sent it %d DTLS packets", v.stun.Load(), ctrl.dtls.Load())
+}
+
+// forge sends hello from the victim's socket to each of the device's
+// addresses, ten times over a second, and fails the test if the victim got
+// any DTLS packet by then.
+func forge(t *testing.T, v *victim, hello []byte, device []*net.UDPAddr, when string) {
+	t.Helper()
 	for range 10 {
 		for _, a := range device {
 			v.conn.WriteTo(hello, a)
@@ -181,9 +182,8 @@ func TestDTLSFlightOnlyAfterICEConsent(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if n := v.dtls.Load(); n > 0 {
-		t.Fatalf("with the hostile viewer's session up: the victim got %d DTLS packets from the device", n)
+		t.Fatalf("%s: the victim got %d DTLS packets from the device", when, n)
 	}
-	t.Logf("the victim got %d STUN checks and no DTLS; the control server sent it %d DTLS packets", v.stun.Load(), ctrl.dtls.Load())
 }
 
 type hostilePC struct {
