@@ -16,12 +16,7 @@ import (
 // WHEP client is. It counts the RTP packets it receives on packets.
 func newViewer(t *testing.T) (*webrtc.PeerConnection, chan int) {
 	t.Helper()
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := newLoopbackViewer(t)
 	t.Cleanup(func() { pc.Close() })
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)

@@ -361,20 +361,11 @@ func TestBridgeNamesLocalTargets(t *testing.T) {
 	tm := newTestMeshWith(t, func(c *Config) { c.IncludeLoopback = false })
 	stunPort, stunGot := udpTrap(t)
 	candPort, candGot := udpTrap(t)
-	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n",
+	c, offer := joinWithForOffer(t, tm, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: "srtp", Nonce: "n",
 		ICEServers: []signalwire.ICEServer{
 			{URLs: []string{fmt.Sprintf("stun:127.0.0.1:%d", stunPort), fmt.Sprintf("stun:localhost:%d", stunPort)}},
 			{URLs: []string{fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", stunPort)}, Username: "u", Credential: "p"},
 		}})
-	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
-		t.Fatalf("join: %+v", m)
-	}
-	m := recvSkippingPings(t, c, 10*time.Second)
-	if m.Type != "offer" {
-		t.Fatalf("got %+v, want the offer", m)
-	}
-	var offer webrtc.SessionDescription
-	json.Unmarshal(m.Payload, &offer)
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,14 @@ func fmp4Joiner(t *testing.T, tm *testMesh, request map[string]any, onChannel bo
 // as a bridge would and returns the signalling and the device's offer.
 func joinForOffer(t *testing.T, tm *testMesh, transport string) (*signalwire.Conn, webrtc.SessionDescription) {
 	t.Helper()
-	c := tm.open(t, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: transport, Nonce: "n"})
+	return joinWithForOffer(t, tm, &signalwire.Message{Kind: signalwire.KindJoin, Room: "lobby", Stream: "cam", Transport: transport, Nonce: "n"})
+}
+
+// joinWithForOffer sends join to tm's device as a bridge would and returns
+// the signalling and the device's offer once it has accepted.
+func joinWithForOffer(t *testing.T, tm *testMesh, join *signalwire.Message) (*signalwire.Conn, webrtc.SessionDescription) {
+	t.Helper()
+	c := tm.open(t, join)
 	if m := recvSkippingPings(t, c, 5*time.Second); m.Kind != signalwire.KindAccept {
 		t.Fatalf("join: %+v", m)
 	}
